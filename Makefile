@@ -1,0 +1,54 @@
+# datso — two commands: `make run` and `make test`. Everything else is what they call.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+SAMPLE_SIZE ?= small
+
+.PHONY: run test check lint typecheck pytest deps browser-deps venv db sample serve bench clean-db
+
+run: deps venv db sample serve
+
+test: deps browser-deps venv db check pytest
+
+deps:
+	@bash scripts/install-system-deps.sh
+
+browser-deps:
+	@bash scripts/install-system-deps.sh --browser
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+db: venv
+	@$(BIN)/datso db start
+	@$(BIN)/datso db migrate
+
+sample: db
+	@$(BIN)/datso sample load --size $(SAMPLE_SIZE)
+
+serve: db
+	@echo "datso on http://$(HOST):$(PORT)/  (map: /map, API: /api.html, health: /health)"
+	@$(BIN)/datso serve --host $(HOST) --port $(PORT)
+
+check: lint typecheck
+
+lint: venv
+	@$(BIN)/ruff check gis layers api tiles cli sample_data tests bench
+
+typecheck: venv
+	@$(BIN)/mypy
+
+pytest: venv db
+	@$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+clean-db:
+	-@$(BIN)/datso db stop
+	rm -rf .data/pg

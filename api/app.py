@@ -1,0 +1,43 @@
+"""The app factory: `create_app()` builds the FastAPI service from settings and the layer registry."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+
+from api import errors, health
+from api.db import Database
+from api.settings import ApiSettings, get_api_settings
+from layers.config import Settings, get_settings
+from layers.logging import configure_logging
+
+
+def create_app(settings: Settings | None = None, api_settings: ApiSettings | None = None,
+               dsn: str | None = None) -> FastAPI:
+    s = settings or get_settings()
+    a = api_settings or get_api_settings()
+    configure_logging()
+    db = Database(dsn or s.dsn(), a.db_min_connections, a.db_max_connections, a.db_connect_timeout)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await db.close()
+
+    app = FastAPI(title=a.title, version="0.1.0", openapi_url="/api", docs_url="/api.html", redoc_url=None,
+                  lifespan=lifespan,
+                  description="OGC API – Features and vector tiles for Vietnamese provincial land and "
+                              "agriculture data (đất công, đấu giá, vùng trồng, truy xuất nguồn gốc).")
+    app.state.db = db
+    app.state.settings = s
+    app.state.api_settings = a
+    errors.install(app)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(CORSMiddleware, allow_origins=a.cors_origins, allow_methods=["*"], allow_headers=["*"],
+                       expose_headers=["ETag", "Content-Crs", "Link"])
+    app.include_router(health.router)
+    return app

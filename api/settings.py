@@ -1,0 +1,29 @@
+"""API settings (environment, prefix DATSO_)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DATSO_", env_file=".env", extra="ignore")
+
+    title: str = "datso — đất số"
+    default_lang: str = "vi"
+    default_limit: int = 10
+    max_limit: int = 10000
+    cache_control: str = "public, max-age=60"
+    tile_cache_control: str = "public, max-age=300"
+    cors_origins: list[str] = ["*"]
+    db_min_connections: int = 1
+    db_max_connections: int = 10
+    db_connect_timeout: float = 3.0
+    max_body_bytes: int = 5_000_000
+    public_url: str | None = None  # base URL for links when behind a proxy
+
+
+@lru_cache
+def get_api_settings() -> ApiSettings:
+    return ApiSettings()

@@ -1,0 +1,23 @@
+"""`datso` — the command line."""
+
+from __future__ import annotations
+
+import typer
+
+from cli import db
+
+app = typer.Typer(name="datso", help="datso (đất số): WebGIS data service for Vietnamese provinces.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+app.add_typer(db.app, name="db")
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, reload: bool = False) -> None:
+    """Serve the API with uvicorn (TCP_NODELAY kept on with several workers)."""
+    from api.server import run
+
+    run(host=host, port=port, workers=workers, reload=reload)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,241 @@
+"""The CRS registry: EPSG codes datso publishes and every VN-2000 TM-3 provincial zone.
+
+VN-2000 <-> WGS84 always goes through the official 7-parameter transformation of Decision 05/2007/QĐ-BTNMT
+(= EPSG:6960). The decision writes rotations in the coordinate-frame convention; PROJ's `+towgs84` uses the
+position-vector convention, so the rotation signs are flipped here (a common 0.5-0.75 m bug otherwise).
+Every VN-2000 CRS is defined by an explicit PROJ string carrying those parameters, in Python (pyproj) and in
+PostGIS (custom `spatial_ref_sys` rows, see `postgis_srid`), so PROJ never picks another transformation.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import pyproj
+from pyproj import CRS, Transformer
+
+# Decision 05/2007/QĐ-BTNMT, coordinate-frame convention (as printed in the decision).
+OFFICIAL_HELMERT_CF = {
+    "dx": -191.90441429, "dy": -39.30318279, "dz": -111.45032835,
+    "rx": -0.00928836, "ry": 0.01975479, "rz": -0.00427372,  # arc-seconds
+    "ds": 0.252906278,  # ppm
+}
+# PROJ +towgs84 = position-vector convention: rotations negated.
+TOWGS84 = ",".join(
+    repr(v) for v in (
+        OFFICIAL_HELMERT_CF["dx"], OFFICIAL_HELMERT_CF["dy"], OFFICIAL_HELMERT_CF["dz"],
+        -OFFICIAL_HELMERT_CF["rx"], -OFFICIAL_HELMERT_CF["ry"], -OFFICIAL_HELMERT_CF["rz"],
+        OFFICIAL_HELMERT_CF["ds"],
+    )
+)
+VN2000_GEOG = f"+proj=longlat +ellps=WGS84 +towgs84={TOWGS84} +no_defs +type=crs"
+OGC_URI = "http://www.opengis.net/def/crs/{auth}/{version}/{code}"
+CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+
+# Custom PostGIS SRIDs for VN-2000 CRSs: 980000 + (EPSG code mod 10000); 4756 -> 984756, 9210 -> 989210.
+DATSO_SRID_BASE = 980000
+
+
+class CrsError(ValueError):
+    """A CRS that datso does not know or will not transform silently."""
+
+
+def _slug(text: str) -> str:
+    text = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    text = "".join(c for c in text if unicodedata.category(c) != "Mn").lower()
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+
+
+@dataclass(frozen=True)
+class CrsDef:
+    key: str                       # canonical datso key, e.g. "EPSG:9210" or "vn2000:tm3:105.75"
+    name: str
+    proj: str                      # PROJ string used for every transformation
+    epsg: int | None               # the EPSG code it corresponds to, if any
+    srid: int                      # the SRID used inside PostGIS (custom for VN-2000)
+    uri: str                       # OGC URI
+    lat_first: bool = False        # authority axis order is lat/lon or northing/easting
+    geographic: bool = False
+    aliases: tuple[str, ...] = field(default=())
+    vn2000: bool = False
+    central_meridian: float | None = None
+    provinces: tuple[str, ...] = field(default=())
+
+    @property
+    def pyproj(self) -> CRS:
+        return _crs(self.proj)
+
+
+@lru_cache(maxsize=256)
+def _crs(proj: str) -> CRS:
+    return CRS.from_user_input(proj)
+
+
+# TM-3 zones: central meridian, EPSG code, old (pre-2025) provinces using it (Circular 973/2001/TT-TCĐC).
+TM3_ZONES: list[tuple[float, int, tuple[str, ...]]] = [
+    (103.0, 9205, ("Lai Châu", "Điện Biên")),
+    (104.0, 9206, ("Sơn La",)),
+    (104.5, 9207, ("Kiên Giang", "Cà Mau")),
+    (104.75, 9208, ("Lào Cai", "Yên Bái", "Phú Thọ", "Nghệ An", "An Giang")),
+    (105.0, 5897, ("Hà Nội", "Vĩnh Phúc", "Hà Nam", "Đồng Tháp", "Ninh Bình", "Thanh Hóa", "Cần Thơ",
+                   "Hậu Giang", "Bạc Liêu")),
+    (105.5, 9209, ("Hà Giang", "Bắc Ninh", "Hải Dương", "Hưng Yên", "Nam Định", "Thái Bình", "Hà Tĩnh",
+                   "Tây Ninh", "Vĩnh Long", "Trà Vinh", "Sóc Trăng")),
+    (105.75, 9210, ("TP HCM", "Bến Tre", "Bình Dương", "Long An", "Tiền Giang", "Hải Phòng", "Cao Bằng")),
+    (106.0, 9211, ("Tuyên Quang", "Hòa Bình", "Quảng Bình")),
+    (106.25, 9212, ("Quảng Trị", "Bình Phước")),
+    (106.5, 9213, ("Bắc Kạn", "Thái Nguyên")),
+    (107.0, 9214, ("Bắc Giang", "Thừa Thiên Huế")),
+    (107.25, 9215, ("Lạng Sơn",)),
+    (107.5, 9216, ("Kon Tum",)),
+    (107.75, 5899, ("Bà Rịa-Vũng Tàu", "Đồng Nai", "Lâm Đồng", "Quảng Ninh", "Đà Nẵng", "Quảng Nam")),
+    (108.0, 5898, ("Quảng Ngãi",)),
+    (108.25, 9217, ("Bình Định", "Khánh Hòa", "Ninh Thuận")),
+    (108.5, 9218, ("Đắk Lắk", "Đắk Nông", "Gia Lai", "Phú Yên", "Bình Thuận")),
+]
+# Extra spellings people type for old provinces.
+_PROVINCE_ALIASES = {"tp-hcm": ("ho-chi-minh", "hcm", "tphcm", "sai-gon"), "ba-ria-vung-tau": ("brvt",),
+                     "thua-thien-hue": ("hue",)}
+
+
+def _tm3_proj(lon0: float) -> str:
+    return (f"+proj=tmerc +lat_0=0 +lon_0={lon0} +k=0.9999 +x_0=500000 +y_0=0 +ellps=WGS84 "
+            f"+towgs84={TOWGS84} +units=m +no_defs +type=crs")
+
+
+def _meridian_text(lon0: float) -> tuple[str, str]:
+    deg, minutes = int(lon0), round((lon0 - int(lon0)) * 60)
+    return f"{deg}-{minutes:02d}", f"{lon0:g}"
+
+
+def _build() -> list[CrsDef]:
+    defs = [
+        CrsDef("OGC:CRS84", "WGS 84 (lon/lat)", "+proj=longlat +datum=WGS84 +no_defs +type=crs", None, 4326,
+               CRS84_URI, geographic=True, aliases=("CRS84", "OGC:1.3:CRS84")),
+        CrsDef("EPSG:4326", "WGS 84 (lat/lon)", "+proj=longlat +datum=WGS84 +no_defs +type=crs", 4326, 4326,
+               OGC_URI.format(auth="EPSG", version=0, code=4326), lat_first=True, geographic=True,
+               aliases=("WGS84",)),
+        CrsDef("EPSG:3857", "WGS 84 / Pseudo-Mercator",
+               "+proj=merc +a=6378137 +b=6378137 +lat_ts=0 +lon_0=0 +x_0=0 +y_0=0 +k=1 +units=m "
+               "+nadgrids=@null +wktext +no_defs +type=crs", 3857, 3857,
+               OGC_URI.format(auth="EPSG", version=0, code=3857), aliases=("WebMercator",)),
+        CrsDef("EPSG:4756", "VN-2000 (lat/lon)", VN2000_GEOG, 4756, DATSO_SRID_BASE + 4756,
+               OGC_URI.format(auth="EPSG", version=0, code=4756), lat_first=True, geographic=True,
+               aliases=("vn2000", "vn2000:geographic"), vn2000=True),
+    ]
+    for zone, epsg in ((48, 3405), (49, 3406)):
+        defs.append(CrsDef(
+            f"EPSG:{epsg}", f"VN-2000 / UTM zone {zone}N",
+            f"+proj=utm +zone={zone} +ellps=WGS84 +towgs84={TOWGS84} +units=m +no_defs +type=crs", epsg,
+            DATSO_SRID_BASE + epsg, OGC_URI.format(auth="EPSG", version=0, code=epsg),
+            aliases=(f"vn2000:utm{zone}", f"vn2000:utm:{zone}"), vn2000=True))
+    for lon0, epsg, provinces in TM3_ZONES:
+        dash, dec = _meridian_text(lon0)
+        slugs = tuple(f"vn2000:{_slug(p)}" for p in provinces)
+        extra = tuple(f"vn2000:{a}" for p in provinces for a in _PROVINCE_ALIASES.get(_slug(p), ()))
+        defs.append(CrsDef(
+            f"EPSG:{epsg}", f"VN-2000 / TM-3 {dash}", _tm3_proj(lon0), epsg, DATSO_SRID_BASE + epsg % 10000,
+            OGC_URI.format(auth="EPSG", version=0, code=epsg),
+            aliases=(f"vn2000:tm3:{dec}", f"vn2000:tm3:{dash}", *slugs, *extra), vn2000=True,
+            central_meridian=lon0, provinces=provinces))
+    return defs
+
+
+REGISTRY: tuple[CrsDef, ...] = tuple(_build())
+_INDEX: dict[str, CrsDef] = {}
+for _d in REGISTRY:
+    for _k in (_d.key, _d.uri, *_d.aliases):
+        _INDEX[_k.lower()] = _d
+    if _d.epsg:
+        _INDEX[str(_d.epsg)] = _INDEX.get(str(_d.epsg), _d)
+_INDEX["4326"] = _INDEX["epsg:4326"]
+
+_URI_RE = re.compile(r"^https?://www\.opengis\.net/def/crs/(?P<auth>[A-Za-z]+)/[^/]+/(?P<code>[^/]+)$")
+_URN_RE = re.compile(r"^urn:ogc:def:crs:(?P<auth>[A-Za-z]+):[^:]*:(?P<code>[^:]+)$", re.I)
+_CURIE_RE = re.compile(r"^\[(?P<auth>[A-Za-z]+):(?P<code>[^\]]+)\]$")
+
+
+def list_crs() -> Iterable[CrsDef]:
+    return REGISTRY
+
+
+def published_uris() -> list[str]:
+    """The OGC URIs offered by the API (Part 2 `crs` list)."""
+    return [d.uri for d in REGISTRY]
+
+
+def get_crs(text: str | int) -> CrsDef:
+    """Resolve a CRS given as a datso key/alias, EPSG code, OGC URI, URN or safe CURIE.
+
+    EPSG codes outside the registry are accepted only when their datum is WGS 84 (no datum shift can be
+    chosen for them); any other datum is refused rather than transformed with a guessed pipeline.
+    """
+    raw = str(text).strip()
+    if not raw:
+        raise CrsError("empty CRS")
+    key = raw.lower()
+    if key in _INDEX:
+        return _INDEX[key]
+    m = _URI_RE.match(raw) or _URN_RE.match(raw) or _CURIE_RE.match(raw)
+    if m:
+        key = f"{m.group('auth')}:{m.group('code')}".lower()
+        if key in _INDEX:
+            return _INDEX[key]
+    if key.startswith("vn2000:"):
+        raise CrsError(f"unknown VN-2000 zone or province {raw!r}; known: "
+                       + ", ".join(sorted(a for d in REGISTRY if d.vn2000 for a in d.aliases if "tm3:" in a
+                                          and "-" not in a.split(":")[-1])))
+    code = key.split(":", 1)[1] if key.startswith("epsg:") else key
+    if not code.isdigit():
+        raise CrsError(f"unknown CRS {raw!r}")
+    try:
+        crs = CRS.from_epsg(int(code))
+    except pyproj.exceptions.CRSError as exc:
+        raise CrsError(f"unknown CRS {raw!r}") from exc
+    datum = (crs.datum.name if crs.datum else "") or ""
+    if "VN-2000" in datum or "VN-2000" in crs.name:
+        raise CrsError(f"EPSG:{code} ({crs.name}) is VN-2000 but not in datso's registry; use a TM-3 zone "
+                       "(e.g. vn2000:tm3:105.75) so the official transformation is applied")
+    if "World Geodetic System 1984" not in datum and "WGS 84" not in datum and "WGS84" not in datum:
+        raise CrsError(f"EPSG:{code} ({crs.name}, datum {datum}) would need a datum transformation datso "
+                       "does not choose silently")
+    axes = [a.direction for a in crs.axis_info]
+    return CrsDef(f"EPSG:{code}", crs.name, crs.to_wkt(), int(code), int(code),
+                  OGC_URI.format(auth="EPSG", version=0, code=code),
+                  lat_first=bool(axes) and axes[0] in ("north", "south"), geographic=crs.is_geographic)
+
+
+def crs_for_zone(central_meridian: float) -> CrsDef:
+    for d in REGISTRY:
+        if d.central_meridian is not None and abs(d.central_meridian - central_meridian) < 1e-9:
+            return d
+    raise CrsError(f"no VN-2000 TM-3 zone with central meridian {central_meridian}")
+
+
+@lru_cache(maxsize=512)
+def transformer(src_key: str, dst_key: str) -> Transformer:
+    """A lon/lat-ordered (always_xy) transformer between two registry CRSs (keys or aliases)."""
+    src, dst = get_crs(src_key), get_crs(dst_key)
+    return Transformer.from_crs(_crs(src.proj), _crs(dst.proj), always_xy=True)
+
+
+def postgis_srid(text: str | int) -> int:
+    return get_crs(text).srid
+
+
+def spatial_ref_sys_rows() -> list[tuple[int, str, int, str, str]]:
+    """(srid, auth_name, auth_srid, srtext, proj4text) rows for datso's custom VN-2000 SRIDs.
+
+    auth_name is 'DATSO' (unknown to PROJ), srtext is empty, so PostGIS builds the CRS from proj4text,
+    which carries the official +towgs84.
+    """
+    rows = []
+    for d in REGISTRY:
+        if d.vn2000:
+            proj4 = d.proj.replace(" +type=crs", "")
+            rows.append((d.srid, "DATSO", d.srid, "", proj4))
+    return rows

@@ -1,0 +1,1 @@
+"""datso data model: settings, database access, the layer registry, migrations, import/export pipelines."""

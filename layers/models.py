@@ -1,0 +1,374 @@
+"""SQLAlchemy 2 + GeoAlchemy2 models: the one definition of every table (Alembic migrations are generated
+from these). Geometries are stored in EPSG:4326 with a generated EPSG:3857 copy (`geom_3857`) for tiles;
+both have GiST indexes, and `CHECK (ST_IsValid(geom))` refuses invalid shapes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    CheckConstraint,
+    Computed,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from layers import vocab
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _in(column: str, values: tuple[str, ...] | list[str]) -> str:
+    quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+def _array_in(column: str, values: tuple[str, ...] | list[str]) -> str:
+    quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+    return f"{column} <@ ARRAY[{quoted}]::varchar[]"
+
+
+def geom_col(kind: str, nullable: bool = False) -> Any:
+    return mapped_column(Geometry(kind, srid=4326, spatial_index=False), nullable=nullable)
+
+
+def geom_3857_col(kind: str) -> Any:
+    return mapped_column(Geometry(kind, srid=3857, spatial_index=False),
+                         Computed("ST_Transform(geom, 3857)", persisted=True))
+
+
+def spatial_checks(table: str, nullable: bool = False) -> tuple[Any, ...]:
+    valid = "geom IS NULL OR ST_IsValid(geom)" if nullable else "ST_IsValid(geom)"
+    return (
+        CheckConstraint(valid, name="geom_valid"),
+        Index(f"ix_{table}_geom", "geom", postgresql_using="gist"),
+        Index(f"ix_{table}_geom_3857", "geom_3857", postgresql_using="gist"),
+    )
+
+
+class Timestamps:
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AdminUnit(Timestamps, Base):
+    """Province/commune (2025 two-tier scheme) and, for the crosswalk, old 2004-scheme units."""
+
+    __tablename__ = "admin_units"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(8))
+    scheme: Mapped[str] = mapped_column(String(8), server_default="2025")
+    level: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(Text)
+    parent_code: Mapped[str | None] = mapped_column(String(8))
+    valid_from: Mapped[dt.date] = mapped_column(Date)
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)
+    synthetic: Mapped[bool] = mapped_column(server_default="false")
+    geom = geom_col("MULTIPOLYGON", nullable=True)
+    geom_3857 = geom_3857_col("MULTIPOLYGON")
+    __table_args__ = (
+        UniqueConstraint("code", "scheme", "valid_from"),
+        CheckConstraint(_in("level", vocab.ADMIN_LEVELS), name="level"),
+        CheckConstraint(_in("scheme", vocab.ADMIN_SCHEMES), name="scheme"),
+        CheckConstraint("code ~ '^[0-9]{2,5}$'", name="code_digits"),
+        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="validity"),
+        *spatial_checks("admin_units", nullable=True),
+    )
+
+
+class AdminCrosswalk(Base):
+    """Versioned old->new mapping; many-to-many because some communes were split."""
+
+    __tablename__ = "admin_crosswalk"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    old_code: Mapped[str] = mapped_column(String(8))
+    old_scheme: Mapped[str] = mapped_column(String(8), server_default="2004")
+    old_name: Mapped[str] = mapped_column(Text)
+    old_level: Mapped[str] = mapped_column(String(16))
+    new_code: Mapped[str] = mapped_column(String(8))
+    new_scheme: Mapped[str] = mapped_column(String(8), server_default="2025")
+    new_name: Mapped[str] = mapped_column(Text)
+    share: Mapped[Decimal | None] = mapped_column(Numeric(6, 5))
+    effective: Mapped[dt.date] = mapped_column(Date)
+    legal_basis: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        UniqueConstraint("old_code", "old_scheme", "new_code", "new_scheme", "effective"),
+        CheckConstraint("share IS NULL OR (share > 0 AND share <= 1)", name="share"),
+        Index("ix_admin_crosswalk_new", "new_code"),
+    )
+
+
+class Parcel(Timestamps, Base):
+    """A public-land parcel (thửa đất công)."""
+
+    __tablename__ = "parcels"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    commune_code: Mapped[str] = mapped_column(String(8))
+    old_commune_code: Mapped[str | None] = mapped_column(String(8))
+    map_sheet: Mapped[int] = mapped_column(Integer)
+    parcel_no: Mapped[int] = mapped_column(Integer)
+    address: Mapped[str | None] = mapped_column(Text)
+    area_m2: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    land_use_codes: Mapped[list[str]] = mapped_column(ARRAY(String(4)))
+    managing_body: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(24), server_default="managed")
+    certificate_no: Mapped[str | None] = mapped_column(String(32))
+    synthetic: Mapped[bool] = mapped_column(server_default="false")
+    geom = geom_col("MULTIPOLYGON")
+    geom_3857 = geom_3857_col("MULTIPOLYGON")
+    __table_args__ = (
+        UniqueConstraint("commune_code", "map_sheet", "parcel_no"),
+        CheckConstraint(_in("status", vocab.PARCEL_STATUSES), name="status"),
+        CheckConstraint(_array_in("land_use_codes", list(vocab.LAND_USE_CODES)), name="land_use_codes"),
+        CheckConstraint("cardinality(land_use_codes) >= 1", name="land_use_nonempty"),
+        CheckConstraint("area_m2 > 0", name="area_positive"),
+        CheckConstraint("map_sheet > 0 AND parcel_no > 0", name="sheet_parcel_positive"),
+        Index("ix_parcels_commune_code", "commune_code"),
+        Index("ix_parcels_status", "status"),
+        *spatial_checks("parcels"),
+    )
+
+
+class AuctionPlot(Timestamps, Base):
+    """A land-use-right auction plot (lô đất đấu giá)."""
+
+    __tablename__ = "auction_plots"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    plot_code: Mapped[str] = mapped_column(String(32), unique=True)
+    commune_code: Mapped[str] = mapped_column(String(8))
+    address: Mapped[str | None] = mapped_column(Text)
+    parcel_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), server_default="{}")
+    area_m2: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    land_use_code: Mapped[str] = mapped_column(String(4))
+    term: Mapped[str] = mapped_column(String(32), server_default="long_term")
+    starting_price_vnd: Mapped[int] = mapped_column(BigInteger)
+    bid_step_vnd: Mapped[int | None] = mapped_column(BigInteger)
+    deposit_vnd: Mapped[int] = mapped_column(BigInteger)
+    deposit_pct: Mapped[Decimal] = mapped_column(Numeric(5, 2))
+    deposit_legal_basis: Mapped[str | None] = mapped_column(Text)
+    dossier_fee_vnd: Mapped[int | None] = mapped_column(BigInteger)
+    registration_start: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    registration_end: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    viewing_start: Mapped[dt.date | None] = mapped_column(Date)
+    viewing_end: Mapped[dt.date | None] = mapped_column(Date)
+    auction_date: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    auction_place: Mapped[str | None] = mapped_column(Text)
+    auction_form: Mapped[str | None] = mapped_column(Text)
+    organiser: Mapped[str | None] = mapped_column(Text)
+    asset_owner: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(24), server_default="planned")
+    result_price_vnd: Mapped[int | None] = mapped_column(BigInteger)
+    synthetic: Mapped[bool] = mapped_column(server_default="false")
+    geom = geom_col("MULTIPOLYGON")
+    geom_3857 = geom_3857_col("MULTIPOLYGON")
+    __table_args__ = (
+        CheckConstraint(_in("status", vocab.AUCTION_STATUSES), name="status"),
+        CheckConstraint(_in("land_use_code", list(vocab.LAND_USE_CODES)), name="land_use_code"),
+        CheckConstraint("area_m2 > 0", name="area_positive"),
+        CheckConstraint("starting_price_vnd > 0 AND deposit_vnd >= 0", name="prices"),
+        CheckConstraint("deposit_pct >= 0 AND deposit_pct <= 100", name="deposit_pct"),
+        CheckConstraint("registration_end IS NULL OR registration_start IS NULL "
+                        "OR registration_end >= registration_start", name="registration_window"),
+        CheckConstraint("(status = 'sold') = (result_price_vnd IS NOT NULL)", name="sold_has_price"),
+        CheckConstraint("result_price_vnd IS NULL OR result_price_vnd >= starting_price_vnd",
+                        name="result_price"),
+        Index("ix_auction_plots_status", "status"),
+        Index("ix_auction_plots_auction_date", "auction_date"),
+        *spatial_checks("auction_plots"),
+    )
+
+
+class GrowingArea(Timestamps, Base):
+    """A growing area with its code (mã số vùng trồng, PUC)."""
+
+    __tablename__ = "growing_areas"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    crop: Mapped[str] = mapped_column(String(32))
+    variety: Mapped[str | None] = mapped_column(Text)
+    area_m2: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    owner: Mapped[str] = mapped_column(Text)
+    cooperative: Mapped[str | None] = mapped_column(Text)
+    commune_code: Mapped[str] = mapped_column(String(8))
+    markets: Mapped[list[str]] = mapped_column(ARRAY(String(4)), server_default="{}")
+    standard: Mapped[str] = mapped_column(String(16), server_default="VietGAP")
+    status: Mapped[str] = mapped_column(String(16), server_default="draft")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    expected_yield_t: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    harvest_months: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default="{}")
+    valid_from: Mapped[dt.date | None] = mapped_column(Date)
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)
+    synthetic: Mapped[bool] = mapped_column(server_default="false")
+    geom = geom_col("MULTIPOLYGON")
+    geom_3857 = geom_3857_col("MULTIPOLYGON")
+    __table_args__ = (
+        CheckConstraint(_in("status", vocab.GROWING_AREA_STATUSES), name="status"),
+        CheckConstraint(_in("crop", list(vocab.CROPS)), name="crop"),
+        CheckConstraint(_in("standard", vocab.STANDARDS), name="standard"),
+        CheckConstraint(_array_in("markets", vocab.MARKETS), name="markets"),
+        CheckConstraint("area_m2 > 0", name="area_positive"),
+        CheckConstraint("valid_to IS NULL OR valid_from IS NULL OR valid_to > valid_from", name="validity"),
+        CheckConstraint("status NOT IN ('suspended', 'revoked') OR status_reason IS NOT NULL",
+                        name="reason_required"),
+        Index("ix_growing_areas_crop", "crop"),
+        *spatial_checks("growing_areas"),
+    )
+
+
+class PackingFacility(Timestamps, Base):
+    """A packing house with its code (mã số cơ sở đóng gói, PHC): a point or a footprint polygon."""
+
+    __tablename__ = "packing_facilities"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(Text)
+    commune_code: Mapped[str] = mapped_column(String(8))
+    address: Mapped[str | None] = mapped_column(Text)
+    markets: Mapped[list[str]] = mapped_column(ARRAY(String(4)), server_default="{}")
+    status: Mapped[str] = mapped_column(String(16), server_default="draft")
+    capacity_t_per_day: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+    synthetic: Mapped[bool] = mapped_column(server_default="false")
+    geom = geom_col("GEOMETRY")
+    geom_3857 = geom_3857_col("GEOMETRY")
+    __table_args__ = (
+        CheckConstraint(_in("status", vocab.FACILITY_STATUSES), name="status"),
+        CheckConstraint(_array_in("markets", vocab.MARKETS), name="markets"),
+        CheckConstraint("GeometryType(geom) IN ('POINT', 'POLYGON', 'MULTIPOLYGON')", name="geom_kind"),
+        *spatial_checks("packing_facilities"),
+    )
+
+
+class FacilityGrowingArea(Base):
+    __tablename__ = "packing_facility_growing_areas"
+    facility_id: Mapped[int] = mapped_column(ForeignKey("packing_facilities.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    growing_area_id: Mapped[int] = mapped_column(ForeignKey("growing_areas.id", ondelete="CASCADE"),
+                                                 primary_key=True)
+
+
+class TraceLot(Timestamps, Base):
+    """A traceable lot: GTIN (AI 01) + lot (AI 10); geometry = where it was packed (point)."""
+
+    __tablename__ = "trace_lots"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    gtin: Mapped[str] = mapped_column(String(14))
+    lot_number: Mapped[str] = mapped_column(String(20))
+    product: Mapped[str] = mapped_column(Text)
+    producer: Mapped[str | None] = mapped_column(Text)
+    quantity: Mapped[Decimal] = mapped_column(Numeric(14, 3))
+    unit: Mapped[str] = mapped_column(String(8), server_default="KGM")
+    origin_codes: Mapped[list[str]] = mapped_column(ARRAY(String(40)), server_default="{}")
+    packing_facility_code: Mapped[str | None] = mapped_column(String(40))
+    harvest_date: Mapped[dt.date | None] = mapped_column(Date)
+    pack_date: Mapped[dt.date | None] = mapped_column(Date)
+    expiry_date: Mapped[dt.date | None] = mapped_column(Date)
+    synthetic: Mapped[bool] = mapped_column(server_default="false")
+    geom = geom_col("POINT", nullable=True)
+    geom_3857 = geom_3857_col("POINT")
+    __table_args__ = (
+        UniqueConstraint("gtin", "lot_number"),
+        CheckConstraint("gtin ~ '^[0-9]{14}$'", name="gtin_digits"),
+        CheckConstraint("lot_number ~ '^[!-~]{1,20}$'", name="lot_ai10"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("expiry_date IS NULL OR pack_date IS NULL OR expiry_date >= pack_date",
+                        name="expiry_after_pack"),
+        *spatial_checks("trace_lots", nullable=True),
+    )
+
+
+class TraceEvent(Base):
+    """An EPCIS 2.0-style event about lots (what/when/where/why)."""
+
+    __tablename__ = "trace_events"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(80), unique=True)
+    event_type: Mapped[str] = mapped_column(String(24))
+    action: Mapped[str | None] = mapped_column(String(8))
+    biz_step: Mapped[str | None] = mapped_column(String(40))
+    disposition: Mapped[str | None] = mapped_column(String(40))
+    event_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    event_timezone_offset: Mapped[str] = mapped_column(String(6), server_default="+07:00")
+    read_point: Mapped[str | None] = mapped_column(Text)
+    biz_location: Mapped[str | None] = mapped_column(Text)
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("trace_lots.id", ondelete="CASCADE"))
+    epc_list: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    input_epcs: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    output_epcs: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    quantity_list: Mapped[Any] = mapped_column(JSONB, server_default="[]")
+    ilmd: Mapped[Any] = mapped_column(JSONB, server_default="{}")
+    synthetic: Mapped[bool] = mapped_column(server_default="false")
+    geom = geom_col("POINT", nullable=True)
+    geom_3857 = geom_3857_col("POINT")
+    __table_args__ = (
+        CheckConstraint(_in("event_type", vocab.EPCIS_EVENT_TYPES), name="event_type"),
+        CheckConstraint("action IS NULL OR " + _in("action", vocab.EPCIS_ACTIONS), name="action"),
+        CheckConstraint("(event_type = 'TransformationEvent') = (action IS NULL)", name="action_required"),
+        CheckConstraint("event_timezone_offset ~ '^[+-][0-9]{2}:[0-9]{2}$'", name="tz_offset"),
+        Index("ix_trace_events_lot_id", "lot_id"),
+        Index("ix_trace_events_event_time", "event_time"),
+        *spatial_checks("trace_events", nullable=True),
+    )
+
+
+class History(Base):
+    """Append-only audit of every insert/update/delete on a layer table (written by triggers)."""
+
+    __tablename__ = "history"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    layer: Mapped[str] = mapped_column(String(40))
+    feature_id: Mapped[int] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(8))
+    actor: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    txid: Mapped[int] = mapped_column(BigInteger, server_default=func.txid_current())
+    before: Mapped[Any | None] = mapped_column(JSONB)
+    after: Mapped[Any | None] = mapped_column(JSONB)
+    __table_args__ = (
+        CheckConstraint(_in("action", vocab.HISTORY_ACTIONS), name="action"),
+        Index("ix_history_layer_feature", "layer", "feature_id"),
+    )
+
+
+class ApiKey(Base):
+    """API keys for officers/admins; only a SHA-256 hash of the secret is stored."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (CheckConstraint(_in("role", ("officer", "admin")), name="role"),)
+
+
+AUDITED_TABLES = ("admin_units", "parcels", "auction_plots", "growing_areas", "packing_facilities",
+                  "trace_lots", "trace_events")

@@ -1,0 +1,163 @@
+"""A project-local PostgreSQL + PostGIS cluster (`datso db start|stop|status|url`).
+
+The cluster lives in `<data_dir>/pg` with its unix socket in the same folder and TCP on 127.0.0.1.
+`initdb` and `pg_ctl` refuse to run as root, so as root they run as the `postgres` user (runuser).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from layers.config import Settings
+
+
+class ClusterError(RuntimeError):
+    """The embedded cluster could not be created, started or reached."""
+
+
+def find_pg_bin(settings: Settings) -> Path:
+    if settings.pg_bin:
+        return settings.pg_bin
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
+    for c in reversed(candidates):
+        if (Path(c) / "initdb").exists():
+            return Path(c)
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    raise ClusterError(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: run scripts/install-system-deps.sh, "
+        "set DATSO_PG_BIN, or set DATABASE_URL to use an existing PostGIS."
+    )
+
+
+def _as_owner(cmd: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(_as_owner(cmd), capture_output=True, text=True, check=False)
+
+
+@dataclass
+class Status:
+    initialised: bool
+    running: bool
+    data_dir: Path
+    port: int
+
+    def __str__(self) -> str:
+        state = "running" if self.running else ("stopped" if self.initialised else "not initialised")
+        return f"embedded PostgreSQL {state}: data {self.data_dir}, port {self.port}"
+
+
+def status(settings: Settings) -> Status:
+    data = settings.pg_data
+    initialised = (data / "PG_VERSION").exists()
+    running = False
+    if initialised:
+        res = _run([str(find_pg_bin(settings) / "pg_ctl"), "-D", str(data), "status"])
+        running = res.returncode == 0
+    return Status(initialised, running, data, settings.pg_port)
+
+
+def _prepare_dir(data: Path) -> None:
+    data.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        for p in [data, *data.parents]:
+            if p == Path("/"):
+                break
+            mode = p.stat().st_mode
+            if not mode & 0o001:  # postgres must be able to traverse every parent folder
+                os.chmod(p, mode | 0o011)
+        os.chown(data, pw.pw_uid, pw.pw_gid)
+    os.chmod(data, 0o700)
+
+
+def init(settings: Settings) -> None:
+    data = settings.pg_data
+    if (data / "PG_VERSION").exists():
+        return
+    _prepare_dir(data)
+    res = _run([str(find_pg_bin(settings) / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+                "-E", "UTF8", "--locale=C.UTF-8"])
+    if res.returncode != 0:
+        raise ClusterError(f"initdb failed:\n{res.stdout}\n{res.stderr}")
+    with open(data / "postgresql.conf", "a", encoding="utf-8") as f:
+        f.write(
+            "\n# datso defaults (see docs/architecture.md)\n"
+            "jit = off\nmax_parallel_workers_per_gather = 0\nshared_buffers = 512MB\n"
+            "work_mem = 32MB\nmaintenance_work_mem = 512MB\nmax_wal_size = 4GB\nfsync = on\n"
+            "synchronous_commit = off\nmax_connections = 200\n"
+        )
+
+
+def start(settings: Settings) -> Status:
+    if not settings.embedded:
+        raise ClusterError("DATABASE_URL is set: datso uses that PostGIS and starts no local cluster.")
+    init(settings)
+    st = status(settings)
+    if not st.running:
+        data = settings.pg_data
+        opts = f"-p {settings.pg_port} -k {data} -c listen_addresses=127.0.0.1"
+        res = _run([str(find_pg_bin(settings) / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"),
+                    "-w", "-t", "60", "-o", opts, "start"])
+        if res.returncode != 0:
+            log = (data / "server.log").read_text(errors="replace")[-2000:] if (data / "server.log").exists() else ""
+            raise ClusterError(f"pg_ctl start failed:\n{res.stdout}\n{res.stderr}\n{log}")
+    ensure_database(settings, settings.db_name)
+    return status(settings)
+
+
+def stop(settings: Settings) -> Status:
+    st = status(settings)
+    if st.running:
+        res = _run([str(find_pg_bin(settings) / "pg_ctl"), "-D", str(settings.pg_data), "-m", "fast", "-w", "stop"])
+        if res.returncode != 0:
+            raise ClusterError(f"pg_ctl stop failed:\n{res.stdout}\n{res.stderr}")
+    return status(settings)
+
+
+def wait_ready(dsn: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with psycopg.connect(dsn, connect_timeout=3):
+                return
+        except psycopg.OperationalError as exc:
+            last = exc
+            time.sleep(0.2)
+    raise ClusterError(f"database not reachable at {dsn}: {last}")
+
+
+def ensure_database(settings: Settings, name: str) -> None:
+    """Create database `name` (with PostGIS) if missing. Name must be a plain identifier."""
+    if not name.replace("_", "").isalnum():
+        raise ClusterError(f"invalid database name {name!r}")
+    wait_ready(settings.dsn("postgres"))
+    with psycopg.connect(settings.dsn("postgres"), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')  # noqa: S608 - name checked above
+    with psycopg.connect(settings.dsn(name), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+
+
+def drop_database(settings: Settings, name: str) -> None:
+    if not name.replace("_", "").isalnum():
+        raise ClusterError(f"invalid database name {name!r}")
+    with psycopg.connect(settings.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # noqa: S608 - name checked above

@@ -1,0 +1,346 @@
+"""The ONE layer registry: each published layer is described here once.
+
+The API (features, tiles, maps), the CLI import/export and the tile seeder are generated from these entries;
+no layer has routes or SQL of its own. Field types are read from the SQLAlchemy model, so a column is
+declared once (in `layers/models.py`) and described once (here). See docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import ARRAY, BigInteger, Boolean, Date, DateTime, Integer, Numeric, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase
+
+from layers import models, vocab
+
+JsonType = Literal["string", "integer", "number", "boolean", "date", "date-time", "array", "object"]
+
+
+@dataclass(frozen=True)
+class LayerField:
+    name: str
+    title_vi: str
+    title_en: str
+    queryable: bool = True
+    required: bool = False           # required on import / create
+    enum: tuple[str, ...] | None = None
+    items_enum: tuple[str, ...] | None = None   # for arrays of codes
+    minimum: float | None = None
+    lowzoom: bool = False            # carried in tiles below the layer's detail zoom
+    in_tiles: bool = True
+    public: bool = True              # shown to anonymous users
+    # filled from the model column
+    type: JsonType = "string"
+    item_type: JsonType | None = None
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class Layer:
+    id: str
+    model: type[DeclarativeBase]
+    title_vi: str
+    title_en: str
+    description_vi: str
+    description_en: str
+    geometry_type: str                     # GeoJSON type of the geometry (or "Geometry")
+    fields: tuple[LayerField, ...]
+    code_field: str | None = None          # a unique business code (duplicates refused on import)
+    unique_together: tuple[str, ...] = ()  # a composite business key
+    label_field: str | None = None
+    temporal: tuple[str, str | None] | None = None   # (start field, end field or None)
+    search_fields: tuple[str, ...] = ()
+    minzoom: int = 0
+    maxzoom: int = 22
+    detail_zoom: int = 14                  # from this zoom on, tiles carry every in_tiles field
+    min_pixel_area: float = 1.0            # features smaller than this many pixels are dropped in tiles
+    editable: bool = True
+    write_roles: tuple[str, ...] = ("officer", "admin")
+    style: dict[str, Any] = field(default_factory=dict)   # default style: colour by a field
+    id_column: str = "id"
+    geometry_column: str = "geom"
+    tile_geometry_column: str = "geom_3857"
+    geometry_nullable: bool = False
+
+    @property
+    def table(self) -> str:
+        return str(self.model.__tablename__)
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    @property
+    def public_fields(self) -> tuple[LayerField, ...]:
+        return tuple(f for f in self.fields if f.public)
+
+    @property
+    def queryables(self) -> tuple[LayerField, ...]:
+        return tuple(f for f in self.fields if f.queryable and f.public)
+
+    def get_field(self, name: str) -> LayerField | None:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+    def title(self, lang: str = "vi") -> str:
+        return self.title_vi if lang == "vi" else self.title_en
+
+
+def _json_type(col_type: Any) -> JsonType:
+    if isinstance(col_type, Boolean):
+        return "boolean"
+    if isinstance(col_type, Integer | BigInteger):
+        return "integer"
+    if isinstance(col_type, Numeric):
+        return "number"
+    if isinstance(col_type, DateTime):
+        return "date-time"
+    if isinstance(col_type, Date):
+        return "date"
+    if isinstance(col_type, ARRAY):
+        return "array"
+    if isinstance(col_type, JSONB):
+        return "object"
+    if isinstance(col_type, String | Text):
+        return "string"
+    return "string"
+
+
+def _bind(model: type[DeclarativeBase], fields: list[LayerField]) -> tuple[LayerField, ...]:
+    table = model.__table__  # type: ignore[attr-defined]
+    out = []
+    for f in fields:
+        if f.name not in table.c:
+            raise KeyError(f"registry field {f.name!r} is not a column of {model.__tablename__}")
+        col = table.c[f.name]
+        t = _json_type(col.type)
+        item = _json_type(col.type.item_type) if isinstance(col.type, ARRAY) else None
+        nullable = bool(col.nullable) and col.server_default is None
+        out.append(LayerField(**{**f.__dict__, "type": t, "item_type": item, "nullable": nullable}))
+    return tuple(out)
+
+
+F = LayerField
+STATUS_COLOURS = {
+    "auction": {"planned": "#9e9e9e", "announced": "#1e88e5", "registration_open": "#43a047",
+                "closed": "#fb8c00", "sold": "#8e24aa", "cancelled": "#e53935"},
+    "parcel": {"managed": "#607d8b", "leased": "#00897b", "allocated": "#3949ab",
+               "planned_for_auction": "#fdd835", "auctioned": "#8e24aa", "encroached": "#e53935"},
+    "growing": {"draft": "#bdbdbd", "active": "#2e7d32", "suspended": "#f9a825", "revoked": "#c62828",
+                "expired": "#6d4c41"},
+    "facility": {"draft": "#bdbdbd", "active": "#00695c", "suspended": "#f9a825", "revoked": "#c62828"},
+}
+
+
+def _layers() -> list[Layer]:
+    return [
+        Layer(
+            id="admin_units", model=models.AdminUnit,
+            title_vi="Đơn vị hành chính", title_en="Administrative units",
+            description_vi="Tỉnh và xã theo mô hình hai cấp từ 01/07/2025 (mã theo QĐ 19/2025/QĐ-TTg).",
+            description_en="Provinces and communes of the two-tier system in force since 1 July 2025.",
+            geometry_type="MultiPolygon", geometry_nullable=True,
+            fields=_bind(models.AdminUnit, [
+                F("code", "Mã", "Code", required=True, lowzoom=True),
+                F("scheme", "Hệ mã", "Code scheme", enum=vocab.ADMIN_SCHEMES, lowzoom=True),
+                F("level", "Cấp", "Level", required=True, enum=vocab.ADMIN_LEVELS, lowzoom=True),
+                F("name", "Tên", "Name", required=True, lowzoom=True),
+                F("parent_code", "Mã cấp trên", "Parent code"),
+                F("valid_from", "Hiệu lực từ", "Valid from", required=True),
+                F("valid_to", "Hiệu lực đến", "Valid to"),
+                F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False),
+            ]),
+            unique_together=("code", "scheme", "valid_from"), label_field="name",
+            temporal=("valid_from", "valid_to"), search_fields=("name", "code"),
+            minzoom=0, maxzoom=16, detail_zoom=8, min_pixel_area=0.0, write_roles=("admin",),
+            style={"kind": "line", "by": "level", "colours": {"province": "#37474f", "commune": "#78909c",
+                                                              "district": "#90a4ae"}, "default": "#78909c"},
+        ),
+        Layer(
+            id="parcels", model=models.Parcel,
+            title_vi="Thửa đất công", title_en="Public-land parcels",
+            description_vi="Cơ sở dữ liệu đất công công khai cho người dân.",
+            description_en="The public-land register published to citizens.",
+            geometry_type="MultiPolygon",
+            fields=_bind(models.Parcel, [
+                F("commune_code", "Mã xã", "Commune code", required=True, lowzoom=True),
+                F("old_commune_code", "Mã xã cũ", "Old commune code"),
+                F("map_sheet", "Số tờ", "Map sheet", required=True, minimum=1),
+                F("parcel_no", "Số thửa", "Parcel number", required=True, minimum=1),
+                F("address", "Địa chỉ", "Address"),
+                F("area_m2", "Diện tích (m²)", "Area (m²)", required=True, minimum=0.01),
+                F("land_use_codes", "Mục đích sử dụng", "Land use", required=True,
+                  items_enum=tuple(vocab.LAND_USE_CODES), lowzoom=True),
+                F("managing_body", "Đơn vị quản lý", "Managing body"),
+                F("status", "Tình trạng", "Status", enum=vocab.PARCEL_STATUSES, lowzoom=True),
+                F("certificate_no", "Số GCN", "Certificate no.", public=False),
+                F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
+            ]),
+            unique_together=("commune_code", "map_sheet", "parcel_no"), label_field="parcel_no",
+            search_fields=("address",), minzoom=10, maxzoom=22, detail_zoom=15, min_pixel_area=1.0,
+            style={"kind": "fill", "by": "status", "colours": STATUS_COLOURS["parcel"], "default": "#607d8b"},
+        ),
+        Layer(
+            id="auction_plots", model=models.AuctionPlot,
+            title_vi="Lô đất đấu giá", title_en="Auction plots",
+            description_vi="Các lô đất dự kiến đấu giá quyền sử dụng đất.",
+            description_en="Plots planned for land-use-right auctions.",
+            geometry_type="MultiPolygon",
+            fields=_bind(models.AuctionPlot, [
+                F("plot_code", "Mã lô", "Plot code", required=True, lowzoom=True),
+                F("commune_code", "Mã xã", "Commune code", required=True),
+                F("address", "Địa chỉ", "Address"),
+                F("parcel_ids", "Thửa liên quan", "Linked parcels", queryable=False, in_tiles=False),
+                F("area_m2", "Diện tích (m²)", "Area (m²)", required=True, minimum=0.01),
+                F("land_use_code", "Mục đích", "Purpose", required=True, enum=tuple(vocab.LAND_USE_CODES)),
+                F("term", "Thời hạn", "Term"),
+                F("starting_price_vnd", "Giá khởi điểm (₫)", "Starting price (VND)", required=True, minimum=1,
+                  lowzoom=True),
+                F("bid_step_vnd", "Bước giá (₫)", "Bid step (VND)"),
+                F("deposit_vnd", "Tiền đặt trước (₫)", "Deposit (VND)", required=True, minimum=0),
+                F("deposit_pct", "Tỷ lệ đặt trước (%)", "Deposit (%)", required=True, minimum=0),
+                F("deposit_legal_basis", "Căn cứ đặt trước", "Deposit legal basis"),
+                F("dossier_fee_vnd", "Tiền hồ sơ (₫)", "Dossier fee (VND)"),
+                F("registration_start", "Mở đăng ký", "Registration opens"),
+                F("registration_end", "Hạn đăng ký", "Registration deadline"),
+                F("viewing_start", "Xem tài sản từ", "Viewing from"),
+                F("viewing_end", "Xem tài sản đến", "Viewing until"),
+                F("auction_date", "Ngày đấu giá", "Auction date"),
+                F("auction_place", "Địa điểm đấu giá", "Auction place"),
+                F("auction_form", "Hình thức", "Auction form"),
+                F("organiser", "Tổ chức đấu giá", "Organiser"),
+                F("asset_owner", "Đơn vị có tài sản", "Asset owner"),
+                F("status", "Trạng thái", "Status", enum=vocab.AUCTION_STATUSES, lowzoom=True),
+                F("result_price_vnd", "Giá trúng (₫)", "Result price (VND)"),
+                F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
+            ]),
+            code_field="plot_code", label_field="plot_code", temporal=("auction_date", None),
+            search_fields=("plot_code", "address"), minzoom=8, maxzoom=22, detail_zoom=13, min_pixel_area=0.0,
+            style={"kind": "fill", "by": "status", "colours": STATUS_COLOURS["auction"], "default": "#9e9e9e"},
+        ),
+        Layer(
+            id="growing_areas", model=models.GrowingArea,
+            title_vi="Vùng trồng", title_en="Growing areas",
+            description_vi="Vùng trồng được cấp mã số (PUC) phục vụ xuất khẩu và truy xuất nguồn gốc.",
+            description_en="Growing areas with codes (PUC) for export and traceability.",
+            geometry_type="MultiPolygon",
+            fields=_bind(models.GrowingArea, [
+                F("code", "Mã số vùng trồng", "Growing-area code", required=True, lowzoom=True),
+                F("crop", "Cây trồng", "Crop", required=True, enum=tuple(vocab.CROPS), lowzoom=True),
+                F("variety", "Giống", "Variety"),
+                F("area_m2", "Diện tích (m²)", "Area (m²)", required=True, minimum=0.01),
+                F("owner", "Chủ vùng trồng", "Owner", required=True),
+                F("cooperative", "Hợp tác xã", "Cooperative"),
+                F("commune_code", "Mã xã", "Commune code", required=True),
+                F("markets", "Thị trường", "Markets", items_enum=vocab.MARKETS),
+                F("standard", "Tiêu chuẩn", "Standard", enum=vocab.STANDARDS),
+                F("status", "Trạng thái", "Status", enum=vocab.GROWING_AREA_STATUSES, lowzoom=True),
+                F("status_reason", "Lý do", "Reason"),
+                F("expected_yield_t", "Sản lượng dự kiến (tấn)", "Expected yield (t)"),
+                F("harvest_months", "Tháng thu hoạch", "Harvest months", queryable=False),
+                F("valid_from", "Hiệu lực từ", "Valid from"),
+                F("valid_to", "Hiệu lực đến", "Valid to"),
+                F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
+            ]),
+            code_field="code", label_field="code", temporal=("valid_from", "valid_to"),
+            search_fields=("code", "owner"), minzoom=8, maxzoom=22, detail_zoom=13, min_pixel_area=0.5,
+            style={"kind": "fill", "by": "status", "colours": STATUS_COLOURS["growing"], "default": "#2e7d32"},
+        ),
+        Layer(
+            id="packing_facilities", model=models.PackingFacility,
+            title_vi="Cơ sở đóng gói", title_en="Packing facilities",
+            description_vi="Cơ sở đóng gói được cấp mã số (PHC).",
+            description_en="Packing houses with codes (PHC).",
+            geometry_type="Geometry",
+            fields=_bind(models.PackingFacility, [
+                F("code", "Mã số cơ sở đóng gói", "Packing-house code", required=True, lowzoom=True),
+                F("name", "Tên cơ sở", "Name", required=True, lowzoom=True),
+                F("owner", "Chủ cơ sở", "Owner"),
+                F("commune_code", "Mã xã", "Commune code", required=True),
+                F("address", "Địa chỉ", "Address"),
+                F("markets", "Thị trường", "Markets", items_enum=vocab.MARKETS),
+                F("status", "Trạng thái", "Status", enum=vocab.FACILITY_STATUSES, lowzoom=True),
+                F("capacity_t_per_day", "Công suất (tấn/ngày)", "Capacity (t/day)"),
+                F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
+            ]),
+            code_field="code", label_field="name", search_fields=("code", "name"),
+            minzoom=6, maxzoom=22, detail_zoom=10, min_pixel_area=0.0,
+            style={"kind": "circle", "by": "status", "colours": STATUS_COLOURS["facility"], "default": "#00695c"},
+        ),
+        Layer(
+            id="trace_lots", model=models.TraceLot,
+            title_vi="Lô hàng truy xuất", title_en="Traceability lots",
+            description_vi="Lô sản phẩm (GTIN + số lô) và nguồn gốc vùng trồng.",
+            description_en="Product lots (GTIN + lot) with their origin growing areas.",
+            geometry_type="Point", geometry_nullable=True,
+            fields=_bind(models.TraceLot, [
+                F("gtin", "GTIN", "GTIN", required=True),
+                F("lot_number", "Số lô", "Lot number", required=True),
+                F("product", "Sản phẩm", "Product", required=True),
+                F("producer", "Nhà sản xuất", "Producer"),
+                F("quantity", "Số lượng", "Quantity", required=True, minimum=0.001),
+                F("unit", "Đơn vị", "Unit"),
+                F("origin_codes", "Mã vùng trồng", "Origin growing areas"),
+                F("packing_facility_code", "Mã cơ sở đóng gói", "Packing-house code"),
+                F("harvest_date", "Ngày thu hoạch", "Harvest date"),
+                F("pack_date", "Ngày đóng gói", "Pack date"),
+                F("expiry_date", "Hạn sử dụng", "Expiry date"),
+                F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
+            ]),
+            unique_together=("gtin", "lot_number"), label_field="lot_number", temporal=("pack_date", None),
+            search_fields=("lot_number", "gtin"), minzoom=8, maxzoom=22, detail_zoom=10, min_pixel_area=0.0,
+            style={"kind": "circle", "by": None, "colours": {}, "default": "#6a1b9a"},
+        ),
+        Layer(
+            id="trace_events", model=models.TraceEvent,
+            title_vi="Sự kiện truy xuất", title_en="Traceability events",
+            description_vi="Sự kiện theo EPCIS 2.0 (thu hoạch, đóng gói, vận chuyển...).",
+            description_en="EPCIS 2.0-style events (harvest, packing, shipping...).",
+            geometry_type="Point", geometry_nullable=True,
+            fields=_bind(models.TraceEvent, [
+                F("event_id", "Mã sự kiện", "Event id", required=True),
+                F("event_type", "Loại sự kiện", "Event type", required=True, enum=vocab.EPCIS_EVENT_TYPES),
+                F("action", "Hành động", "Action", enum=vocab.EPCIS_ACTIONS),
+                F("biz_step", "Bước nghiệp vụ", "Business step"),
+                F("disposition", "Tình trạng", "Disposition"),
+                F("event_time", "Thời điểm", "Event time", required=True),
+                F("event_timezone_offset", "Múi giờ", "Time-zone offset"),
+                F("read_point", "Điểm ghi nhận", "Read point"),
+                F("biz_location", "Địa điểm", "Business location"),
+                F("lot_id", "Lô", "Lot"),
+                F("epc_list", "Danh sách EPC", "EPC list", queryable=False),
+                F("input_epcs", "Đầu vào", "Inputs", queryable=False),
+                F("output_epcs", "Đầu ra", "Outputs", queryable=False),
+                F("quantity_list", "Số lượng", "Quantity list", queryable=False, in_tiles=False),
+                F("ilmd", "Thông tin lô (ILMD)", "Lot master data (ILMD)", queryable=False, in_tiles=False),
+                F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
+            ]),
+            code_field="event_id", label_field="biz_step", temporal=("event_time", None),
+            search_fields=("event_id",), minzoom=8, maxzoom=22, detail_zoom=10, min_pixel_area=0.0,
+            style={"kind": "circle", "by": "event_type", "colours": {}, "default": "#ef6c00"},
+        ),
+    ]
+
+
+LAYERS: dict[str, Layer] = {layer.id: layer for layer in _layers()}
+
+
+class UnknownLayer(KeyError):
+    def __init__(self, layer_id: str) -> None:
+        super().__init__(layer_id)
+        self.layer_id = layer_id
+
+    def __str__(self) -> str:
+        return f"unknown layer {self.layer_id!r}; known layers: {', '.join(LAYERS)}"
+
+
+def get_layer(layer_id: str) -> Layer:
+    try:
+        return LAYERS[layer_id]
+    except KeyError:
+        raise UnknownLayer(layer_id) from None

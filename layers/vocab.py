@@ -1,0 +1,56 @@
+"""Controlled vocabularies: land-use codes, lifecycles, EPCIS enums. Each list is enforced as a CHECK
+constraint in the database and used for validation messages on import and API writes."""
+
+from __future__ import annotations
+
+# Circular 08/2024/TT-BTNMT land-use codes (see shared domain notes).
+LAND_USE_CODES: dict[str, str] = {
+    "LUC": "Đất chuyên trồng lúa", "LUK": "Đất trồng lúa còn lại", "HNK": "Đất trồng cây hằng năm khác",
+    "CLN": "Đất trồng cây lâu năm", "RDD": "Đất rừng đặc dụng", "RPH": "Đất rừng phòng hộ",
+    "RSX": "Đất rừng sản xuất", "NTS": "Đất nuôi trồng thủy sản", "CNT": "Đất chăn nuôi tập trung",
+    "LMU": "Đất làm muối", "NKH": "Đất nông nghiệp khác", "ONT": "Đất ở tại nông thôn",
+    "ODT": "Đất ở tại đô thị", "TSC": "Đất xây dựng trụ sở cơ quan", "CQP": "Đất quốc phòng",
+    "CAN": "Đất an ninh", "DVH": "Đất xây dựng cơ sở văn hóa", "DYT": "Đất xây dựng cơ sở y tế",
+    "DGD": "Đất xây dựng cơ sở giáo dục và đào tạo", "DTT": "Đất xây dựng cơ sở thể dục, thể thao",
+    "DKH": "Đất xây dựng cơ sở khoa học và công nghệ", "DSK": "Đất xây dựng công trình sự nghiệp khác",
+    "CSK": "Đất sản xuất, kinh doanh phi nông nghiệp", "TMD": "Đất thương mại, dịch vụ",
+    "SKC": "Đất cơ sở sản xuất phi nông nghiệp", "SKS": "Đất sử dụng cho hoạt động khoáng sản",
+    "SKN": "Đất khu công nghiệp", "DGT": "Đất giao thông", "DTL": "Đất thủy lợi",
+    "DDT": "Đất có di tích lịch sử - văn hóa", "DRA": "Đất bãi thải, xử lý chất thải",
+    "DNL": "Đất công trình năng lượng", "TON": "Đất tôn giáo", "TIN": "Đất tín ngưỡng",
+    "SON": "Đất sông, ngòi, kênh, rạch, suối", "MNC": "Đất có mặt nước chuyên dùng",
+    "PNK": "Đất phi nông nghiệp khác", "BCS": "Đất bằng chưa sử dụng", "DCS": "Đất đồi núi chưa sử dụng",
+    "NCS": "Núi đá không có rừng cây",
+}
+# Legacy codes seen on old certificates -> current code.
+LEGACY_LAND_USE: dict[str, str] = {"BHK": "HNK", "NHK": "HNK", "LUN": "LUK", "ONT*": "ONT", "TSN": "DSK"}
+
+PARCEL_STATUSES = ("managed", "leased", "allocated", "planned_for_auction", "auctioned", "encroached")
+AUCTION_STATUSES = ("planned", "announced", "registration_open", "closed", "sold", "cancelled")
+AUCTION_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "planned": ("announced", "cancelled"),
+    "announced": ("registration_open", "cancelled"),
+    "registration_open": ("closed", "cancelled"),
+    "closed": ("sold", "cancelled"),
+    "sold": (),
+    "cancelled": (),
+}
+GROWING_AREA_STATUSES = ("draft", "active", "suspended", "revoked", "expired")
+GROWING_AREA_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "draft": ("active", "revoked"),
+    "active": ("suspended", "revoked", "expired"),
+    "suspended": ("active", "revoked", "expired"),
+    "revoked": (),
+    "expired": ("active",),
+}
+FACILITY_STATUSES = ("draft", "active", "suspended", "revoked")
+ADMIN_LEVELS = ("province", "district", "commune")
+ADMIN_SCHEMES = ("2004", "2025")
+EPCIS_EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent",
+                     "AssociationEvent")
+EPCIS_ACTIONS = ("ADD", "OBSERVE", "DELETE")
+CROPS = {"coconut": "Dừa", "durian": "Sầu riêng", "pomelo": "Bưởi", "dragon_fruit": "Thanh long",
+         "rice": "Lúa", "mango": "Xoài", "longan": "Nhãn", "rambutan": "Chôm chôm"}
+STANDARDS = ("VietGAP", "GlobalGAP", "Organic", "None")
+MARKETS = ("VN", "CN", "US", "EU", "JP", "KR", "AU", "NZ")
+HISTORY_ACTIONS = ("insert", "update", "delete")

@@ -1,0 +1,123 @@
+"""Shared fixtures: a real PostGIS test database (migrated), the sample province loaded into it, the app
+over ASGI, and a live uvicorn server for clients that need a socket (OWSLib, GDAL, Chromium).
+
+The database is `datso_test` (one per xdist worker) on the cluster `datso db start` runs, or on the
+server `DATABASE_URL` names.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from layers import db as dbmod
+from layers import pgcluster
+from layers.config import Settings
+
+
+def _test_db_name() -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return "datso_test" + (f"_{worker}" if worker else "")
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    base = Settings()
+    if base.embedded:
+        pgcluster.start(base)
+    name = _test_db_name()
+    s = base.model_copy(update={"db_name": name})
+    if s.database_url:
+        s = s.model_copy(update={"database_url": s.dsn(name)})
+    return s
+
+
+@pytest.fixture(scope="session")
+def empty_db(settings: Settings) -> str:
+    """A freshly created, migrated, empty test database; returns its libpq DSN."""
+    name = settings.db_name
+    pgcluster.drop_database(settings, name)
+    pgcluster.ensure_database(settings, name)
+    dbmod.migrate(settings)
+    return settings.dsn()
+
+
+@pytest.fixture(scope="session")
+def sample_db(empty_db: str, settings: Settings) -> str:
+    """The test database with the small synthetic sample province loaded (seed 7)."""
+    from sample_data.generate import load_sample
+
+    load_sample(empty_db, size="small", seed=7)
+    return empty_db
+
+
+@pytest.fixture()
+def conn(sample_db: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(sample_db) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def app(sample_db: str, settings: Settings):  # type: ignore[no-untyped-def]
+    from api.app import create_app
+
+    return create_app(settings=settings, dsn=sample_db)
+
+
+@pytest.fixture(scope="session")
+def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    with TestClient(app) as c:
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    def __init__(self, app, port: int) -> None:  # type: ignore[no-untyped-def]
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("live server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(app) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
+    with LiveServer(app, free_port()) as srv:
+        yield srv
+
+
+def table_fingerprint(dsn: str, table: str) -> tuple[int, str]:
+    """(row count, md5 of all rows) — to assert that a refused write changed nothing."""
+    assert table.isidentifier()
+    with psycopg.connect(dsn) as c:
+        row = c.execute(
+            f"SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {table} t"  # noqa: S608
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), str(row[1])
