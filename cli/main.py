@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from cli import db
+from cli import db, sample
 
 app = typer.Typer(name="datso", help="datso (đất số): WebGIS data service for Vietnamese provinces.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(db.app, name="db")
+app.add_typer(sample.app, name="sample")
 
 
 @app.command()

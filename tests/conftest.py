@@ -55,7 +55,7 @@ def sample_db(empty_db: str, settings: Settings) -> str:
     """The test database with the small synthetic sample province loaded (seed 7)."""
     from sample_data.generate import load_sample
 
-    load_sample(empty_db, size="small", seed=7)
+    load_sample(empty_db, size="small", seed=7, force=True)
     return empty_db
 
 

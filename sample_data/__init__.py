@@ -1,0 +1,1 @@
+"""Generators for datso's synthetic sample province (deterministic; every row has synthetic = true)."""
