@@ -41,7 +41,7 @@ serve: db
 check: lint typecheck
 
 lint: venv
-	@$(BIN)/ruff check gis layers api tiles cli sample_data tests bench
+	@$(BIN)/ruff check .
 
 typecheck: venv
 	@$(BIN)/mypy
