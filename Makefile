@@ -44,7 +44,7 @@ lint: venv
 	@$(BIN)/ruff check .
 
 typecheck: venv
-	@$(BIN)/mypy
+	@$(BIN)/mypy $$(ls -d gis layers api tiles cli sample_data 2>/dev/null)
 
 pytest: venv db
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS)
