@@ -25,7 +25,7 @@ def test_db_url_and_status(settings: Settings) -> None:
     assert r.returncode == 0, r.stderr
 
 
-def test_external_database_url_starts_nothing(settings: Settings) -> None:
+def test_external_database_url_starts_nothing(settings: Settings, empty_db: str) -> None:
     env = {"DATABASE_URL": settings.dsn(), "DATSO_DATA_DIR": str(ROOT / ".data" / "never-created")}
     r = run("db", "start", env=env)
     assert r.returncode == 0, r.stderr
