@@ -112,7 +112,8 @@ def _mp(g: BaseGeometry) -> MultiPolygon:
 
 # --- parcels ---------------------------------------------------------------------------------------------
 
-def generate_parcel_geometries(seed: int, n: int, outline: Polygon) -> np.ndarray:
+def generate_parcel_geometries(seed: int, n: int, outline: Polygon,
+                               exclude: Sequence[Polygon] = ()) -> np.ndarray:
     """`n` non-overlapping quadrilateral lots in rotated blocks (one block per grid cell), denser near towns.
 
     Returns an array of shapely Polygons (EPSG:4326)."""
@@ -130,6 +131,13 @@ def generate_parcel_geometries(seed: int, n: int, outline: Polygon) -> np.ndarra
     gx, gy = gx.ravel(), gy.ravel()
     inside = shapely.contains_xy(shapely.buffer(outline, -cell_m / kx), gx, gy)
     gx, gy = gx[inside], gy[inside]
+    if exclude:  # keep blocks out of cells that touch an excluded area (growing areas)
+        half_x, half_y = cell_m / 2 / kx, cell_m / 2 / M_PER_DEG_LAT
+        boxes = shapely.box(gx - half_x, gy - half_y, gx + half_x, gy + half_y)
+        hit = shapely.STRtree(list(exclude)).query(boxes, predicate="intersects")[0]
+        keep = np.ones(gx.size, dtype=bool)
+        keep[hit] = False
+        gx, gy = gx[keep], gy[keep]
     weight = np.full(gx.shape, 0.15)
     for tx, ty, sigma in TOWNS:
         d2 = ((gx - tx) * kx) ** 2 + ((gy - ty) * M_PER_DEG_LAT) ** 2
@@ -311,13 +319,14 @@ def load_sample(dsn: str, size: str = "small", seed: int = 7, force: bool = Fals
             if progress:
                 progress("parcels", k, n)
 
-        polys = generate_parcel_geometries(seed, n, prov.outline)
+        growing = place_growing_areas(seed, spec["growing"], prov)
+        polys = generate_parcel_geometries(seed, n, prov.outline, exclude=[g[0] for g in growing])
         _copy_rows(cur, "parcels", PARCEL_COLUMNS, _parcel_rows(seed, polys, prov, 1, tick))
         if progress:
             progress("parcels", n, n)
         cur.execute("SELECT setval(pg_get_serial_sequence('parcels', 'id'), (SELECT max(id) FROM parcels))")
         _load_auctions(cur, seed, spec["auctions"], prov)
-        ga_ids = _load_growing_areas(cur, seed, spec["growing"], prov)
+        ga_ids = _load_growing_areas(cur, seed, growing, prov)
         fac = _load_facilities(cur, seed, spec["facilities"], prov, ga_ids)
         _load_trace(cur, seed, spec["lots"], fac)
         counts = _counts(cur)
@@ -408,29 +417,24 @@ def _load_auctions(cur: psycopg.Cursor[Any], seed: int, n: int, prov: Province) 
     _copy_rows(cur, "auction_plots", cols, out)
 
 
-def _load_growing_areas(cur: psycopg.Cursor[Any], seed: int, n: int, prov: Province) -> list[tuple[int, str, str]]:
+def place_growing_areas(seed: int, n: int, prov: Province) -> list[tuple[Polygon, str, float]]:
+    """`n` non-overlapping growing-area polygons (polygon, crop, hectares), placed before the parcels so
+    that parcel blocks can keep out of them."""
     rng = random.Random(seed + 53)
     nrng = np.random.default_rng(seed + 53)
-    # place growing areas away from parcels: take random points, keep those not near a parcel
     minx, miny, maxx, maxy = prov.outline.bounds
-    occupied = shapely.STRtree(shapely.from_wkb([r[0] for r in cur.execute(
-        "SELECT ST_AsBinary(ST_Envelope(ST_Collect(geom))) FROM parcels GROUP BY id / 40").fetchall()]))
-    placed: list[Polygon] = []
-    placed_tree_geoms: list[Polygon] = []
-    rows: list[tuple[Any, ...]] = []
     crops = list(CROP_SPECS)
-    communes = prov.communes
-    c_tree = shapely.STRtree([c[2] for c in communes])
-    seq: dict[str, int] = {}
+    placed: list[tuple[Polygon, str, float]] = []
+    grid: dict[tuple[int, int], list[Polygon]] = {}
+    cell = 0.01  # ~1 km buckets for the overlap check
     attempts = 0
-    while len(rows) < n and attempts < n * 200:
+    while len(placed) < n and attempts < n * 50:
         attempts += 1
         x, y = nrng.uniform(minx, maxx), nrng.uniform(miny, maxy)
-        crop = crops[len(rows) % len(crops)] if len(rows) < 50 else rng.choice(crops)
-        lo, hi, varieties, yld, months = CROP_SPECS[crop]
+        crop = crops[len(placed) % len(crops)] if len(placed) < 50 else rng.choice(crops)
+        lo, hi = CROP_SPECS[crop][0], CROP_SPECS[crop][1]
         ha = rng.uniform(lo, hi)
-        side = (ha * 10_000) ** 0.5
-        w = side * rng.uniform(0.6, 1.6)
+        w = (ha * 10_000) ** 0.5 * rng.uniform(0.6, 1.6)
         h = ha * 10_000 / w
         kx = _lon_scale(y)
         theta = rng.uniform(0, np.pi / 2)
@@ -438,14 +442,30 @@ def _load_growing_areas(cur: psycopg.Cursor[Any], seed: int, n: int, prov: Provi
         c, s = np.cos(theta), np.sin(theta)
         rot = np.stack([local[:, 0] * c - local[:, 1] * s, local[:, 0] * s + local[:, 1] * c], -1)
         poly = Polygon(np.stack([x + rot[:, 0] / kx, y + rot[:, 1] / M_PER_DEG_LAT], -1))
-        if not prov.outline.contains(poly) or len(occupied.query(poly, predicate="intersects")):
+        if not prov.outline.contains(poly):
             continue
-        if placed_tree_geoms and any(poly.intersects(p) for p in placed_tree_geoms[-400:]):
+        bx0, by0, bx1, by1 = poly.bounds
+        keys = [(i, j) for i in range(int(bx0 / cell), int(bx1 / cell) + 1)
+                for j in range(int(by0 / cell), int(by1 / cell) + 1)]
+        if any(poly.intersects(q) for k in keys for q in grid.get(k, ())):
             continue
+        for k in keys:
+            grid.setdefault(k, []).append(poly)
+        placed.append((poly, crop, ha))
+    return placed
+
+
+def _load_growing_areas(cur: psycopg.Cursor[Any], seed: int, placed: list[tuple[Polygon, str, float]],
+                        prov: Province) -> list[tuple[int, str, str]]:
+    rng = random.Random(seed + 59)
+    rows: list[tuple[Any, ...]] = []
+    communes = prov.communes
+    c_tree = shapely.STRtree([c[2] for c in communes])
+    seq: dict[str, int] = {}
+    for poly, crop, ha in placed:
+        _lo, _hi, varieties, yld, months = CROP_SPECS[crop]
         hits = c_tree.query(poly.centroid, predicate="within")
-        if not len(hits):
-            continue
-        code_c, cname, _ = communes[int(hits[0])]
+        code_c, cname, _ = communes[int(hits[0]) if len(hits) else int(c_tree.nearest(poly.centroid))]
         seq[code_c] = seq.get(code_c, 0) + 1
         status = "active" if len(rows) % 10 < 7 else ["draft", "suspended", "revoked", "expired"][len(rows) % 4]
         reason = {"suspended": "Phát hiện sinh vật gây hại thuộc diện kiểm dịch (mô phỏng)",
@@ -453,14 +473,11 @@ def _load_growing_areas(cur: psycopg.Cursor[Any], seed: int, n: int, prov: Provi
         valid_from = dt.date(2022 + len(rows) % 4, 1 + len(rows) % 12, 1)
         yy = valid_from.year % 100
         markets = ["VN"] + rng.sample(["CN", "US", "EU", "JP", "KR", "AU"], rng.randint(0, 3))
-        area_m2 = round(ha * 10_000, 2)
-        rows.append((f"VN-86-{code_c}-{seq[code_c]:03d}-{yy:02d}", crop, rng.choice(varieties), area_m2,
-                     names.person(rng), rng.choice([None, f"HTX Nông nghiệp {cname}"]), code_c,
-                     _pg_array(markets), rng.choice(["VietGAP", "VietGAP", "GlobalGAP", "Organic"]), status,
-                     reason, round(ha * yld, 2), _pg_array(months), valid_from,
+        rows.append((f"VN-86-{code_c}-{seq[code_c]:03d}-{yy:02d}", crop, rng.choice(varieties),
+                     round(ha * 10_000, 2), names.person(rng), rng.choice([None, f"HTX Nông nghiệp {cname}"]),
+                     code_c, _pg_array(markets), rng.choice(["VietGAP", "VietGAP", "GlobalGAP", "Organic"]),
+                     status, reason, round(ha * yld, 2), _pg_array(months), valid_from,
                      valid_from + dt.timedelta(days=3 * 365), True, _ewkb(MultiPolygon([poly]))))
-        placed.append(poly)
-        placed_tree_geoms.append(poly)
     cols = ("code", "crop", "variety", "area_m2", "owner", "cooperative", "commune_code", "markets", "standard",
             "status", "status_reason", "expected_yield_t", "harvest_months", "valid_from", "valid_to",
             "synthetic", "geom")
