@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 
 from api import errors, health
+from api import tiles as tiles_api
 from api.db import Database
 from api.settings import ApiSettings, get_api_settings
 from layers.config import Settings, get_settings
@@ -40,4 +41,5 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.add_middleware(CORSMiddleware, allow_origins=a.cors_origins, allow_methods=["*"], allow_headers=["*"],
                        expose_headers=["ETag", "Content-Crs", "Link"])
     app.include_router(health.router)
+    app.include_router(tiles_api.router)
     return app

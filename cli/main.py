@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from cli import db, sample
+from cli import db, sample, tiles
 
 app = typer.Typer(name="datso", help="datso (đất số): WebGIS data service for Vietnamese provinces.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(db.app, name="db")
 app.add_typer(sample.app, name="sample")
+app.add_typer(tiles.app, name="tiles")
 
 
 @app.command()

@@ -1,0 +1,318 @@
+"""Vector tile routes, generated from the layer registry: OGC API – Tiles, a multi-layer endpoint,
+TileJSON 3.0 and MapLibre styles. Thin: parsing and rendering here, the work in `tiles/`.
+
+Tile paths are `{z}/{x}/{y}` (column x, row y of WebMercatorQuad, as TiPg and XYZ clients use).
+An empty tile is `204 No Content`; a tile outside the matrix set is 400, a zoom outside the layer's
+range 404, an unknown layer 404, a bad filter 400 (all problem+json).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, FastAPI, Query, Request
+from starlette.responses import Response
+
+from api.errors import Problem, request_lang
+from layers.registry import LAYERS, Layer, UnknownLayer, get_layer
+from tiles import styles, tilejson, tms
+from tiles.archive import TileArchive
+from tiles.filters import FilterError, TileFilter, parse_filters
+from tiles.service import TileResult, TileService
+from tiles.settings import TileSettings, get_tile_settings
+
+MVT = "application/vnd.mapbox-vector-tile"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    await service(app)
+    yield
+    svc: TileService | None = getattr(app.state, "tile_service", None)
+    if svc is not None:
+        await svc.stop()
+        app.state.tile_service = None
+    arch: TileArchive | None = getattr(app.state, "tile_archive", None)
+    if arch is not None:
+        arch.close()
+        app.state.tile_archive = None
+
+
+router = APIRouter(tags=["tiles"], lifespan=lifespan)
+
+
+def tile_settings(app: FastAPI) -> TileSettings:
+    s = getattr(app.state, "tile_settings", None)
+    if s is None:
+        s = app.state.tile_settings = get_tile_settings()
+    return s  # type: ignore[no-any-return]
+
+
+async def service(app: FastAPI) -> TileService:
+    svc: TileService | None = getattr(app.state, "tile_service", None)
+    if svc is not None:
+        return svc
+    lock: asyncio.Lock | None = getattr(app.state, "tile_lock", None)
+    if lock is None:
+        lock = app.state.tile_lock = asyncio.Lock()
+    async with lock:
+        svc = getattr(app.state, "tile_service", None)
+        if svc is None:
+            db = app.state.db
+            svc = TileService(db.dsn, db.pool, tile_settings(app))
+            await svc.start()
+            app.state.tile_service = svc
+    return svc
+
+
+def _problem(exc: Exception) -> Problem:
+    if isinstance(exc, tms.TileError):
+        return Problem(exc.status, exc.detail_vi, exc.detail_en)
+    if isinstance(exc, FilterError):
+        return Problem(400, exc.detail_vi, exc.detail_en)
+    if isinstance(exc, UnknownLayer):
+        known = ", ".join(LAYERS)
+        return Problem(404, f"Không có lớp dữ liệu {exc.layer_id!r}; các lớp: {known}",
+                       f"Unknown layer {exc.layer_id!r}; layers: {known}")
+    raise exc
+
+
+def _layer(layer_id: str) -> Layer:
+    try:
+        return get_layer(layer_id)
+    except UnknownLayer as exc:
+        raise _problem(exc) from None
+
+
+def _layers_param(value: str | None) -> list[Layer]:
+    if not value:
+        return list(LAYERS.values())
+    ids = list(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    if not ids:
+        raise Problem(400, "Tham số layers rỗng", "Empty layers parameter")
+    return [_layer(i) for i in ids]
+
+
+def _tile(tms_id: str, z: int, x: int, y: int) -> tms.TileID:
+    try:
+        return tms.validate(tms_id, z, x, y)
+    except tms.TileError as exc:
+        raise _problem(exc) from None
+
+
+def base_url(request: Request) -> str:
+    public = request.app.state.api_settings.public_url
+    return (public or str(request.base_url)).rstrip("/")
+
+
+def _json(body: Any, request: Request, media_type: str = "application/json") -> Response:
+    return Response(orjson.dumps(body), media_type=media_type,
+                    headers={"Cache-Control": request.app.state.api_settings.cache_control,
+                             "Content-Language": request_lang(request)})
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    base = etag.strip('"')
+    for tag in header.split(","):
+        t = tag.strip().removeprefix("W/").strip('"').removesuffix("-i")
+        if t == base:
+            return True
+    return False
+
+
+def tile_response(request: Request, result: TileResult, cache_state: str) -> Response:
+    settings = tile_settings(request.app)
+    entry = result.entry
+    gzip_ok = "gzip" in request.headers.get("accept-encoding", "")
+    etag = entry.etag if gzip_ok else entry.etag[:-1] + '-i"'
+    headers = {"ETag": etag, "Cache-Control": settings.cache_control, "Vary": "Accept-Encoding",
+               "X-Cache": cache_state}
+    if _etag_matches(request.headers.get("if-none-match"), entry.etag):
+        return Response(status_code=304, headers=headers)
+    if entry.empty:
+        return Response(status_code=204, headers=headers)
+    if gzip_ok:
+        headers["Content-Encoding"] = "gzip"
+        return Response(entry.gz, media_type=MVT, headers=headers)
+    return Response(entry.raw(), media_type=MVT, headers=headers)
+
+
+async def serve_tile(request: Request, layers: Sequence[Layer], tile: tms.TileID,
+                     tile_filter: TileFilter | None) -> Response:
+    active = [layer for layer in layers if layer.minzoom <= tile.z <= layer.maxzoom]
+    if not active:
+        lo, hi = min(la.minzoom for la in layers), max(la.maxzoom for la in layers)
+        names = ", ".join(la.id for la in layers)
+        raise Problem(404, f"Lớp {names} chỉ có ô ở mức thu phóng {lo}–{hi} (yêu cầu z={tile.z})",
+                      f"Layer {names} has tiles at zooms {lo}-{hi} only (asked z={tile.z})")
+    svc = await service(request.app)
+    result = await svc.tile(layers, tile, tile_filter)
+    state = "HIT" if result.cached else ("MISS" if svc.caching else "OFF")
+    return tile_response(request, result, state)
+
+
+# --- tile matrix sets -------------------------------------------------------------------------------
+@router.get("/tileMatrixSets", summary="Tile matrix sets")
+async def tile_matrix_sets(request: Request) -> Response:
+    base = base_url(request)
+    sets = [{"id": t, "title": tms.get_tms(t).title, "uri": tms.get_tms(t).uri,
+             "links": [{"rel": "self", "type": "application/json", "href": f"{base}/tileMatrixSets/{t}"}]}
+            for t in tms.SUPPORTED]
+    return _json({"tileMatrixSets": sets}, request)
+
+
+@router.get("/tileMatrixSets/{tms_id}", summary="A tile matrix set")
+async def tile_matrix_set(request: Request, tms_id: str) -> Response:
+    try:
+        t = tms.get_tms(tms_id)
+    except tms.TileError as exc:
+        raise _problem(exc) from None
+    return _json(t.model_dump(mode="json", exclude_none=True, by_alias=True), request)
+
+
+# --- per collection -------------------------------------------------------------------------------
+@router.get("/collections/{collection_id}/tiles", summary="Tilesets of a collection")
+async def collection_tilesets(request: Request, collection_id: str) -> Response:
+    layer = _layer(collection_id)
+    base = base_url(request)
+    sets = [tilejson.ogc_tileset_summary(layer, base, t) for t in tms.SUPPORTED]
+    links = [{"rel": "self", "type": "application/json", "href": f"{base}/collections/{layer.id}/tiles"}]
+    return _json({"links": links, "tilesets": sets}, request)
+
+
+@router.get("/collections/{collection_id}/tiles/{tms_id}", summary="Tileset metadata")
+async def collection_tileset(request: Request, collection_id: str, tms_id: str) -> Response:
+    layer = _layer(collection_id)
+    try:
+        tms.get_tms(tms_id)
+    except tms.TileError as exc:
+        raise _problem(exc) from None
+    bounds = await layer_bounds(request, [layer])
+    return _json(tilejson.ogc_tileset(layer, base_url(request), tms_id, bounds, request_lang(request)), request)
+
+
+@router.get("/collections/{collection_id}/tiles/{tms_id}/tilejson.json", summary="TileJSON 3.0 of a layer")
+async def collection_tilejson(request: Request, collection_id: str, tms_id: str) -> Response:
+    layer = _layer(collection_id)
+    _tile(tms_id, 0, 0, 0)
+    bounds = await layer_bounds(request, [layer])
+    url = f"{base_url(request)}/collections/{layer.id}/tiles/{tms_id}/{{z}}/{{x}}/{{y}}"
+    return _json(tilejson.tilejson([layer], url, bounds, request_lang(request)), request)
+
+
+@router.get("/collections/{collection_id}/tiles/{tms_id}/{z}/{x}/{y}",
+            summary="A vector tile (MVT) of one layer",
+            description="Filters: `?<queryable>=<value>` (equality; for list fields, membership). "
+                        "204 when the tile is empty.",
+            responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
+async def collection_tile(request: Request, collection_id: str, tms_id: str, z: int, x: int, y: int) -> Response:
+    layer = _layer(collection_id)
+    tile = _tile(tms_id, z, x, y)
+    try:
+        tile_filter = parse_filters(layer, dict(request.query_params))
+    except FilterError as exc:
+        raise _problem(exc) from None
+    return await serve_tile(request, [layer], tile, tile_filter)
+
+
+@router.get("/collections/{collection_id}/style.json", summary="MapLibre style of a layer")
+async def collection_style(request: Request, collection_id: str) -> Response:
+    layer = _layer(collection_id)
+    base = base_url(request)
+    bounds = await layer_bounds(request, [layer])
+    return _json(styles.style([layer], f"{base}/collections/{layer.id}/tiles/{tms.DEFAULT_TMS}/tilejson.json",
+                              bounds, request_lang(request)), request)
+
+
+# --- multi-layer ------------------------------------------------------------------------------------
+@router.get("/tiles/tilejson.json", summary="TileJSON 3.0 of several layers in one tile")
+async def multi_tilejson(request: Request, layers: str | None = Query(None, description="a,b,...")) -> Response:
+    chosen = _layers_param(layers)
+    ids = ",".join(la.id for la in chosen)
+    bounds = await layer_bounds(request, chosen)
+    url = f"{base_url(request)}/tiles/{{z}}/{{x}}/{{y}}.mvt?layers={ids}"
+    return _json(tilejson.tilejson(chosen, url, bounds, request_lang(request)), request)
+
+
+@router.get("/tiles/{z}/{x}/{y}.mvt", summary="A vector tile with several layers",
+            responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
+async def multi_tile(request: Request, z: int, x: int, y: int,
+                     layers: str | None = Query(None, description="layer ids, comma-separated; default all")
+                     ) -> Response:
+    chosen = _layers_param(layers)
+    tile = _tile(tms.DEFAULT_TMS, z, x, y)
+    return await serve_tile(request, chosen, tile, None)
+
+
+@router.get("/styles/default.json", summary="MapLibre style with every layer")
+async def default_style(request: Request) -> Response:
+    chosen = list(LAYERS.values())
+    ids = ",".join(la.id for la in chosen)
+    bounds = await layer_bounds(request, chosen)
+    return _json(styles.style(chosen, f"{base_url(request)}/tiles/tilejson.json?layers={ids}", bounds,
+                              request_lang(request)), request)
+
+
+# --- a seeded archive -------------------------------------------------------------------------------
+def _archive(request: Request) -> TileArchive:
+    arch: TileArchive | None = getattr(request.app.state, "tile_archive", None)
+    if arch is None:
+        path = tile_settings(request.app).archive
+        if path is None or not path.exists():
+            raise Problem(404, "Máy chủ không phục vụ gói ô dựng sẵn (DATSO_TILE_ARCHIVE)",
+                          "No seeded tile archive is configured (DATSO_TILE_ARCHIVE)")
+        arch = request.app.state.tile_archive = TileArchive.open(path)
+    return arch
+
+
+@router.get("/tiles/archive/tilejson.json", summary="TileJSON of the seeded archive")
+async def archive_tilejson(request: Request) -> Response:
+    arch = _archive(request)
+    url = f"{base_url(request)}/tiles/archive/{{z}}/{{x}}/{{y}}.mvt"
+    chosen = [_layer(i) for i in arch.layers]
+    return _json(tilejson.tilejson(chosen, url, arch.bounds, request_lang(request),
+                                   minzoom=arch.minzoom, maxzoom=arch.maxzoom), request)
+
+
+@router.get("/tiles/archive/{z}/{x}/{y}.mvt", summary="A tile of the seeded archive (PMTiles/MBTiles)",
+            responses={200: {"content": {MVT: {}}}, 204: {"description": "empty or not seeded"}})
+async def archive_tile(request: Request, z: int, x: int, y: int) -> Response:
+    arch = _archive(request)
+    tile = _tile(tms.DEFAULT_TMS, z, x, y)
+    if not arch.minzoom <= z <= arch.maxzoom:
+        raise Problem(404, f"Gói ô chỉ có mức {arch.minzoom}–{arch.maxzoom}",
+                      f"The archive holds zooms {arch.minzoom}-{arch.maxzoom} only")
+    entry = arch.get(tile)
+    return tile_response(request, TileResult(entry, True), "ARCHIVE")
+
+
+# --- bounds -----------------------------------------------------------------------------------------
+_BOUNDS: dict[str, tuple[float, tuple[float, float, float, float] | None]] = {}
+BOUNDS_TTL = 60.0
+
+
+async def layer_bounds(request: Request, layers: Sequence[Layer]) -> tuple[float, float, float, float] | None:
+    """Union of the layers' extents (lon/lat), cached a minute per layer; None when all are empty."""
+    out: list[tuple[float, float, float, float]] = []
+    db = request.app.state.db
+    for layer in layers:
+        cached = _BOUNDS.get(f"{db.dsn}|{layer.id}")
+        if cached is None or time.monotonic() - cached[0] > BOUNDS_TTL:
+            row = await db.fetchrow(tilejson.bounds_sql(layer))
+            box = None if row is None or row["xmin"] is None else \
+                (float(row["xmin"]), float(row["ymin"]), float(row["xmax"]), float(row["ymax"]))
+            cached = _BOUNDS[f"{db.dsn}|{layer.id}"] = (time.monotonic(), box)
+        if cached[1] is not None:
+            out.append(cached[1])
+    if not out:
+        return None
+    return (min(b[0] for b in out), min(b[1] for b in out), max(b[2] for b in out), max(b[3] for b in out))

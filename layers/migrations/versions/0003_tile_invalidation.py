@@ -1,0 +1,88 @@
+"""tile cache invalidation: statement-level triggers that pg_notify the changed boxes (EPSG:3857)
+
+Revision ID: 0003
+Revises: 0002
+
+Every INSERT/UPDATE/DELETE on a layer table sends, at commit, one notification on channel `datso_tiles`:
+{"table": ..., "boxes": [[xmin, ymin, xmax, ymax], ...]} with the bounding boxes of the old and new
+geometries (rounded outwards to the metre; distinct boxes, at most 50: beyond that the extents of the old
+rows and of the new rows), or {"table": ..., "all": true} after TRUNCATE. Payloads stay < 8000 bytes.
+"""
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+TABLES = ("admin_units", "parcels", "auction_plots", "growing_areas", "packing_facilities",
+          "trace_lots", "trace_events")
+
+FN = """
+CREATE OR REPLACE FUNCTION datso_tiles_boxes(n bigint, detail jsonb, old_ext box2d, new_ext box2d)
+RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN n <= 50 THEN coalesce(detail, '[]'::jsonb)
+    ELSE (SELECT coalesce(jsonb_agg(jsonb_build_array(floor(ST_XMin(e)), floor(ST_YMin(e)),
+                                                       ceil(ST_XMax(e)), ceil(ST_YMax(e)))), '[]'::jsonb)
+          FROM unnest(ARRAY[old_ext, new_ext]) e WHERE e IS NOT NULL) END
+$$;
+CREATE OR REPLACE FUNCTION datso_tiles_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  n bigint; detail jsonb; old_ext box2d; new_ext box2d;
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    PERFORM pg_notify('datso_tiles', jsonb_build_object('table', TG_TABLE_NAME, 'all', true)::text);
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    WITH b AS (SELECT DISTINCT floor(ST_XMin(geom_3857)) x0, floor(ST_YMin(geom_3857)) y0,
+                      ceil(ST_XMax(geom_3857)) x1, ceil(ST_YMax(geom_3857)) y1
+               FROM new_rows WHERE geom_3857 IS NOT NULL)
+    SELECT count(*), jsonb_agg(jsonb_build_array(x0, y0, x1, y1)) INTO n, detail FROM b;
+    IF n > 50 THEN SELECT ST_Extent(geom_3857) INTO new_ext FROM new_rows; END IF;
+  ELSIF TG_OP = 'UPDATE' THEN
+    WITH g AS (SELECT geom_3857 FROM old_rows UNION ALL SELECT geom_3857 FROM new_rows),
+    b AS (SELECT DISTINCT floor(ST_XMin(geom_3857)) x0, floor(ST_YMin(geom_3857)) y0,
+                 ceil(ST_XMax(geom_3857)) x1, ceil(ST_YMax(geom_3857)) y1 FROM g WHERE geom_3857 IS NOT NULL)
+    SELECT count(*), jsonb_agg(jsonb_build_array(x0, y0, x1, y1)) INTO n, detail FROM b;
+    IF n > 50 THEN
+      SELECT ST_Extent(geom_3857) INTO old_ext FROM old_rows;
+      SELECT ST_Extent(geom_3857) INTO new_ext FROM new_rows;
+    END IF;
+  ELSE
+    WITH b AS (SELECT DISTINCT floor(ST_XMin(geom_3857)) x0, floor(ST_YMin(geom_3857)) y0,
+                      ceil(ST_XMax(geom_3857)) x1, ceil(ST_YMax(geom_3857)) y1
+               FROM old_rows WHERE geom_3857 IS NOT NULL)
+    SELECT count(*), jsonb_agg(jsonb_build_array(x0, y0, x1, y1)) INTO n, detail FROM b;
+    IF n > 50 THEN SELECT ST_Extent(geom_3857) INTO old_ext FROM old_rows; END IF;
+  END IF;
+  IF n > 0 THEN
+    PERFORM pg_notify('datso_tiles', jsonb_build_object(
+      'table', TG_TABLE_NAME, 'boxes', datso_tiles_boxes(n, detail, old_ext, new_ext))::text);
+  END IF;
+  RETURN NULL;
+END $$;
+"""
+
+
+def upgrade() -> None:
+    op.execute(FN)
+    for t in TABLES:
+        op.execute(f"CREATE TRIGGER {t}_tiles_ins AFTER INSERT ON {t} REFERENCING NEW TABLE AS new_rows "
+                   f"FOR EACH STATEMENT EXECUTE FUNCTION datso_tiles_notify()")
+        op.execute(f"CREATE TRIGGER {t}_tiles_upd AFTER UPDATE ON {t} REFERENCING OLD TABLE AS old_rows "
+                   f"NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION datso_tiles_notify()")
+        op.execute(f"CREATE TRIGGER {t}_tiles_del AFTER DELETE ON {t} REFERENCING OLD TABLE AS old_rows "
+                   f"FOR EACH STATEMENT EXECUTE FUNCTION datso_tiles_notify()")
+        op.execute(f"CREATE TRIGGER {t}_tiles_trunc AFTER TRUNCATE ON {t} "
+                   f"FOR EACH STATEMENT EXECUTE FUNCTION datso_tiles_notify()")
+
+
+def downgrade() -> None:
+    for t in TABLES:
+        for suffix in ("ins", "upd", "del", "trunc"):
+            op.execute(f"DROP TRIGGER IF EXISTS {t}_tiles_{suffix} ON {t}")
+    op.execute("DROP FUNCTION IF EXISTS datso_tiles_notify()")
+    op.execute("DROP FUNCTION IF EXISTS datso_tiles_boxes(bigint, jsonb, box2d, box2d)")

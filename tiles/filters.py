@@ -1,0 +1,98 @@
+"""Tile filters: property equality on a layer's queryables (`?status=sold&crop=buoi`) and CQL2 text.
+
+Values are parsed by the field's type and vocabulary and passed as SQL parameters; column names come
+from the registry. A bad filter raises `FilterError` (-> 400).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from layers.registry import Layer, LayerField
+
+# Query parameters that are not filters: accepted and ignored (cache busters, language, format).
+NON_FILTER_PARAMS = frozenset({"lang", "f", "nocache", "v", "layers", "filter", "filter-lang", "filter-crs"})
+
+
+class FilterError(ValueError):
+    def __init__(self, detail_vi: str, detail_en: str) -> None:
+        super().__init__(detail_en)
+        self.detail_vi, self.detail_en = detail_vi, detail_en
+
+
+def _parse(f: LayerField, raw: str) -> Any:
+    kind = f.item_type if f.type == "array" else f.type
+    allowed = f.items_enum if f.type == "array" else f.enum
+    try:
+        if kind == "integer":
+            return int(raw)
+        if kind == "number":
+            return Decimal(raw)
+        if kind == "boolean":
+            if raw.lower() not in ("true", "false"):
+                raise ValueError(raw)
+            return raw.lower() == "true"
+        if kind == "date":
+            return dt.date.fromisoformat(raw)
+        if kind == "date-time":
+            return dt.datetime.fromisoformat(raw)
+    except (ValueError, InvalidOperation):
+        raise FilterError(f"Giá trị {raw!r} của {f.name} không đúng kiểu ({kind})",
+                          f"Value {raw!r} of {f.name} is not of type {kind}") from None
+    if allowed is not None and raw not in allowed:
+        raise FilterError(f"Giá trị {raw!r} của {f.name} không hợp lệ; chọn một trong: {', '.join(allowed)}",
+                          f"Invalid value {raw!r} for {f.name}; one of: {', '.join(allowed)}")
+    return raw
+
+
+# The tile statement's own parameters are $1-$4 (z, x, y, feature cap); filters number theirs from $5.
+FIRST_PARAM = 5
+
+
+@dataclass(frozen=True)
+class TileFilter:
+    """A condition on one layer (SQL over the row alias `t` and $5...). `key` names it in the tile cache."""
+
+    layer_id: str
+    where: str
+    params: tuple[Any, ...]
+    key: str
+
+    def sql(self, layer: Layer) -> str:
+        if layer.id != self.layer_id:
+            raise FilterError("Bộ lọc chỉ áp dụng cho một lớp", "A filter applies to one layer only")
+        return self.where
+
+
+def parse_filters(layer: Layer, query: Mapping[str, str]) -> TileFilter | None:
+    """Property-equality filters from query parameters; unknown parameter names are refused."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    key_parts: list[str] = []
+    queryables = {f.name: f for f in layer.queryables}
+    for name in sorted(query):
+        if name in NON_FILTER_PARAMS:
+            continue
+        f = queryables.get(name)
+        if f is None:
+            raise FilterError(
+                f"Tham số {name!r} không phải thuộc tính lọc được của lớp {layer.id}; "
+                f"có thể lọc theo: {', '.join(queryables)}",
+                f"{name!r} is not a queryable of layer {layer.id}; queryables: {', '.join(queryables)}")
+        raw = query[name]
+        if f.type in ("object",):
+            raise FilterError(f"Không lọc được theo {name}", f"Cannot filter on {name}")
+        params.append(_parse(f, raw))
+        n = FIRST_PARAM + len(params) - 1
+        ident = '"' + f.name + '"'
+        conditions.append(f"${n} = ANY(t.{ident})" if f.type == "array" else f"t.{ident} = ${n}")
+        key_parts.append(f"{name}={raw}")
+    if not conditions:
+        return None
+    key = hashlib.blake2b("&".join(key_parts).encode(), digest_size=8).hexdigest()
+    return TileFilter(layer.id, " AND ".join(conditions), tuple(params), key)

@@ -1,0 +1,109 @@
+"""Cache invalidation across processes: migration 0003 installs statement-level triggers on every layer
+table that `pg_notify('datso_tiles', ...)` the EPSG:3857 boxes of the changed geometries (old and new rows)
+at commit. Each process LISTENs on a dedicated asyncpg connection and drops the cached tiles those boxes
+touch. While the connection is down nothing is cached (`live` is False) and on (re)connect the cache is
+cleared, so a missed notification can never leave a stale tile behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import asyncpg
+import orjson
+
+from layers.registry import LAYERS
+from tiles.cache import Box, TileCache
+
+log = logging.getLogger("datso.tiles")
+CHANNEL = "datso_tiles"
+
+
+def layers_of_table(table: str) -> list[str]:
+    return [layer.id for layer in LAYERS.values() if layer.table == table]
+
+
+class Invalidator:
+    def __init__(self, dsn: str, cache: TileCache, margin: float, retry_seconds: float = 2.0) -> None:
+        self.dsn, self.cache, self.margin, self.retry = dsn, cache, margin, retry_seconds
+        self.epochs: dict[str, int] = {}
+        self.received = 0
+        self._conn: asyncpg.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
+        self._ready = asyncio.Event()
+        self.listeners: list[Callable[[str], None]] = []
+
+    @property
+    def live(self) -> bool:
+        return self._conn is not None and not self._conn.is_closed()
+
+    def epoch(self, layer_ids: tuple[str, ...]) -> tuple[int, ...]:
+        return tuple(self.epochs.get(lid, 0) for lid in layer_ids)
+
+    async def start(self, wait: float = 3.0) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="datso-tile-invalidator")
+        try:
+            await asyncio.wait_for(self._ready.wait(), wait)
+        except TimeoutError:
+            log.warning("tile invalidation listener not connected yet; tiles are not cached meanwhile")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await self._close()
+
+    async def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            try:
+                await conn.close(timeout=2)
+            except (OSError, asyncpg.PostgresError, TimeoutError):
+                conn.terminate()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                conn = await asyncpg.connect(self.dsn, timeout=5)
+                self._lost.clear()
+                conn.add_termination_listener(lambda _c: self._lost.set())
+                await conn.add_listener(CHANNEL, self._on_notify)
+                self.cache.clear()   # anything cached before we listened may be stale
+                self._conn = conn
+                self._ready.set()
+                await self._lost.wait()
+                log.warning("tile invalidation listener lost its connection; cache cleared, reconnecting")
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                log.warning("tile invalidation listener cannot connect: %s", exc)
+            self._conn = None
+            self._ready.clear()
+            self.cache.clear()
+            await asyncio.sleep(self.retry)
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self.received += 1
+        try:
+            msg = orjson.loads(payload)
+            table = str(msg["table"])
+            boxes: list[Box] = [(float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+                                for b in msg.get("boxes") or []]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
+            log.error("bad tile invalidation payload %r: clearing the tile cache", payload)
+            self.cache.clear()
+            return
+        for lid in layers_of_table(table):
+            self.epochs[lid] = self.epochs.get(lid, 0) + 1
+            if msg.get("all"):
+                self.cache.clear(lid)
+            else:
+                self.cache.invalidate(lid, boxes, self.margin)
+            for cb in self.listeners:
+                cb(lid)

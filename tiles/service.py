@@ -1,0 +1,66 @@
+"""The tile service one process holds: cache lookup, build on miss (one SQL statement), store, and the
+invalidation listener. The API and the seeder call it; it knows no HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from layers.registry import Layer
+from tiles import mvt
+from tiles.cache import CacheKey, Entry, TileCache, make_entry
+from tiles.filters import TileFilter
+from tiles.invalidate import Invalidator
+from tiles.settings import TileSettings
+from tiles.tms import TileID
+
+PoolGetter = Callable[[], Awaitable[asyncpg.Pool]]
+
+
+@dataclass
+class TileResult:
+    entry: Entry
+    cached: bool
+
+
+class TileService:
+    def __init__(self, dsn: str, pool: PoolGetter, settings: TileSettings) -> None:
+        self.settings = settings
+        self._pool = pool
+        self.cache: TileCache | None = None
+        self.invalidator: Invalidator | None = None
+        if settings.cache_enabled and settings.listen:
+            self.cache = TileCache(settings.cache_bytes, settings.cache_dir)
+            self.invalidator = Invalidator(dsn, self.cache, settings.buffer / settings.extent)
+
+    async def start(self) -> None:
+        if self.invalidator is not None:
+            await self.invalidator.start()
+
+    async def stop(self) -> None:
+        if self.invalidator is not None:
+            await self.invalidator.stop()
+
+    @property
+    def caching(self) -> bool:
+        return self.cache is not None and self.invalidator is not None and self.invalidator.live
+
+    async def tile(self, layers: Sequence[Layer], tile: TileID, tile_filter: TileFilter | None = None) -> TileResult:
+        ids = tuple(layer.id for layer in layers)
+        key = CacheKey(ids, tile_filter.key if tile_filter else "", tile.z, tile.x, tile.y)
+        if self.cache is not None and self.caching:
+            hit = self.cache.get(key)
+            if hit is not None:
+                return TileResult(hit, True)
+        epoch = self.invalidator.epoch(ids) if self.invalidator is not None else ()
+        pool = await self._pool()
+        async with pool.acquire() as conn:
+            data = await mvt.build(conn, layers, tile, self.settings, tile_filter)
+        entry = make_entry(data, self.settings.gzip_level)
+        # store only if no edit of these layers was announced while the tile was being built
+        if self.cache is not None and self.invalidator is not None and self.caching \
+                and self.invalidator.epoch(ids) == epoch:
+            self.cache.put(key, entry)
+        return TileResult(entry, False)
