@@ -1,0 +1,90 @@
+"""`datso import` and `datso export`: files in and out of the layers (thin: the work is in layers/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from layers.config import get_settings
+
+console = Console(stderr=True, soft_wrap=True)
+MAX_SHOWN = 30
+
+
+def import_cmd(
+    file: Path = typer.Argument(..., help="Shapefile (.shp/.zip), GeoPackage, GeoJSON, KML or CSV"),
+    layer: str = typer.Option(..., "--layer", "-l", help="target layer id, e.g. parcels"),
+    crs: str | None = typer.Option(None, help="source CRS (overrides the file): vn2000:ben-tre, EPSG:9210, ..."),
+    field_map: str | None = typer.Option(None, "--field-map", help="rename columns: so_to=map_sheet,..."),
+    source_layer: str | None = typer.Option(None, "--source-layer", help="layer inside a GeoPackage/zip/KML"),
+    encoding: str | None = typer.Option(None, help="text encoding: utf-8, cp1258, tcvn3 (default: .cpg/detect)"),
+    swap_xy: bool | None = typer.Option(None, "--swap-xy/--no-swap-xy",
+                                        help="X is northing (surveyors' convention); default: detect for CSV"),
+    x_field: str | None = typer.Option(None, "--x-field", help="CSV column with X"),
+    y_field: str | None = typer.Option(None, "--y-field", help="CSV column with Y"),
+    wkt_field: str | None = typer.Option(None, "--wkt-field", help="CSV column with WKT geometry"),
+    repair: bool = typer.Option(False, "--repair", help="repair invalid geometries (make_valid) with a warning"),
+    report: Path | None = typer.Option(None, "--report", help="write every issue to this CSV"),
+    lang: str = typer.Option("vi", "--lang", help="vi | en"),
+    user: str | None = typer.Option(None, "--user", help="actor recorded in the history (default: OS user)"),
+) -> None:
+    """Import a file into a layer: every row is checked; all rows are written in one transaction, or none."""
+    from layers.importer import ImportOptions, import_file
+
+    opts = ImportOptions(crs=crs, field_map=field_map, source_layer=source_layer, encoding=encoding,
+                         swap_xy=swap_xy, x_field=x_field, y_field=y_field, wkt_field=wkt_field, repair=repair,
+                         lang=lang, report=report)
+    if user:
+        opts.user = user
+    vi = lang == "vi"
+    result = import_file(file, layer, get_settings().dsn(), opts)
+    for note_vi, note_en in result.notes:
+        console.print(f"[dim]{note_vi if vi else note_en}[/dim]")
+    for w in result.warnings[:MAX_SHOWN]:
+        console.print(f"[yellow]{'cảnh báo' if vi else 'warning'}:[/yellow] {file.name}: {w.describe(lang)}")
+    if not result.ok:
+        for e in result.errors[:MAX_SHOWN]:
+            console.print(f"[red]{'lỗi' if vi else 'error'}:[/red] {file.name}: {e.describe(lang)}")
+        more = len(result.errors) - MAX_SHOWN
+        if more > 0:
+            console.print(f"... {more} {'lỗi khác' if vi else 'more errors'}")
+        console.print(("Không ghi dòng nào." if vi else "Nothing was written.")
+                      + (f" {'Báo cáo' if vi else 'Report'}: {report}" if report else ""))
+        raise typer.Exit(1)
+    msg = (f"Đã nhập {result.rows_written} dòng vào {layer} trong {result.seconds:.1f} s "
+           f"({result.rate:,.0f} dòng/s)" if vi else
+           f"imported {result.rows_written} rows into {layer} in {result.seconds:.1f} s ({result.rate:,.0f} rows/s)")
+    print(msg)
+
+
+def export_cmd(
+    layer: str = typer.Option(..., "--layer", "-l", help="layer id, e.g. parcels"),
+    fmt: str = typer.Option(..., "--format", "-f", help="gpkg | geojson | shp | csv | kml"),
+    out: Path = typer.Option(..., "--out", "-o", help="output file (shp: .zip or a folder)"),
+    crs: str | None = typer.Option(None, help="output CRS: EPSG:4326 (default), vn2000:ben-tre, EPSG:9210, ..."),
+    where: list[str] = typer.Option([], "--where", help="field=value on a queryable field (repeatable)"),
+    bbox: str | None = typer.Option(None, "--bbox", help="minLon,minLat,maxLon,maxLat"),
+    lang: str = typer.Option("vi", "--lang", help="vi | en"),
+) -> None:
+    """Export a layer to a file, in any registry CRS (VN-2000 via the official transformation)."""
+    from gis.io import DataFileError
+    from layers.exporter import ExportError, export_layer
+    from layers.registry import UnknownLayer
+
+    try:
+        res = export_layer(get_settings().dsn(), layer, fmt, out, crs=crs, where=where, bbox=bbox)
+    except (ExportError, DataFileError) as exc:
+        console.print(f"[red]{'lỗi' if lang == 'vi' else 'error'}:[/red] {exc.message(lang)}")
+        raise typer.Exit(1) from None
+    except UnknownLayer as exc:
+        console.print(f"[red]{'lỗi' if lang == 'vi' else 'error'}:[/red] {exc}")
+        raise typer.Exit(1) from None
+    print(f"{res.rows} -> {res.path} ({res.crs}, {res.seconds:.1f} s)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the top-level `import` and `export` commands (`import` is a Python keyword)."""
+    app.command("import")(import_cmd)
+    app.command("export")(export_cmd)

@@ -1,0 +1,303 @@
+"""The import pipeline: file -> field map -> coercion and validation of every row -> one transaction.
+
+    result = import_file("thua_dat.zip", "parcels", dsn, ImportOptions(crs="vn2000:ben-tre"))
+
+If any row has an error nothing is written and `result.issues` (and the optional CSV report) says which
+file, row, field and why, in Vietnamese or English. Otherwise all rows are written in ONE transaction with
+COPY (geometry as hex EWKB), with `datso.actor = 'import:<user>'` set locally so the audit trigger records
+who imported. Reading and reprojection are in `gis.io`, the checks in `layers.validation`.
+"""
+
+from __future__ import annotations
+
+import csv
+import getpass
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+from psycopg import sql
+
+from gis import geometry as geo
+from gis.io import DataFileError, read_vector
+from layers.registry import Layer, UnknownLayer, get_layer
+from layers.validation import Issue, Prepared, must_have, prepare_frame
+
+CHUNK = 25_000
+
+
+@dataclass
+class ImportOptions:
+    crs: str | None = None
+    field_map: dict[str, str] | str | None = None
+    source_layer: str | None = None
+    encoding: str | None = None
+    swap_xy: bool | None = None
+    x_field: str | None = None
+    y_field: str | None = None
+    wkt_field: str | None = None
+    repair: bool = False
+    user: str = field(default_factory=getpass.getuser)
+    lang: str = "vi"
+    report: Path | None = None
+    progress: bool | None = None          # None: a progress bar when stderr is a terminal
+
+
+@dataclass
+class ImportResult:
+    file: str
+    layer: str
+    rows_read: int = 0
+    rows_written: int = 0
+    issues: list[Issue] = field(default_factory=list)
+    seconds: float = 0.0
+    source_crs: str | None = None
+    encoding: str | None = None
+    notes: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.is_error]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if not i.is_error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def rate(self) -> float:
+        return self.rows_written / self.seconds if self.seconds > 0 else 0.0
+
+
+def parse_field_map(text: str | dict[str, str] | None) -> dict[str, str]:
+    """`"so_to=map_sheet, so_thua=parcel_no"` -> {"so_to": "map_sheet", "so_thua": "parcel_no"}."""
+    if not text:
+        return {}
+    if isinstance(text, dict):
+        return dict(text)
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise ValueError(part.strip())
+        src, dst = (p.strip() for p in part.split("=", 1))
+        if not src or not dst:
+            raise ValueError(part.strip())
+        out[src] = dst
+    return out
+
+
+def map_columns(layer: Layer, columns: list[str], field_map: dict[str, str]) -> tuple[
+        dict[str, str], list[str], list[Issue]]:
+    """(file column -> field, ignored columns, issues). Besides the explicit map, columns match fields by
+    name, case-insensitively, or as a Shapefile-truncated (10-character) prefix of exactly one field."""
+    issues: list[Issue] = []
+    names = set(layer.field_names)
+    mapping: dict[str, str] = {}
+    for src, dst in field_map.items():
+        if dst not in names:
+            issues.append(Issue(None, dst, "field_map",
+                                f"--field-map: lớp {layer.id} không có trường {dst!r}",
+                                f"--field-map: layer {layer.id} has no field {dst!r}"))
+        elif src not in columns:
+            issues.append(Issue(None, src, "field_map", f"--field-map: tệp không có cột {src!r}",
+                                f"--field-map: the file has no column {src!r}"))
+        else:
+            mapping[src] = dst
+    for col in columns:
+        if col in mapping:
+            continue
+        low = col.lower()
+        exact = [f for f in layer.field_names if f == col] or [f for f in layer.field_names if f.lower() == low]
+        prefix = [f for f in layer.field_names if len(col) == 10 and f.lower().startswith(low)]
+        match = exact or (prefix if len(prefix) == 1 else [])
+        if match and match[0] not in mapping.values():
+            mapping[col] = match[0]
+    targets: dict[str, str] = {}
+    for src, dst in mapping.items():
+        if dst in targets:
+            issues.append(Issue(None, dst, "field_map",
+                                f"hai cột {targets[dst]!r} và {src!r} cùng đổ vào trường {dst!r}",
+                                f"columns {targets[dst]!r} and {src!r} both map to field {dst!r}"))
+        targets[dst] = src
+    ignored = [c for c in columns if c not in mapping]
+    return mapping, ignored, issues
+
+
+def _pg_array(items: Any) -> str | None:
+    if items is None or (not isinstance(items, list | tuple) and pd.isna(items)):
+        return None
+    parts = []
+    for x in items:
+        s = str(x).replace("\\", "\\\\").replace('"', '\\"')
+        parts.append(f'"{s}"')
+    return "{" + ",".join(parts) + "}"
+
+
+def _copy_frame(layer: Layer, prepared: Prepared, start: int, stop: int) -> bytes:
+    import json
+
+    part = prepared.frame.iloc[start:stop]
+    out = pd.DataFrame(index=part.index)
+    for f in layer.fields:
+        if f.name not in part.columns:
+            continue
+        s = part[f.name]
+        if f.type == "array":
+            out[f.name] = [_pg_array(v) for v in s.to_numpy(dtype=object)]
+        elif f.type == "object":
+            out[f.name] = [None if v is None else json.dumps(v, ensure_ascii=False) for v in s.to_numpy(dtype=object)]
+        elif f.type in ("date", "date-time"):
+            out[f.name] = [None if v is None or v is pd.NaT else v.isoformat() for v in s.to_numpy(dtype=object)]
+        else:
+            out[f.name] = s
+    geoms = prepared.geometry[start:stop]
+    present = ~shapely.is_missing(geoms)
+    hexes = np.full(len(geoms), None, dtype=object)
+    if present.any():
+        hexes[present] = shapely.to_wkb(shapely.set_srid(geoms[present], 4326), hex=True, include_srid=True)
+    out[layer.geometry_column] = hexes
+    return out.to_csv(header=False, index=False, lineterminator="\n").encode("utf-8")
+
+
+def _progress(total: int, enabled: bool | None, label: str) -> Any:
+    from tqdm import tqdm
+
+    show = sys.stderr.isatty() if enabled is None else enabled
+    return tqdm(total=total, disable=not show, unit=" rows", desc=label, file=sys.stderr, leave=False)
+
+
+_COPY_LINE = re.compile(r"line (\d+)")
+
+
+def _db_issue(exc: psycopg.Error, first_row: int, start: int) -> Issue:
+    diag = exc.diag
+    m = _COPY_LINE.search(diag.context or "")
+    row = first_row + start + int(m.group(1)) - 1 if m else None
+    rule = diag.constraint_name or ""
+    col = diag.column_name
+    if rule:
+        return Issue(row, col, "db_constraint", f"vi phạm ràng buộc dữ liệu {rule}",
+                     f"breaks the database rule {rule}")
+    return Issue(row, col, "db_error", "cơ sở dữ liệu từ chối dòng này (kiểu hoặc giá trị không hợp lệ)",
+                 "the database refused this row (invalid type or value)")
+
+
+def write_prepared(conn: psycopg.Connection, layer: Layer, prepared: Prepared, actor: str,
+                   progress: bool | None = None, first_row: int = 1) -> tuple[int, Issue | None]:
+    """COPY every prepared row in the connection's current transaction (the caller commits or rolls
+    back). Returns (rows written, None) or (0, the issue naming the row the database refused)."""
+    conn.execute("SELECT set_config('datso.actor', %s, true)", [actor])
+    cols = [f.name for f in layer.fields if f.name in prepared.frame.columns] + [layer.geometry_column]
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        sql.Identifier(layer.table), sql.SQL(", ").join(sql.Identifier(c) for c in cols))
+    n = len(prepared.frame)
+    start = 0
+    bar = _progress(n, progress, layer.id)
+    try:
+        with conn.cursor() as cur, cur.copy(stmt) as cp:
+            for start in range(0, n, CHUNK):
+                stop = min(n, start + CHUNK)
+                cp.write(_copy_frame(layer, prepared, start, stop))
+                bar.update(stop - start)
+    except psycopg.Error as exc:
+        return 0, _db_issue(exc, first_row, 0)
+    finally:
+        bar.close()
+    return n, None
+
+
+def write_report(path: Path, file: str, issues: list[Issue], lang: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8-sig") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "row", "field", "severity", "code", "reason"] if lang != "vi"
+                   else ["tệp", "dòng", "trường", "mức", "mã", "lý do"])
+        for i in issues:
+            w.writerow([file, "" if i.row is None else i.row, i.field or "", i.severity, i.code, i.message(lang)])
+
+
+def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOptions | None = None) -> ImportResult:
+    """Import a file into a layer: everything or nothing (see module doc). Never raises for bad input."""
+    opts = options or ImportOptions()
+    t0 = time.perf_counter()
+    p = Path(path)
+    result = ImportResult(file=p.name, layer=layer_id)
+
+    def done() -> ImportResult:
+        result.seconds = time.perf_counter() - t0
+        if opts.report:
+            write_report(Path(opts.report), p.name, result.issues, opts.lang)
+        return result
+
+    try:
+        layer = get_layer(layer_id)
+    except UnknownLayer as exc:
+        from layers.registry import LAYERS
+
+        result.issues.append(Issue(None, None, "unknown_layer",
+                                   f"không có lớp {layer_id!r}; các lớp: {', '.join(LAYERS)}", str(exc)))
+        return done()
+    try:
+        fmap = parse_field_map(opts.field_map)
+    except ValueError as exc:
+        result.issues.append(Issue(None, None, "field_map", f"--field-map sai cú pháp ở {exc}; dùng cot=truong,...",
+                                   f"bad --field-map entry {exc}; use column=field,..."))
+        return done()
+    try:
+        data = read_vector(p, crs=opts.crs, source_layer=opts.source_layer, encoding=opts.encoding,
+                           swap=opts.swap_xy, x_field=opts.x_field, y_field=opts.y_field, wkt_field=opts.wkt_field)
+    except DataFileError as exc:
+        result.issues.append(Issue(None, None, "file", exc.vi, exc.en))
+        return done()
+    result.rows_read = len(data)
+    result.source_crs = data.source_crs.key
+    result.encoding = data.encoding
+    result.notes.extend(data.notes)
+    for e in data.row_errors:
+        result.issues.append(Issue(1 + e.row, e.field, "geometry_parse", e.vi, e.en))
+    columns = [str(c) for c in data.frame.columns]
+    mapping, ignored, issues = map_columns(layer, columns, fmap)
+    result.issues.extend(issues)
+    if ignored:
+        result.notes.append((f"Bỏ qua các cột không thuộc lớp: {', '.join(ignored)}",
+                             f"ignored columns that are not layer fields: {', '.join(ignored)}"))
+    frame = data.frame[list(mapping)].rename(columns=mapping)
+    area = layer.get_field("area_m2")
+    if area is not None and "area_m2" not in frame.columns and must_have(layer, area):
+        frame = frame.assign(area_m2=np.round(geo.areas_m2(data.geometry), 2))
+        result.notes.append(("Diện tích (area_m2) tính từ hình học (trắc địa, ellipsoid WGS 84)",
+                             "area_m2 computed from the geometry (geodesic, WGS 84 ellipsoid)"))
+    try:
+        with psycopg.connect(dsn) as conn:
+            prepared = prepare_frame(layer, frame, data.geometry, conn, first_row=1, repair=opts.repair)
+            result.issues.extend(prepared.issues)
+            if result.errors:
+                conn.rollback()
+                return done()
+            written, problem = write_prepared(conn, layer, prepared, f"import:{opts.user}", opts.progress)
+            if problem is not None:
+                conn.rollback()
+                result.issues.append(problem)
+                return done()
+            conn.commit()
+            result.rows_written = written
+    except psycopg.OperationalError:
+        result.issues.append(Issue(None, None, "database", "không kết nối được cơ sở dữ liệu",
+                                   "cannot connect to the database"))
+    return done()
+
+
+__all__ = ["ImportOptions", "ImportResult", "import_file", "map_columns", "parse_field_map", "write_prepared",
+           "write_report"]
