@@ -160,12 +160,12 @@ class TileCache:
         dropped += self._disk_invalidate(layer_id, boxes, margin)
         return dropped
 
-    def clear(self, layer_id: str | None = None) -> None:
+    def clear(self, layer_id: str | None = None, directory: bool = True) -> None:
         with self._lock:
             for key in [k for k in self._lru if layer_id is None or layer_id in k.layers]:
                 self._forget(key, self._lru.pop(key))
             self.stats.clears += 1
-        if self.directory is not None and self.directory.exists():
+        if directory and self.directory is not None and self.directory.exists():
             for set_dir in self.directory.iterdir():
                 if layer_id is None or layer_id in set_dir.name.split("+"):
                     _rmtree(set_dir)

@@ -1,14 +1,18 @@
 """Cache invalidation across processes: migration 0003 installs statement-level triggers on every layer
 table that `pg_notify('datso_tiles', ...)` the EPSG:3857 boxes of the changed geometries (old and new rows)
 at commit. Each process LISTENs on a dedicated asyncpg connection and drops the cached tiles those boxes
-touch. While the connection is down nothing is cached (`live` is False) and on (re)connect the cache is
-cleared, so a missed notification can never leave a stale tile behind.
+touch. While the connection is down nothing is cached (`live` is False) and on (re)connect the in-process
+cache is cleared, so a missed notification can never leave a stale tile behind. The cache directory (shared
+by the processes of one deployment) is kept if another process was listening meanwhile (it kept the
+directory current), and cleared otherwise. One cache directory per database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
 from collections.abc import Callable
 
 import asyncpg
@@ -35,6 +39,9 @@ class Invalidator:
         self._lost = asyncio.Event()
         self._ready = asyncio.Event()
         self.listeners: list[Callable[[str], None]] = []
+        # listeners that maintain the same cache directory know each other by this name
+        where = str(cache.directory.resolve()) if cache.directory is not None else f"memory-{os.getpid()}-{id(self)}"
+        self.app_name = "datso-tiles-" + hashlib.blake2b(where.encode(), digest_size=6).hexdigest()
 
     @property
     def live(self) -> bool:
@@ -72,11 +79,17 @@ class Invalidator:
     async def _run(self) -> None:
         while True:
             try:
-                conn = await asyncpg.connect(self.dsn, timeout=5)
+                conn = await asyncpg.connect(self.dsn, timeout=5,
+                                             server_settings={"application_name": self.app_name})
                 self._lost.clear()
                 conn.add_termination_listener(lambda _c: self._lost.set())
                 await conn.add_listener(CHANNEL, self._on_notify)
-                self.cache.clear()   # anything cached before we listened may be stale
+                others = await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND application_name = $1", self.app_name)
+                # anything cached before we listened may be stale; the directory was kept current if
+                # another process listened all along
+                self.cache.clear(directory=not others)
                 self._conn = conn
                 self._ready.set()
                 await self._lost.wait()
