@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from api import errors, health
+from api import map as map_api
 from api import tiles as tiles_api
 from api.db import Database
 from api.settings import ApiSettings, get_api_settings
@@ -41,5 +43,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.add_middleware(CORSMiddleware, allow_origins=a.cors_origins, allow_methods=["*"], allow_headers=["*"],
                        expose_headers=["ETag", "Content-Crs", "Link"])
     app.include_router(health.router)
+    app.include_router(map_api.router)
+    app.mount("/static", StaticFiles(directory=map_api.HERE / "static"), name="static")
     app.include_router(tiles_api.router)
     return app

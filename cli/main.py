@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from cli import data, db, sample, tiles
+from cli import data, db, maps, sample, tiles
 
 app = typer.Typer(name="datso", help="datso (đất số): WebGIS data service for Vietnamese provinces.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(db.app, name="db")
 app.add_typer(sample.app, name="sample")
 app.add_typer(tiles.app, name="tiles")
+app.add_typer(maps.app, name="map")
 data.register(app)
 
 

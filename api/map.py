@@ -1,0 +1,232 @@
+"""The citizen web map (`/map`), its server-side search (`/search`) and Folium exports (`/maps/{id}.html`).
+
+Thin routes: parsing and rendering here, the work in `layers.search`, `layers.maps` and
+`layers.folium_export`. The page itself is static JS (api/static/map/) on MapLibre GL JS vendored in
+api/static/vendor, reading the vector tiles of `api/tiles.py` and the items of the features API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from api.errors import Problem, problem_response, request_lang
+from layers import vocab
+from layers.folium_export import OfflineAssetsMissing, build_map
+from layers.maps import ExportError, build_selection, communes, get_export_settings, label, select_features
+from layers.registry import LAYERS, UnknownLayer, get_layer
+from layers.search import SearchError, search
+
+HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+router = APIRouter(tags=["Bản đồ / Map"])
+
+MAP_LAYERS = ("admin_units", "parcels", "auction_plots")
+SEARCH_LAYERS = "auction_plots,parcels,growing_areas,admin_units"
+
+
+class MapSettings(BaseSettings):
+    """Web map settings (environment, prefix `DATSO_`): the basemap is off by default (works offline)."""
+
+    model_config = SettingsConfigDict(env_prefix="DATSO_", env_file=".env", extra="ignore")
+
+    basemap_url: str | None = None            # an XYZ template, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png
+    basemap_attribution: str = ""
+    basemap_maxzoom: int = 19
+    map_tile_maxzoom: int = 16                # the map asks tiles up to this zoom and overzooms beyond
+
+
+@lru_cache
+def get_map_settings() -> MapSettings:
+    return MapSettings()
+
+
+def wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and request.query_params.get("f") != "json"
+
+
+def error_page(request: Request, status: int, vi: str, en: str) -> Response:
+    """An HTML error page for browsers, problem+json for everything else."""
+    lang = request_lang(request)
+    detail = vi if lang == "vi" else en
+    if not wants_html(request):
+        return problem_response(request, status, detail)
+    return templates.TemplateResponse(request, "map_error.html", {
+        "lang": lang, "status": status, "detail": detail,
+        "title": ("Không thể hiển thị bản đồ" if lang == "vi" else "The map cannot be shown"),
+        "back": ("Về bản đồ" if lang == "vi" else "Back to the map"),
+    }, status_code=status)
+
+
+# -- the page ----------------------------------------------------------------------------------------------
+
+_STATUS_LIST = re.compile(r"^[a-z_]+(,[a-z_]+)*$")
+
+
+def _map_filters(q: dict[str, str]) -> dict[str, Any]:
+    """Initial filters given as query parameters (the page keeps its state in the URL hash too)."""
+    out: dict[str, Any] = {}
+    bad: list[tuple[str, str]] = []
+    if "status" in q:
+        values = q["status"].split(",") if q["status"] else []
+        if not all(v in vocab.AUCTION_STATUSES for v in values):
+            bad.append((f"status '{q['status'][:60]}' phải là danh sách các trạng thái: "
+                        f"{', '.join(vocab.AUCTION_STATUSES)}",
+                        f"status '{q['status'][:60]}' must list statuses among: {', '.join(vocab.AUCTION_STATUSES)}"))
+        out["status"] = values
+    if q.get("commune"):
+        if not re.fullmatch(r"[0-9]{2,5}", q["commune"]):
+            bad.append((f"Mã xã '{q['commune'][:20]}' không hợp lệ (2–5 chữ số)",
+                        f"Invalid commune code '{q['commune'][:20]}' (2-5 digits)"))
+        out["commune"] = q["commune"]
+    if q.get("use"):
+        if q["use"] not in vocab.LAND_USE_CODES:
+            bad.append((f"Mục đích sử dụng '{q['use'][:20]}' không có trong danh mục đất (TT 08/2024)",
+                        f"Land use '{q['use'][:20]}' is not a land-use code (Circular 08/2024)"))
+        out["use"] = q["use"]
+    for key in ("pmin", "pmax"):
+        if q.get(key):
+            if not re.fullmatch(r"[0-9]{1,16}", q[key]):
+                bad.append((f"{key} phải là số tiền (đồng), không âm: '{q[key][:30]}'",
+                            f"{key} must be an amount in VND, not negative: '{q[key][:30]}'"))
+            else:
+                out[key] = int(q[key])
+    if "pmin" in out and "pmax" in out and out["pmin"] > out["pmax"]:
+        bad.append(("Giá tối thiểu lớn hơn giá tối đa", "The minimum price is above the maximum price"))
+    for key in ("from", "to"):
+        if q.get(key):
+            try:
+                out[key] = dt.date.fromisoformat(q[key]).isoformat()
+            except ValueError:
+                bad.append((f"{key}: ngày '{q[key][:30]}' không hợp lệ (YYYY-MM-DD)",
+                            f"{key}: invalid date '{q[key][:30]}' (YYYY-MM-DD)"))
+    if "from" in out and "to" in out and out["from"] > out["to"]:
+        bad.append(("Ngày bắt đầu sau ngày kết thúc", "The start date is after the end date"))
+    if bad:
+        raise Problem(400, "; ".join(b[0] for b in bad), "; ".join(b[1] for b in bad))
+    return out
+
+
+def _layer_config(lang: str) -> list[dict[str, Any]]:
+    out = []
+    for lid in MAP_LAYERS:
+        layer = get_layer(lid)
+        colours = dict(layer.style.get("colours", {}))
+        out.append({
+            "id": layer.id, "title": {"vi": layer.title_vi, "en": layer.title_en},
+            "minzoom": layer.minzoom, "maxzoom": layer.maxzoom, "detail_zoom": layer.detail_zoom,
+            "kind": layer.style.get("kind", "fill"), "by": layer.style.get("by"),
+            "default": layer.style.get("default", "#607d8b"),
+            "classes": [{"code": c, "colour": col, "label": {"vi": label(c, "vi"), "en": label(c, "en")}}
+                        for c, col in colours.items()],
+        })
+    return out
+
+
+@router.get("/map", response_class=HTMLResponse, summary="Bản đồ đấu giá đất cho người dân / Citizen auction map")
+async def map_page(request: Request) -> Response:
+    # Vietnamese unless asked otherwise with ?lang=en (or the page's own switch): not the browser's locale
+    lang = "en" if request.query_params.get("lang") == "en" else "vi"
+    try:
+        initial = _map_filters(dict(request.query_params))
+    except Problem as exc:
+        return error_page(request, exc.status, exc.detail_vi, exc.detail_en)
+    ms = get_map_settings()
+    pool = await request.app.state.db.pool()
+    async with pool.acquire() as conn:
+        commune_list = await communes(conn)
+        row = await conn.fetchrow(
+            "SELECT ST_XMin(e) x1, ST_YMin(e) y1, ST_XMax(e) x2, ST_YMax(e) y2 FROM "
+            "(SELECT ST_Extent(geom) e FROM admin_units WHERE level = 'province' AND valid_to IS NULL) s")
+    bounds = [row["x1"], row["y1"], row["x2"], row["y2"]] if row and row["x1"] is not None else None
+    config = {
+        "lang": lang, "initial": initial, "bounds": bounds, "layers": _layer_config(lang),
+        "tileMaxzoom": ms.map_tile_maxzoom,
+        "basemap": ({"url": ms.basemap_url, "attribution": ms.basemap_attribution, "maxzoom": ms.basemap_maxzoom}
+                    if ms.basemap_url else None),
+        "communes": commune_list,
+        "landUses": [{"code": c, "name": n} for c, n in vocab.LAND_USE_CODES.items()],
+        "searchLayers": SEARCH_LAYERS,
+        "statusLabels": {c: {"vi": label(c, "vi"), "en": label(c, "en")}
+                         for c in (*vocab.AUCTION_STATUSES, *vocab.PARCEL_STATUSES, "long_term")},
+    }
+    return templates.TemplateResponse(request, "map.html", {
+        "lang": lang, "config_json": orjson.dumps(config).decode().replace("</", "<\\/"),
+    })
+
+
+# -- search -------------------------------------------------------------------------------------------------
+
+@router.get("/search", summary="Tìm lô đất, địa chỉ, số tờ/số thửa, mã vùng trồng / Search",
+            response_class=Response)
+async def search_route(
+    request: Request,
+    q: str | None = Query(None, description="mã lô, địa chỉ, 'tờ 12 thửa 345' hoặc '12/345', mã vùng trồng"),
+    layers: str | None = Query(None, description="comma-separated layer ids (default: every searchable layer)"),
+    limit: int = Query(10, description="1-50"),
+) -> Response:
+    lang = request_lang(request)
+    pool = await request.app.state.db.pool()
+    try:
+        async with pool.acquire() as conn:
+            body = await search(conn, q, layers, limit, lang)
+    except SearchError as exc:
+        raise Problem(400, exc.vi, exc.en) from None
+    return Response(orjson.dumps(body), media_type="application/geo+json",
+                    headers={"Cache-Control": "public, max-age=30", "Content-Language": lang})
+
+
+# -- Folium exports -----------------------------------------------------------------------------------------
+
+def _truthy(value: str | None, name: str) -> bool:
+    if value is None or value == "":
+        return False
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise ExportError(f"{name} phải là true hoặc false", f"{name} must be true or false")
+
+
+@router.get("/maps/{collection_id}.html", response_class=HTMLResponse,
+            summary="Bản đồ Folium (HTML tự chứa) của một lớp / Self-contained Folium map of a layer")
+async def folium_map(request: Request, collection_id: str) -> Response:
+    lang = request_lang(request)
+    try:
+        layer = get_layer(collection_id)
+    except UnknownLayer:
+        return error_page(request, 404, f"Không có lớp '{html.escape(collection_id[:60])}'; các lớp: {', '.join(LAYERS)}",
+                          f"No layer '{html.escape(collection_id[:60])}'; layers: {', '.join(LAYERS)}")
+    query = dict(request.query_params)
+    try:
+        offline = _truthy(query.get("offline"), "offline")
+        sel = build_selection(layer, query)
+        pool = await request.app.state.db.pool()
+        async with pool.acquire() as conn:
+            fc, plan = await select_features(conn, sel, get_export_settings())
+    except ExportError as exc:
+        return error_page(request, exc.status, exc.vi, exc.en)
+    ms = get_map_settings()
+    base = str(request.base_url).rstrip("/")
+    try:
+        page = build_map(layer, fc, lang=lang, offline=offline, asset_url=f"{base}/static/vendor/leaflet/",
+                         basemap_url=ms.basemap_url, basemap_attribution=ms.basemap_attribution,
+                         subtitle=sel.description, note=plan.note_vi if lang == "vi" else plan.note_en)
+    except OfflineAssetsMissing as exc:
+        raise Problem(503, "Thiếu thư viện Leaflet để xuất bản đồ ngoại tuyến",
+                      "Leaflet is missing for offline exports") from exc
+    headers = {"Content-Language": lang}
+    if query.get("download"):
+        headers["Content-Disposition"] = f'attachment; filename="{layer.id}.html"'
+    return HTMLResponse(page, headers=headers)

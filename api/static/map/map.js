@@ -1,0 +1,673 @@
+/* datso citizen auction map: MapLibre GL JS over datso's own vector tiles.
+ * State lives in the URL hash (#z/lat/lon?status=..&commune=..&use=..&pmin=..&pmax=..&from=..&to=..&plot=..&lang=..)
+ * so a view can be shared. All user-facing strings are in I18N below (Vietnamese first). */
+(function () {
+  "use strict";
+
+  var CONFIG = JSON.parse(document.getElementById("datso-config").textContent);
+  var ORIGIN = window.location.origin;
+  var VN_OFFSET_MS = 7 * 3600 * 1000; // Vietnam time, no daylight saving
+
+  var I18N = {
+    vi: {
+      title: "Bản đồ đấu giá đất", skip: "Bỏ qua đến ô tìm kiếm", searchLabel: "Tìm lô đất",
+      searchPlaceholder: "Mã lô, địa chỉ, tờ 12 thửa 345…", searchButton: "Tìm", filtersButton: "Lớp & bộ lọc",
+      layersHeading: "Lớp bản đồ", auctionHeading: "Lô đất đấu giá", statusLegend: "Trạng thái (chú giải)",
+      commune: "Xã", landUse: "Mục đích sử dụng", all: "Tất cả", priceMin: "Giá từ (tỷ ₫)", priceMax: "đến (tỷ ₫)",
+      dateFrom: "Đấu giá từ ngày", dateTo: "đến ngày", reset: "Xóa bộ lọc", share: "Chia sẻ",
+      parcelsHeading: "Đất công", parcelLegend: "Tình trạng (chú giải)", parcelsHint: "Hiện từ mức phóng 10.",
+      adminHeading: "Ranh giới hành chính", province: "Tỉnh", communeLine: "Xã",
+      synthetic: "Dữ liệu mẫu mô phỏng, không phải sổ đăng ký thật.", close: "Đóng", mapLabel: "Bản đồ",
+      layer_admin_units: "Ranh giới hành chính", layer_parcels: "Đất công", layer_auction_plots: "Lô đất đấu giá",
+      layer_basemap: "Bản đồ nền",
+      searching: "Đang tìm…", noResult: "Không tìm thấy kết quả cho “{q}”.", results: "{n} kết quả",
+      searchError: "Không tìm được: {msg}", sheetParcel: "Tờ {s} thửa {p}",
+      plotCode: "Mã lô", status: "Trạng thái", startingPrice: "Giá khởi điểm", deposit: "Tiền đặt trước",
+      bidStep: "Bước giá", dossierFee: "Tiền hồ sơ", area: "Diện tích", purpose: "Mục đích sử dụng", term: "Thời hạn",
+      address: "Địa chỉ", registration: "Thời gian đăng ký", registrationEnd: "Hạn đăng ký", auctionDate: "Ngày đấu giá",
+      auctionPlace: "Địa điểm đấu giá", auctionForm: "Hình thức", organiser: "Tổ chức đấu giá",
+      assetOwner: "Đơn vị có tài sản", resultPrice: "Giá trúng", linkedParcels: "Thửa đất liên quan",
+      loading: "Đang tải…", loadError: "Không tải được thông tin lô đất ({msg}).", none: "—",
+      tileError: "Không tải được dữ liệu bản đồ: {msg}", badState: "Bỏ qua giá trị không hợp lệ trong liên kết: {keys}",
+      copied: "Đã sao chép liên kết của khung nhìn này.", shareText: "Liên kết: {url}",
+      longTerm: "Lâu dài", depositPct: "{pct}% giá khởi điểm", parcelsItem: "Tờ {s} thửa {p}",
+      badPrice: "Giá tối thiểu lớn hơn giá tối đa", badDates: "Ngày bắt đầu sau ngày kết thúc",
+      synthetic_tag: "dữ liệu mô phỏng", openDetails: "Xem chi tiết", langSwitch: "English"
+    },
+    en: {
+      title: "Land auction map", skip: "Skip to search", searchLabel: "Search plots",
+      searchPlaceholder: "Plot code, address, sheet 12 parcel 345…", searchButton: "Search", filtersButton: "Layers & filters",
+      layersHeading: "Map layers", auctionHeading: "Auction plots", statusLegend: "Status (legend)",
+      commune: "Commune", landUse: "Land use", all: "All", priceMin: "Price from (bn ₫)", priceMax: "to (bn ₫)",
+      dateFrom: "Auction from", dateTo: "to", reset: "Clear filters", share: "Share",
+      parcelsHeading: "Public land", parcelLegend: "Status (legend)", parcelsHint: "Shown from zoom 10.",
+      adminHeading: "Administrative boundaries", province: "Province", communeLine: "Commune",
+      synthetic: "Synthetic sample data, not a real register.", close: "Close", mapLabel: "Map",
+      layer_admin_units: "Administrative boundaries", layer_parcels: "Public land", layer_auction_plots: "Auction plots",
+      layer_basemap: "Basemap",
+      searching: "Searching…", noResult: "Nothing found for “{q}”.", results: "{n} results",
+      searchError: "Search failed: {msg}", sheetParcel: "Sheet {s}, parcel {p}",
+      plotCode: "Plot code", status: "Status", startingPrice: "Starting price", deposit: "Deposit",
+      bidStep: "Bid step", dossierFee: "Dossier fee", area: "Area", purpose: "Land use", term: "Term",
+      address: "Address", registration: "Registration", registrationEnd: "Registration deadline", auctionDate: "Auction date",
+      auctionPlace: "Auction place", auctionForm: "Auction form", organiser: "Organiser",
+      assetOwner: "Asset owner", resultPrice: "Winning price", linkedParcels: "Linked parcels",
+      loading: "Loading…", loadError: "Could not load the plot ({msg}).", none: "—",
+      tileError: "Could not load map data: {msg}", badState: "Ignored invalid values in the link: {keys}",
+      copied: "Link to this view copied.", shareText: "Link: {url}",
+      longTerm: "Long-term", depositPct: "{pct}% of the starting price", parcelsItem: "Sheet {s}, parcel {p}",
+      badPrice: "The minimum price is above the maximum price", badDates: "The start date is after the end date",
+      synthetic_tag: "synthetic data", openDetails: "Details", langSwitch: "Tiếng Việt"
+    }
+  };
+
+  var AUCTION = "auction_plots", PARCELS = "parcels", ADMIN = "admin_units";
+  var LAYERS = {};
+  CONFIG.layers.forEach(function (l) { LAYERS[l.id] = l; });
+  var AUCTION_STATUSES = LAYERS[AUCTION].classes.map(function (c) { return c.code; });
+  var PARCEL_STATUSES = LAYERS[PARCELS].classes.map(function (c) { return c.code; });
+  var COMMUNES = {};
+  CONFIG.communes.forEach(function (c) { COMMUNES[c.code] = c.name; });
+  var LAND_USES = {};
+  CONFIG.landUses.forEach(function (u) { LAND_USES[u.code] = u.name; });
+
+  var state = {
+    lang: CONFIG.lang === "en" ? "en" : "vi",
+    statuses: AUCTION_STATUSES.slice(), parcelStatuses: PARCEL_STATUSES.slice(),
+    visible: { admin_units: true, parcels: true, auction_plots: true, basemap: !!CONFIG.basemap },
+    commune: "", use: "", pmin: null, pmax: null, from: "", to: "", plot: null, view: null
+  };
+
+  function t(key, vars) {
+    var s = (I18N[state.lang] && I18N[state.lang][key]) || I18N.vi[key] || key;
+    if (vars) Object.keys(vars).forEach(function (k) { s = s.split("{" + k + "}").join(String(vars[k])); });
+    return s;
+  }
+  function el(id) { return document.getElementById(id); }
+  function escapeHtml(s) {
+    return String(s).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+
+  /* -- formatting (Vietnamese conventions) ------------------------------------------------------------ */
+  function groupDigits(intStr, sep) { return intStr.replace(/\B(?=(\d{3})+(?!\d))/g, sep); }
+  function formatVND(v) {
+    if (v === null || v === undefined || v === "") return t("none");
+    var n = Math.round(Number(v));
+    return (n < 0 ? "-" : "") + groupDigits(String(Math.abs(n)), ".") + " ₫";
+  }
+  function formatNumber(v, decimals) {
+    var n = Number(v), fixed = n.toFixed(decimals === undefined ? 2 : decimals);
+    var parts = fixed.split("."), frac = (parts[1] || "").replace(/0+$/, "");
+    if (state.lang === "vi") return groupDigits(parts[0], ".") + (frac ? "," + frac : "");
+    return groupDigits(parts[0], ",") + (frac ? "." + frac : "");
+  }
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function formatDate(v) {
+    if (!v) return t("none");
+    var s = String(v);
+    var m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s);
+    if (m) return m[3] + "/" + m[2] + "/" + m[1];
+    var d = new Date(s);
+    if (isNaN(d.getTime())) return s;
+    var vn = new Date(d.getTime() + VN_OFFSET_MS);
+    return pad(vn.getUTCDate()) + "/" + pad(vn.getUTCMonth() + 1) + "/" + vn.getUTCFullYear();
+  }
+  function formatTime(v) {
+    var d = new Date(String(v));
+    if (isNaN(d.getTime())) return "";
+    var vn = new Date(d.getTime() + VN_OFFSET_MS);
+    return pad(vn.getUTCHours()) + ":" + pad(vn.getUTCMinutes());
+  }
+  function statusLabel(code) {
+    var l = CONFIG.statusLabels[code];
+    return l ? l[state.lang] : code;
+  }
+  /* a date (YYYY-MM-DD, Vietnam time) -> the UTC instant of its start */
+  function vnDayStartUtc(dateStr, plusDays) {
+    var p = dateStr.split("-").map(Number);
+    var ms = Date.UTC(p[0], p[1] - 1, p[2] + (plusDays || 0)) - VN_OFFSET_MS;
+    return new Date(ms).toISOString().replace(".000Z", "Z");
+  }
+
+  /* -- URL state ------------------------------------------------------------------------------------- */
+  function readHash() {
+    var h = window.location.hash.replace(/^#/, "");
+    if (!h) return;
+    var qi = h.indexOf("?"), pos = qi >= 0 ? h.slice(0, qi) : h, qs = qi >= 0 ? h.slice(qi + 1) : "";
+    var bad = [];
+    var p = pos.split("/");
+    if (p.length === 3 && p[0] !== "") {
+      var z = Number(p[0]), lat = Number(p[1]), lon = Number(p[2]);
+      if (isFinite(z) && isFinite(lat) && isFinite(lon) && z >= 0 && z <= 22 && Math.abs(lat) <= 85 && Math.abs(lon) <= 180) {
+        state.view = { zoom: z, center: [lon, lat] };
+      } else { bad.push("z/lat/lon"); }
+    }
+    var params = new URLSearchParams(qs);
+    applyParams(params, bad);
+    if (bad.length) showNotice(t("badState", { keys: bad.join(", ") }), "info");
+  }
+  function applyParams(params, bad) {
+    if (params.has("status")) {
+      var st = params.get("status") ? params.get("status").split(",") : [];
+      if (st.every(function (s) { return AUCTION_STATUSES.indexOf(s) >= 0; })) state.statuses = st; else bad.push("status");
+    }
+    if (params.has("pstatus")) {
+      var ps = params.get("pstatus") ? params.get("pstatus").split(",") : [];
+      if (ps.every(function (s) { return PARCEL_STATUSES.indexOf(s) >= 0; })) state.parcelStatuses = ps; else bad.push("pstatus");
+    }
+    var c = params.get("commune");
+    if (c) { if (COMMUNES[c]) state.commune = c; else bad.push("commune"); }
+    var u = params.get("use");
+    if (u) { if (LAND_USES[u]) state.use = u; else bad.push("use"); }
+    ["pmin", "pmax"].forEach(function (k) {
+      var v = params.get(k);
+      if (v) { if (/^\d{1,16}$/.test(v)) state[k] = Number(v); else bad.push(k); }
+    });
+    ["from", "to"].forEach(function (k) {
+      var v = params.get(k);
+      if (v) { if (/^\d{4}-\d{2}-\d{2}$/.test(v) && !isNaN(Date.parse(v))) state[k] = v; else bad.push(k); }
+    });
+    var plot = params.get("plot");
+    if (plot) { if (/^\d{1,18}$/.test(plot)) state.plot = plot; else bad.push("plot"); }
+    var lang = params.get("lang");
+    if (lang === "en" || lang === "vi") state.lang = lang;
+    var hide = params.get("hide");
+    if (hide) hide.split(",").forEach(function (k) { if (k in state.visible) state.visible[k] = false; });
+  }
+  function stateParams() {
+    var q = new URLSearchParams();
+    if (state.statuses.length !== AUCTION_STATUSES.length) q.set("status", state.statuses.join(","));
+    if (state.parcelStatuses.length !== PARCEL_STATUSES.length) q.set("pstatus", state.parcelStatuses.join(","));
+    if (state.commune) q.set("commune", state.commune);
+    if (state.use) q.set("use", state.use);
+    if (state.pmin !== null) q.set("pmin", String(state.pmin));
+    if (state.pmax !== null) q.set("pmax", String(state.pmax));
+    if (state.from) q.set("from", state.from);
+    if (state.to) q.set("to", state.to);
+    var hidden = Object.keys(state.visible).filter(function (k) { return !state.visible[k] && (k !== "basemap" || CONFIG.basemap); });
+    if (hidden.length) q.set("hide", hidden.join(","));
+    if (state.plot) q.set("plot", state.plot);
+    if (state.lang !== "vi") q.set("lang", state.lang);
+    return q;
+  }
+  function writeHash() {
+    if (!map) return;
+    var c = map.getCenter(), z = map.getZoom();
+    var qs = stateParams().toString();
+    var h = "#" + z.toFixed(2) + "/" + c.lat.toFixed(5) + "/" + c.lng.toFixed(5) + (qs ? "?" + qs : "");
+    if (h !== window.location.hash) history.replaceState(null, "", window.location.pathname + window.location.search + h);
+  }
+
+  /* -- tile URLs (server-side filters) and style filters (client-side) --------------------------------- */
+  function auctionCql() {
+    var parts = [];
+    if (state.pmin !== null) parts.push("starting_price_vnd >= " + state.pmin);
+    if (state.pmax !== null) parts.push("starting_price_vnd <= " + state.pmax);
+    if (state.from) parts.push("auction_date >= TIMESTAMP('" + vnDayStartUtc(state.from, 0) + "')");
+    if (state.to) parts.push("auction_date < TIMESTAMP('" + vnDayStartUtc(state.to, 1) + "')");
+    return parts.join(" AND ");
+  }
+  function tileUrl(layerId) {
+    var q = new URLSearchParams();
+    if (layerId === AUCTION) {
+      if (state.commune) q.set("commune_code", state.commune);
+      if (state.use) q.set("land_use_code", state.use);
+      var cql = auctionCql();
+      if (cql) q.set("filter", cql);
+    } else if (layerId === PARCELS) {
+      if (state.commune) q.set("commune_code", state.commune);
+      if (state.use) q.set("land_use_codes", state.use);
+    }
+    var qs = q.toString();
+    return ORIGIN + "/collections/" + layerId + "/tiles/WebMercatorQuad/{z}/{x}/{y}" + (qs ? "?" + qs : "");
+  }
+  function auctionFilter() {
+    var f = ["all", ["in", ["get", "status"], ["literal", state.statuses]]];
+    if (state.pmin !== null) f.push([">=", ["to-number", ["get", "starting_price_vnd"]], state.pmin]);
+    if (state.pmax !== null) f.push(["<=", ["to-number", ["get", "starting_price_vnd"]], state.pmax]);
+    return f;
+  }
+  function parcelFilter() { return ["in", ["get", "status"], ["literal", state.parcelStatuses]]; }
+  function colourExpr(layer) {
+    var e = ["match", ["get", layer.by]];
+    layer.classes.forEach(function (c) { e.push(c.code, c.colour); });
+    e.push(layer.default);
+    return e;
+  }
+
+  function buildStyle() {
+    var sources = {}, layers = [{ id: "background", type: "background", paint: { "background-color": "#eef1ec" } }];
+    if (CONFIG.basemap) {
+      sources.basemap = { type: "raster", tiles: [CONFIG.basemap.url], tileSize: 256, maxzoom: CONFIG.basemap.maxzoom,
+                          attribution: CONFIG.basemap.attribution || "" };
+      layers.push({ id: "basemap", type: "raster", source: "basemap",
+                    layout: { visibility: state.visible.basemap ? "visible" : "none" } });
+    }
+    [ADMIN, PARCELS, AUCTION].forEach(function (id) {
+      var l = LAYERS[id];
+      sources[id] = { type: "vector", tiles: [tileUrl(id)], minzoom: l.minzoom,
+                      maxzoom: Math.min(l.maxzoom, CONFIG.tileMaxzoom) };
+    });
+    var adm = LAYERS[ADMIN], par = LAYERS[PARCELS], auc = LAYERS[AUCTION];
+    function vis(id) { return state.visible[id] ? "visible" : "none"; }
+    layers.push(
+      { id: "parcels-fill", type: "fill", source: PARCELS, "source-layer": PARCELS, minzoom: par.minzoom,
+        filter: parcelFilter(), layout: { visibility: vis(PARCELS) },
+        paint: { "fill-color": colourExpr(par), "fill-opacity": 0.35 } },
+      { id: "parcels-line", type: "line", source: PARCELS, "source-layer": PARCELS, minzoom: 13,
+        filter: parcelFilter(), layout: { visibility: vis(PARCELS) },
+        paint: { "line-color": "#546e7a", "line-width": 0.5, "line-opacity": 0.7 } },
+      { id: "admin-commune", type: "line", source: ADMIN, "source-layer": ADMIN,
+        filter: ["all", ["==", ["get", "scheme"], "2025"], ["==", ["get", "level"], "commune"]],
+        layout: { visibility: vis(ADMIN) },
+        paint: { "line-color": adm.classes.filter(function (c) { return c.code === "commune"; })[0].colour,
+                 "line-width": 1.2, "line-dasharray": [3, 2] } },
+      { id: "admin-province", type: "line", source: ADMIN, "source-layer": ADMIN,
+        filter: ["all", ["==", ["get", "scheme"], "2025"], ["==", ["get", "level"], "province"]],
+        layout: { visibility: vis(ADMIN) },
+        paint: { "line-color": adm.classes.filter(function (c) { return c.code === "province"; })[0].colour,
+                 "line-width": 2.5 } },
+      { id: "auction-fill", type: "fill", source: AUCTION, "source-layer": AUCTION, minzoom: auc.minzoom,
+        filter: auctionFilter(), layout: { visibility: vis(AUCTION) },
+        paint: { "fill-color": colourExpr(auc), "fill-opacity": 0.8 } },
+      { id: "auction-line", type: "line", source: AUCTION, "source-layer": AUCTION, minzoom: auc.minzoom,
+        filter: auctionFilter(), layout: { visibility: vis(AUCTION), "line-join": "round" },
+        paint: { "line-color": colourExpr(auc),
+                 "line-width": ["interpolate", ["linear"], ["zoom"], 8, 5, 12, 4, 14, 2, 16, 1.5] } },
+      { id: "auction-selected", type: "line", source: AUCTION, "source-layer": AUCTION, minzoom: auc.minzoom,
+        filter: ["==", ["id"], -1], layout: { visibility: vis(AUCTION) },
+        paint: { "line-color": "#000000", "line-width": 3 } }
+    );
+    return { version: 8, sources: sources, layers: layers };
+  }
+
+  var map = null;
+  var AUCTION_LAYER_IDS = ["auction-fill", "auction-line"];
+
+  function applyStyleFilters() {
+    if (!map) return;
+    AUCTION_LAYER_IDS.forEach(function (id) { map.setFilter(id, auctionFilter()); });
+    ["parcels-fill", "parcels-line"].forEach(function (id) { map.setFilter(id, parcelFilter()); });
+  }
+  function applyTileFilters() {
+    if (!map) return;
+    [AUCTION, PARCELS].forEach(function (id) {
+      var src = map.getSource(id), url = tileUrl(id);
+      if (src && src.tiles && src.tiles[0] !== url) src.setTiles([url]);
+    });
+  }
+  function applyVisibility() {
+    if (!map) return;
+    var groups = { admin_units: ["admin-commune", "admin-province"], parcels: ["parcels-fill", "parcels-line"],
+                   auction_plots: ["auction-fill", "auction-line", "auction-selected"], basemap: ["basemap"] };
+    Object.keys(groups).forEach(function (k) {
+      groups[k].forEach(function (id) {
+        if (map.getLayer(id)) map.setLayoutProperty(id, "visibility", state.visible[k] ? "visible" : "none");
+      });
+    });
+  }
+
+  /* -- notices --------------------------------------------------------------------------------------- */
+  var noticeTimer = null;
+  function showNotice(msg, kind) {
+    var n = el("notice");
+    n.textContent = msg;
+    n.className = "notice" + (kind === "info" ? " info" : "");
+    n.hidden = false;
+    if (noticeTimer) clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(function () { n.hidden = true; }, kind === "info" ? 6000 : 12000);
+  }
+
+  /* -- sidebar: layer switcher, legend + status filters, attribute filters ----------------------------- */
+  function checkbox(id, text, checked, swatch, onChange) {
+    var label = document.createElement("label");
+    var input = document.createElement("input");
+    input.type = "checkbox"; input.id = id; input.checked = checked;
+    input.addEventListener("change", function () { onChange(input.checked); });
+    label.appendChild(input);
+    if (swatch) {
+      var s = document.createElement("span");
+      s.className = "swatch"; s.style.background = swatch;
+      s.setAttribute("aria-hidden", "true");
+      label.appendChild(s);
+    }
+    var span = document.createElement("span");
+    span.textContent = text;
+    label.appendChild(span);
+    return label;
+  }
+  function renderSidebar() {
+    var ls = el("layer-switcher");
+    ls.innerHTML = "";
+    var keys = [AUCTION, PARCELS, ADMIN].concat(CONFIG.basemap ? ["basemap"] : []);
+    keys.forEach(function (k) {
+      ls.appendChild(checkbox("layer-" + k, t("layer_" + k), state.visible[k], null, function (on) {
+        state.visible[k] = on; applyVisibility(); writeHash();
+      }));
+    });
+    var sf = el("status-filter");
+    Array.prototype.slice.call(sf.querySelectorAll("label")).forEach(function (n) { n.remove(); });
+    LAYERS[AUCTION].classes.forEach(function (c) {
+      sf.appendChild(checkbox("st-" + c.code, c.label[state.lang], state.statuses.indexOf(c.code) >= 0, c.colour,
+        function (on) {
+          state.statuses = AUCTION_STATUSES.filter(function (s) {
+            return s === c.code ? on : state.statuses.indexOf(s) >= 0;
+          });
+          applyStyleFilters(); writeHash();
+        }));
+    });
+    var pf = el("parcel-filter");
+    Array.prototype.slice.call(pf.querySelectorAll("label")).forEach(function (n) { n.remove(); });
+    LAYERS[PARCELS].classes.forEach(function (c) {
+      pf.appendChild(checkbox("pst-" + c.code, c.label[state.lang], state.parcelStatuses.indexOf(c.code) >= 0, c.colour,
+        function (on) {
+          state.parcelStatuses = PARCEL_STATUSES.filter(function (s) {
+            return s === c.code ? on : state.parcelStatuses.indexOf(s) >= 0;
+          });
+          applyStyleFilters(); writeHash();
+        }));
+    });
+  }
+  function fillSelects() {
+    var cs = el("f-commune");
+    CONFIG.communes.forEach(function (c) {
+      var o = document.createElement("option"); o.value = c.code; o.textContent = c.name + " (" + c.code + ")"; cs.appendChild(o);
+    });
+    var us = el("f-use");
+    CONFIG.landUses.forEach(function (u) {
+      var o = document.createElement("option"); o.value = u.code; o.textContent = u.code + " – " + u.name; us.appendChild(o);
+    });
+  }
+  function syncInputs() {
+    el("f-commune").value = state.commune;
+    el("f-use").value = state.use;
+    el("f-pmin").value = state.pmin !== null ? String(state.pmin / 1e9) : "";
+    el("f-pmax").value = state.pmax !== null ? String(state.pmax / 1e9) : "";
+    el("f-from").value = state.from;
+    el("f-to").value = state.to;
+  }
+  function readInputs() {
+    var pmin = el("f-pmin").value, pmax = el("f-pmax").value;
+    var next = {
+      commune: el("f-commune").value, use: el("f-use").value,
+      pmin: pmin === "" ? null : Math.round(Number(pmin) * 1e9), pmax: pmax === "" ? null : Math.round(Number(pmax) * 1e9),
+      from: el("f-from").value, to: el("f-to").value
+    };
+    if ((next.pmin !== null && !(next.pmin >= 0)) || (next.pmax !== null && !(next.pmax >= 0))) return;
+    if (next.pmin !== null && next.pmax !== null && next.pmin > next.pmax) { showNotice(t("badPrice")); return; }
+    if (next.from && next.to && next.from > next.to) { showNotice(t("badDates")); return; }
+    Object.keys(next).forEach(function (k) { state[k] = next[k]; });
+    applyStyleFilters(); applyTileFilters(); writeHash();
+  }
+
+  function applyLanguage() {
+    document.documentElement.lang = state.lang;
+    document.querySelectorAll("[data-i18n]").forEach(function (n) { n.textContent = t(n.getAttribute("data-i18n")); });
+    document.querySelectorAll("[data-i18n-placeholder]").forEach(function (n) {
+      n.setAttribute("placeholder", t(n.getAttribute("data-i18n-placeholder")));
+    });
+    document.querySelectorAll("[data-i18n-aria]").forEach(function (n) {
+      n.setAttribute("aria-label", t(n.getAttribute("data-i18n-aria")));
+    });
+    var sw = el("lang-switch");
+    sw.textContent = t("langSwitch");
+    sw.setAttribute("lang", state.lang === "vi" ? "en" : "vi");
+    el("map").setAttribute("aria-label", t("mapLabel"));
+    document.title = t("title") + " — datso";
+    renderSidebar();
+    if (state.plot && !el("detail").hidden) openPlot(state.plot, false);
+  }
+
+  /* -- search ---------------------------------------------------------------------------------------- */
+  function fitTo(bbox, maxZoom) {
+    var b = [[bbox[0], bbox[1]], [bbox[2], bbox[3]]];
+    map.fitBounds(b, { padding: 60, maxZoom: maxZoom || 17, duration: 800 });
+  }
+  function runSearch(q) {
+    var box = el("search-box"), status = el("search-status"), list = el("search-results");
+    box.hidden = false; list.innerHTML = ""; status.textContent = t("searching");
+    var url = ORIGIN + "/search?q=" + encodeURIComponent(q) + "&layers=" + encodeURIComponent(CONFIG.searchLayers) +
+      "&limit=10&lang=" + state.lang;
+    fetch(url, { headers: { Accept: "application/json" } }).then(function (r) {
+      return r.json().then(function (body) { return { ok: r.ok, body: body }; });
+    }).then(function (res) {
+      if (!res.ok) { status.textContent = t("searchError", { msg: res.body.detail || res.body.title }); return; }
+      var feats = res.body.features || [];
+      if (!feats.length) { status.textContent = t("noResult", { q: q }); return; }
+      status.textContent = t("results", { n: feats.length });
+      feats.forEach(function (f, i) {
+        var li = document.createElement("li"), b = document.createElement("button");
+        b.type = "button";
+        var p = f.properties, extra = p.address ? " — " + p.address : "";
+        b.innerHTML = escapeHtml(p.label) + escapeHtml(extra) + '<span class="kind">' + escapeHtml(p.layer_title) + "</span>";
+        b.addEventListener("click", function () { chooseResult(f); });
+        b.addEventListener("keydown", function (ev) {
+          var items = list.querySelectorAll("button");
+          if (ev.key === "ArrowDown" && items[i + 1]) { ev.preventDefault(); items[i + 1].focus(); }
+          if (ev.key === "ArrowUp") { ev.preventDefault(); (items[i - 1] || el("search-input")).focus(); }
+        });
+        li.appendChild(b); list.appendChild(li);
+      });
+      if (feats.length === 1 || feats[0].properties.exact) chooseResult(feats[0], feats.length > 1);
+    }).catch(function (e) { status.textContent = t("searchError", { msg: String(e) }); });
+  }
+  function chooseResult(f, keepList) {
+    if (!keepList) el("search-box").hidden = true;
+    var layer = f.properties.layer;
+    if (layer === AUCTION) {
+      state.visible[AUCTION] = true; applyVisibility();
+      fitTo(f.bbox, 17);
+      openPlot(String(f.id), true);
+    } else {
+      if (layer === PARCELS) { state.visible[PARCELS] = true; applyVisibility(); }
+      fitTo(f.bbox, layer === ADMIN ? 13 : 17);
+    }
+  }
+
+  /* -- detail panel ---------------------------------------------------------------------------------- */
+  var lastFocus = null, detailSeq = 0;
+  function row(label, value, cls) {
+    return "<dt>" + escapeHtml(label) + "</dt><dd" + (cls ? ' class="' + cls + '"' : "") + ">" + value + "</dd>";
+  }
+  function openPlot(id, moveFocus) {
+    state.plot = String(id);
+    var seq = ++detailSeq;
+    var panel = el("detail"), body = el("detail-body"), title = el("detail-title");
+    if (panel.hidden) lastFocus = document.activeElement;
+    panel.hidden = false;
+    title.textContent = t("loading"); body.innerHTML = "";
+    if (map && map.getLayer("auction-selected")) map.setFilter("auction-selected", ["==", ["id"], Number(id)]);
+    writeHash();
+    fetch(ORIGIN + "/collections/" + AUCTION + "/items/" + encodeURIComponent(id),
+          { headers: { Accept: "application/geo+json, application/json" } })
+      .then(function (r) {
+        return r.json().then(function (b) { if (!r.ok) throw new Error(b.detail || b.title || r.status); return b; });
+      })
+      .then(function (feat) { if (seq === detailSeq) renderPlot(feat); })
+      .catch(function (e) { if (seq === detailSeq) { title.textContent = t("loadError", { msg: e.message }); } });
+    if (moveFocus) title.focus();
+  }
+  function renderPlot(feat) {
+    var p = feat.properties || {};
+    var colour = (LAYERS[AUCTION].classes.filter(function (c) { return c.code === p.status; })[0] || {}).colour || "#777";
+    el("detail-title").textContent = p.plot_code || ("#" + feat.id);
+    var use = p.land_use_code ? p.land_use_code + " – " + (LAND_USES[p.land_use_code] || "") : t("none");
+    var term = p.term === "long_term" ? t("longTerm") : (p.term || t("none"));
+    var reg = p.registration_start || p.registration_end
+      ? formatDate(p.registration_start) + " – " + formatDate(p.registration_end) : t("none");
+    var auctionAt = p.auction_date ? formatDate(p.auction_date) + (formatTime(p.auction_date) ? " " + formatTime(p.auction_date) : "") : t("none");
+    var html = "<dl>" +
+      row(t("status"), '<span class="status-badge" style="background:' + colour + '">' + escapeHtml(statusLabel(p.status)) + "</span>") +
+      row(t("startingPrice"), escapeHtml(formatVND(p.starting_price_vnd)), "price") +
+      row(t("deposit"), escapeHtml(formatVND(p.deposit_vnd)) +
+          (p.deposit_pct !== undefined && p.deposit_pct !== null ? " (" + escapeHtml(t("depositPct", { pct: formatNumber(p.deposit_pct) })) + ")" : "")) +
+      (p.bid_step_vnd ? row(t("bidStep"), escapeHtml(formatVND(p.bid_step_vnd))) : "") +
+      (p.result_price_vnd ? row(t("resultPrice"), escapeHtml(formatVND(p.result_price_vnd)), "price") : "") +
+      row(t("area"), escapeHtml(formatNumber(p.area_m2) + " m²")) +
+      row(t("purpose"), escapeHtml(use)) +
+      row(t("term"), escapeHtml(term)) +
+      row(t("address"), escapeHtml(p.address || t("none"))) +
+      row(t("registration"), escapeHtml(reg)) +
+      row(t("registrationEnd"), '<span class="reg-end">' + escapeHtml(formatDate(p.registration_end)) + "</span>") +
+      row(t("auctionDate"), '<span class="auction-date">' + escapeHtml(auctionAt) + "</span>") +
+      (p.auction_place ? row(t("auctionPlace"), escapeHtml(p.auction_place)) : "") +
+      (p.auction_form ? row(t("auctionForm"), escapeHtml(p.auction_form)) : "") +
+      row(t("organiser"), escapeHtml(p.organiser || t("none"))) +
+      (p.asset_owner ? row(t("assetOwner"), escapeHtml(p.asset_owner)) : "") +
+      row(t("linkedParcels"), '<ul class="parcels" id="linked-parcels"></ul>') +
+      "</dl>";
+    if (p.synthetic) html += '<p class="hint">(' + escapeHtml(t("synthetic_tag")) + ")</p>";
+    el("detail-body").innerHTML = html;
+    var ids = p.parcel_ids || [];
+    var ul = el("linked-parcels");
+    if (!ids.length) ul.outerHTML = escapeHtml(t("none"));
+    ids.slice(0, 10).forEach(function (pid) {
+      var li = document.createElement("li");
+      li.textContent = "#" + pid;
+      ul.appendChild(li);
+      fetch(ORIGIN + "/collections/" + PARCELS + "/items/" + encodeURIComponent(pid),
+            { headers: { Accept: "application/geo+json, application/json" } })
+        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+        .then(function (pf) {
+          var pp = pf.properties || {};
+          var b = document.createElement("button");
+          b.type = "button"; b.className = "link-btn";
+          b.textContent = t("parcelsItem", { s: pp.map_sheet, p: pp.parcel_no }) +
+            (pp.status ? " (" + statusLabel(pp.status) + ")" : "");
+          b.addEventListener("click", function () {
+            var bb = pf.bbox || bboxOf(pf.geometry);
+            if (bb) fitTo(bb, 18);
+          });
+          li.textContent = ""; li.appendChild(b);
+        }).catch(function () { /* keep the id */ });
+    });
+  }
+  function bboxOf(g) {
+    if (!g) return null;
+    var b = [Infinity, Infinity, -Infinity, -Infinity];
+    (function walk(c) {
+      if (typeof c[0] === "number") { b[0] = Math.min(b[0], c[0]); b[1] = Math.min(b[1], c[1]); b[2] = Math.max(b[2], c[0]); b[3] = Math.max(b[3], c[1]); }
+      else c.forEach(walk);
+    })(g.coordinates);
+    return isFinite(b[0]) ? b : null;
+  }
+  function closeDetail() {
+    var panel = el("detail");
+    if (panel.hidden) return;
+    panel.hidden = true;
+    state.plot = null;
+    detailSeq++;
+    if (map && map.getLayer("auction-selected")) map.setFilter("auction-selected", ["==", ["id"], -1]);
+    writeHash();
+    if (lastFocus && lastFocus.focus) lastFocus.focus();
+  }
+
+  /* -- boot ------------------------------------------------------------------------------------------ */
+  function applyInitial() {
+    var init = CONFIG.initial || {};
+    if (init.status) state.statuses = init.status;
+    ["commune", "use", "from", "to"].forEach(function (k) { if (init[k]) state[k] = init[k]; });
+    if (init.pmin !== undefined) state.pmin = init.pmin;
+    if (init.pmax !== undefined) state.pmax = init.pmax;
+  }
+
+  function start() {
+    applyInitial();
+    readHash();
+    fillSelects();
+    syncInputs();
+    applyLanguage();
+    var small = window.matchMedia("(max-width: 700px)").matches;
+    if (small) { el("sidebar").hidden = true; el("panel-toggle").setAttribute("aria-expanded", "false"); }
+
+    var opts = { container: "map", style: buildStyle(), attributionControl: false, maxPitch: 0,
+                 dragRotate: false, pitchWithRotate: false, touchPitch: false };
+    if (state.view) { opts.center = state.view.center; opts.zoom = state.view.zoom; }
+    else if (CONFIG.bounds) { opts.bounds = [[CONFIG.bounds[0], CONFIG.bounds[1]], [CONFIG.bounds[2], CONFIG.bounds[3]]];
+                              opts.fitBoundsOptions = { padding: 20 }; }
+    else { opts.center = [106.0, 16.0]; opts.zoom = 5; }
+    map = new maplibregl.Map(opts);
+    window.datsoMap = map;
+    map.touchZoomRotate.disableRotation();
+    map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
+    map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
+    if (CONFIG.basemap && CONFIG.basemap.attribution) map.addControl(new maplibregl.AttributionControl({ compact: true }));
+
+    map.on("moveend", writeHash);
+    map.on("error", function (e) {
+      var err = e && e.error, msg = err && (err.message || String(err));
+      if (err && err.status) msg = "HTTP " + err.status + (err.message ? " – " + err.message : "");
+      showNotice(t("tileError", { msg: msg || "?" }));
+    });
+    map.on("load", function () {
+      window.datsoReady = true;
+      if (state.plot) openPlot(state.plot, false);
+      writeHash();
+    });
+    function plotAt(point) {
+      var pad = 6, box = [[point.x - pad, point.y - pad], [point.x + pad, point.y + pad]];
+      var feats = map.queryRenderedFeatures(box, { layers: AUCTION_LAYER_IDS.filter(function (id) { return map.getLayer(id); }) });
+      return feats.length ? feats[0] : null;
+    }
+    map.on("click", function (e) {
+      var f = plotAt(e.point);
+      if (f && f.id !== undefined) openPlot(String(f.id), true);
+    });
+    map.on("mousemove", function (e) { map.getCanvas().style.cursor = plotAt(e.point) ? "pointer" : ""; });
+
+    el("search-form").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var q = el("search-input").value.trim();
+      if (q) runSearch(q);
+    });
+    el("search-input").addEventListener("keydown", function (ev) {
+      var first = el("search-results").querySelector("button");
+      if (ev.key === "ArrowDown" && first && !el("search-box").hidden) { ev.preventDefault(); first.focus(); }
+    });
+    ["f-commune", "f-use", "f-pmin", "f-pmax", "f-from", "f-to"].forEach(function (id) {
+      el(id).addEventListener("change", readInputs);
+    });
+    el("f-reset").addEventListener("click", function () {
+      state.statuses = AUCTION_STATUSES.slice(); state.parcelStatuses = PARCEL_STATUSES.slice();
+      state.commune = ""; state.use = ""; state.pmin = null; state.pmax = null; state.from = ""; state.to = "";
+      syncInputs(); renderSidebar(); applyStyleFilters(); applyTileFilters(); writeHash();
+    });
+    el("share").addEventListener("click", function () {
+      writeHash();
+      var url = window.location.href;
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(url).then(function () { el("share-status").textContent = t("copied"); },
+          function () { el("share-status").textContent = t("shareText", { url: url }); });
+      } else { el("share-status").textContent = t("shareText", { url: url }); }
+    });
+    el("panel-toggle").addEventListener("click", function () {
+      var sb = el("sidebar"), open = sb.hidden;
+      sb.hidden = !open;
+      el("panel-toggle").setAttribute("aria-expanded", open ? "true" : "false");
+      if (open) { var first = sb.querySelector("input, select, button"); if (first) first.focus(); }
+      setTimeout(function () { map.resize(); }, 0);
+    });
+    el("lang-switch").addEventListener("click", function () {
+      state.lang = state.lang === "vi" ? "en" : "vi";
+      applyLanguage(); writeHash();
+    });
+    el("detail-close").addEventListener("click", closeDetail);
+    document.addEventListener("keydown", function (ev) {
+      if (ev.key !== "Escape") return;
+      if (!el("search-box").hidden) { el("search-box").hidden = true; el("search-input").focus(); return; }
+      if (!el("detail").hidden) { closeDetail(); return; }
+      if (window.matchMedia("(max-width: 700px)").matches && !el("sidebar").hidden) el("panel-toggle").click();
+    });
+    window.addEventListener("hashchange", function () {
+      var before = stateParams().toString();
+      readHash();
+      if (stateParams().toString() !== before) { syncInputs(); applyLanguage(); applyStyleFilters(); applyTileFilters(); applyVisibility(); }
+      if (state.view) map.jumpTo({ center: state.view.center, zoom: state.view.zoom });
+    });
+  }
+
+  window.datsoMapApp = { state: state, formatVND: formatVND, formatDate: formatDate, tileUrl: tileUrl };
+  start();
+})();

@@ -1,0 +1,84 @@
+"""`datso map export`: a self-contained Folium HTML map of a layer or a filtered selection."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from layers.config import API_SESSION_SETTINGS, get_settings
+from layers.folium_export import OfflineAssetsMissing, build_map
+from layers.maps import ExportError, build_selection, select_features
+from layers.registry import LAYERS, UnknownLayer, get_layer
+
+app = typer.Typer(help="Web maps: self-contained Folium (Leaflet) HTML exports.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+async def _select(dsn: str, layer_id: str, query: dict[str, str]) -> tuple[dict[str, Any], Any, str]:
+    import asyncpg
+
+    layer = get_layer(layer_id)
+    sel = build_selection(layer, query)
+    conn = await asyncpg.connect(dsn, server_settings=dict(API_SESSION_SETTINGS))
+    try:
+        fc, plan = await select_features(conn, sel)
+    finally:
+        await conn.close()
+    return fc, plan, sel.description
+
+
+@app.command("export")
+def export(
+    layer: str = typer.Option(..., "--layer", "-l", help=f"layer id: {', '.join(LAYERS)}"),
+    out: Path = typer.Option(..., "--out", "-o", help="the HTML file to write"),
+    filter_: str | None = typer.Option(None, "--filter", help="CQL2 text, e.g. \"status = 'sold' AND area_m2 > 500\""),
+    filter_lang: str = typer.Option("cql2-text", "--filter-lang", help="cql2-text or cql2-json"),
+    bbox: str | None = typer.Option(None, "--bbox", help="minlon,minlat,maxlon,maxlat (WGS84)"),
+    datetime_: str | None = typer.Option(None, "--datetime", help="an instant or an interval a/b (.. = open)"),
+    where: list[str] = typer.Option([], "--where", help="queryable=value equality, repeatable (status=sold)"),
+    offline: bool = typer.Option(False, "--offline", help="inline Leaflet and every asset: works with no network"),
+    lang: str = typer.Option("vi", "--lang", help="vi or en"),
+    basemap_url: str | None = typer.Option(None, "--basemap-url", help="an XYZ tile URL (ignored with --offline)"),
+) -> None:
+    """Export LAYER (optionally filtered) as one HTML file: styled, with popups, legend and layer control."""
+    if lang not in ("vi", "en"):
+        console.print(f"[red]error:[/red] --lang must be vi or en, not {lang!r}")
+        raise typer.Exit(2)
+    try:
+        get_layer(layer)
+    except UnknownLayer as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    query: dict[str, str] = {}
+    for item in where:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            console.print(f"[red]error:[/red] --where {item!r}: expected queryable=value")
+            raise typer.Exit(2)
+        query[key.strip()] = value
+    if filter_:
+        query["filter"], query["filter-lang"] = filter_, filter_lang
+    if bbox:
+        query["bbox"] = bbox
+    if datetime_:
+        query["datetime"] = datetime_
+    try:
+        fc, plan, description = asyncio.run(_select(get_settings().dsn(), layer, query))
+    except ExportError as exc:
+        console.print(f"[red]error:[/red] {exc.message(lang)}")
+        raise typer.Exit(2) from None
+    try:
+        html = build_map(get_layer(layer), fc, lang=lang, offline=offline, basemap_url=basemap_url,
+                         subtitle=description, note=plan.note_vi if lang == "vi" else plan.note_en)
+    except OfflineAssetsMissing as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    note = f" ({plan.note_en})" if plan.note_en else ""
+    console.print(f"{out}: {len(fc['features']):,} features, {len(html) / 1e6:.2f} MB"
+                  f"{', offline' if offline else ''}{note}")
