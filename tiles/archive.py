@@ -4,7 +4,6 @@ the stored bytes are served as they are."""
 from __future__ import annotations
 
 import json
-import mmap
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -26,7 +25,6 @@ class TileArchive:
     bounds: tuple[float, float, float, float] | None
     _reader: Any = None
     _file: Any = None
-    _mmap: Any = None
     _sqlite: sqlite3.Connection | None = None
     _lock: Any = None
 
@@ -40,13 +38,12 @@ class TileArchive:
             return cls(path, tuple(info.get("datso:layers", [])), int(meta["minzoom"]), int(meta["maxzoom"]),
                        (b[0], b[1], b[2], b[3]) if b else None, _sqlite=con, _lock=threading.Lock())
         f = open(path, "rb")  # noqa: SIM115 - kept open while served
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        reader = Reader(MmapSource(mm))
+        reader = Reader(MmapSource(f))
         h = reader.header()
         meta = reader.metadata()
         bounds = (h["min_lon_e7"] / 1e7, h["min_lat_e7"] / 1e7, h["max_lon_e7"] / 1e7, h["max_lat_e7"] / 1e7)
         return cls(path, tuple(meta.get("datso:layers", [])), h["min_zoom"], h["max_zoom"], bounds,
-                   _reader=reader, _file=f, _mmap=mm)
+                   _reader=reader, _file=f)
 
     def get_gz(self, tile: TileID) -> bytes:
         if self._sqlite is not None:
@@ -65,7 +62,5 @@ class TileArchive:
     def close(self) -> None:
         if self._sqlite is not None:
             self._sqlite.close()
-        if self._mmap is not None:
-            self._mmap.close()
         if self._file is not None:
             self._file.close()
