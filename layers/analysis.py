@@ -1,0 +1,33 @@
+"""One-line GeoDataFrames for analysts (Jupyter):
+
+    from layers.analysis import read_layer
+    parcels = read_layer("parcels", where=["status=managed"], crs="vn2000:ben-tre")
+
+Filters are the same whitelisted `field=value` pairs and lon/lat bbox as `datso export`; VN-2000 output goes
+through the official transformation (gis.crs), never PROJ's own pick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import geopandas as gpd
+import psycopg
+
+from gis.crs import get_crs
+from gis.io import reproject, resolve_crs
+from layers.config import get_settings
+from layers.exporter import fetch, parse_bbox, parse_where
+from layers.registry import get_layer
+
+
+def read_layer(layer_id: str, *, where: Sequence[str] = (), bbox: str | None = None, crs: str | None = None,
+               dsn: str | None = None) -> gpd.GeoDataFrame:
+    """The layer as a GeoDataFrame indexed by feature id, in `crs` (default OGC:CRS84 lon/lat)."""
+    layer = get_layer(layer_id)
+    target = resolve_crs(crs) if crs else get_crs("OGC:CRS84")
+    with psycopg.connect(dsn or get_settings().dsn()) as conn:
+        frame, geoms = fetch(conn, layer, parse_where(layer, where), parse_bbox(bbox))
+    out = reproject(geoms, get_crs("OGC:CRS84"), target)
+    gdf = gpd.GeoDataFrame(frame, geometry=list(out), crs=target.pyproj)
+    return gdf.set_index(layer.id_column)
