@@ -89,6 +89,8 @@ def repair(geom: BaseGeometry, *, keep_polygons: bool = True) -> Repair:
 def force_2d(geoms: Any) -> np.ndarray:
     """Drop Z/M from every geometry (vectorised)."""
     arr = as_array(geoms)
+    if not shapely.has_z(arr).any():
+        return arr
     return shapely.force_2d(arr)  # type: ignore[no-any-return]
 
 

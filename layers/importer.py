@@ -179,6 +179,28 @@ def _progress(total: int, enabled: bool | None, label: str) -> Any:
 
 
 _COPY_LINE = re.compile(r"line (\d+)")
+# Cross-field CHECK constraints of layers/models.py (by name suffix): (field, vi, en).
+RULES: dict[str, tuple[str | None, str, str]] = {
+    "reason_required": ("status_reason", "trạng thái tạm dừng/thu hồi phải có lý do (status_reason)",
+                        "a suspended/revoked status needs a reason (status_reason)"),
+    "sold_has_price": ("result_price_vnd", "chỉ lô đã bán (sold) mới có giá trúng, và phải có",
+                       "result_price_vnd is required exactly when the status is sold"),
+    "result_price": ("result_price_vnd", "giá trúng phải ≥ giá khởi điểm", "result price must be ≥ the starting price"),
+    "registration_window": ("registration_end", "hạn đăng ký phải sau ngày mở đăng ký",
+                            "registration_end must not be before registration_start"),
+    "validity": ("valid_to", "ngày hết hiệu lực phải sau ngày hiệu lực", "valid_to must be after valid_from"),
+    "expiry_after_pack": ("expiry_date", "hạn sử dụng phải sau ngày đóng gói", "expiry_date must be after pack_date"),
+    "gtin_digits": ("gtin", "GTIN phải có đúng 14 chữ số", "GTIN must be exactly 14 digits"),
+    "lot_ai10": ("lot_number", "số lô phải là 1–20 ký tự ASCII in được (GS1 AI 10)",
+                 "lot_number must be 1-20 printable ASCII characters (GS1 AI 10)"),
+    "action_required": ("action", "action bắt buộc, trừ TransformationEvent (không có action)",
+                        "action is required, except for TransformationEvent (which has none)"),
+    "tz_offset": ("event_timezone_offset", "múi giờ phải dạng +07:00", "time-zone offset must look like +07:00"),
+    "code_digits": ("code", "mã đơn vị hành chính phải gồm 2–5 chữ số", "admin unit code must be 2-5 digits"),
+    "deposit_pct": ("deposit_pct", "tỷ lệ đặt trước phải từ 0 đến 100", "deposit_pct must be between 0 and 100"),
+    "prices": ("starting_price_vnd", "giá khởi điểm phải > 0 và tiền đặt trước ≥ 0",
+               "starting price must be > 0 and the deposit ≥ 0"),
+}
 
 
 def _db_issue(exc: psycopg.Error, first_row: int, start: int) -> Issue:
@@ -188,6 +210,9 @@ def _db_issue(exc: psycopg.Error, first_row: int, start: int) -> Issue:
     rule = diag.constraint_name or ""
     col = diag.column_name
     if rule:
+        known = next((v for k, v in RULES.items() if rule.endswith("_" + k)), None)
+        if known:
+            return Issue(row, known[0], "rule", known[1], known[2])
         return Issue(row, col, "db_constraint", f"vi phạm ràng buộc dữ liệu {rule}",
                      f"breaks the database rule {rule}")
     return Issue(row, col, "db_error", "cơ sở dữ liệu từ chối dòng này (kiểu hoặc giá trị không hợp lệ)",

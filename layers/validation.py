@@ -171,6 +171,16 @@ def _to_date(v: Any) -> dt.date:
     return d.date()
 
 
+_SPLIT = re.compile(r"[,;|]")
+
+
+def _split_text(t: str) -> list[str]:
+    """The common case of an array cell: 'ONT,CLN' / 'ONT; CLN' / '{ONT,CLN}' (not JSON)."""
+    if t[:1] in ("[", "{") or '"' in t:
+        return [str(x) for x in _split_array(t)]
+    return [p for p in (x.strip() for x in _SPLIT.split(t)) if p]
+
+
 def _split_array(v: Any) -> list[Any]:
     if isinstance(v, list | tuple | np.ndarray):
         return [x for x in v if not _is_na(x)]
@@ -185,7 +195,7 @@ def _split_array(v: Any) -> list[Any]:
         return [x for x in parsed if not _is_na(x)]
     if t.startswith("{") and t.endswith("}"):
         t = t[1:-1]
-    return [p.strip().strip('"') for p in re.split(r"[,;|]", t) if p.strip().strip('"')]
+    return [p.strip().strip('"') for p in _SPLIT.split(t) if p.strip().strip('"')]
 
 
 def _scalar(kind: str, v: Any) -> Any:
@@ -233,6 +243,14 @@ def _coerce_column(f: LayerField, s: pd.Series) -> tuple[pd.Series, dict[int, Co
             bad[int(i)] = CoercionError("phải là số hữu hạn", "must be a finite number")
         return out, bad
     values = s.to_numpy(dtype=object)
+    is_str = np.fromiter((type(v) is str for v in values), dtype=bool, count=len(values))
+    if f.type == "string" and len(values) and is_str.all():
+        stripped = pd.Series(values, index=s.index, dtype=object).str.strip()
+        return stripped.where(stripped != "", None).astype(object), bad
+    if f.type == "array" and (f.item_type or "string") == "string" and len(values) and is_str.all():
+        fast = [_split_text(v) for v in values]
+        return pd.Series(fast, index=s.index, dtype=object).where(
+            pd.Series([bool(v.strip()) for v in values], index=s.index), None), bad
     out_vals: list[Any] = [None] * len(values)
     for i, v in enumerate(values):
         try:
@@ -531,10 +549,10 @@ def _check_keys(layer: Layer, frame: pd.DataFrame, out: _Collector, conn: psycop
         complete = sub.notna().all(axis=1).to_numpy()
         label = " + ".join(key)
         if complete.any():
-            hashable = sub.astype(object).where(sub.notna(), None)
-            tuples = [tuple(r) for r in hashable.itertuples(index=False, name=None)]
-            dup = pd.Series(tuples).duplicated(keep=False).to_numpy() & complete
+            dup = sub.astype(str).duplicated(keep=False).to_numpy() & complete
             if dup.any():
+                hashable = sub.astype(object).where(sub.notna(), None)
+                tuples = [tuple(r) for r in hashable.itertuples(index=False, name=None)]
                 first: dict[tuple[Any, ...], int] = {}
                 for i in _rows(dup):
                     t = tuples[i]

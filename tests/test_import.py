@@ -374,3 +374,43 @@ def test_transform_reference_independent_of_datso(io_db: str) -> None:
         row = c.execute("SELECT ST_X(g), ST_Y(g) FROM ST_Transform(ST_SetSRID(ST_MakePoint(560000, 1128000), %s), "
                         "4326) g", [ZONE.srid]).fetchone()
     assert row is not None and abs(row[0] - lon) < 1e-9 and abs(row[1] - lat) < 1e-9
+
+
+def test_cross_field_database_rule_names_row_and_field(io_db: str, tmp_path: Path) -> None:
+    geoms = [shapely.box(106.40 + 0.01 * i, 10.20, 106.405 + 0.01 * i, 10.205) for i in range(3)]
+    df = pd.DataFrame({"code": [f"VN-BT-RULE-{i}" for i in range(3)], "crop": "durian", "owner": OWNER,
+                       "commune_code": "86001", "status": ["active", "active", "suspended"]})
+    path = write(df, geoms, tmp_path / "rule.geojson", crs="EPSG:4326", driver="GeoJSON")
+    res = refused(io_db, "growing_areas", path)
+    assert [(e.row, e.field, e.code) for e in res.errors] == [(3, "status_reason", "rule")]
+    assert "lý do" in res.errors[0].message("vi")
+
+
+def test_validate_records_api(io_db: str, tmp_path: Path) -> None:
+    """The function API the OGC API transactions use: same checks, PATCH (partial) and PUT (replaces)."""
+    from layers.registry import get_layer
+    from layers.validation import prepare_records, validate_records
+
+    layer = get_layer("packing_facilities")
+    pt = shapely.Point(106.38, 10.25)
+    rec = {"code": "PHC-API-1", "name": "Kho Giồng Trôm", "commune_code": "86001", "markets": ["CN", "EU"]}
+    with psycopg.connect(io_db) as c:
+        assert validate_records(layer, [(rec, pt)], c) == []
+        prepared = prepare_records(layer, [(rec, pt)], c)
+        assert prepared.records()[0]["markets"] == ["CN", "EU"] and prepared.records()[0]["status"] == "draft"
+    path = write(pd.DataFrame([rec | {"markets": "CN,EU"}]), [pt], tmp_path / "one.geojson", crs="EPSG:4326",
+                 driver="GeoJSON")
+    imported(io_db, "packing_facilities", path)
+    with psycopg.connect(io_db) as c:
+        row = c.execute("SELECT id FROM packing_facilities WHERE code = 'PHC-API-1'").fetchone()
+        assert row is not None
+        dup = validate_records(layer, [(rec, pt)], c)
+        assert [(i.row, i.field, i.code) for i in dup] == [(1, "code", "duplicate_in_db")]
+        assert validate_records(layer, [(rec, pt)], c, replaces=[row[0]]) == []
+        assert validate_records(layer, [({"status": "active"}, pt)], c, partial=True) == []
+        missing = validate_records(layer, [({"status": "active"}, pt)], c)
+        assert {i.field for i in missing if i.code == "required"} == {"code", "name", "commune_code"}
+        bad = validate_records(layer, [({**rec, "code": "PHC-API-2", "status": "open"},
+                                        shapely.LineString([(106.3, 10.2), (106.4, 10.3)]))], c)
+        assert {(i.field, i.code) for i in bad} == {("status", "enum"), ("geometry", "geometry_type")}
+        assert all(i.message("vi") != i.message("en") for i in bad)
