@@ -131,19 +131,19 @@ def _etag_matches(header: str | None, etag: str) -> bool:
 
 def tile_response(request: Request, result: TileResult, cache_state: str) -> Response:
     settings = tile_settings(request.app)
-    entry = result.entry
     gzip_ok = "gzip" in request.headers.get("accept-encoding", "")
-    etag = entry.etag if gzip_ok else entry.etag[:-1] + '-i"'
+    # one ETag per representation: the MVT hash for gzip, with "-i" for identity
+    etag = result.etag if gzip_ok else result.etag[:-1] + '-i"'
     headers = {"ETag": etag, "Cache-Control": settings.cache_control, "Vary": "Accept-Encoding",
                "X-Cache": cache_state}
-    if _etag_matches(request.headers.get("if-none-match"), entry.etag):
+    if _etag_matches(request.headers.get("if-none-match"), result.etag):
         return Response(status_code=304, headers=headers)
-    if entry.empty:
+    if result.empty:
         return Response(status_code=204, headers=headers)
     if gzip_ok:
         headers["Content-Encoding"] = "gzip"
-        return Response(entry.gz, media_type=MVT, headers=headers)
-    return Response(entry.raw(), media_type=MVT, headers=headers)
+        return Response(result.gzipped(settings.gzip_level), media_type=MVT, headers=headers)
+    return Response(result.identity(), media_type=MVT, headers=headers)
 
 
 async def serve_tile(request: Request, layers: Sequence[Layer], tile: tms.TileID,
@@ -291,8 +291,7 @@ async def archive_tile(request: Request, z: int, x: int, y: int) -> Response:
     if not arch.minzoom <= z <= arch.maxzoom:
         raise Problem(404, f"Gói ô chỉ có mức {arch.minzoom}–{arch.maxzoom}",
                       f"The archive holds zooms {arch.minzoom}-{arch.maxzoom} only")
-    entry = arch.get(tile)
-    return tile_response(request, TileResult(entry, True), "ARCHIVE")
+    return tile_response(request, TileResult.of_entry(arch.get(tile)), "ARCHIVE")
 
 
 # --- bounds -----------------------------------------------------------------------------------------

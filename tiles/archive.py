@@ -12,7 +12,7 @@ from typing import Any
 
 from pmtiles.reader import MmapSource, Reader
 
-from tiles.cache import Entry, etag_of
+from tiles.cache import Entry, entry_from_gzip
 from tiles.tms import TileID
 
 
@@ -56,8 +56,7 @@ class TileArchive:
         return bytes(data) if data else b""
 
     def get(self, tile: TileID) -> Entry:
-        gz = self.get_gz(tile)
-        return Entry(gz, etag_of(gz))
+        return entry_from_gzip(self.get_gz(tile))
 
     def close(self) -> None:
         if self._sqlite is not None:

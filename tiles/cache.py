@@ -34,7 +34,7 @@ class CacheKey:
 @dataclass(frozen=True)
 class Entry:
     gz: bytes          # gzip-encoded MVT; b"" for an empty tile
-    etag: str          # quoted strong ETag of the identity bytes' encoding
+    etag: str          # quoted strong ETag: a hash of the MVT bytes
 
     @property
     def empty(self) -> bool:
@@ -49,12 +49,19 @@ class Entry:
 
 
 def make_entry(mvt: bytes, level: int = 6) -> Entry:
-    gz = gzip.compress(mvt, compresslevel=level, mtime=0) if mvt else b""
-    return Entry(gz, etag_of(gz))
+    return Entry(gzip_bytes(mvt, level), etag_of(mvt))
 
 
-def etag_of(gz: bytes) -> str:
-    return '"' + hashlib.blake2b(gz, digest_size=12).hexdigest() + '"'
+def gzip_bytes(mvt: bytes, level: int = 6) -> bytes:
+    return gzip.compress(mvt, compresslevel=level, mtime=0) if mvt else b""
+
+
+def entry_from_gzip(gz: bytes) -> Entry:
+    return Entry(gz, etag_of(gzip.decompress(gz) if gz else b""))
+
+
+def etag_of(mvt: bytes) -> str:
+    return '"' + hashlib.blake2b(mvt, digest_size=12).hexdigest() + '"'
 
 
 @dataclass
@@ -183,7 +190,7 @@ class TileCache:
             gz = self._path(key).read_bytes()
         except OSError:
             return None
-        return Entry(gz, etag_of(gz))
+        return entry_from_gzip(gz)
 
     def _disk_put(self, key: CacheKey, entry: Entry) -> None:
         if self.directory is None:

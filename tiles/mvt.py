@@ -10,7 +10,8 @@ GiST-indexed `geom_3857`, and generalises by zoom:
 - at most `max_features` features per layer (below detail zoom the largest are kept); a tile still above
   `max_tile_bytes` is rebuilt with a quarter of the cap, largest features first, until it fits.
 The MVT feature id is the row id. Several layers are concatenated in one MVT (`||` of their ST_AsMVT).
-Parameters: $1 z, $2 x, $3 y, $4 the feature cap, then the filter's parameters.
+Parameters: $1 z, $2 x, $3 y, $4 the feature cap, then the filter's parameters; the zoom-dependent
+thresholds are constants in the SQL text (one prepared statement per zoom and layer set).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import asyncpg
 from layers.registry import Layer, LayerField, get_layer
 from tiles.filters import TileFilter
 from tiles.settings import TileSettings
-from tiles.tms import WORLD, TileID
+from tiles.tms import WORLD, TileID, pixel_size
 
 POINT_TYPES = ("Point", "MultiPoint")
 
@@ -57,18 +58,19 @@ def _value(f: LayerField) -> str:
     return f"{col}::text"
 
 
-def _layer_sql(layer: Layer, detail: bool, ordered: bool, extent: int, buffer: int, where: str) -> str:
+def _layer_sql(layer: Layer, z: int, detail: bool, ordered: bool, extent: int, buffer: int, where: str) -> str:
     g = "t." + q(layer.tile_geometry_column)
     env = "ST_TileEnvelope($1::int, $2::int, $3::int)"
     margin = f"ST_TileEnvelope($1::int, $2::int, $3::int, margin => {buffer / extent!r})"
     geom = g
     if not detail and layer.geometry_type not in POINT_TYPES:
-        geom = f"ST_Simplify({g}, {WORLD!r} / (2 ^ $1::int) / {2 * extent}, true)"
+        geom = f"ST_Simplify({g}, {WORLD / 2**z / (2 * extent)!r}, true)"
     cols = "".join(f", {_value(f)} AS {q(f.name)}" for f in tile_fields(layer, detail))
-    box_area = f"(ST_XMax({g}) - ST_XMin({g})) * (ST_YMax({g}) - ST_YMin({g}))"
+    box_area = f"((ST_XMax({g}) - ST_XMin({g})) * (ST_YMax({g}) - ST_YMin({g})))"
     conds = [f"{g} && {margin}"]
     if layer.min_pixel_area > 0:
-        conds.append(f"{box_area} >= {float(layer.min_pixel_area)!r} * ({WORLD!r} / (256 * 2 ^ $1::int)) ^ 2")
+        # a constant per zoom, so the planner can use the box-area index (migration 0003) when few pass
+        conds.append(f"{box_area} >= {layer.min_pixel_area * pixel_size(z) ** 2!r}")
     if where:
         conds.append(f"({where})")
     order = f" ORDER BY {box_area} DESC, t.{q(layer.id_column)}" if ordered or not detail else ""
@@ -85,10 +87,10 @@ def _literal(text: str) -> str:
 
 
 @lru_cache(maxsize=512)
-def tile_sql(parts: tuple[tuple[str, bool], ...], ordered: bool, extent: int, buffer: int,
+def tile_sql(parts: tuple[tuple[str, bool], ...], z: int, ordered: bool, extent: int, buffer: int,
              where: tuple[str, ...]) -> str:
     """The statement for these (layer id, detail) parts; `where[i]` filters part i (SQL over $5...)."""
-    selects = [f"coalesce(({_layer_sql(get_layer(lid), detail, ordered, extent, buffer, w)}), ''::bytea)"
+    selects = [f"coalesce(({_layer_sql(get_layer(lid), z, detail, ordered, extent, buffer, w)}), ''::bytea)"
                for (lid, detail), w in zip(parts, where, strict=True)]
     return "SELECT " + " || ".join(selects)
 
@@ -119,7 +121,7 @@ async def build(conn: asyncpg.Connection, layers: Sequence[Layer], tile: TileID,
         return b""
     cap, ordered = settings.max_features, False
     while True:
-        sql = tile_sql(p.parts, ordered, settings.extent, settings.buffer, p.where)
+        sql = tile_sql(p.parts, tile.z, ordered, settings.extent, settings.buffer, p.where)
         data: bytes = await conn.fetchval(sql, tile.z, tile.x, tile.y, cap, *p.params)
         if len(data) <= settings.max_tile_bytes or cap <= 1:
             return data

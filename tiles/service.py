@@ -10,7 +10,7 @@ import asyncpg
 
 from layers.registry import Layer
 from tiles import mvt
-from tiles.cache import CacheKey, Entry, TileCache, make_entry
+from tiles.cache import CacheKey, Entry, TileCache, etag_of, gzip_bytes, make_entry
 from tiles.filters import TileFilter
 from tiles.invalidate import Invalidator
 from tiles.settings import TileSettings
@@ -21,8 +21,31 @@ PoolGetter = Callable[[], Awaitable[asyncpg.Pool]]
 
 @dataclass
 class TileResult:
-    entry: Entry
+    """A tile as built (`raw`) and/or as stored (`entry`, gzip)."""
+
+    etag: str
     cached: bool
+    raw: bytes | None = None
+    entry: Entry | None = None
+
+    @classmethod
+    def of_entry(cls, entry: Entry, cached: bool = True) -> TileResult:
+        return cls(entry.etag, cached, None, entry)
+
+    @property
+    def empty(self) -> bool:
+        return self.raw == b"" if self.raw is not None else (self.entry is None or self.entry.empty)
+
+    def identity(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
+        assert self.entry is not None
+        return self.entry.raw()
+
+    def gzipped(self, level: int = 6) -> bytes:
+        if self.entry is not None:
+            return self.entry.gz
+        return gzip_bytes(self.raw or b"", level)
 
 
 class TileService:
@@ -53,14 +76,15 @@ class TileService:
         if self.cache is not None and self.caching:
             hit = self.cache.get(key)
             if hit is not None:
-                return TileResult(hit, True)
+                return TileResult.of_entry(hit)
         epoch = self.invalidator.epoch(ids) if self.invalidator is not None else ()
         pool = await self._pool()
         async with pool.acquire() as conn:
             data = await mvt.build(conn, layers, tile, self.settings, tile_filter)
-        entry = make_entry(data, self.settings.gzip_level)
         # store only if no edit of these layers was announced while the tile was being built
         if self.cache is not None and self.invalidator is not None and self.caching \
                 and self.invalidator.epoch(ids) == epoch:
+            entry = make_entry(data, self.settings.gzip_level)
             self.cache.put(key, entry)
-        return TileResult(entry, False)
+            return TileResult(entry.etag, False, data, entry)
+        return TileResult(etag_of(data), False, data)

@@ -7,6 +7,10 @@ Every INSERT/UPDATE/DELETE on a layer table sends, at commit, one notification o
 {"table": ..., "boxes": [[xmin, ymin, xmax, ymax], ...]} with the bounding boxes of the old and new
 geometries (rounded outwards to the metre; distinct boxes, at most 50: beyond that the extents of the old
 rows and of the new rows), or {"table": ..., "all": true} after TRUNCATE. Payloads stay < 8000 bytes.
+
+Also: a B-tree index on the area of each geometry's EPSG:3857 bounding box for the layers whose tiles drop
+sub-pixel features (tiles/mvt.py writes the same expression): at low zoom, where almost every feature is
+below a pixel, the tile query then reads the few large features instead of scanning the whole envelope.
 """
 from collections.abc import Sequence
 
@@ -17,6 +21,8 @@ down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+BOX_AREA = "((ST_XMax(geom_3857) - ST_XMin(geom_3857)) * (ST_YMax(geom_3857) - ST_YMin(geom_3857)))"
+BOX_AREA_TABLES = ("parcels", "growing_areas")
 TABLES = ("admin_units", "parcels", "auction_plots", "growing_areas", "packing_facilities",
           "trace_lots", "trace_events")
 
@@ -68,6 +74,8 @@ END $$;
 
 
 def upgrade() -> None:
+    for t in BOX_AREA_TABLES:
+        op.execute(f"CREATE INDEX ix_{t}_tile_box_area ON {t} ({BOX_AREA})")
     op.execute(FN)
     for t in TABLES:
         op.execute(f"CREATE TRIGGER {t}_tiles_ins AFTER INSERT ON {t} REFERENCING NEW TABLE AS new_rows "
@@ -86,3 +94,5 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS {t}_tiles_{suffix} ON {t}")
     op.execute("DROP FUNCTION IF EXISTS datso_tiles_notify()")
     op.execute("DROP FUNCTION IF EXISTS datso_tiles_boxes(bigint, jsonb, box2d, box2d)")
+    for t in BOX_AREA_TABLES:
+        op.execute(f"DROP INDEX IF EXISTS ix_{t}_tile_box_area")
