@@ -279,9 +279,9 @@ def _read_ogr(path: Path, source_layer: str | None, encoding: str | None,
             if layer is not None and layer not in layers:
                 raise DataFileError(f"Tệp không có lớp {layer!r}; các lớp: {', '.join(layers)}",
                                     f"the file has no layer {layer!r}; layers: {', '.join(layers)}")
-            if layer is None and len(layers) > 1 and path.suffix.lower() == ".gpkg":
-                raise DataFileError(f"GeoPackage có nhiều lớp ({', '.join(layers)}); chọn --source-layer",
-                                    f"the GeoPackage has several layers ({', '.join(layers)}); "
+            if layer is None and len(layers) > 1:
+                raise DataFileError(f"Tệp có nhiều lớp ({', '.join(layers)}); chọn --source-layer",
+                                    f"the file has several layers ({', '.join(layers)}); "
                                     "choose one with --source-layer")
         info = pyogrio.read_info(target, layer=layer)
         if is_shp:
