@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,10 @@ def parcels(n: int, sheet: int, **extra: Any) -> pd.DataFrame:
 
 def write(df: pd.DataFrame, geoms: list[Any], path: Path, crs: str | None = None, **kw: Any) -> Path:
     gdf = gpd.GeoDataFrame(df, geometry=geoms, crs=crs)
-    pyogrio.write_dataframe(gdf, path, **kw)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Normalized/laundered field name")   # shp: 10-char names
+        warnings.filterwarnings("ignore", message="'crs' was not provided")            # on purpose
+        pyogrio.write_dataframe(gdf, path, **kw)
     return path
 
 
@@ -322,7 +326,9 @@ def test_duplicate_codes_in_file_and_in_database_refused(io_db: str, tmp_path: P
 def test_corrupted_and_empty_files_refused(io_db: str, tmp_path: Path) -> None:
     bad = tmp_path / "broken.gpkg"
     bad.write_bytes(b"SQLite format 3\x00" + os.urandom(2000))
-    assert refused(io_db, "parcels", bad).errors[0].code == "file"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="GPKG: bad application_id")
+        assert refused(io_db, "parcels", bad).errors[0].code == "file"
     empty = tmp_path / "empty.geojson"
     empty.write_bytes(b"")
     assert "empty" in refused(io_db, "parcels", empty).errors[0].message("en")
