@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(CORSMiddleware, allow_origins=a.cors_origins, allow_methods=["*"], allow_headers=["*"],
                        expose_headers=["ETag", "Content-Crs", "Link"])
+    app.add_middleware(tiles_api.TileFastPath)   # outermost: cached tiles skip routing and middlewares
     app.include_router(health.router)
     app.include_router(map_api.router)
     app.mount("/static", StaticFiles(directory=map_api.HERE / "static"), name="static")

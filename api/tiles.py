@@ -9,19 +9,23 @@ range 404, an unknown layer 404, a bad filter 400 (all problem+json).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import Problem, request_lang
 from layers.registry import LAYERS, Layer, UnknownLayer, get_layer
 from tiles import styles, tilejson, tms
 from tiles.archive import TileArchive
+from tiles.cache import CacheKey
 from tiles.filters import FilterError, TileFilter, parse_filters
 from tiles.service import TileResult, TileService
 from tiles.settings import TileSettings, get_tile_settings
@@ -315,3 +319,103 @@ async def layer_bounds(request: Request, layers: Sequence[Layer]) -> tuple[float
     if not out:
         return None
     return (min(b[0] for b in out), min(b[1] for b in out), max(b[2] for b in out), max(b[3] for b in out))
+
+
+# --- the cached-tile fast path ----------------------------------------------------------------------
+_FAST_SINGLE = re.compile(r"^/collections/([a-z_]+)/tiles/WebMercatorQuad/(\d+)/(\d+)/(\d+)$")
+_FAST_MULTI = re.compile(r"^/tiles/(\d+)/(\d+)/(\d+)\.mvt$")
+_ALL_LAYERS = tuple(LAYERS)
+
+
+class TileFastPath:
+    """Pure-ASGI middleware (outermost) for the hot path: a GET of a tile without filters is answered
+    here, from the cache or built (the same `TileService.tile` the routes call), without routing,
+    dependency injection and the other middlewares. Anything unusual - a filter, an invalid tile or
+    layer, a zoom outside the layers' range, an origin the CORS settings must judge, an error - falls
+    through to the routes above, which answer it (problem+json included)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            key = self._key(scope)
+            owner = scope.get("app")
+            svc: TileService | None = getattr(getattr(owner, "state", None), "tile_service", None)
+            if key is not None and svc is not None and await self._serve(scope, send, owner, svc, key):
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _key(scope: Scope) -> CacheKey | None:
+        path: str = scope["path"]
+        qs: bytes = scope.get("query_string", b"")
+        m = _FAST_SINGLE.match(path)
+        if m is not None:
+            if qs:
+                return None
+            return CacheKey((m[1],), "", int(m[2]), int(m[3]), int(m[4]))
+        m = _FAST_MULTI.match(path)
+        if m is None:
+            return None
+        if not qs:
+            ids = _ALL_LAYERS
+        elif qs.startswith(b"layers=") and b"&" not in qs:
+            ids = tuple(dict.fromkeys(v for v in unquote(qs[7:].decode("latin-1")).split(",") if v))
+            if not ids:
+                return None
+        else:
+            return None
+        return CacheKey(ids, "", int(m[1]), int(m[2]), int(m[3]))
+
+    @staticmethod
+    async def _serve(scope: Scope, send: Send, app: Any, svc: TileService, key: CacheKey) -> bool:
+        accept, inm, origin = b"", None, None
+        for k, v in scope["headers"]:
+            if k == b"accept-encoding":
+                accept = v
+            elif k == b"if-none-match":
+                inm = v.decode("latin-1")
+            elif k == b"origin":
+                origin = v
+        if origin is not None and "*" not in app.state.api_settings.cors_origins:
+            return False     # the CORS middleware decides
+        entry = svc.cache.get(key, count_miss=False) if svc.cache is not None and svc.caching else None
+        if entry is not None:
+            result, state = TileResult.of_entry(entry), b"HIT"
+        else:
+            if any(lid not in LAYERS for lid in key.layers):
+                return False
+            layers = [LAYERS[lid] for lid in key.layers]
+            try:
+                tile = tms.validate(tms.DEFAULT_TMS, key.z, key.x, key.y)
+            except tms.TileError:
+                return False
+            if not any(la.minzoom <= key.z <= la.maxzoom for la in layers):
+                return False
+            try:
+                result = await svc.tile(layers, tile, None)
+            except Exception:   # noqa: BLE001 - the route redoes it and reports the error properly
+                return False
+            state = b"MISS" if svc.caching else b"OFF"
+        settings = svc.settings
+        gz = b"gzip" in accept
+        etag = result.etag if gz else result.etag[:-1] + '-i"'
+        headers = [(b"etag", etag.encode()), (b"cache-control", settings.cache_control.encode()),
+                   (b"vary", b"Accept-Encoding"), (b"x-cache", state)]
+        if origin is not None:
+            headers += [(b"access-control-allow-origin", b"*"),
+                        (b"access-control-expose-headers", b"ETag, Content-Crs, Link")]
+        if _etag_matches(inm, result.etag):
+            status, body = 304, b""
+        elif result.empty:
+            status, body = 204, b""
+        else:
+            status = 200
+            body = result.gzipped(settings.gzip_level) if gz else result.identity()
+            headers += [(b"content-type", MVT.encode()), (b"content-length", str(len(body)).encode())]
+            if gz:
+                headers.append((b"content-encoding", b"gzip"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return True

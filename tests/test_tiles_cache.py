@@ -260,3 +260,20 @@ def test_edit_through_one_app_evicts_in_other_processes(other_process: str, samp
         wait_for(lambda: all(h.get(other_process + path).content == expected for _ in range(6)))
         states = [h.get(other_process + path).headers["x-cache"] for _ in range(10)]
         assert "HIT" in states      # cached again, with the new bytes
+
+
+def test_fast_path_answers_like_the_routes(client: TestClient, sample_db: str) -> None:
+    """Tiles without filters are served by the ASGI fast path; with another query parameter by the route:
+    same bytes, ETag and headers, both for a miss and for a hit."""
+    t = tile_of(sample_db, PARCEL, 16, 700)
+    fast_url = f"/tiles/16/{t.x}/{t.y}.mvt?layers=parcels"
+    route_url = fast_url + "&lang=vi"
+    for i in range(2):   # a miss (fast path) then a hit (route); then hits on both
+        fast, route = get_tile(client, fast_url), get_tile(client, route_url)
+        assert fast.status_code == route.status_code == 200
+        assert fast.content == route.content
+        for h in ("etag", "cache-control", "content-type"):
+            assert fast.headers[h] == route.headers[h], h
+        assert (fast.headers["x-cache"], route.headers["x-cache"]) == (("MISS", "HIT") if i == 0 else ("HIT", "HIT"))
+    cors = get_tile(client, fast_url, origin="https://map.example")
+    assert cors.headers["access-control-allow-origin"] == "*" and "ETag" in cors.headers["access-control-expose-headers"]

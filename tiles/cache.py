@@ -90,7 +90,7 @@ class TileCache:
         self._lock = threading.Lock()
 
     # -- lookup / store -------------------------------------------------------------------------------
-    def get(self, key: CacheKey) -> Entry | None:
+    def get(self, key: CacheKey, count_miss: bool = True) -> Entry | None:
         with self._lock:
             entry = self._lru.get(key)
             if entry is not None:
@@ -100,7 +100,8 @@ class TileCache:
         entry = self._disk_get(key)
         with self._lock:
             if entry is None:
-                self.stats.misses += 1
+                if count_miss:
+                    self.stats.misses += 1
                 return None
             self.stats.hits += 1
             self._put_memory(key, entry)
