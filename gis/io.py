@@ -328,7 +328,7 @@ def _read_csv(path: Path, encoding: str | None, notes: list[tuple[str, str]]) ->
 
 
 def _csv_geometry(frame: pd.DataFrame, wkt_field: str | None, x_field: str | None, y_field: str | None,
-                  row_errors: list[RowError]) -> tuple[pd.DataFrame, np.ndarray]:
+                  row_errors: list[RowError], optional: bool = False) -> tuple[pd.DataFrame, np.ndarray | None]:
     lower = {c.lower(): c for c in frame.columns}
 
     def col(name: str) -> str:
@@ -349,6 +349,8 @@ def _csv_geometry(frame: pd.DataFrame, wkt_field: str | None, x_field: str | Non
             return frame.drop(columns=[wcol]), geoms
     if not (x_field and y_field):
         pair = next(((lower[a], lower[b]) for a, b in XY_COLUMNS if a in lower and b in lower), None)
+        if pair is None and optional:
+            return frame, None
         if pair is None:
             raise DataFileError(
                 "Tệp CSV không có cột hình học: cần cột WKT (--wkt-field) hoặc cột tọa độ (--x-field, --y-field)",
@@ -371,11 +373,13 @@ def _csv_geometry(frame: pd.DataFrame, wkt_field: str | None, x_field: str | Non
 
 def read_vector(path: str | Path, *, crs: str | None = None, source_layer: str | None = None,
                 encoding: str | None = None, swap: bool | None = None, x_field: str | None = None,
-                y_field: str | None = None, wkt_field: str | None = None) -> ReadResult:
+                y_field: str | None = None, wkt_field: str | None = None,
+                geometry_optional: bool = False) -> ReadResult:
     """Read a vector file into attributes + lon/lat geometries (see module doc).
 
     `crs` overrides the file's metadata; a file without CRS metadata and without `crs` is refused.
     `swap` True/False forces the X/Y swap (surveyors' X = northing); None detects it for CSV files.
+    `geometry_optional`: a CSV without geometry columns is read as attributes only (no CRS needed).
     """
     p = Path(path)
     if not p.exists():
@@ -388,8 +392,17 @@ def read_vector(path: str | Path, *, crs: str | None = None, source_layer: str |
     used_enc: str | None = None
     if p.suffix.lower() in (".csv", ".txt", ".tsv"):
         frame, used_enc = _read_csv(p, encoding, notes)
-        attrs, geoms = _csv_geometry(frame, wkt_field, x_field, y_field, row_errors)
+        attrs, maybe = _csv_geometry(frame, wkt_field, x_field, y_field, row_errors, geometry_optional)
         driver = "CSV"
+        if maybe is None:
+            if len(attrs) == 0:
+                raise DataFileError(f"Tệp {p.name} không có đối tượng nào", f"{p.name} contains no features")
+            notes.append(("Tệp CSV không có cột hình học: chỉ nhập thuộc tính",
+                          "the CSV has no geometry columns: attributes only"))
+            src = resolve_crs(crs) if crs else get_crs("OGC:CRS84")
+            return ReadResult(attrs.reset_index(drop=True), np.full(len(attrs), None, dtype=object), src, driver,
+                              used_enc, False, notes, row_errors)
+        geoms = maybe
     else:
         gdf, meta_crs, driver, used_enc = _read_ogr(p, source_layer, encoding, notes)
         geoms = as_array(gdf.geometry.values)

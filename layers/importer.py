@@ -282,7 +282,8 @@ def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOption
         return done()
     try:
         data = read_vector(p, crs=opts.crs, source_layer=opts.source_layer, encoding=opts.encoding,
-                           swap=opts.swap_xy, x_field=opts.x_field, y_field=opts.y_field, wkt_field=opts.wkt_field)
+                           swap=opts.swap_xy, x_field=opts.x_field, y_field=opts.y_field, wkt_field=opts.wkt_field,
+                           geometry_optional=layer.geometry_nullable)
     except DataFileError as exc:
         result.issues.append(Issue(None, None, "file", exc.vi, exc.en))
         return done()

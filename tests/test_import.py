@@ -420,3 +420,32 @@ def test_validate_records_api(io_db: str, tmp_path: Path) -> None:
                                         shapely.LineString([(106.3, 10.2), (106.4, 10.3)]))], c)
         assert {(i.field, i.code) for i in bad} == {("status", "enum"), ("geometry", "geometry_type")}
         assert all(i.message("vi") != i.message("en") for i in bad)
+
+
+def test_csv_types_dates_json_and_attributes_only(io_db: str, tmp_path: Path) -> None:
+    """Layers whose geometry is optional take a CSV without geometry; values are coerced per registry type
+    (GTIN keeps its leading zero, dd/mm/yyyy dates, naive times are Vietnam time, JSON and lists)."""
+    lots = tmp_path / "lots.csv"
+    pd.DataFrame({"gtin": ["08934567000012", "08934567000012"], "lot_number": ["CSV-01", "CSV-02"],
+                  "product": "Bưởi da xanh", "quantity": ["1250,5", "300"], "origin_codes": ["VN-BT-001;VN-BT-002", ""],
+                  "pack_date": ["15/08/2025", "2025-08-16"]}).to_csv(lots, index=False)
+    imported(io_db, "trace_lots", lots)
+    events = tmp_path / "events.csv"
+    pd.DataFrame({"event_id": ["urn:uuid:csv-1"], "event_type": ["ObjectEvent"], "action": ["ADD"],
+                  "event_time": ["2025-08-15T07:30:00"], "epc_list": ['["urn:epc:id:sgtin:0893456.700001.1"]'],
+                  "quantity_list": ['[{"epcClass": "x", "quantity": 12.5, "uom": "KGM"}]'],
+                  "lon": [106.37], "lat": [10.24]}).to_csv(events, index=False)
+    imported(io_db, "trace_events", events, crs="EPSG:4326")
+    with psycopg.connect(io_db) as c:
+        lot = c.execute("SELECT gtin, quantity::float8, origin_codes, pack_date::text, geom IS NULL FROM trace_lots "
+                        "WHERE lot_number = 'CSV-01'").fetchone()
+        ev = c.execute("SELECT to_char(event_time AT TIME ZONE 'UTC', 'HH24:MI'), epc_list, quantity_list, "
+                       "ST_X(geom) FROM trace_events WHERE event_id = 'urn:uuid:csv-1'").fetchone()
+    assert lot == ("08934567000012", 1250.5, ["VN-BT-001", "VN-BT-002"], "2025-08-15", True)
+    assert ev is not None and ev[0] == "00:30" and ev[1] == ["urn:epc:id:sgtin:0893456.700001.1"]
+    assert ev[2] == [{"epcClass": "x", "quantity": 12.5, "uom": "KGM"}] and abs(ev[3] - 106.37) < 1e-12
+    # a polygon layer still refuses a CSV without geometry
+    no_geom = tmp_path / "p.csv"
+    pd.DataFrame({"commune_code": ["86001"], "map_sheet": [40], "parcel_no": [1]}).to_csv(no_geom, index=False)
+    res = refused(io_db, "parcels", no_geom, crs="EPSG:4326")
+    assert res.errors[0].code == "file" and "--wkt-field" in res.errors[0].message("en")
