@@ -66,6 +66,7 @@ def export_cmd(
     crs: str | None = typer.Option(None, help="output CRS: EPSG:4326 (default), vn2000:ben-tre, EPSG:9210, ..."),
     where: list[str] = typer.Option([], "--where", help="field=value on a queryable field (repeatable)"),
     bbox: str | None = typer.Option(None, "--bbox", help="minLon,minLat,maxLon,maxLat"),
+    public_only: bool = typer.Option(False, "--public-only", help="only the fields published to everyone"),
     lang: str = typer.Option("vi", "--lang", help="vi | en"),
 ) -> None:
     """Export a layer to a file, in any registry CRS (VN-2000 via the official transformation)."""
@@ -74,7 +75,8 @@ def export_cmd(
     from layers.registry import UnknownLayer
 
     try:
-        res = export_layer(get_settings().dsn(), layer, fmt, out, crs=crs, where=where, bbox=bbox)
+        res = export_layer(get_settings().dsn(), layer, fmt, out, crs=crs, where=where, bbox=bbox,
+                           public_only=public_only)
     except (ExportError, DataFileError) as exc:
         console.print(f"[red]{'lỗi' if lang == 'vi' else 'error'}:[/red] {exc.message(lang)}")
         raise typer.Exit(1) from None

@@ -90,8 +90,9 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
 
 
 def fetch(conn: psycopg.Connection, layer: Layer, where: list[tuple[str, Any, bool]],
-          bbox: tuple[float, float, float, float] | None) -> tuple[pd.DataFrame, np.ndarray]:
-    cols = [f.name for f in layer.fields]
+          bbox: tuple[float, float, float, float] | None, public_only: bool = False
+          ) -> tuple[pd.DataFrame, np.ndarray]:
+    cols = [f.name for f in (layer.public_fields if public_only else layer.fields)]
     conds: list[sql.Composable] = []
     params: list[Any] = []
     for name, value, is_array in where:
@@ -120,8 +121,11 @@ def fetch(conn: psycopg.Connection, layer: Layer, where: list[tuple[str, Any, bo
 
 
 def export_layer(dsn: str, layer_id: str, fmt: str, out: str | Path, *, crs: str | None = None,
-                 where: Sequence[str] = (), bbox: str | None = None) -> ExportResult:
-    """Export a layer; raises ExportError (bilingual) for bad options, DataFileError for file problems."""
+                 where: Sequence[str] = (), bbox: str | None = None, public_only: bool = False) -> ExportResult:
+    """Export a layer; raises ExportError (bilingual) for bad options, DataFileError for file problems.
+
+    Every registry field is written (an administrator's export), or only the public ones with `public_only`.
+    """
     t0 = time.perf_counter()
     layer = get_layer(layer_id)
     fmt = fmt.lower()
@@ -135,7 +139,7 @@ def export_layer(dsn: str, layer_id: str, fmt: str, out: str | Path, *, crs: str
     conds = parse_where(layer, where)
     box = parse_bbox(bbox)
     with psycopg.connect(dsn) as conn:
-        frame, geoms = fetch(conn, layer, conds, box)
+        frame, geoms = fetch(conn, layer, conds, box, public_only)
     out_geoms = reproject(geoms, get_crs("OGC:CRS84"), target)
     path = write_vector(frame, out_geoms, out, fmt, target, layer.id)
     return ExportResult(Path(path), len(frame), target.key, time.perf_counter() - t0)

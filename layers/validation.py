@@ -62,6 +62,11 @@ class Issue:
     def is_error(self) -> bool:
         return self.severity == "error"
 
+    def as_dict(self, lang: str = "vi") -> dict[str, Any]:
+        """JSON-friendly form (e.g. for a problem+json `errors` member)."""
+        return {"row": self.row, "field": self.field, "code": self.code, "severity": self.severity,
+                "message": self.message(lang)}
+
     def describe(self, lang: str = "vi") -> str:
         where = []
         if self.row is not None:

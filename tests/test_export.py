@@ -159,3 +159,11 @@ def test_cli_export(ex_db: str, tmp_path: Path) -> None:
     p = subprocess.run([datso, "export", "--layer", "parcelz", "--format", "csv", "--out", str(tmp_path / "a.csv")],
                        env=env, capture_output=True, text=True)
     assert p.returncode == 1 and "parcelz" in p.stderr
+
+
+def test_public_only_export_hides_private_fields(ex_db: str, tmp_path: Path) -> None:
+    full = pyogrio.read_dataframe(export_layer(ex_db, "parcels", "gpkg", tmp_path / "all.gpkg").path)
+    public = pyogrio.read_dataframe(export_layer(ex_db, "parcels", "gpkg", tmp_path / "pub.gpkg",
+                                                 public_only=True).path)
+    assert "certificate_no" in full.columns and "certificate_no" not in public.columns
+    assert len(full) == len(public) == 12
