@@ -262,6 +262,7 @@ def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOption
 
     def done() -> ImportResult:
         result.seconds = time.perf_counter() - t0
+        result.issues.sort(key=lambda i: (i.row is not None, i.row or 0))      # file-level first, then by row
         if opts.report:
             write_report(Path(opts.report), p.name, result.issues, opts.lang)
         return result

@@ -498,8 +498,10 @@ def _check_geometry(layer: Layer, geoms: np.ndarray, out: _Collector, repair: bo
     metres = present & geo.looks_projected(arr)
     for i in _rows(metres):
         out.add(i, "geometry", "srid",
-                "tọa độ không phải kinh độ/vĩ độ (có vẻ là mét): sai hoặc thiếu hệ tọa độ (--crs)",
-                "coordinates are not lon/lat (they look like metres): wrong or missing CRS (--crs)")
+                "tọa độ vượt phạm vi kinh độ/vĩ độ (±180/±90), có vẻ là mét: sai hoặc thiếu hệ tọa độ (--crs), "
+                "hoặc X/Y bị đảo",
+                "coordinates exceed lon/lat range (±180/±90), they look like metres: wrong or missing CRS (--crs), "
+                "or X/Y swapped")
     outside = present & ~metres & ~geo.inside_vietnam(arr)
     if outside.any():
         b = shapely.bounds(arr)
