@@ -478,13 +478,14 @@ def _check_field(layer: Layer, f: LayerField, s: pd.Series, out: _Collector, par
     return coerced, legacy
 
 
-def _check_geometry(layer: Layer, geoms: np.ndarray, out: _Collector, repair: bool, srid: int) -> np.ndarray:
+def _check_geometry(layer: Layer, geoms: np.ndarray, out: _Collector, repair: bool, srid: int,
+                    partial: bool = False) -> np.ndarray:
     if srid != 4326:
         out.add(None, "geometry", "srid", f"hình học phải ở EPSG:4326 (nhận SRID {srid})",
                 f"geometry must be in EPSG:4326 (got SRID {srid})")
     arr = geo.force_2d(geoms)
     missing = shapely.is_missing(arr) | shapely.is_empty(arr)
-    if not layer.geometry_nullable:
+    if not layer.geometry_nullable and not partial:      # PATCH: a missing geometry means "unchanged"
         for i in _rows(missing):
             out.add(i, "geometry", "geometry_required", "thiếu hình học", "geometry is missing")
     present = ~missing
@@ -601,7 +602,7 @@ def prepare_frame(layer: Layer, frame: pd.DataFrame, geometry: Any, conn: psycop
                   repair: bool = False, srid: int = 4326) -> Prepared:
     """Coerce and check a batch given column-wise (columns = registry field names).
 
-    `partial`: PATCH semantics, absent fields are not required. `replaces`: per row, the id of the feature
+    `partial`: PATCH semantics, absent fields (and a None geometry) are not required. `replaces`: per row, the id of the feature
     the row replaces (excluded from the duplicate check against the database). `repair`: repair invalid
     geometries with make_valid (a warning says whether the shape changed) instead of refusing them.
     """
@@ -629,7 +630,8 @@ def prepare_frame(layer: Layer, frame: pd.DataFrame, geometry: Any, conn: psycop
         coerced[f.name], k = _check_field(layer, f, s, out, partial, present)
         legacy += k
     result = pd.DataFrame(coerced, index=pd.RangeIndex(n))
-    geoms = _check_geometry(layer, geo.as_array(geometry) if n else np.array([], dtype=object), out, repair, srid)
+    geoms = _check_geometry(layer, geo.as_array(geometry) if n else np.array([], dtype=object), out, repair, srid,
+                            partial)
     if len(geoms) != n:
         raise ValueError("geometry and attribute rows differ in length")
     _check_keys(layer, result, out, conn, replaces)

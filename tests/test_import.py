@@ -414,6 +414,8 @@ def test_validate_records_api(io_db: str, tmp_path: Path) -> None:
         assert [(i.row, i.field, i.code) for i in dup] == [(1, "code", "duplicate_in_db")]
         assert validate_records(layer, [(rec, pt)], c, replaces=[row[0]]) == []
         assert validate_records(layer, [({"status": "active"}, pt)], c, partial=True) == []
+        assert validate_records(layer, [({"status": "active"}, None)], c, partial=True) == []
+        assert [i.code for i in validate_records(layer, [(rec, None)], c, replaces=[row[0]])] == ["geometry_required"]
         missing = validate_records(layer, [({"status": "active"}, pt)], c)
         assert {i.field for i in missing if i.code == "required"} == {"code", "name", "commune_code"}
         bad = validate_records(layer, [({**rec, "code": "PHC-API-2", "status": "open"},
