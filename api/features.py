@@ -1,0 +1,385 @@
+"""OGC API – Features (Parts 1-4) routes, generated from the layer registry.
+
+`create_router(settings)` builds: `/`, `/conformance`, `/collections`, and for every registry layer
+`/collections/{id}`, `/items`, `/items/{featureId}`, `/queryables`, `/schema` (plus the Part 4 write routes).
+Routes are thin: parse (api/params.py), call layers/features.py or layers/writes.py, render
+(JSON assembled around the SQL-built GeoJSON, Jinja2 HTML, or a download from api/formats.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import asyncpg
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.responses import Response
+
+from api import formats
+from api.db import DatabaseUnavailable
+from api.errors import Problem, request_lang
+from api.params import item_query_dependency, items_query_dependency, only_common
+from api.settings import ApiSettings
+from gis.crs import CRS84_URI
+from layers import features as feat
+from layers.cql2 import CqlError
+from layers.registry import LAYERS, Layer
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/array-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
+    "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/schemas",
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/core-roles-features",
+]
+GEOJSON = "application/geo+json"
+EXTENT_TTL = 60.0
+_TEMPLATES = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
+                         autoescape=select_autoescape(["html"]))
+BASEMAP = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+
+
+# -- response helpers ---------------------------------------------------------------------------------------
+
+def base_url(request: Request) -> str:
+    s: ApiSettings = request.app.state.api_settings
+    return (s.public_url or str(request.base_url)).rstrip("/")
+
+
+def respond(request: Request, body: bytes, media: str, headers: dict[str, str] | None = None,
+            etag: str | None = None) -> Response:
+    """A 200 with ETag + Cache-Control, or a 304 when If-None-Match matches."""
+    s: ApiSettings = request.app.state.api_settings
+    tag = etag or '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
+    h = {"ETag": tag, "Cache-Control": s.cache_control, "Content-Language": request_lang(request),
+         "Vary": "Accept, Accept-Language", **(headers or {})}
+    inm = request.headers.get("if-none-match")
+    if inm and (inm.strip() == "*" or tag in [x.strip().removeprefix("W/") for x in inm.split(",")]):
+        return Response(status_code=304, headers=h)
+    return Response(body, media_type=media, headers=h)
+
+
+def _query_with(request: Request, **changes: Any) -> str:
+    pairs = [(k, v) for k, v in request.query_params.multi_items() if k not in changes]
+    pairs += [(k, str(v)) for k, v in changes.items() if v is not None]
+    return urlencode(pairs)
+
+
+def _t(lang: str) -> Any:
+    return lambda vi, en: vi if lang == "vi" else en
+
+
+def render(request: Request, template: str, **ctx: Any) -> Response:
+    lang = request_lang(request)
+    body = _TEMPLATES.get_template(template).render(
+        lang=lang, t=_t(lang), base=base_url(request),
+        other_lang_query=_query_with(request, lang="en" if lang == "vi" else "vi"),
+        json_query=_query_with(request, f="json"), **ctx).encode()
+    return respond(request, body, formats.MEDIA["html"])
+
+
+def _json(request: Request, data: Any, media: str = "application/json",
+          headers: dict[str, str] | None = None) -> Response:
+    return respond(request, orjson.dumps(data), media, headers)
+
+
+async def _conn_call(request: Request, fn: Any, *args: Any) -> Any:
+    db = request.app.state.db
+    try:
+        pool = await db.pool()
+        async with pool.acquire(timeout=db.timeout) as conn:
+            return await fn(conn, *args)
+    except CqlError as exc:
+        raise Problem(400, exc.message("vi"), exc.message("en")) from None
+    except (asyncpg.exceptions.DataError, asyncpg.exceptions.InternalServerError) as exc:
+        # values the database refused (e.g. a GeoJSON literal PostGIS cannot read): the client's input
+        raise Problem(400, "Cơ sở dữ liệu không chấp nhận một giá trị trong yêu cầu (kiểm tra bộ lọc/hình học)",
+                      "The database refused a value in the request (check the filter/geometry)") from exc
+    except (DatabaseUnavailable, OSError, TimeoutError,
+            asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.CannotConnectNowError) as exc:
+        raise Problem(503, "Cơ sở dữ liệu tạm thời không truy cập được", "The database is unavailable") from exc
+
+
+# -- documents ----------------------------------------------------------------------------------------------
+
+def _link(href: str, rel: str, type_: str, title: str | None = None, **extra: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {"href": href, "rel": rel, "type": type_}
+    if title:
+        d["title"] = title
+    d.update(extra)
+    return d
+
+
+async def _extent(request: Request, layer: Layer) -> dict[str, Any]:
+    cache: dict[str, tuple[float, dict[str, Any]]] = request.app.state.__dict__.setdefault("features_extent", {})
+    hit = cache.get(layer.id)
+    if hit and time.monotonic() - hit[0] < EXTENT_TTL:
+        return hit[1]
+    ext = await _conn_call(request, feat.extent, layer)
+    cache[layer.id] = (time.monotonic(), ext)
+    return dict(ext)
+
+
+async def collection_doc(request: Request, layer: Layer, lang: str) -> dict[str, Any]:
+    b = base_url(request)
+    u = f"{b}/collections/{layer.id}"
+    return {
+        "id": layer.id, "title": layer.title(lang),
+        "description": layer.description_vi if lang == "vi" else layer.description_en,
+        "itemType": "feature",
+        "crs": [c.uri for c in feat.published_crs()],
+        "storageCrs": CRS84_URI,
+        "extent": await _extent(request, layer),
+        "links": [
+            _link(u, "self", "application/json", layer.title(lang)),
+            _link(f"{u}?f=html", "alternate", "text/html", layer.title(lang)),
+            _link(f"{u}/items", "items", GEOJSON, layer.title(lang)),
+            _link(f"{u}/items?f=html", "items", "text/html", layer.title(lang)),
+            _link(f"{u}/queryables", "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                  "application/schema+json", "Queryables"),
+            _link(f"{u}/schema", "http://www.opengis.net/def/rel/ogc/1.0/schema", "application/schema+json",
+                  "Schema"),
+            *[_link(f"{u}/items?f={f}", "enclosure", formats.MEDIA[f].split(";")[0], f"{layer.id}.{f}")
+              for f in ("csv", "gpkg", "fgb")],
+        ],
+    }
+
+
+# -- router -------------------------------------------------------------------------------------------------
+
+def create_router(settings: ApiSettings) -> APIRouter:
+    router = APIRouter(tags=["OGC API – Features"])
+
+    @router.get("/", summary="Landing page", dependencies=[Depends(only_common)])
+    async def landing(request: Request) -> Response:
+        fmt = formats.negotiate(request, formats.DOCUMENT_FORMATS)
+        lang = request_lang(request)
+        b = base_url(request)
+        t = _t(lang)
+        doc = {
+            "title": settings.title,
+            "description": t("Dữ liệu đất công, đấu giá, vùng trồng và truy xuất nguồn gốc của tỉnh theo chuẩn "
+                             "OGC API – Features.",
+                             "Provincial public land, auctions, growing areas and traceability as OGC API – "
+                             "Features."),
+            "links": [
+                _link(f"{b}/", "self", "application/json", t("Trang này", "This document")),
+                _link(f"{b}/?f=html", "alternate", "text/html", t("Trang này (HTML)", "This document (HTML)")),
+                _link(f"{b}/api", "service-desc", "application/vnd.oai.openapi+json;version=3.1",
+                      t("Tài liệu OpenAPI", "OpenAPI definition")),
+                _link(f"{b}/api.html", "service-doc", "text/html", t("Tài liệu API", "API documentation")),
+                _link(f"{b}/conformance", "conformance", "application/json",
+                      t("Các lớp phù hợp chuẩn", "Conformance classes")),
+                _link(f"{b}/collections", "data", "application/json", t("Các lớp dữ liệu", "Collections")),
+            ],
+        }
+        if fmt == "html":
+            return render(request, "features_landing.html", title=doc["title"], description=doc["description"],
+                          links=doc["links"])
+        return _json(request, doc)
+
+    @router.get("/conformance", summary="Conformance classes", dependencies=[Depends(only_common)])
+    async def conformance(request: Request) -> Response:
+        if formats.negotiate(request, formats.DOCUMENT_FORMATS) == "html":
+            lang = request_lang(request)
+            return render(request, "features_document.html", title=_t(lang)("Các lớp phù hợp chuẩn",
+                                                                            "Conformance classes"),
+                          items=[{"label": c} for c in CONFORMANCE], collection=None, table=None)
+        return _json(request, {"conformsTo": CONFORMANCE})
+
+    @router.get("/collections", summary="Collections", dependencies=[Depends(only_common)])
+    async def collections(request: Request) -> Response:
+        fmt = formats.negotiate(request, formats.DOCUMENT_FORMATS)
+        lang = request_lang(request)
+        b = base_url(request)
+        docs = [await collection_doc(request, layer, lang) for layer in LAYERS.values()]
+        if fmt == "html":
+            return render(request, "features_collections.html", title=_t(lang)("Các lớp dữ liệu", "Collections"),
+                          collections=docs)
+        return _json(request, {
+            "links": [_link(f"{b}/collections", "self", "application/json"),
+                      _link(f"{b}/collections?f=html", "alternate", "text/html")],
+            "collections": docs})
+
+    for layer in LAYERS.values():
+        _layer_routes(router, layer, settings)
+
+    @router.get("/collections/{collection_id}", include_in_schema=False)
+    @router.get("/collections/{collection_id}/items", include_in_schema=False)
+    @router.get("/collections/{collection_id}/items/{feature_id}", include_in_schema=False)
+    @router.get("/collections/{collection_id}/queryables", include_in_schema=False)
+    @router.get("/collections/{collection_id}/schema", include_in_schema=False)
+    async def unknown_collection(collection_id: str) -> Response:
+        known = ", ".join(LAYERS)
+        raise Problem(404, f"Không có lớp dữ liệu '{collection_id[:60]}'. Các lớp: {known}",
+                      f"No collection '{collection_id[:60]}'. Collections: {known}")
+
+    return router
+
+
+def _not_found_item(layer: Layer, feature_id: str) -> Problem:
+    return Problem(404, f"Lớp '{layer.id}' không có đối tượng '{feature_id[:40]}'",
+                   f"Collection '{layer.id}' has no feature '{feature_id[:40]}'")
+
+
+def _feature_id(layer: Layer, text: str) -> int:
+    if not text.isdigit() or len(text) > 18:
+        raise _not_found_item(layer, text)
+    return int(text)
+
+
+def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> None:
+    path = f"/collections/{layer.id}"
+    items_dep = items_query_dependency(layer, settings)
+    item_dep = item_query_dependency(layer)
+    eq_params = [{"name": f.name, "in": "query", "required": False, "schema": {"type": "string"},
+                  "description": f"{f.title_vi} / {f.title_en} (=)"} for f in layer.queryables]
+
+    async def collection(request: Request) -> Response:
+        fmt = formats.negotiate(request, formats.DOCUMENT_FORMATS)
+        lang = request_lang(request)
+        doc = await collection_doc(request, layer, lang)
+        if fmt == "html":
+            return render(request, "features_collection.html", title=doc["title"], c=doc,
+                          max_limit=settings.max_limit)
+        return _json(request, doc)
+
+    async def items(request: Request, q: feat.ItemsQuery = Depends(items_dep)) -> Response:
+        fmt = formats.negotiate(request, formats.ITEMS_FORMATS)
+        if fmt in ("csv", "gpkg", "fgb", "html"):
+            # files and web maps always carry x = easting/longitude
+            q.crs = dataclasses.replace(q.crs, lat_first=False)
+        page, has_next = await _conn_call(request, feat.fetch_items, layer, q)
+        b = base_url(request)
+        u = f"{b}/collections/{layer.id}/items"
+        links = [_link(f"{u}?{_query_with(request)}", "self", GEOJSON if fmt != "html" else "text/html"),
+                 _link(f"{u}?{_query_with(request, f='html')}", "alternate", "text/html"),
+                 _link(f"{b}/collections/{layer.id}", "collection", "application/json")]
+        nxt = prv = None
+        if has_next:
+            nxt = f"{u}?{_query_with(request, offset=q.offset + q.limit)}"
+            links.append(_link(nxt, "next", GEOJSON))
+        if q.offset > 0:
+            prv = f"{u}?{_query_with(request, offset=max(0, q.offset - q.limit))}"
+            links.append(_link(prv, "prev", GEOJSON))
+        meta: dict[str, Any] = {"numberMatched": page.number_matched, "numberReturned": page.number_returned}
+        if page.estimated:
+            meta["numberMatchedEstimated"] = True
+        meta["timeStamp"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        meta["links"] = links
+        body = (b'{"type":"FeatureCollection","features":[' + page.features.encode() + b"],"
+                + orjson.dumps(meta)[1:])
+        crs_header = {"Content-Crs": f"<{q.crs.uri}>"}
+        if fmt in ("json", "geojson"):
+            return respond(request, body, GEOJSON if fmt == "geojson" else "application/json", crs_header)
+        if fmt == "html":
+            lang = request_lang(request)
+            data = orjson.loads(body)
+            fields = [{"name": f.name, "title": f.title_vi if lang == "vi" else f.title_en}
+                      for f in layer.public_fields if q.properties is None or f.name in q.properties]
+            return render(request, "features_items.html", title=layer.title(lang), layer=layer,
+                          collection_title=layer.title(lang), features=data["features"], fields=fields,
+                          number_returned=page.number_returned, number_matched=page.number_matched,
+                          estimated=page.estimated, next=nxt and nxt.replace("f=json", "f=html"), prev=prv,
+                          geojson=body.decode().replace("</", "<\\/"), basemap=BASEMAP,
+                          colour=layer.style.get("default", "#1b5e20"))
+        disposition = {"Content-Disposition": f'attachment; filename="{layer.id}.{fmt}"', **crs_header}
+        if fmt == "csv":
+            data_bytes = await run_in_threadpool(formats.to_csv, body)
+        else:
+            data_bytes = await run_in_threadpool(formats.to_file, body, fmt, layer.id, q.crs.proj)
+        return respond(request, data_bytes, formats.MEDIA[fmt], disposition)
+
+    async def item(request: Request, feature_id: str, q: feat.ItemsQuery = Depends(item_dep)) -> Response:
+        fmt = formats.negotiate(request, formats.ITEM_FORMATS)
+        fid = _feature_id(layer, feature_id)
+        if fmt == "html":
+            q.crs = dataclasses.replace(q.crs, lat_first=False)
+        found = await _conn_call(request, feat.fetch_item, layer, fid, q)
+        if found is None:
+            raise _not_found_item(layer, feature_id)
+        text, version = found
+        b = base_url(request)
+        u = f"{b}/collections/{layer.id}/items/{fid}"
+        links = [_link(u, "self", GEOJSON), _link(f"{u}?f=html", "alternate", "text/html"),
+                 _link(f"{b}/collections/{layer.id}", "collection", "application/json")]
+        body = text[:-1].encode() + b',"links":' + orjson.dumps(links) + b"}"
+        default_repr = fmt in ("json", "geojson") and q.crs == feat.CRS84 and q.properties is None \
+            and not q.skip_geometry
+        etag = f'"{version}"' if default_repr else None
+        headers = {"Content-Crs": f"<{q.crs.uri}>"}
+        if fmt == "html":
+            lang = request_lang(request)
+            data = orjson.loads(body)
+            fields = [{"name": f.name, "title": f.title_vi if lang == "vi" else f.title_en}
+                      for f in layer.public_fields if q.properties is None or f.name in q.properties]
+            return render(request, "features_item.html", title=f"{layer.title(lang)} #{fid}", layer=layer,
+                          collection_title=layer.title(lang), feature=data, fields=fields,
+                          geojson=body.decode().replace("</", "<\\/"), basemap=BASEMAP,
+                          colour=layer.style.get("default", "#1b5e20"))
+        return respond(request, body, GEOJSON if fmt == "geojson" else "application/json", headers, etag)
+
+    async def queryables(request: Request) -> Response:
+        lang = request_lang(request)
+        doc = feat.queryables(layer, lang)
+        doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        doc["$id"] = f"{base_url(request)}/collections/{layer.id}/queryables"
+        return _schema_response(request, layer, doc, lang, "Thuộc tính truy vấn", "Queryables")
+
+    async def schema(request: Request) -> Response:
+        lang = request_lang(request)
+        doc = feat.schema(layer, lang)
+        doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        doc["$id"] = f"{base_url(request)}/collections/{layer.id}/schema"
+        return _schema_response(request, layer, doc, lang, "Lược đồ", "Schema")
+
+    t = layer.title_en
+    router.add_api_route(path, collection, methods=["GET"], summary=f"{t}: collection",
+                         dependencies=[Depends(only_common)])
+    router.add_api_route(f"{path}/items", items, methods=["GET"], summary=f"{t}: items",
+                         openapi_extra={"parameters": eq_params} if eq_params else None)
+    router.add_api_route(f"{path}/items/{{feature_id}}", item, methods=["GET"], summary=f"{t}: one feature")
+    router.add_api_route(f"{path}/queryables", queryables, methods=["GET"], summary=f"{t}: queryables",
+                         dependencies=[Depends(only_common)])
+    router.add_api_route(f"{path}/schema", schema, methods=["GET"], summary=f"{t}: schema",
+                         dependencies=[Depends(only_common)])
+
+
+def _schema_response(request: Request, layer: Layer, doc: dict[str, Any], lang: str, vi: str,
+                     en: str) -> Response:
+    if formats.negotiate(request, ("json", "html")) == "html":
+        rows = [[name, str(p.get("title", "")), str(p.get("type", p.get("format", ""))),
+                 ", ".join(map(str, p.get("enum", [])))] for name, p in doc["properties"].items()]
+        return render(request, "features_document.html", title=f"{layer.title(lang)}: {_t(lang)(vi, en)}",
+                      collection={"id": layer.id, "title": layer.title(lang)}, items=None,
+                      table={"head": [_t(lang)("Tên", "Name"), _t(lang)("Nhãn", "Title"),
+                                      _t(lang)("Kiểu", "Type"), _t(lang)("Giá trị", "Values")], "rows": rows})
+    return _json(request, doc, "application/schema+json")
+

@@ -1,0 +1,480 @@
+"""CQL2 (text and JSON) -> parameterised PostGIS SQL over a layer's whitelisted queryables.
+
+Parsing is done by the `cql2` library (cql2-rs: the complete OGC CQL2 grammar, including S_DWITHIN, open
+intervals and escaped quotes, which pygeofilter 0.4's text parser lacks); this module walks the standard
+CQL2-JSON tree it produces and emits SQL. User text never reaches SQL: every literal becomes an asyncpg
+parameter (`$n`) with an explicit cast, every identifier comes from the layer registry. Anything that is not
+understood (unknown property, function or operator, wrong literal type) raises `CqlError` with a bilingual
+message that says where the filter is wrong.
+
+    sql, params = to_sql(layer, "status = 'sold' AND area_m2 > 500", "cql2-text", param_offset=2)
+
+The features API and the tile server use the same function.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import cql2 as _cql2
+
+from gis.crs import CrsError, get_crs
+from layers.registry import Layer, LayerField
+
+FILTER_LANGS = ("cql2-text", "cql2-json")
+GEOMETRY_NAMES = ("geometry", "geom")
+_COMPARE = {"=": "=", "<>": "<>", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_ARITH = {"+": "+", "-": "-", "*": "*", "/": "/"}
+_SPATIAL = {"s_intersects": "ST_Intersects", "s_disjoint": "ST_Disjoint", "s_contains": "ST_Contains",
+            "s_within": "ST_Within", "s_touches": "ST_Touches", "s_crosses": "ST_Crosses",
+            "s_overlaps": "ST_Overlaps", "s_equals": "ST_Equals"}
+_ARRAY = {"a_equals": "=", "a_contains": "@>", "a_containedby": "<@", "a_overlaps": "&&"}
+_UNITS = {"meters": 1.0, "meter": 1.0, "m": 1.0, "metres": 1.0, "kilometers": 1000.0, "kilometer": 1000.0,
+          "km": 1000.0, "metre": 1.0}
+_CASTS = {"string": "text", "integer": "bigint", "number": "numeric", "boolean": "boolean", "date": "date",
+          "date-time": "timestamptz"}
+
+
+class CqlError(ValueError):
+    """A filter that cannot be used; `.message(lang)` explains why in Vietnamese or English."""
+
+    def __init__(self, vi: str, en: str) -> None:
+        super().__init__(en)
+        self.vi, self.en = vi, en
+
+    def message(self, lang: str = "vi") -> str:
+        return self.vi if lang == "vi" else self.en
+
+
+def parse(filter_: str | dict[str, Any], filter_lang: str = "cql2-text") -> dict[str, Any]:
+    """Parse a CQL2 filter into its CQL2-JSON tree (a dict); syntax errors name the line and column."""
+    if filter_lang not in FILTER_LANGS:
+        raise CqlError(f"filter-lang '{filter_lang}' không được hỗ trợ; dùng: {', '.join(FILTER_LANGS)}",
+                       f"filter-lang '{filter_lang}' is not supported; use one of: {', '.join(FILTER_LANGS)}")
+    try:
+        if filter_lang == "cql2-text":
+            if not isinstance(filter_, str):
+                raise CqlError("Bộ lọc cql2-text phải là chuỗi", "A cql2-text filter must be a string")
+            if not filter_.strip():
+                raise CqlError("Bộ lọc rỗng", "The filter is empty")
+            tree = _cql2.parse_text(filter_).to_json()
+        else:
+            data = json.loads(filter_) if isinstance(filter_, str) else filter_
+            tree = _cql2.Expr(data).to_json()
+    except CqlError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise CqlError(f"Bộ lọc cql2-json không phải JSON hợp lệ (dòng {exc.lineno}, cột {exc.colno}): "
+                       f"{exc.msg}",
+                       f"The cql2-json filter is not valid JSON (line {exc.lineno}, column {exc.colno}): "
+                       f"{exc.msg}") from None
+    except Exception as exc:  # cql2 raises ParseError/ValueError with a caret under the faulty position
+        where = _where(str(exc))
+        raise CqlError(f"Lỗi cú pháp CQL2{where.vi}: {_short(str(exc))}",
+                       f"CQL2 syntax error{where.en}: {_short(str(exc))}") from None
+    if not isinstance(tree, dict | bool):
+        raise CqlError("Bộ lọc phải là một biểu thức logic", "The filter must be a boolean expression")
+    return tree if isinstance(tree, dict) else {"op": "literal_bool", "args": [tree]}
+
+
+class _Where:
+    def __init__(self, vi: str, en: str) -> None:
+        self.vi, self.en = vi, en
+
+
+def _where(msg: str) -> _Where:
+    m = re.search(r"-->\s*(\d+):(\d+)", msg)
+    if not m:
+        return _Where("", "")
+    return _Where(f" tại dòng {m.group(1)}, cột {m.group(2)}", f" at line {m.group(1)}, column {m.group(2)}")
+
+
+def _short(msg: str) -> str:
+    lines = [ln.strip() for ln in msg.splitlines() if ln.strip()]
+    expected = [ln.lstrip("= ").strip() for ln in lines if ln.startswith("=")]
+    if expected:
+        return expected[-1][:300]
+    return (lines[-1] if lines else msg)[:300]
+
+
+class _Expr:
+    """A translated operand: SQL text plus its JSON type ('string', 'number', 'geometry', ...)."""
+
+    __slots__ = ("sql", "type", "item_type")
+
+    def __init__(self, sql: str, typ: str, item_type: str | None = None) -> None:
+        self.sql, self.type, self.item_type = sql, typ, item_type
+
+
+class Translator:
+    def __init__(self, layer: Layer, filter_crs: str | None = None, param_offset: int = 0,
+                 column_prefix: str = "") -> None:
+        self.layer = layer
+        self.params: list[Any] = []
+        self.offset = param_offset
+        self.prefix = column_prefix
+        try:
+            crs = get_crs(filter_crs) if filter_crs else get_crs("OGC:CRS84")
+        except CrsError as exc:
+            raise CqlError(f"filter-crs không hợp lệ: {exc}", f"invalid filter-crs: {exc}") from None
+        self.srid, self.flip = crs.srid, crs.lat_first
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    def param(self, value: Any, cast: str) -> str:
+        self.params.append(value)
+        return f"${self.offset + len(self.params)}::{cast}"
+
+    def field(self, name: str) -> LayerField:
+        f = self.layer.get_field(name)
+        if f is None or not f.queryable or not f.public:
+            known = ", ".join(q.name for q in self.layer.queryables)
+            raise CqlError(f"Thuộc tính '{name}' không có trong danh sách truy vấn được của lớp "
+                           f"'{self.layer.id}'. Có thể dùng: {known}, geometry",
+                           f"Unknown property '{name}' for collection '{self.layer.id}'. Queryables: "
+                           f"{known}, geometry")
+        return f
+
+    def col(self, name: str) -> str:
+        return f'{self.prefix}"{name}"'
+
+    # -- entry --------------------------------------------------------------------------------------------
+    def predicate(self, node: Any) -> str:
+        if isinstance(node, bool):
+            return "TRUE" if node else "FALSE"
+        if not isinstance(node, dict):
+            raise CqlError(f"Cần một điều kiện logic, nhận được {json.dumps(node)[:80]}",
+                           f"Expected a boolean condition, got {json.dumps(node)[:80]}")
+        if "bbox" in node and isinstance(node["bbox"], list) and node["bbox"] and isinstance(node["bbox"][0], dict):
+            # BBOX(geometry, x1, y1, x2, y2) as produced by cql2-rs' text parser
+            geom = self.operand(node["bbox"][0])
+            self._need(geom, "geometry", "BBOX")
+            return f"ST_Intersects({geom.sql}, {self.envelope(node['bbox'][1:])})"
+        op = str(node.get("op", "")).lower()
+        args = node.get("args", [])
+        if not isinstance(args, list):
+            raise CqlError(f"'args' của '{op}' phải là mảng", f"'args' of '{op}' must be an array")
+        if op == "literal_bool":
+            return "TRUE" if args[0] else "FALSE"
+        if op in ("and", "or"):
+            if len(args) < 2:
+                raise CqlError(f"'{op.upper()}' cần ít nhất hai điều kiện", f"'{op.upper()}' needs two or more conditions")
+            return "(" + f" {op.upper()} ".join(self.predicate(a) for a in args) + ")"
+        if op == "not":
+            self._arity(op, args, 1)
+            return f"(NOT {self.predicate(args[0])})"
+        if op in _COMPARE:
+            self._arity(op, args, 2)
+            return self.compare(_COMPARE[op], args[0], args[1])
+        if op == "like":
+            self._arity(op, args, 2)
+            lhs = self.operand(args[0])
+            self._need(lhs, "string", "LIKE")
+            rhs = self.operand(args[1], "string")
+            return f"({lhs.sql} LIKE {rhs.sql})"
+        if op == "between":
+            self._arity(op, args, 3)
+            lhs = self.operand(args[0])
+            self._comparable(lhs, "BETWEEN")
+            lo, hi = self.operand(args[1], lhs.type), self.operand(args[2], lhs.type)
+            return f"({lhs.sql} BETWEEN {lo.sql} AND {hi.sql})"
+        if op == "in":
+            self._arity(op, args, 2)
+            lhs = self.operand(args[0])
+            self._comparable(lhs, "IN")
+            if not isinstance(args[1], list) or not args[1]:
+                raise CqlError("IN cần một danh sách giá trị không rỗng", "IN needs a non-empty list of values")
+            values = [self.literal(v, lhs.type, "IN") for v in args[1]]
+            return f"({lhs.sql} = ANY({self.param(values, _CASTS[lhs.type] + '[]')}))"
+        if op == "isnull":
+            self._arity(op, args, 1)
+            return f"({self.operand(args[0]).sql} IS NULL)"
+        if op in _SPATIAL:
+            self._arity(op, args, 2)
+            a, b = self.operand(args[0]), self.operand(args[1])
+            self._need(a, "geometry", op.upper())
+            self._need(b, "geometry", op.upper())
+            return f"{_SPATIAL[op]}({a.sql}, {b.sql})"
+        if op in ("s_dwithin", "s_beyond"):
+            return self.dwithin(op, args)
+        if op.startswith("t_"):
+            return self.temporal(op, args)
+        if op in _ARRAY:
+            self._arity(op, args, 2)
+            a = self.operand(args[0])
+            if a.type != "array":
+                raise CqlError(f"{op.upper()} chỉ dùng với thuộc tính dạng mảng",
+                               f"{op.upper()} applies to array properties only")
+            if not isinstance(args[1], list):
+                raise CqlError(f"{op.upper()} cần một danh sách giá trị", f"{op.upper()} needs a list of values")
+            item = a.item_type or "string"
+            vals = [self.literal(v, item, op.upper()) for v in args[1]]
+            return f"({a.sql}::{_CASTS[item]}[] {_ARRAY[op]} {self.param(vals, _CASTS[item] + '[]')})"
+        raise CqlError(f"Toán tử hoặc hàm '{node.get('op')}' không được hỗ trợ",
+                       f"Unsupported operator or function '{node.get('op')}'")
+
+    # -- pieces -------------------------------------------------------------------------------------------
+    def _arity(self, op: str, args: list[Any], n: int) -> None:
+        if len(args) != n:
+            raise CqlError(f"'{op}' cần {n} đối số, nhận được {len(args)}",
+                           f"'{op}' takes {n} arguments, got {len(args)}")
+
+    def _need(self, e: _Expr, typ: str, what: str) -> None:
+        if e.type != typ:
+            raise CqlError(f"{what} cần một giá trị kiểu {typ}, nhận được kiểu {e.type}",
+                           f"{what} needs a {typ} operand, got {e.type}")
+
+    def _comparable(self, e: _Expr, what: str) -> None:
+        if e.type not in _CASTS:
+            raise CqlError(f"{what} không dùng được với giá trị kiểu {e.type}",
+                           f"{what} cannot be used with a {e.type} operand")
+
+    def compare(self, sqlop: str, a: Any, b: Any) -> str:
+        left = self.operand(a) if not _is_literal(a) else None
+        if left is not None and left.type == "array":
+            item = left.item_type or "string"
+            val = self.operand(b, item) if _is_literal(b) else self.operand(b)
+            if sqlop == "=":
+                return f"({val.sql} = ANY({left.sql}))"
+            if sqlop == "<>":
+                return f"(NOT ({val.sql} = ANY({left.sql})))"
+            raise CqlError(f"Toán tử {sqlop} không dùng được với thuộc tính mảng",
+                           f"Operator {sqlop} cannot be used with an array property")
+        right = self.operand(b, left.type if left else None) if left else self.operand(b)
+        if left is None:
+            left = self.operand(a, right.type)
+        self._comparable(left, sqlop)
+        self._comparable(right, sqlop)
+        if not _compatible(left.type, right.type):
+            raise CqlError(f"Không so sánh được kiểu {left.type} với kiểu {right.type}",
+                           f"Cannot compare a {left.type} with a {right.type}")
+        return f"({left.sql} {sqlop} {right.sql})"
+
+    def operand(self, node: Any, want: str | None = None) -> _Expr:
+        if isinstance(node, dict):
+            if "property" in node:
+                name = str(node["property"])
+                if name in GEOMETRY_NAMES or name == self.layer.geometry_column:
+                    return _Expr(self.col(self.layer.geometry_column), "geometry")
+                if name == "id" or name == self.layer.id_column:
+                    return _Expr(self.col(self.layer.id_column), "integer")
+                f = self.field(name)
+                return _Expr(self.col(f.name), f.type, f.item_type)
+            if "type" in node and ("coordinates" in node or "geometries" in node):
+                return _Expr(self.geometry_literal(node), "geometry")
+            if "bbox" in node:
+                return _Expr(self.envelope(node["bbox"]), "geometry")
+            if "date" in node or "timestamp" in node:
+                t = "date" if "date" in node else "date-time"
+                return _Expr(self.param(self.literal(node, t, "literal"), _CASTS[t]), t)
+            if "interval" in node:
+                raise CqlError("INTERVAL chỉ dùng trong toán tử thời gian (T_...)",
+                               "INTERVAL can only be used with temporal operators (T_...)")
+            op = str(node.get("op", "")).lower()
+            args = node.get("args", [])
+            if op in ("casei", "lower", "upper"):
+                self._arity(op, args, 1)
+                inner = self.operand(args[0], "string")
+                self._need(inner, "string", op.upper())
+                fn = "upper" if op == "upper" else "lower"
+                return _Expr(f"{fn}({inner.sql})", "string")
+            if op == "envelope":
+                return _Expr(self.envelope(args), "geometry")
+            if op in _ARITH:
+                self._arity(op, args, 2)
+                a = self.operand(args[0], "number")
+                b = self.operand(args[1], "number")
+                for e in (a, b):
+                    if e.type not in ("number", "integer"):
+                        raise CqlError(f"Phép tính '{op}' chỉ dùng với số", f"Arithmetic '{op}' needs numbers")
+                return _Expr(f"({a.sql} {_ARITH[op]} {b.sql})", "number")
+            if "op" in node:
+                raise CqlError(f"Hàm '{node.get('op')}' không được hỗ trợ (hàm dùng được: CASEI, LOWER, UPPER)",
+                               f"Unknown function '{node.get('op')}' (supported: CASEI, LOWER, UPPER)")
+            raise CqlError(f"Không hiểu biểu thức {json.dumps(node)[:80]}",
+                           f"Cannot understand expression {json.dumps(node)[:80]}")
+        if isinstance(node, list):
+            raise CqlError("Danh sách chỉ dùng được với IN hoặc A_...", "Lists can only be used with IN or A_...")
+        typ = want or _py_type(node)
+        return _Expr(self.param(self.literal(node, typ, "literal"), _CASTS.get(typ, "text")), typ)
+
+    def literal(self, v: Any, typ: str, what: str) -> Any:
+        bad = CqlError(f"Giá trị {json.dumps(v, default=str)[:60]} không hợp với kiểu {typ} ({what})",
+                       f"Value {json.dumps(v, default=str)[:60]} does not fit type {typ} ({what})")
+        if isinstance(v, dict) and ("date" in v or "timestamp" in v):
+            v = v.get("date", v.get("timestamp"))
+            if typ not in ("date", "date-time"):
+                raise bad
+        if typ == "string":
+            if not isinstance(v, str):
+                raise bad
+            return v
+        if typ in ("integer", "number"):
+            if isinstance(v, bool) or not isinstance(v, int | float | str):
+                raise bad
+            try:
+                d = Decimal(str(v))
+            except InvalidOperation:
+                raise bad from None
+            if not d.is_finite():
+                raise bad
+            if typ == "integer":
+                if d != d.to_integral_value():
+                    raise bad
+                return int(d)
+            return d
+        if typ == "boolean":
+            if not isinstance(v, bool):
+                raise bad
+            return v
+        if typ in ("date", "date-time"):
+            if not isinstance(v, str):
+                raise bad
+            return _parse_time(v, typ, bad)
+        raise bad
+
+    def geometry_literal(self, gj: dict[str, Any]) -> str:
+        g = f"ST_GeomFromGeoJSON({self.param(json.dumps(gj), 'text')})"
+        return self._to_storage(g)
+
+    def _to_storage(self, g: str) -> str:
+        if self.flip:
+            g = f"ST_FlipCoordinates({g})"
+        g = f"ST_SetSRID({g}, {int(self.srid)})"
+        if self.srid != 4326:
+            g = f"ST_Transform({g}, 4326)"
+        return g
+
+    def envelope(self, coords: Any) -> str:
+        if not isinstance(coords, list) or len(coords) not in (4, 6) or not all(
+                isinstance(c, int | float) and not isinstance(c, bool) for c in coords):
+            raise CqlError("BBOX/ENVELOPE cần 4 hoặc 6 số", "BBOX/ENVELOPE needs 4 or 6 numbers")
+        if len(coords) == 6:
+            coords = [coords[0], coords[1], coords[3], coords[4]]
+        x1, y1, x2, y2 = (float(c) for c in coords)
+        if self.flip:
+            x1, y1, x2, y2 = y1, x1, y2, x2
+        env = (f"ST_MakeEnvelope({self.param(x1, 'float8')}, {self.param(y1, 'float8')}, "
+               f"{self.param(x2, 'float8')}, {self.param(y2, 'float8')})")
+        self_flip, self.flip = self.flip, False   # already swapped above
+        try:
+            return self._to_storage(env)
+        finally:
+            self.flip = self_flip
+
+    def dwithin(self, op: str, args: list[Any]) -> str:
+        if len(args) not in (3, 4):
+            raise CqlError(f"{op.upper()} cần (hình, hình, khoảng cách[, đơn vị])",
+                           f"{op.upper()} takes (geometry, geometry, distance[, units])")
+        a, b = self.operand(args[0]), self.operand(args[1])
+        self._need(a, "geometry", op.upper())
+        self._need(b, "geometry", op.upper())
+        dist = args[2]
+        if isinstance(dist, bool) or not isinstance(dist, int | float) or dist < 0:
+            raise CqlError(f"Khoảng cách của {op.upper()} phải là số không âm",
+                           f"The distance of {op.upper()} must be a non-negative number")
+        unit = "meters"
+        if len(args) == 4:
+            u = args[3]
+            unit = str(u.get("property") if isinstance(u, dict) else u).lower()
+        if unit not in _UNITS:
+            raise CqlError(f"Đơn vị '{unit}' không được hỗ trợ; dùng meters hoặc kilometers",
+                           f"Unsupported unit '{unit}'; use meters or kilometers")
+        d = self.param(float(dist) * _UNITS[unit], "float8")
+        sql = f"ST_DWithin({a.sql}::geography, {b.sql}::geography, {d})"
+        return sql if op == "s_dwithin" else f"(NOT {sql})"
+
+    def temporal(self, op: str, args: list[Any]) -> str:
+        self._arity(op, args, 2)
+        (a0, a1), (b0, b1) = self.interval(args[0]), self.interval(args[1])
+        rules = {
+            "t_after": f"{a0} > {b1}", "t_before": f"{a1} < {b0}",
+            "t_during": f"({a0} > {b0} AND {a1} < {b1})",
+            "t_contains": f"({a0} < {b0} AND {a1} > {b1})",
+            "t_equals": f"({a0} = {b0} AND {a1} = {b1})",
+            "t_intersects": f"({a0} <= {b1} AND {a1} >= {b0})",
+            "t_disjoint": f"NOT ({a0} <= {b1} AND {a1} >= {b0})",
+            "t_begins": f"({a0} = {b0} AND {a1} < {b1})", "t_begunby": f"({a0} = {b0} AND {a1} > {b1})",
+            "t_ends": f"({a0} > {b0} AND {a1} = {b1})", "t_endedby": f"({a0} < {b0} AND {a1} = {b1})",
+            "t_meets": f"({a1} = {b0})", "t_metby": f"({a0} = {b1})",
+            "t_overlaps": f"({a0} < {b0} AND {a1} > {b0} AND {a1} < {b1})",
+            "t_overlappedby": f"({b0} < {a0} AND {b1} > {a0} AND {b1} < {a1})",
+        }
+        if op not in rules:
+            raise CqlError(f"Toán tử thời gian '{op}' không được hỗ trợ", f"Unsupported temporal operator '{op}'")
+        return f"({rules[op]})"
+
+    def interval(self, node: Any) -> tuple[str, str]:
+        """(start, end) SQL of an instant or interval; open ends are +-infinity."""
+        if isinstance(node, dict) and "interval" in node:
+            iv = node["interval"]
+            if not isinstance(iv, list) or len(iv) != 2:
+                raise CqlError("INTERVAL cần đúng hai mốc", "INTERVAL needs exactly two bounds")
+            ends = []
+            for i, v in enumerate(iv):
+                if v == "..":
+                    ends.append("'-infinity'::timestamptz" if i == 0 else "'infinity'::timestamptz")
+                elif isinstance(v, dict) and "property" in v:
+                    e = self.operand(v)
+                    self._temporal_type(e)
+                    ends.append(f"{e.sql}::timestamptz")
+                else:
+                    val = self.literal(v, "date-time" if "T" in str(v) else "date", "INTERVAL")
+                    ends.append(f"{self.param(val, 'timestamptz')}")
+            return ends[0], ends[1]
+        e = self.operand(node, "date-time" if isinstance(node, str) else None)
+        self._temporal_type(e)
+        s = f"{e.sql}::timestamptz"
+        return s, s
+
+    def _temporal_type(self, e: _Expr) -> None:
+        if e.type not in ("date", "date-time"):
+            raise CqlError(f"Toán tử thời gian cần ngày/giờ, nhận được kiểu {e.type}",
+                           f"Temporal operators need a date or timestamp, got {e.type}")
+
+
+def _is_literal(node: Any) -> bool:
+    return not (isinstance(node, dict) and ("property" in node or "op" in node))
+
+
+def _compatible(a: str, b: str) -> bool:
+    groups = ({"integer", "number"}, {"date", "date-time"})
+    return a == b or any(a in g and b in g for g in groups)
+
+
+def _py_type(v: Any) -> str:
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int | float):
+        return "number"
+    return "string"
+
+
+def _parse_time(v: str, typ: str, bad: CqlError) -> dt.date | dt.datetime:
+    try:
+        if typ == "date" and "T" not in v:
+            return dt.date.fromisoformat(v)
+        t = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        raise bad from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return t
+
+
+def to_sql(layer: Layer, filter_: str | dict[str, Any], filter_lang: str = "cql2-text",
+           filter_crs: str | None = None, param_offset: int = 0,
+           column_prefix: str = "") -> tuple[str, list[Any]]:
+    """Translate a CQL2 filter on `layer` into `(sql_fragment, params)`.
+
+    Placeholders are numbered from `param_offset + 1`; columns are written `<column_prefix>"name"`
+    (e.g. `column_prefix="t."`). Geometries in the filter are read in `filter_crs` (default CRS84, axis order
+    of that CRS) and compared with the layer's EPSG:4326 geometry column. Raises `CqlError`.
+    """
+    tree = parse(filter_, filter_lang)
+    tr = Translator(layer, filter_crs, param_offset, column_prefix)
+    sql = tr.predicate(tree)
+    return sql, tr.params

@@ -1,0 +1,431 @@
+"""OGC API – Features Parts 1-3 reading paths over the sample province: one test (or more) per conformance
+class declared in /conformance, every expected value computed independently with SQL or pyproj."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import psycopg
+import pytest
+from conftest import table_fingerprint
+from fastapi.testclient import TestClient
+
+from api.features import CONFORMANCE
+from gis.crs import get_crs, transformer
+from layers.registry import LAYERS
+
+PROBLEM = "application/problem+json"
+
+
+def sql_one(dsn: str, query: str, *args: Any) -> Any:
+    with psycopg.connect(dsn) as c:
+        row = c.execute(query, args or None).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def sql_ids(dsn: str, query: str, *args: Any) -> list[int]:
+    with psycopg.connect(dsn) as c:
+        return [int(r[0]) for r in c.execute(query, args or None).fetchall()]
+
+
+def items(client: TestClient, layer: str, **params: Any) -> dict[str, Any]:
+    r = client.get(f"/collections/{layer}/items", params=params)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def problem(client: TestClient, url: str, status: int, params: dict[str, Any] | None = None,
+            **kw: Any) -> dict[str, Any]:
+    r = client.get(url, params={**(params or {}), **kw})
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)
+    body = r.json()
+    assert body["status"] == status and body["detail"]
+    return dict(body)
+
+
+# -- Part 1 core ---------------------------------------------------------------------------------------------
+
+def test_core_landing_conformance_collections(client: TestClient) -> None:
+    landing = client.get("/").json()
+    rels = {link["rel"] for link in landing["links"]}
+    assert {"self", "service-desc", "conformance", "data"} <= rels
+    conf = client.get("/conformance").json()["conformsTo"]
+    assert conf == CONFORMANCE
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in conf
+    cols = client.get("/collections").json()["collections"]
+    assert [c["id"] for c in cols] == list(LAYERS)
+    for c in cols:
+        assert any(link["rel"] == "items" for link in c["links"])
+        assert c["itemType"] == "feature"
+
+
+def test_core_items_counts_match_sql_for_every_layer(client: TestClient, sample_db: str) -> None:
+    for layer in LAYERS.values():
+        fc = items(client, layer.id, limit=5)
+        n = sql_one(sample_db, f"SELECT count(*) FROM {layer.table}")
+        assert fc["numberMatched"] == n
+        assert "numberMatchedEstimated" not in fc
+        assert fc["numberReturned"] == len(fc["features"]) == min(5, n)
+        expected_ids = sql_ids(sample_db, f"SELECT id FROM {layer.table} ORDER BY id LIMIT 5")
+        assert [f["id"] for f in fc["features"]] == expected_ids
+        # only public fields are published
+        hidden = {f.name for f in layer.fields if not f.public}
+        for f in fc["features"]:
+            assert not hidden & set(f["properties"])
+
+
+def test_core_bbox_matches_postgis(client: TestClient, sample_db: str) -> None:
+    bbox = (106.2, 9.9, 106.35, 10.05)
+    fc = items(client, "parcels", bbox=",".join(map(str, bbox)), limit=10000)
+    ids = sql_ids(sample_db, "SELECT id FROM parcels WHERE ST_Intersects(geom, ST_MakeEnvelope(%s,%s,%s,%s,4326)) "
+                             "ORDER BY id", *bbox)
+    assert ids, "the test bbox must select something"
+    assert [f["id"] for f in fc["features"]] == ids
+    assert fc["numberMatched"] == len(ids)
+
+
+def test_core_paging_walks_whole_collection(client: TestClient, sample_db: str) -> None:
+    seen: list[int] = []
+    url: str | None = "/collections/auction_plots/items?limit=37"
+    pages = 0
+    while url:
+        r = client.get(url)
+        assert r.status_code == 200
+        fc = r.json()
+        seen += [f["id"] for f in fc["features"]]
+        nxt = [link["href"] for link in fc["links"] if link["rel"] == "next"]
+        prev = [link["href"] for link in fc["links"] if link["rel"] == "prev"]
+        assert bool(prev) == (pages > 0)
+        url = nxt[0].replace("http://testserver", "") if nxt else None
+        pages += 1
+    assert seen == sql_ids(sample_db, "SELECT id FROM auction_plots ORDER BY id")
+    assert len(seen) == len(set(seen))
+
+
+def test_core_datetime_on_temporal_field(client: TestClient, sample_db: str) -> None:
+    fc = items(client, "auction_plots", datetime="2026-12-01T00:00:00Z/..", limit=10000)
+    n = sql_one(sample_db, "SELECT count(*) FROM auction_plots WHERE auction_date >= '2026-12-01T00:00:00Z'")
+    assert fc["numberMatched"] == n > 0
+    fc = items(client, "auction_plots", datetime="../2026-12-01", limit=10000)
+    n = sql_one(sample_db, "SELECT count(*) FROM auction_plots WHERE auction_date < '2026-12-02T00:00:00Z'")
+    assert fc["numberMatched"] == n
+    # interval layer: validity overlaps the query
+    fc = items(client, "growing_areas", datetime="2026-01-01/2026-01-31", limit=10000)
+    n = sql_one(sample_db, "SELECT count(*) FROM growing_areas WHERE valid_from <= '2026-01-31' "
+                           "AND coalesce(valid_to, 'infinity') >= '2026-01-01'")
+    assert fc["numberMatched"] == n
+
+
+def test_core_property_equality_from_queryables(client: TestClient, sample_db: str) -> None:
+    fc = items(client, "auction_plots", limit=10000, **{"status": "sold"})
+    n = sql_one(sample_db, "SELECT count(*) FROM auction_plots WHERE status = 'sold'")
+    assert fc["numberMatched"] == n > 0
+    assert {f["properties"]["status"] for f in fc["features"]} == {"sold"}
+    fc = items(client, "parcels", land_use_codes="ONT", limit=10000)
+    n = sql_one(sample_db, "SELECT count(*) FROM parcels WHERE 'ONT' = ANY(land_use_codes)")
+    assert fc["numberMatched"] == n
+
+
+def test_core_errors_are_problem_json(client: TestClient) -> None:
+    problem(client, "/collections/nope", 404)
+    problem(client, "/collections/nope/items", 404)
+    problem(client, "/collections/parcels/items/99999999", 404)
+    problem(client, "/collections/parcels/items/abc", 404)
+    problem(client, "/collections/parcels/items", 400, bbox="1,2,3")
+    problem(client, "/collections/parcels/items", 400, bbox="a,b,c,d")
+    problem(client, "/collections/parcels/items", 400, limit="0")
+    problem(client, "/collections/parcels/items", 400, limit="100000000")
+    problem(client, "/collections/parcels/items", 400, limit="-5")
+    problem(client, "/collections/auction_plots/items", 400, datetime="yesterday")
+    problem(client, "/collections/parcels/items", 400, datetime="2025-01-01")   # no temporal field
+    problem(client, "/collections/parcels/items", 400, crs="http://www.opengis.net/def/crs/EPSG/0/99999")
+    problem(client, "/collections/parcels/items", 400, foo="bar")
+    problem(client, "/collections/parcels/items", 400, sortby="nosuch")
+    problem(client, "/collections/parcels/items", 400, {"status": "managed", "f": "xml"})
+    problem(client, "/collections/parcels/items", 400, map_sheet="abc")
+    body = problem(client, "/conformance", 400, lang="en", x="1")
+    assert "Unknown query parameter" in body["detail"]
+    r = client.get("/collections/parcels/items", headers={"Accept": "application/xml"})
+    assert r.status_code == 406 and r.headers["content-type"].startswith(PROBLEM)
+
+
+def test_core_etag_304_and_cache_control(client: TestClient) -> None:
+    r = client.get("/collections/parcels/items", params={"limit": 3})
+    assert r.headers["cache-control"] == client.app.state.api_settings.cache_control  # type: ignore[attr-defined]
+    etag = r.headers["etag"]
+    r2 = client.get("/collections/parcels/items", params={"limit": 3}, headers={"If-None-Match": etag})
+    assert r2.status_code == 304 and r2.content == b""
+    r3 = client.get("/collections/parcels/items/1")
+    r4 = client.get("/collections/parcels/items/1", headers={"If-None-Match": r3.headers["etag"]})
+    assert r4.status_code == 304
+
+
+def test_core_gzip(client: TestClient) -> None:
+    r = client.get("/collections/parcels/items", params={"limit": 200}, headers={"Accept-Encoding": "gzip"})
+    assert r.headers.get("content-encoding") == "gzip"
+    assert r.json()["numberReturned"] == 200
+
+
+def test_openapi_is_valid_31(client: TestClient) -> None:
+    from openapi_spec_validator import validate
+
+    doc = client.get("/api").json()
+    assert doc["openapi"].startswith("3.1")
+    validate(doc)
+    for layer in LAYERS:
+        assert f"/collections/{layer}/items" in doc["paths"]
+
+
+# -- GeoJSON / HTML / downloads ------------------------------------------------------------------------------
+
+def test_geojson_media_type_and_structure(client: TestClient) -> None:
+    r = client.get("/collections/packing_facilities/items", params={"limit": 2})
+    assert r.headers["content-type"] == "application/geo+json"
+    fc = r.json()
+    assert fc["type"] == "FeatureCollection"
+    for f in fc["features"]:
+        assert f["type"] == "Feature" and isinstance(f["id"], int) and "properties" in f
+    one = client.get(f"/collections/packing_facilities/items/{fc['features'][0]['id']}").json()
+    assert one["type"] == "Feature" and any(link["rel"] == "collection" for link in one["links"])
+
+
+def test_html_pages_vietnamese_and_english(client: TestClient) -> None:
+    for url in ("/", "/collections", "/collections/auction_plots", "/collections/auction_plots/items",
+                "/collections/auction_plots/items/1", "/collections/auction_plots/queryables", "/conformance"):
+        r = client.get(url, headers={"Accept": "text/html"})
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), url
+    vi = client.get("/collections/auction_plots/items?f=html&limit=3").text
+    en = client.get("/collections/auction_plots/items?f=html&limit=3&lang=en").text
+    assert "Lô đất đấu giá" in vi and "Auction plots" in en
+    assert "/static/vendor/leaflet/leaflet.js" in vi and 'id="map"' in vi
+    assert "unpkg" not in vi and "cdn" not in vi.lower()
+
+
+def test_downloads_csv_gpkg_fgb(client: TestClient, sample_db: str, tmp_path: Any) -> None:
+    import pyogrio
+
+    n = sql_one(sample_db, "SELECT count(*) FROM packing_facilities")
+    r = client.get("/collections/packing_facilities/items", params={"f": "csv", "limit": 10000})
+    assert r.headers["content-type"].startswith("text/csv")
+    lines = r.content.decode("utf-8-sig").strip().splitlines()
+    assert len(lines) == n + 1 and lines[0].startswith("id,")
+    for fmt in ("gpkg", "fgb"):
+        r = client.get("/collections/packing_facilities/items", params={"f": fmt, "limit": 10000})
+        assert r.status_code == 200, r.text
+        path = tmp_path / f"x.{fmt}"
+        path.write_bytes(r.content)
+        df = pyogrio.read_dataframe(path)
+        assert len(df) == n
+        x = sql_one(sample_db, "SELECT ST_X(ST_PointOnSurface(geom)) FROM packing_facilities ORDER BY id LIMIT 1")
+        assert 102 < x < 110 and 102 < df.geometry.iloc[0].representative_point().x < 110
+
+
+# -- Part 2 CRS ----------------------------------------------------------------------------------------------
+
+def test_crs_list_and_content_crs(client: TestClient) -> None:
+    c = client.get("/collections/parcels").json()
+    for code in ("OGC/1.3/CRS84", "EPSG/0/4326", "EPSG/0/3857", "EPSG/0/4756", "EPSG/0/3405", "EPSG/0/3406",
+                 "EPSG/0/9210", "EPSG/0/5897", "EPSG/0/9218"):
+        assert f"http://www.opengis.net/def/crs/{code}" in c["crs"]
+    assert c["storageCrs"] == "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+    r = client.get("/collections/parcels/items", params={"limit": 1, "crs": "http://www.opengis.net/def/crs/EPSG/0/3857"})
+    assert r.headers["content-crs"] == "<http://www.opengis.net/def/crs/EPSG/0/3857>"
+    r = client.get("/collections/parcels/items", params={"limit": 1})
+    assert r.headers["content-crs"] == "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"
+
+
+def _first_vertex(feature: dict[str, Any]) -> tuple[float, float]:
+    g = feature["geometry"]
+    c = g["coordinates"]
+    while isinstance(c[0], list):
+        c = c[0]
+    return float(c[0]), float(c[1])
+
+
+def test_crs_vn2000_matches_registry_to_a_millimetre(client: TestClient, sample_db: str) -> None:
+    with psycopg.connect(sample_db) as c:
+        stored = {int(r[0]): (float(r[1]), float(r[2])) for r in c.execute(
+            "SELECT id, ST_X(p), ST_Y(p) FROM (SELECT id, ST_PointN(ST_ExteriorRing(ST_GeometryN(geom, 1)), 1) p "
+            "FROM parcels ORDER BY id LIMIT 20) s").fetchall()}
+    for zone in ("http://www.opengis.net/def/crs/EPSG/0/9210", "http://www.opengis.net/def/crs/EPSG/0/5897",
+                 "http://www.opengis.net/def/crs/EPSG/0/9218", "http://www.opengis.net/def/crs/EPSG/0/3405"):
+        out = items(client, "parcels", limit=20, crs=zone)["features"]
+        tr = transformer("OGC:CRS84", get_crs(zone).key)
+        assert [f["id"] for f in out] == list(stored)
+        for f in out:
+            e, n = tr.transform(*stored[f["id"]])
+            x, y = _first_vertex(f)
+            assert math.hypot(x - e, y - n) < 0.001, (zone, f["id"], x - e, y - n)
+
+
+def test_crs_axis_order_for_lat_first_crs(client: TestClient) -> None:
+    a = items(client, "parcels", limit=3)["features"]
+    b = items(client, "parcels", limit=3, crs="http://www.opengis.net/def/crs/EPSG/0/4326")["features"]
+    for fa, fb in zip(a, b, strict=True):
+        lon, lat = _first_vertex(fa)
+        y, x = _first_vertex(fb)
+        assert (round(x, 7), round(y, 7)) == (round(lon, 7), round(lat, 7))
+        assert 8 < y < 24 and 102 < x < 110
+
+
+def test_crs_bbox_crs_projected_and_lat_first(client: TestClient, sample_db: str) -> None:
+    bbox = (106.2, 9.9, 106.35, 10.05)
+    ref = items(client, "parcels", bbox=",".join(map(str, bbox)), limit=10000)["numberMatched"]
+    # the same box in EPSG:4326 axis order (lat, lon)
+    lat_first = items(client, "parcels", bbox=f"{bbox[1]},{bbox[0]},{bbox[3]},{bbox[2]}",
+                      **{"bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/4326"}, limit=10000)
+    assert lat_first["numberMatched"] == ref
+    # a box in VN-2000 / TM-3 105-45 metres, checked against PostGIS with the custom SRID
+    tr = transformer("OGC:CRS84", "EPSG:9210")
+    x1, y1 = tr.transform(bbox[0], bbox[1])
+    x2, y2 = tr.transform(bbox[2], bbox[3])
+    got = items(client, "parcels", bbox=f"{x1},{y1},{x2},{y2}",
+                **{"bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/9210"}, limit=10000)
+    n = sql_one(sample_db, "SELECT count(*) FROM parcels WHERE ST_Intersects(geom, "
+                           "ST_Transform(ST_MakeEnvelope(%s,%s,%s,%s,989210), 4326))", x1, y1, x2, y2)
+    assert got["numberMatched"] == n > 0
+
+
+# -- Part 3 queryables and filtering ---------------------------------------------------------------------------
+
+def test_queryables_documents(client: TestClient) -> None:
+    for layer in LAYERS.values():
+        q = client.get(f"/collections/{layer.id}/queryables")
+        assert q.headers["content-type"] == "application/schema+json"
+        props = q.json()["properties"]
+        assert set(props) == {"geometry", "id", *[f.name for f in layer.queryables]}
+        assert not {f.name for f in layer.fields if not f.public} & set(props)
+        s = client.get(f"/collections/{layer.id}/schema").json()
+        assert set(s["properties"]) == {"geometry", "id", *[f.name for f in layer.public_fields]}
+    enum = client.get("/collections/auction_plots/queryables").json()["properties"]["status"]["enum"]
+    assert "sold" in enum
+
+
+def test_queryables_query_parameters(client: TestClient, sample_db: str) -> None:
+    code = sql_one(sample_db, "SELECT commune_code FROM parcels GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
+    fc = items(client, "parcels", commune_code=code, limit=1, **{"status": "managed"})
+    n = sql_one(sample_db, "SELECT count(*) FROM parcels WHERE commune_code = %s AND status = 'managed'", code)
+    assert fc["numberMatched"] == n
+
+
+CQL_CASES = [
+    ("auction_plots", "status = 'sold' AND area_m2 > 500", "status = 'sold' AND area_m2 > 500"),
+    ("auction_plots", "status IN ('sold', 'closed')", "status IN ('sold', 'closed')"),
+    ("auction_plots", "status NOT IN ('sold', 'closed')", "status NOT IN ('sold', 'closed')"),
+    ("auction_plots", "plot_code LIKE 'DG-2027%'", "plot_code LIKE 'DG-2027%'"),
+    ("auction_plots", "starting_price_vnd BETWEEN 1000000000 AND 3000000000",
+     "starting_price_vnd BETWEEN 1000000000 AND 3000000000"),
+    ("auction_plots", "result_price_vnd IS NULL", "result_price_vnd IS NULL"),
+    ("auction_plots", "result_price_vnd IS NOT NULL", "result_price_vnd IS NOT NULL"),
+    ("auction_plots", "CASEI(status) = casei('SOLD')", "lower(status) = 'sold'"),
+    ("auction_plots", "auction_date > TIMESTAMP('2026-12-01T00:00:00Z')", "auction_date > '2026-12-01T00:00:00Z'"),
+    ("auction_plots", "T_AFTER(auction_date, TIMESTAMP('2026-12-01T00:00:00Z'))",
+     "auction_date > '2026-12-01T00:00:00Z'"),
+    ("auction_plots", "T_DURING(auction_date, INTERVAL('2026-10-01T00:00:00Z', '..'))",
+     "auction_date > '2026-10-01T00:00:00Z'"),
+    ("auction_plots", "result_price_vnd > starting_price_vnd * 1.1", "result_price_vnd > starting_price_vnd * 1.1"),
+    ("parcels", "A_CONTAINS(land_use_codes, ('ONT'))", "land_use_codes @> ARRAY['ONT']::varchar[]"),
+    ("parcels", "S_INTERSECTS(geometry, POLYGON((106.2 9.9, 106.35 9.9, 106.35 10.05, 106.2 10.05, 106.2 9.9)))",
+     "ST_Intersects(geom, ST_MakeEnvelope(106.2, 9.9, 106.35, 10.05, 4326))"),
+    ("parcels", "S_WITHIN(geometry, ENVELOPE(106.2, 9.9, 106.35, 10.05))",
+     "ST_Within(geom, ST_MakeEnvelope(106.2, 9.9, 106.35, 10.05, 4326))"),
+    ("parcels", "S_DWITHIN(geometry, POINT(106.3 10.0), 2000, meters)",
+     "ST_DWithin(geom::geography, ST_SetSRID(ST_MakePoint(106.3, 10.0), 4326)::geography, 2000)"),
+    ("packing_facilities", "NOT (status = 'active') OR capacity_t_per_day >= 10",
+     "NOT (status = 'active') OR capacity_t_per_day >= 10"),
+]
+
+
+@pytest.mark.parametrize(("layer", "cql", "where"), CQL_CASES)
+def test_filter_cql2_text_counts_match_sql(client: TestClient, sample_db: str, layer: str, cql: str,
+                                          where: str) -> None:
+    fc = items(client, layer, filter=cql, limit=10000)
+    ids = sql_ids(sample_db, f"SELECT id FROM {layer} WHERE {where} ORDER BY id")
+    assert [f["id"] for f in fc["features"]] == ids
+    assert fc["numberMatched"] == len(ids)
+
+
+def test_filter_cql2_json_and_filter_crs(client: TestClient, sample_db: str) -> None:
+    f = {"op": "and", "args": [{"op": "=", "args": [{"property": "status"}, "sold"]},
+                               {"op": ">", "args": [{"property": "area_m2"}, 500]}]}
+    fc = items(client, "auction_plots", filter=json.dumps(f), **{"filter-lang": "cql2-json"}, limit=10000)
+    assert fc["numberMatched"] == sql_one(sample_db, "SELECT count(*) FROM auction_plots WHERE status = 'sold' "
+                                                     "AND area_m2 > 500")
+    # the same box given in VN-2000 metres through filter-crs
+    tr = transformer("OGC:CRS84", "EPSG:9210")
+    x1, y1 = tr.transform(106.2, 9.9)
+    x2, y2 = tr.transform(106.35, 10.05)
+    cql = f"S_INTERSECTS(geometry, ENVELOPE({x1}, {y1}, {x2}, {y2}))"
+    fc = items(client, "parcels", filter=cql, **{"filter-crs": "http://www.opengis.net/def/crs/EPSG/0/9210"},
+               limit=10000)
+    n = sql_one(sample_db, "SELECT count(*) FROM parcels WHERE ST_Intersects(geom, "
+                           "ST_Transform(ST_MakeEnvelope(%s,%s,%s,%s,989210), 4326))", x1, y1, x2, y2)
+    assert fc["numberMatched"] == n > 0
+    # lat/lon order in filter-crs EPSG:4326
+    fc = items(client, "parcels", filter="S_INTERSECTS(geometry, POINT(10.0 106.3))",
+               **{"filter-crs": "http://www.opengis.net/def/crs/EPSG/0/4326"}, limit=10)
+    n = sql_one(sample_db, "SELECT count(*) FROM parcels WHERE ST_Intersects(geom, "
+                           "ST_SetSRID(ST_MakePoint(106.3, 10.0), 4326))")
+    assert fc["numberMatched"] == n
+
+
+def test_filter_errors_and_injection(client: TestClient, sample_db: str) -> None:
+    before = {t: table_fingerprint(sample_db, t) for t in ("parcels", "auction_plots", "history")}
+    url = "/collections/auction_plots/items"
+    body = problem(client, url, 400, filter="status = 'sold' AND (", lang="en")
+    assert "line 1, column" in body["detail"]
+    body = problem(client, url, 400, filter="nosuch = 1", lang="en")
+    assert "nosuch" in body["detail"]
+    body = problem(client, url, 400, filter="certificate_no = 'x'", lang="en")   # not public
+    problem(client, "/collections/parcels/items", 400, filter="certificate_no = 'x'")
+    body = problem(client, url, 400, filter="pg_sleep(5) = 1", lang="en")
+    assert "pg_sleep" in body["detail"]
+    problem(client, url, 400, filter='"status; DROP TABLE parcels; --" = 1')
+    problem(client, url, 400, filter="status = 'x'; DROP TABLE auction_plots; --")
+    problem(client, url, 400, filter="area_m2 = 'abc'")
+    problem(client, url, 400, filter="{not json", **{"filter-lang": "cql2-json"})
+    problem(client, url, 400, filter="status = 'sold'", **{"filter-lang": "sql"})
+    problem(client, url, 400, filter="S_INTERSECTS(geometry, POINT(1 2))",
+            **{"filter-crs": "http://www.opengis.net/def/crs/EPSG/0/99999"})
+    # a quote inside a literal is just data
+    fc = items(client, "auction_plots", filter="plot_code = 'x'') OR 1=1; DROP TABLE auction_plots; --'")
+    assert fc["numberMatched"] == 0
+    fc = items(client, "auction_plots", **{"status": "sold' OR '1'='1"})
+    assert fc["numberMatched"] == 0
+    after = {t: table_fingerprint(sample_db, t) for t in before}
+    assert after == before
+
+
+def test_sortby_properties_skipgeometry(client: TestClient, sample_db: str) -> None:
+    fc = items(client, "auction_plots", sortby="-starting_price_vnd,id", limit=15, properties="plot_code,status")
+    ids = sql_ids(sample_db, "SELECT id FROM auction_plots ORDER BY starting_price_vnd DESC, id LIMIT 15")
+    assert [f["id"] for f in fc["features"]] == ids
+    assert all(set(f["properties"]) == {"plot_code", "status"} for f in fc["features"])
+    fc = items(client, "auction_plots", skipGeometry="true", limit=3)
+    assert all(f["geometry"] is None for f in fc["features"])
+    problem(client, "/collections/auction_plots/items", 400, properties="certificate_no")
+    problem(client, "/collections/parcels/items", 400, properties="certificate_no")
+    problem(client, "/collections/auction_plots/items", 400, skipGeometry="maybe")
+
+
+def test_number_matched_estimated_beyond_cap(sample_db: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    from layers import features as feat
+
+    async def run() -> tuple[feat.ItemsPage, bool]:
+        conn = await asyncpg.connect(sample_db)
+        try:
+            return await feat.fetch_items(conn, LAYERS["parcels"], feat.ItemsQuery(limit=10), count_cap=50)
+        finally:
+            await conn.close()
+
+    page, has_next = asyncio.run(run())
+    assert page.estimated and has_next and page.number_returned == 10
+    assert page.number_matched >= 50
