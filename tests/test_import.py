@@ -18,7 +18,6 @@ import psycopg
 import pyogrio
 import pytest
 import shapely
-from conftest import table_fingerprint
 from pyproj import CRS, Transformer
 
 from gis import encoding as enc
@@ -28,6 +27,11 @@ from layers import db as dbmod
 from layers import pgcluster
 from layers.config import Settings
 from layers.importer import ImportOptions, ImportResult, import_file
+
+try:
+    from conftest import table_fingerprint
+except ImportError:  # tests/ made a package
+    from tests.conftest import table_fingerprint
 
 ZONE = get_crs("vn2000:ben-tre")          # TM-3 105°45'
 ADDRESS = "Số 12 ấp Phú Hưng, xã Phú Hưng, Bến Tre"
