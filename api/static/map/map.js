@@ -421,9 +421,19 @@
   }
 
   /* -- search ---------------------------------------------------------------------------------------- */
-  function fitTo(bbox, maxZoom) {
+  function isPhone() { return window.matchMedia("(max-width: 700px)").matches; }
+  /* room left for the detail panel (right side on desktop, bottom sheet on phones) */
+  function viewPadding(withPanel) {
+    var pad = { top: 50, left: 50, right: 50, bottom: 50 };
+    if (!withPanel) return pad;
+    var panel = el("detail");
+    if (isPhone()) pad.bottom = Math.round(map.getContainer().offsetHeight * 0.55) + 20;   // the sheet's max height
+    else pad.right = (panel.offsetWidth || 340) + 40;
+    return pad;
+  }
+  function fitTo(bbox, maxZoom, withPanel) {
     var b = [[bbox[0], bbox[1]], [bbox[2], bbox[3]]];
-    map.fitBounds(b, { padding: 60, maxZoom: maxZoom || 17, duration: 800 });
+    map.fitBounds(b, { padding: viewPadding(withPanel), maxZoom: maxZoom || 17, duration: 800 });
   }
   function runSearch(q) {
     var box = el("search-box"), status = el("search-status"), list = el("search-results");
@@ -458,8 +468,8 @@
     var layer = f.properties.layer;
     if (layer === AUCTION) {
       state.visible[AUCTION] = true; applyVisibility();
-      fitTo(f.bbox, 17);
       openPlot(String(f.id), true);
+      fitTo(f.bbox, 17, true);
     } else {
       if (layer === PARCELS) { state.visible[PARCELS] = true; applyVisibility(); }
       fitTo(f.bbox, layer === ADMIN ? 13 : 17);
@@ -590,6 +600,8 @@
     else { opts.center = [106.0, 16.0]; opts.zoom = 5; }
     map = new maplibregl.Map(opts);
     window.datsoMap = map;
+    // on a phone the whole province fits only below the plots' first zoom: show the plots instead
+    if (!state.view && map.getZoom() < LAYERS[AUCTION].minzoom) map.jumpTo({ zoom: LAYERS[AUCTION].minzoom });
     map.touchZoomRotate.disableRotation();
     map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
     map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
@@ -613,7 +625,13 @@
     }
     map.on("click", function (e) {
       var f = plotAt(e.point);
-      if (f && f.id !== undefined) openPlot(String(f.id), true);
+      if (f && f.id !== undefined) {
+        openPlot(String(f.id), true);
+        if (isPhone()) {   // keep the plot visible above the bottom sheet
+          var h = map.getContainer().offsetHeight, y = e.point.y, top = h - h * 0.55;
+          if (y > top - 40) map.panBy([0, y - (top / 2)], { duration: 400 });
+        }
+      }
     });
     map.on("mousemove", function (e) { map.getCanvas().style.cursor = plotAt(e.point) ? "pointer" : ""; });
 
@@ -668,6 +686,6 @@
     });
   }
 
-  window.datsoMapApp = { state: state, formatVND: formatVND, formatDate: formatDate, tileUrl: tileUrl };
+  window.datsoMapApp = { state: state, formatVND: formatVND, formatDate: formatDate, tileUrl: tileUrl, openPlot: openPlot };
   start();
 })();
