@@ -164,8 +164,9 @@ class TileCache:
                             entry = self._lru.pop(key)
                             self._forget(key, entry)
                             dropped += 1
-            self.stats.invalidated += dropped
         dropped += self._disk_invalidate(layer_id, boxes, margin)
+        with self._lock:   # counted once memory and directory are both done
+            self.stats.invalidated += dropped
         return dropped
 
     def clear(self, layer_id: str | None = None, directory: bool = True) -> None:

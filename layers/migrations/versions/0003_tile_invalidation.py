@@ -36,38 +36,38 @@ RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
 $$;
 CREATE OR REPLACE FUNCTION datso_tiles_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-  n bigint; detail jsonb; old_ext box2d; new_ext box2d;
+  n bigint := 0; m bigint := 0; detail jsonb; old_ext box2d; new_ext box2d;
 BEGIN
   IF TG_OP = 'TRUNCATE' THEN
     PERFORM pg_notify('datso_tiles', jsonb_build_object('table', TG_TABLE_NAME, 'all', true)::text);
     RETURN NULL;
   END IF;
-  IF TG_OP = 'INSERT' THEN
-    WITH b AS (SELECT DISTINCT floor(ST_XMin(geom_3857)) x0, floor(ST_YMin(geom_3857)) y0,
-                      ceil(ST_XMax(geom_3857)) x1, ceil(ST_YMax(geom_3857)) y1
-               FROM new_rows WHERE geom_3857 IS NOT NULL)
-    SELECT count(*), jsonb_agg(jsonb_build_array(x0, y0, x1, y1)) INTO n, detail FROM b;
-    IF n > 50 THEN SELECT ST_Extent(geom_3857) INTO new_ext FROM new_rows; END IF;
-  ELSIF TG_OP = 'UPDATE' THEN
-    WITH g AS (SELECT geom_3857 FROM old_rows UNION ALL SELECT geom_3857 FROM new_rows),
-    b AS (SELECT DISTINCT floor(ST_XMin(geom_3857)) x0, floor(ST_YMin(geom_3857)) y0,
-                 ceil(ST_XMax(geom_3857)) x1, ceil(ST_YMax(geom_3857)) y1 FROM g WHERE geom_3857 IS NOT NULL)
-    SELECT count(*), jsonb_agg(jsonb_build_array(x0, y0, x1, y1)) INTO n, detail FROM b;
-    IF n > 50 THEN
-      SELECT ST_Extent(geom_3857) INTO old_ext FROM old_rows;
-      SELECT ST_Extent(geom_3857) INTO new_ext FROM new_rows;
+  -- few rows: one box per changed geometry (old and new); many (imports): the two extents
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN SELECT count(*) INTO n FROM old_rows; END IF;
+  IF TG_OP IN ('UPDATE', 'INSERT') THEN SELECT count(*) INTO m FROM new_rows; END IF;
+  IF n + m = 0 THEN RETURN NULL; END IF;
+  IF n + m <= 50 THEN
+    IF TG_OP = 'INSERT' THEN
+      SELECT jsonb_agg(DISTINCT jsonb_build_array(floor(ST_XMin(geom_3857)), floor(ST_YMin(geom_3857)),
+                                                   ceil(ST_XMax(geom_3857)), ceil(ST_YMax(geom_3857))))
+        INTO detail FROM new_rows WHERE geom_3857 IS NOT NULL;
+    ELSIF TG_OP = 'DELETE' THEN
+      SELECT jsonb_agg(DISTINCT jsonb_build_array(floor(ST_XMin(geom_3857)), floor(ST_YMin(geom_3857)),
+                                                   ceil(ST_XMax(geom_3857)), ceil(ST_YMax(geom_3857))))
+        INTO detail FROM old_rows WHERE geom_3857 IS NOT NULL;
+    ELSE
+      SELECT jsonb_agg(DISTINCT jsonb_build_array(floor(ST_XMin(g)), floor(ST_YMin(g)),
+                                                   ceil(ST_XMax(g)), ceil(ST_YMax(g))))
+        INTO detail FROM (SELECT geom_3857 AS g FROM old_rows UNION ALL SELECT geom_3857 FROM new_rows) u
+        WHERE g IS NOT NULL;
     END IF;
+    IF detail IS NULL THEN RETURN NULL; END IF;
   ELSE
-    WITH b AS (SELECT DISTINCT floor(ST_XMin(geom_3857)) x0, floor(ST_YMin(geom_3857)) y0,
-                      ceil(ST_XMax(geom_3857)) x1, ceil(ST_YMax(geom_3857)) y1
-               FROM old_rows WHERE geom_3857 IS NOT NULL)
-    SELECT count(*), jsonb_agg(jsonb_build_array(x0, y0, x1, y1)) INTO n, detail FROM b;
-    IF n > 50 THEN SELECT ST_Extent(geom_3857) INTO old_ext FROM old_rows; END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN SELECT ST_Extent(geom_3857) INTO old_ext FROM old_rows; END IF;
+    IF TG_OP IN ('UPDATE', 'INSERT') THEN SELECT ST_Extent(geom_3857) INTO new_ext FROM new_rows; END IF;
   END IF;
-  IF n > 0 THEN
-    PERFORM pg_notify('datso_tiles', jsonb_build_object(
-      'table', TG_TABLE_NAME, 'boxes', datso_tiles_boxes(n, detail, old_ext, new_ext))::text);
-  END IF;
+  PERFORM pg_notify('datso_tiles', jsonb_build_object(
+    'table', TG_TABLE_NAME, 'boxes', datso_tiles_boxes(n + m, detail, old_ext, new_ext))::text);
   RETURN NULL;
 END $$;
 """
