@@ -370,6 +370,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
                          dependencies=[Depends(only_common)])
     router.add_api_route(f"{path}/schema", schema, methods=["GET"], summary=f"{t}: schema",
                          dependencies=[Depends(only_common)])
+    add_write_routes(router, layer, settings)
 
 
 def _schema_response(request: Request, layer: Layer, doc: dict[str, Any], lang: str, vi: str,
@@ -383,3 +384,105 @@ def _schema_response(request: Request, layer: Layer, doc: dict[str, Any], lang: 
                                       _t(lang)("Kiểu", "Type"), _t(lang)("Giá trị", "Values")], "rows": rows})
     return _json(request, doc, "application/schema+json")
 
+
+
+# -- Part 4: create / replace / update / delete ---------------------------------------------------------------
+
+_WRITE_TYPES = ("application/geo+json", "application/json", "application/merge-patch+json")
+
+
+async def read_body(request: Request, settings: ApiSettings) -> Any:
+    """The JSON body, refused with 413 past `max_body_bytes`, 415 for other media types, 400 if not JSON."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in _WRITE_TYPES:
+        raise Problem(415, f"Kiểu nội dung '{ctype or '(trống)'}' không được hỗ trợ; dùng application/geo+json",
+                      f"Content type '{ctype or '(none)'}' is not supported; use application/geo+json")
+    limit = settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise Problem(413, f"Dữ liệu gửi lên vượt quá {limit} byte", f"The payload exceeds {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, f"Dữ liệu gửi lên vượt quá {limit} byte", f"The payload exceeds {limit} bytes")
+        chunks.append(chunk)
+    try:
+        return orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, f"Nội dung không phải JSON hợp lệ: {exc}", f"The body is not valid JSON: {exc}") from None
+
+
+def _content_crs(request: Request) -> Any:
+    text = request.headers.get("content-crs")
+    try:
+        return feat.resolve_crs(text.strip().strip("<>") if text else None, "Content-Crs")
+    except CqlError as exc:
+        raise Problem(400, exc.message("vi"), exc.message("en")) from None
+
+
+async def _write(request: Request, fn: Any, *args: Any) -> Any:
+    from layers.writes import WriteError
+
+    try:
+        return await run_in_threadpool(fn, *args)
+    except WriteError as exc:
+        extra = {"errors": exc.errors} if exc.errors else {}
+        raise Problem(exc.status, exc.vi, exc.en, **extra) from None
+
+
+def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> None:
+    from api.auth import api_key_scheme, bearer_scheme, require_roles
+    from layers import writes
+    from layers.auth import ApiKey
+
+    if not layer.editable:
+        return
+    path = f"/collections/{layer.id}/items"
+    auth = require_roles(layer.write_roles)
+    security = [Depends(bearer_scheme), Depends(api_key_scheme)]
+    body_doc = {"requestBody": {"required": True, "content": {
+        "application/geo+json": {"schema": {"type": "object"}}}}}
+
+    async def create(request: Request, key: ApiKey = Depends(auth)) -> Response:
+        only_common(request)
+        body = await read_body(request, settings)
+        fid, tag = await _write(request, writes.create, request.app.state.db.dsn, layer, body,
+                                _content_crs(request), key.actor, request_lang(request))
+        return Response(status_code=201, headers={"Location": f"{base_url(request)}{path}/{fid}", "ETag": tag})
+
+    async def replace(request: Request, feature_id: str, key: ApiKey = Depends(auth)) -> Response:
+        only_common(request)
+        fid = _feature_id(layer, feature_id)
+        body = await read_body(request, settings)
+        tag = await _write(request, writes.replace, request.app.state.db.dsn, layer, fid, body,
+                           _content_crs(request), key.actor, request.headers.get("if-match"), request_lang(request))
+        return Response(status_code=204, headers={"ETag": tag})
+
+    async def update(request: Request, feature_id: str, key: ApiKey = Depends(auth)) -> Response:
+        only_common(request)
+        fid = _feature_id(layer, feature_id)
+        body = await read_body(request, settings)
+        tag = await _write(request, writes.update, request.app.state.db.dsn, layer, fid, body,
+                           _content_crs(request), key.actor, request.headers.get("if-match"), request_lang(request))
+        return Response(status_code=204, headers={"ETag": tag})
+
+    async def delete(request: Request, feature_id: str, key: ApiKey = Depends(auth)) -> Response:
+        only_common(request)
+        fid = _feature_id(layer, feature_id)
+        await _write(request, writes.delete, request.app.state.db.dsn, layer, fid, key.actor,
+                     request.headers.get("if-match"))
+        return Response(status_code=204)
+
+    t = layer.title_en
+    router.add_api_route(path, create, methods=["POST"], status_code=201, summary=f"{t}: create a feature",
+                         dependencies=security, openapi_extra=body_doc)
+    router.add_api_route(f"{path}/{{feature_id}}", replace, methods=["PUT"], status_code=204,
+                         summary=f"{t}: replace a feature (If-Match required)", dependencies=security,
+                         openapi_extra=body_doc)
+    router.add_api_route(f"{path}/{{feature_id}}", update, methods=["PATCH"], status_code=204,
+                         summary=f"{t}: update a feature (JSON merge patch, If-Match required)",
+                         dependencies=security, openapi_extra={"requestBody": {"required": True, "content": {
+                             "application/merge-patch+json": {"schema": {"type": "object"}}}}})
+    router.add_api_route(f"{path}/{{feature_id}}", delete, methods=["DELETE"], status_code=204,
+                         summary=f"{t}: delete a feature (If-Match required)", dependencies=security)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import data, db, maps, sample, tiles
+from cli import data, db, keys, maps, sample, tiles
 
 app = typer.Typer(name="datso", help="datso (đất số): WebGIS data service for Vietnamese provinces.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -12,6 +12,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(sample.app, name="sample")
 app.add_typer(tiles.app, name="tiles")
 app.add_typer(maps.app, name="map")
+app.add_typer(keys.app, name="keys")
 data.register(app)
 
 

@@ -6,13 +6,27 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
+import pytest
 from owslib.ogcapi.features import Features
 
 from gis.crs import transformer
 from layers.registry import LAYERS
+
+
+@pytest.fixture(scope="module")
+def own_server(sample_db: str, settings: Any) -> Iterator[Any]:
+    """A live server over its own app (own asyncpg pool): the session `app` may already have its pool bound to
+    the TestClient's event loop, and asyncpg connections must not be shared between event loops."""
+    from conftest import LiveServer, free_port
+
+    from api.app import create_app
+
+    with LiveServer(create_app(settings=settings, dsn=sample_db), free_port()) as srv:
+        yield srv
 
 
 def count(dsn: str, query: str, *args: Any) -> int:
@@ -22,8 +36,8 @@ def count(dsn: str, query: str, *args: Any) -> int:
     return int(row[0])
 
 
-def test_owslib_reads_collections_and_items(live_server: Any, sample_db: str) -> None:
-    w = Features(live_server.url)
+def test_owslib_reads_collections_and_items(own_server: Any, sample_db: str) -> None:
+    w = Features(own_server.url)
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in w.conformance()["conformsTo"]
     ids = [c["id"] for c in w.collections()["collections"]]
     assert ids == list(LAYERS)
@@ -67,8 +81,8 @@ def gdal(**kwargs: Any) -> Any:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_gdal_oapif_reads_layers_with_bbox_crs_filter(live_server: Any, sample_db: str) -> None:
-    url = "OAPIF:" + live_server.url
+def test_gdal_oapif_reads_layers_with_bbox_crs_filter(own_server: Any, sample_db: str) -> None:
+    url = "OAPIF:" + own_server.url
     assert set(LAYERS) <= set(gdal(url=url, list=True))
     got = gdal(url=url, layer="auction_plots")
     assert got["n"] == count(sample_db, "SELECT count(*) FROM auction_plots")

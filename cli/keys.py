@@ -1,0 +1,52 @@
+"""`datso keys ...`: API keys for officers and admins (OGC API – Features Part 4 writes)."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from layers.auth import ROLES, ApiKeyError, create_key, list_keys, revoke_key
+from layers.config import get_settings
+
+app = typer.Typer(help="API keys for editing over HTTP (stored as SHA-256 hashes).", no_args_is_help=True)
+err = Console(stderr=True)
+
+
+def _dsn(db: str | None) -> str:
+    return get_settings().dsn(db)
+
+
+@app.command()
+def create(name: str = typer.Option(..., "--name", help="who holds the key, e.g. 'nguyen.van.a'"),
+           role: str = typer.Option(..., "--role", help=" | ".join(ROLES)),
+           db: str | None = typer.Option(None, "--db", help="database name (default: settings)")) -> None:
+    """Create a key and print its secret ONCE (only a hash is stored)."""
+    try:
+        secret = create_key(_dsn(db), name, role)
+    except ApiKeyError as exc:
+        err.print(f"[red]error:[/red] {exc.message('en')} / {exc.message('vi')}")
+        raise typer.Exit(1) from None
+    err.print(f"Key '{name}' ({role}) created. Store the secret now; it cannot be shown again:")
+    typer.echo(secret)
+
+
+@app.command("list")
+def list_(db: str | None = typer.Option(None, "--db")) -> None:
+    """List keys (names, roles, dates; never secrets)."""
+    t = Table("name", "role", "created", "revoked")
+    for k in list_keys(_dsn(db)):
+        t.add_row(k.name, k.role, f"{k.created_at:%Y-%m-%d %H:%M}" if k.created_at else "",
+                  f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "")
+    Console().print(t)
+
+
+@app.command()
+def revoke(name: str = typer.Argument(..., help="key name"), db: str | None = typer.Option(None, "--db")) -> None:
+    """Revoke a key by name (it stops working immediately)."""
+    try:
+        revoke_key(_dsn(db), name)
+    except ApiKeyError as exc:
+        err.print(f"[red]error:[/red] {exc.message('en')} / {exc.message('vi')}")
+        raise typer.Exit(1) from None
+    err.print(f"Key '{name}' revoked.")

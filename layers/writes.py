@@ -1,0 +1,256 @@
+"""OGC API – Features Part 4 writes: create, replace, update (merge patch) and delete one feature.
+
+Every write validates with `layers.validation` (the same checks as the importer), runs in one transaction
+that first locks the row (`SELECT ... FOR UPDATE`) and compares its version with the client's `If-Match`,
+records who did it (`datso.actor`, read by the audit triggers that write `history`), and enforces the status
+lifecycles of `layers.vocab`. Nothing is written when anything is refused.
+
+The version of a row (its ETag) is `"<id>-<xmin>"`: it changes with every committed update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import shapely
+import shapely.geometry
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from shapely import wkb
+from shapely.geometry.base import BaseGeometry
+
+from gis.crs import CrsDef, transformer
+from layers import vocab
+from layers.importer import RULES
+from layers.registry import Layer
+from layers.validation import prepare_records
+
+TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "auction_plots": vocab.AUCTION_TRANSITIONS,
+    "growing_areas": vocab.GROWING_AREA_TRANSITIONS,
+}
+
+
+@dataclass
+class WriteError(Exception):
+    """A refused write: HTTP status, bilingual detail, and the validation issues (as dicts) if any."""
+
+    status: int
+    vi: str
+    en: str
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.en)
+
+    def message(self, lang: str = "vi") -> str:
+        return self.vi if lang == "vi" else self.en
+
+
+def etag(feature_id: int, xmin: str) -> str:
+    return f'"{feature_id}-{xmin}"'
+
+
+# -- parsing of the request body ------------------------------------------------------------------------------
+
+def _geometry(layer: Layer, g: Any, crs: CrsDef) -> BaseGeometry | None:
+    if g is None:
+        return None
+    if not isinstance(g, dict) or "type" not in g:
+        raise WriteError(400, "geometry phải là một đối tượng GeoJSON", "geometry must be a GeoJSON geometry object")
+    try:
+        shape = shapely.geometry.shape(g)
+    except Exception:  # shapely raises several types for malformed coordinates
+        raise WriteError(400, "geometry GeoJSON không đọc được (kiểu hoặc tọa độ sai)",
+                         "the GeoJSON geometry cannot be read (bad type or coordinates)") from None
+    if crs.lat_first:
+        shape = shapely.transform(shape, lambda x, y: (y, x), interleaved=False)
+    if crs.srid != 4326:
+        tr = transformer(crs.key, "OGC:CRS84")
+        shape = shapely.transform(shape, lambda x, y: tr.transform(x, y), interleaved=False)
+    return shape
+
+
+def parse_feature(layer: Layer, body: Any, crs: CrsDef, partial: bool = False) -> tuple[dict[str, Any],
+                                                                                        BaseGeometry | None, bool]:
+    """(properties, geometry in lon/lat, geometry given?) from a GeoJSON Feature (or a merge patch of one)."""
+    if not isinstance(body, dict):
+        raise WriteError(400, "Nội dung phải là một GeoJSON Feature", "The body must be a GeoJSON Feature")
+    if not partial and body.get("type") != "Feature":
+        raise WriteError(400, "Nội dung phải là GeoJSON có \"type\": \"Feature\"",
+                         "The body must be GeoJSON with \"type\": \"Feature\"")
+    unknown = set(body) - {"type", "id", "geometry", "properties", "links", "bbox"}
+    if unknown:
+        raise WriteError(400, f"Thành phần không hợp lệ: {', '.join(sorted(unknown))}",
+                         f"Unknown members: {', '.join(sorted(unknown))}")
+    props = body.get("properties") or {}
+    if not isinstance(props, dict):
+        raise WriteError(400, "properties phải là một đối tượng", "properties must be an object")
+    return dict(props), _geometry(layer, body.get("geometry"), crs), "geometry" in body
+
+
+# -- the writes -----------------------------------------------------------------------------------------------
+
+def _validate(conn: psycopg.Connection, layer: Layer, props: dict[str, Any], geom: BaseGeometry | None,
+              partial: bool, replaces: int | None, lang: str) -> tuple[dict[str, Any], BaseGeometry | None]:
+    prepared = prepare_records(layer, [(props, geom)], conn, partial=partial,
+                               replaces=[replaces] if replaces is not None else None)
+    if not prepared.ok:
+        errs = prepared.errors
+        first = errs[0].describe("vi").replace("dòng 1, ", "")
+        first_en = errs[0].describe("en").replace("row 1, ", "")
+        raise WriteError(422, f"Dữ liệu không hợp lệ: {first}" + (f" (và {len(errs) - 1} lỗi khác)" if len(errs) > 1
+                                                                    else ""),
+                         f"Invalid feature: {first_en}" + (f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""),
+                         [i.as_dict(lang) for i in errs])
+    rec = prepared.records()[0] if len(prepared.frame.columns) else {}
+    if partial:
+        rec = {k: v for k, v in rec.items() if k in props}
+    g = prepared.geometry[0] if len(prepared.geometry) else None
+    return rec, g
+
+
+def _check_transition(layer: Layer, old: str | None, new: str | None) -> None:
+    rules = TRANSITIONS.get(layer.id)
+    if not rules or new is None or old == new:
+        return
+    allowed = rules.get(old or "", ())
+    if new not in allowed:
+        ok_vi = ", ".join(allowed) if allowed else "không có (trạng thái cuối)"
+        ok_en = ", ".join(allowed) if allowed else "none (final state)"
+        raise WriteError(409, f"Không thể chuyển trạng thái từ '{old}' sang '{new}'; được phép: {ok_vi}",
+                         f"Status cannot change from '{old}' to '{new}'; allowed: {ok_en}")
+
+
+def _db_error(exc: psycopg.Error) -> WriteError:
+    rule = exc.diag.constraint_name or ""
+    known = next((v for k, v in RULES.items() if rule.endswith("_" + k)), None)
+    if known:
+        return WriteError(422, f"Dữ liệu không hợp lệ: {known[1]}", f"Invalid feature: {known[2]}",
+                          [{"field": known[0], "code": "rule", "message": known[2]}])
+    if isinstance(exc, psycopg.errors.UniqueViolation):
+        return WriteError(409, "Trùng khóa với một đối tượng đã có", "Duplicates the key of an existing feature")
+    return WriteError(422, "Cơ sở dữ liệu từ chối đối tượng này (vi phạm ràng buộc dữ liệu)",
+                      f"The database refused this feature (rule {rule or 'unknown'})")
+
+
+def _begin(conn: psycopg.Connection, actor: str) -> None:
+    conn.execute("SELECT set_config('datso.actor', %s, true)", [actor])
+
+
+def _lock(conn: psycopg.Connection, layer: Layer, fid: int, if_match: str | None) -> dict[str, Any]:
+    cols = [layer.id_column, *([c for c in ("status",) if layer.get_field(c)])]
+    q = sql.SQL("SELECT xmin::text AS v, {cols} FROM {t} WHERE {id} = %s FOR UPDATE").format(
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols), t=sql.Identifier(layer.table),
+        id=sql.Identifier(layer.id_column))
+    row = conn.execute(q, [fid]).fetchone()
+    if row is None:
+        raise WriteError(404, f"Lớp '{layer.id}' không có đối tượng {fid}", f"Collection '{layer.id}' has no feature {fid}")
+    current = etag(fid, row[0])
+    if if_match is None:
+        raise WriteError(428, f"Cần header If-Match với ETag hiện tại của đối tượng ({current})",
+                         f"An If-Match header with the feature's current ETag is required ({current})")
+    tags = [t.strip() for t in if_match.split(",")]
+    if "*" not in tags and current not in tags:
+        raise WriteError(412, "Đối tượng đã bị người khác thay đổi (ETag không khớp); hãy tải lại rồi sửa",
+                         "The feature was changed by someone else (ETag mismatch); reload it and retry",
+                         [{"current_etag": current}])
+    return {"status": row[2] if len(row) > 2 else None}
+
+
+def _values(layer: Layer, rec: dict[str, Any], geom: BaseGeometry | None,
+            with_geom: bool) -> tuple[list[str], list[sql.Composable], list[Any]]:
+    names: list[str] = []
+    exprs: list[sql.Composable] = []
+    params: list[Any] = []
+    for name, v in rec.items():
+        if layer.get_field(name) is None:
+            continue
+        f = layer.get_field(name)
+        names.append(name)
+        exprs.append(sql.SQL("%s"))
+        params.append(Jsonb(v) if f is not None and f.type == "object" else v)
+    if with_geom:
+        names.append(layer.geometry_column)
+        if geom is None:
+            exprs.append(sql.SQL("NULL"))
+        else:
+            exprs.append(sql.SQL("ST_SetSRID(ST_GeomFromWKB(%s), 4326)"))
+            params.append(wkb.dumps(geom))
+    return names, exprs, params
+
+
+def create(dsn: str, layer: Layer, body: Any, crs: CrsDef, actor: str, lang: str = "vi") -> tuple[int, str]:
+    props, geom, _ = parse_feature(layer, body, crs)
+    with psycopg.connect(dsn) as conn, conn.transaction():
+        _begin(conn, actor)
+        rec, g = _validate(conn, layer, props, geom, False, None, lang)
+        names, exprs, params = _values(layer, rec, g, True)
+        q = sql.SQL("INSERT INTO {t} ({cols}) VALUES ({vals}) RETURNING {id}, xmin::text").format(
+            t=sql.Identifier(layer.table), cols=sql.SQL(", ").join(sql.Identifier(n) for n in names),
+            vals=sql.SQL(", ").join(exprs), id=sql.Identifier(layer.id_column))
+        try:
+            with conn.transaction():
+                row = conn.execute(q, params).fetchone()
+        except psycopg.errors.IntegrityError as exc:
+            raise _db_error(exc) from None
+        assert row is not None
+        return int(row[0]), etag(int(row[0]), row[1])
+
+
+def _update(dsn: str, layer: Layer, fid: int, body: Any, crs: CrsDef, actor: str, if_match: str | None,
+            partial: bool, lang: str) -> str:
+    props, geom, geom_given = parse_feature(layer, body, crs, partial)
+    with psycopg.connect(dsn) as conn, conn.transaction():
+        _begin(conn, actor)
+        old = _lock(conn, layer, fid, if_match)
+        rec, g = _validate(conn, layer, props, geom, partial, fid, lang)
+        if not partial:
+            # PUT replaces: fields left out go back to their defaults/NULL
+            for f in layer.fields:
+                if f.nullable and f.name not in rec:
+                    rec[f.name] = None
+        if "status" in rec:
+            _check_transition(layer, old["status"], rec["status"])
+        with_geom = geom_given or not partial
+        names, exprs, params = _values(layer, rec, g, with_geom)
+        if not names:
+            raise WriteError(400, "Không có gì để cập nhật", "Nothing to update")
+        q = sql.SQL("UPDATE {t} SET {sets} WHERE {id} = %s RETURNING xmin::text").format(
+            t=sql.Identifier(layer.table),
+            sets=sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(n), e) for n, e in zip(names, exprs,
+                                                                                                   strict=True)),
+            id=sql.Identifier(layer.id_column))
+        try:
+            with conn.transaction():
+                row = conn.execute(q, [*params, fid]).fetchone()
+        except psycopg.errors.IntegrityError as exc:
+            raise _db_error(exc) from None
+        assert row is not None
+        return etag(fid, row[0])
+
+
+def replace(dsn: str, layer: Layer, fid: int, body: Any, crs: CrsDef, actor: str, if_match: str | None,
+            lang: str = "vi") -> str:
+    return _update(dsn, layer, fid, body, crs, actor, if_match, False, lang)
+
+
+def update(dsn: str, layer: Layer, fid: int, body: Any, crs: CrsDef, actor: str, if_match: str | None,
+           lang: str = "vi") -> str:
+    """JSON merge patch (RFC 7396) of a feature: only the given properties (and geometry) change."""
+    return _update(dsn, layer, fid, body, crs, actor, if_match, True, lang)
+
+
+def delete(dsn: str, layer: Layer, fid: int, actor: str, if_match: str | None) -> None:
+    with psycopg.connect(dsn) as conn, conn.transaction():
+        _begin(conn, actor)
+        _lock(conn, layer, fid, if_match)
+        q = sql.SQL("DELETE FROM {t} WHERE {id} = %s").format(t=sql.Identifier(layer.table),
+                                                               id=sql.Identifier(layer.id_column))
+        try:
+            with conn.transaction():
+                conn.execute(q, [fid])
+        except psycopg.errors.IntegrityError as exc:
+            raise _db_error(exc) from None
