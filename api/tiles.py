@@ -26,7 +26,7 @@ from layers.registry import LAYERS, Layer, UnknownLayer, get_layer
 from tiles import styles, tilejson, tms
 from tiles.archive import TileArchive
 from tiles.cache import CacheKey
-from tiles.filters import FilterError, TileFilter, parse_filters
+from tiles.filters import NON_FILTER_PARAMS, FilterError, TileFilter, parse_filters
 from tiles.service import TileResult, TileService
 from tiles.settings import TileSettings, get_tile_settings
 
@@ -254,6 +254,12 @@ async def multi_tile(request: Request, z: int, x: int, y: int,
                      ) -> Response:
     chosen = _layers_param(layers)
     tile = _tile(tms.DEFAULT_TMS, z, x, y)
+    extra = sorted(k for k in request.query_params if k not in NON_FILTER_PARAMS or k.startswith("filter"))
+    if extra:
+        raise Problem(400, f"Ô nhiều lớp không nhận bộ lọc ({', '.join(extra)}); lọc từng lớp tại "
+                           "/collections/{id}/tiles/WebMercatorQuad/{z}/{x}/{y}",
+                      f"Multi-layer tiles take no filters ({', '.join(extra)}); filter one layer at "
+                      "/collections/{id}/tiles/WebMercatorQuad/{z}/{x}/{y}")
     return await serve_tile(request, chosen, tile, None)
 
 

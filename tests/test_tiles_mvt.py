@@ -194,3 +194,48 @@ def test_bad_input_gives_problem_json(client: TestClient, path: str, status: int
 def test_empty_tile_is_204(client: TestClient) -> None:
     r = get_tile(client, "/collections/parcels/tiles/WebMercatorQuad/15/0/0")
     assert r.status_code == 204 and r.content == b""
+
+
+def test_cql2_filters(client: TestClient, sample_db: str) -> None:
+    t = tile_of(sample_db, DENSE, 16)
+    base = features(get_tile(client, _url("parcels", t)).content, "parcels")
+    assert len(base) > 5
+    status = sorted({p["status"] for p in base.values()})[0]
+    area = sorted(p["area_m2"] for p in base.values())[len(base) // 2]
+    text = f"area_m2 > {area} AND status <> '{status}'"
+    r = client.get(_url("parcels", t), params={"filter": text}, headers={"accept-encoding": "identity"})
+    expected = {i: p for i, p in base.items() if p["area_m2"] > area and p["status"] != status}
+    got = features(r.content, "parcels") if r.status_code == 200 else {}
+    assert got == expected and (expected or r.status_code == 204)
+    as_json = {"op": "and", "args": [{"op": ">", "args": [{"property": "area_m2"}, area]},
+                                     {"op": "<>", "args": [{"property": "status"}, status]}]}
+    import json
+
+    rj = client.get(_url("parcels", t), params={"filter": json.dumps(as_json), "filter-lang": "cql2-json"},
+                    headers={"accept-encoding": "identity"})
+    assert rj.status_code == r.status_code and rj.content == r.content
+    # CQL2 and property filters together
+    both = client.get(_url("parcels", t), params={"filter": f"area_m2 > {area}", "status": status},
+                      headers={"accept-encoding": "identity"})
+    assert features(both.content, "parcels") == {i: p for i, p in base.items()
+                                                  if p["area_m2"] > area and p["status"] == status}
+
+
+@pytest.mark.parametrize(("params", "needle"), [
+    ({"filter": "status = "}, "CQL2"),
+    ({"filter": "nope = 1"}, "nope"),
+    ({"filter": "{not json", "filter-lang": "cql2-json"}, "JSON"),
+    ({"filter-lang": "cql2-text"}, "filter"),
+])
+def test_bad_cql2_gives_problem_json(client: TestClient, params: dict[str, str], needle: str) -> None:
+    r = client.get("/collections/parcels/tiles/WebMercatorQuad/15/26000/15400", params={**params, "lang": "en"})
+    assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+    assert needle in r.json()["detail"]
+
+
+def test_multi_layer_tiles_refuse_filters(client: TestClient) -> None:
+    r = client.get("/tiles/15/26000/15400.mvt", params={"layers": "parcels", "filter": "status = 'leased'",
+                                                        "lang": "en"})
+    assert r.status_code == 400 and "filter" in r.json()["detail"]
+    r = client.get("/tiles/15/26000/15400.mvt", params={"layers": "parcels", "status": "leased"})
+    assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"

@@ -1,4 +1,6 @@
-"""Tile filters: property equality on a layer's queryables (`?status=sold&crop=buoi`) and CQL2 text.
+"""Tile filters: property equality on a layer's queryables (`?status=sold&crop=buoi`) and CQL2
+(`?filter=...&filter-lang=cql2-text|cql2-json&filter-crs=...`, translated by `layers.cql2.to_sql`, the
+same translator the features API uses).
 
 Values are parsed by the field's type and vocabulary and passed as SQL parameters; column names come
 from the registry. A bad filter raises `FilterError` (-> 400).
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from layers.cql2 import CqlError, to_sql
 from layers.registry import Layer, LayerField
 
 # Query parameters that are not filters: accepted and ignored (cache busters, language, format).
@@ -92,6 +95,19 @@ def parse_filters(layer: Layer, query: Mapping[str, str]) -> TileFilter | None:
         ident = '"' + f.name + '"'
         conditions.append(f"${n} = ANY(t.{ident})" if f.type == "array" else f"t.{ident} = ${n}")
         key_parts.append(f"{name}={raw}")
+    text = query.get("filter")
+    if text is not None:
+        lang, crs = query.get("filter-lang", "cql2-text"), query.get("filter-crs")
+        try:
+            sql, cql_params = to_sql(layer, text, lang, crs, param_offset=FIRST_PARAM - 1 + len(params),
+                                     column_prefix="t.")
+        except CqlError as exc:
+            raise FilterError(exc.vi, exc.en) from None
+        conditions.append(f"({sql})")
+        params.extend(cql_params)
+        key_parts.append(f"filter={text}&filter-lang={lang}&filter-crs={crs or ''}")
+    elif "filter-lang" in query or "filter-crs" in query:
+        raise FilterError("filter-lang/filter-crs cần có tham số filter", "filter-lang/filter-crs need a filter")
     if not conditions:
         return None
     key = hashlib.blake2b("&".join(key_parts).encode(), digest_size=8).hexdigest()
