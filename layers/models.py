@@ -351,6 +351,8 @@ class History(Base):
     txid: Mapped[int] = mapped_column(BigInteger, server_default=func.txid_current())
     before: Mapped[Any | None] = mapped_column(JSONB)
     after: Mapped[Any | None] = mapped_column(JSONB)
+    geom_before = mapped_column(Geometry("GEOMETRY", srid=4326, spatial_index=False), nullable=True)
+    geom_after = mapped_column(Geometry("GEOMETRY", srid=4326, spatial_index=False), nullable=True)
     __table_args__ = (
         CheckConstraint(_in("action", vocab.HISTORY_ACTIONS), name="action"),
         Index("ix_history_layer_feature", "layer", "feature_id"),

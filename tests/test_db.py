@@ -126,3 +126,15 @@ def test_history_is_written_and_append_only(empty_db: str) -> None:
         c.commit()
         n = c.execute("SELECT count(*) FROM history WHERE feature_id = %s", (fid,)).fetchone()
         assert n is not None and n[0] == 3
+
+
+def test_history_keeps_old_and_new_geometry(empty_db: str) -> None:
+    with psycopg.connect(empty_db) as c:
+        fid = c.execute(PARCEL.format(**{**OK, "no": "9200"}) + " RETURNING id").fetchone()[0]  # type: ignore[index]
+        c.execute("UPDATE parcels SET geom = ST_Multi(ST_Translate(ST_GeometryN(geom, 1), 0.001, 0)) "
+                  "WHERE id = %s", (fid,))
+        row = c.execute("SELECT ST_Equals(geom_before, ST_Translate(geom_after, -0.001, 0)), after ? 'geom', "
+                        "after ->> 'map_sheet' FROM history WHERE feature_id = %s AND layer = 'parcels' "
+                        "AND action = 'update'", (fid,)).fetchone()
+        assert row == (True, False, "1")
+        c.rollback()
