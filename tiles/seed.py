@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
@@ -84,104 +85,137 @@ async def data_bounds(conn: asyncpg.Connection, layers: Sequence[Layer]) -> Boun
     return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
-async def _built(dsn: str, layers: Sequence[Layer], tiles: list[tms.TileID], settings: TileSettings,
-                 workers: int, progress: Callable[[int], None]) -> Iterator[tuple[tms.TileID, bytes]]:
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=workers, server_settings=dict(API_SESSION_SETTINGS))
-    out: list[tuple[tms.TileID, bytes]] = []
-    try:
-        async def one(tile: tms.TileID) -> tuple[tms.TileID, bytes]:
-            async with pool.acquire() as conn:
-                data = await mvt.build(conn, layers, tile, settings)
-            progress(1)
-            return tile, make_entry(data, settings.gzip_level).gz
-        chunk = max(workers * 8, 32)
-        for i in range(0, len(tiles), chunk):
-            out.extend(await asyncio.gather(*(one(t) for t in tiles[i:i + chunk])))
-    finally:
-        await pool.close()
-    return iter(out)
+class _Archive:
+    """Receives tiles in tile-id order; `finish` writes metadata and closes."""
+
+    def __init__(self, path: Path) -> None:
+        self.report = SeedReport(path, 0, 0, 0, 0)
+
+    def add(self, tile: tms.TileID, gz: bytes) -> None:
+        if not gz:
+            return
+        self._add(tile, gz)
+        self.report.written += 1
+        self.report.bytes += len(gz)
+        self.report.largest = max(self.report.largest, len(gz))
+
+    def _add(self, tile: tms.TileID, gz: bytes) -> None:
+        raise TypeError("use PMTilesArchive or MBTilesArchive")
+
+    def finish(self, meta: dict[str, Any], bbox: Bounds, zooms: range) -> None:
+        raise TypeError("use PMTilesArchive or MBTilesArchive")
+
+    def abort(self) -> None:
+        """Release the file after a failure."""
+
+
+class PMTilesArchive(_Archive):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.file = open(path, "wb")  # noqa: SIM115 - closed in finish/abort
+        self.writer = Writer(self.file)
+
+    def _add(self, tile: tms.TileID, gz: bytes) -> None:
+        self.writer.write_tile(zxy_to_tileid(tile.z, tile.x, tile.y), gz)
+
+    def finish(self, meta: dict[str, Any], bbox: Bounds, zooms: range) -> None:
+        try:
+            if not self.report.written:
+                raise SeedError("every tile is empty: no archive written")
+            cz = max(zooms.start, min(zooms.stop - 1, 12))
+            self.writer.finalize({
+                "tile_type": TileType.MVT, "tile_compression": Compression.GZIP,
+                "min_lon_e7": int(bbox[0] * 1e7), "min_lat_e7": int(bbox[1] * 1e7),
+                "max_lon_e7": int(bbox[2] * 1e7), "max_lat_e7": int(bbox[3] * 1e7),
+                "center_zoom": cz, "center_lon_e7": int((bbox[0] + bbox[2]) / 2 * 1e7),
+                "center_lat_e7": int((bbox[1] + bbox[3]) / 2 * 1e7)}, meta)
+        finally:
+            self.file.close()
+
+    def abort(self) -> None:
+        self.file.close()
+
+
+class MBTilesArchive(_Archive):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.con = sqlite3.connect(path)
+        self.con.executescript("CREATE TABLE metadata (name text, value text);"
+                               "CREATE TABLE tiles (zoom_level integer, tile_column integer, tile_row integer, "
+                               "tile_data blob);"
+                               "CREATE UNIQUE INDEX tile_index ON tiles (zoom_level, tile_column, tile_row);")
+
+    def _add(self, tile: tms.TileID, gz: bytes) -> None:
+        # MBTiles rows count from the south (TMS)
+        self.con.execute("INSERT INTO tiles VALUES (?, ?, ?, ?)", (tile.z, tile.x, (1 << tile.z) - 1 - tile.y, gz))
+
+    def finish(self, meta: dict[str, Any], bbox: Bounds, zooms: range) -> None:
+        try:
+            cz = max(zooms.start, min(zooms.stop - 1, 12))
+            rows = {"name": str(meta["name"]), "format": "pbf", "type": "overlay", "version": "1.0.0",
+                    "description": str(meta.get("description", "")),
+                    "attribution": str(meta.get("attribution", "")),
+                    "minzoom": str(zooms.start), "maxzoom": str(zooms.stop - 1),
+                    "bounds": ",".join(str(v) for v in bbox),
+                    "center": f"{(bbox[0] + bbox[2]) / 2},{(bbox[1] + bbox[3]) / 2},{cz}",
+                    "json": json.dumps({"vector_layers": meta["vector_layers"],
+                                        "datso:layers": meta["datso:layers"]})}
+            self.con.executemany("INSERT INTO metadata VALUES (?, ?)", list(rows.items()))
+            self.con.commit()
+        finally:
+            self.con.close()
+
+    def abort(self) -> None:
+        self.con.close()
 
 
 async def seed(dsn: str, layers: Sequence[Layer], zooms: range, out: Path, bbox: Bounds | None = None,
                settings: TileSettings | None = None, workers: int = 4,
                progress: Callable[[int], None] = lambda n: None,
                total: Callable[[int], None] = lambda n: None) -> SeedReport:
+    """Build and write the archive; tiles are built a chunk at a time and written in tile-id order, so
+    memory stays bounded whatever the zoom range."""
     if out.suffix not in (".pmtiles", ".mbtiles"):
         raise SeedError(f"output must end in .pmtiles or .mbtiles, not {out.name!r}")
     s = settings or TileSettings()
-    if bbox is None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            bbox = await data_bounds(conn, layers)
-        finally:
-            await conn.close()
-        if bbox is None:
-            raise SeedError("the layers are empty: nothing to seed (give --bbox to seed empty tiles anyway)")
-    tiles = tile_list(layers, zooms, bbox)
-    total(len(tiles))
-    built = await _built(dsn, layers, tiles, s, workers, progress)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = tilejson(layers, "", bbox, "vi", minzoom=zooms.start, maxzoom=zooms.stop - 1)
-    meta.pop("tiles")
-    meta["datso:layers"] = [layer.id for layer in layers]
-    tmp = out.with_name(out.name + ".part")
-    tmp.unlink(missing_ok=True)
-    if out.suffix == ".pmtiles":
-        report = _write_pmtiles(tmp, built, meta, bbox, zooms)
-    else:
-        report = _write_mbtiles(tmp, built, meta, bbox, zooms)
-    tmp.replace(out)
-    report.path = out
-    report.tiles = len(tiles)
-    return report
-
-
-def _write_pmtiles(path: Path, built: Iterator[tuple[tms.TileID, bytes]], meta: dict[str, object], bbox: Bounds,
-                   zooms: range) -> SeedReport:
-    report = SeedReport(path, 0, 0, 0, 0)
-    with open(path, "wb") as f:
-        w = Writer(f)
-        for tile, gz in built:
-            if gz:
-                w.write_tile(zxy_to_tileid(tile.z, tile.x, tile.y), gz)
-                report.written += 1
-                report.bytes += len(gz)
-                report.largest = max(report.largest, len(gz))
-        if not report.written:
-            raise SeedError("every tile is empty: no archive written")
-        cz = max(zooms.start, min(zooms.stop - 1, 12))
-        w.finalize({
-            "tile_type": TileType.MVT, "tile_compression": Compression.GZIP,
-            "min_lon_e7": int(bbox[0] * 1e7), "min_lat_e7": int(bbox[1] * 1e7),
-            "max_lon_e7": int(bbox[2] * 1e7), "max_lat_e7": int(bbox[3] * 1e7),
-            "center_zoom": cz, "center_lon_e7": int((bbox[0] + bbox[2]) / 2 * 1e7),
-            "center_lat_e7": int((bbox[1] + bbox[3]) / 2 * 1e7)}, meta)
-    return report
-
-
-def _write_mbtiles(path: Path, built: Iterator[tuple[tms.TileID, bytes]], meta: dict[str, object], bbox: Bounds,
-                   zooms: range) -> SeedReport:
-    report = SeedReport(path, 0, 0, 0, 0)
-    con = sqlite3.connect(path)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=workers,
+                                     server_settings=dict(API_SESSION_SETTINGS))
     try:
-        con.executescript("CREATE TABLE metadata (name text, value text);"
-                          "CREATE TABLE tiles (zoom_level integer, tile_column integer, tile_row integer, "
-                          "tile_data blob);"
-                          "CREATE UNIQUE INDEX tile_index ON tiles (zoom_level, tile_column, tile_row);")
-        for tile, gz in built:
-            if gz:
-                con.execute("INSERT INTO tiles VALUES (?, ?, ?, ?)", (tile.z, tile.x, (1 << tile.z) - 1 - tile.y, gz))
-                report.written += 1
-                report.bytes += len(gz)
-                report.largest = max(report.largest, len(gz))
-        rows = {"name": str(meta["name"]), "format": "pbf", "type": "overlay", "version": "1.0.0",
-                "description": str(meta.get("description", "")), "attribution": str(meta.get("attribution", "")),
-                "minzoom": str(zooms.start), "maxzoom": str(zooms.stop - 1),
-                "bounds": ",".join(str(v) for v in bbox),
-                "center": f"{(bbox[0] + bbox[2]) / 2},{(bbox[1] + bbox[3]) / 2},{max(zooms.start, min(zooms.stop - 1, 12))}",
-                "json": json.dumps({"vector_layers": meta["vector_layers"], "datso:layers": meta["datso:layers"]})}
-        con.executemany("INSERT INTO metadata VALUES (?, ?)", list(rows.items()))
-        con.commit()
+        if bbox is None:
+            async with pool.acquire() as conn:
+                bbox = await data_bounds(conn, layers)
+            if bbox is None:
+                raise SeedError("the layers are empty: nothing to seed (give --bbox to seed empty tiles anyway)")
+        tiles = tile_list(layers, zooms, bbox)
+        total(len(tiles))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".part")
+        tmp.unlink(missing_ok=True)
+        archive: _Archive = PMTilesArchive(tmp) if out.suffix == ".pmtiles" else MBTilesArchive(tmp)
+
+        async def one(tile: tms.TileID) -> bytes:
+            async with pool.acquire() as conn:
+                data = await mvt.build(conn, layers, tile, s)
+            progress(1)
+            return make_entry(data, s.gzip_level).gz
+
+        try:
+            chunk = max(workers * 8, 32)
+            for i in range(0, len(tiles), chunk):
+                part = tiles[i:i + chunk]
+                for tile, gz in zip(part, await asyncio.gather(*(one(t) for t in part)), strict=True):
+                    archive.add(tile, gz)
+            meta: dict[str, Any] = tilejson(layers, "", bbox, "vi", minzoom=zooms.start, maxzoom=zooms.stop - 1)
+            meta.pop("tiles")
+            meta["datso:layers"] = [layer.id for layer in layers]
+            archive.finish(meta, bbox, zooms)
+        except BaseException:
+            archive.abort()
+            tmp.unlink(missing_ok=True)
+            raise
     finally:
-        con.close()
+        await pool.close()
+    tmp.replace(out)
+    report = archive.report
+    report.path, report.tiles = out, len(tiles)
     return report
