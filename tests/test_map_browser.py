@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from conftest import LiveServer, free_port
 from map_browser_util import PageLog, chromium, screenshot
 
 pytestmark = pytest.mark.browser
@@ -28,6 +29,16 @@ RENDERED_PLOTS = """() => {
 def browser() -> Iterator[Any]:
     with chromium() as b:
         yield b
+
+
+@pytest.fixture(scope="module")
+def live_server(sample_db: str, settings: Any) -> Iterator[LiveServer]:
+    """A live server with its OWN app (and asyncpg pool): the session `app` is also driven by the TestClient
+    on another event loop, and one asyncpg pool used from two loops crashes the process."""
+    from api.app import create_app
+
+    with LiveServer(create_app(settings=settings, dsn=sample_db), free_port()) as srv:
+        yield srv
 
 
 def open_map(browser: Any, live_server: Any, path: str = "/map", width: int = 1280, height: int = 800,
@@ -257,7 +268,7 @@ def test_mobile_360(browser: Any, live_server: Any, conn: psycopg.Connection) ->
         screenshot(page, "map_mobile_filters.png")
         page.keyboard.press("Escape")
         assert page.locator("#sidebar").is_hidden()
-        page.evaluate(f"location.hash = '#18/{lat:.7f}/{lon:.7f}'")
+        page.evaluate(f"window.datsoMap.jumpTo({{center: [{lon:.7f}, {lat:.7f}], zoom: 18}})")
         settle(page)
         click_map_centre(page)
         page.wait_for_function("document.querySelector('#detail-title').textContent.startsWith('DG-')", timeout=15000)
@@ -289,5 +300,32 @@ def test_keyboard_controls_are_labelled_and_focusable(browser: Any, live_server:
         page.keyboard.press("Escape")
         assert page.locator("#search-box").is_hidden()
         assert page.evaluate("document.activeElement.id") == "search-input"
+    finally:
+        ctx.close()
+
+
+def test_auction_date_and_price_filters(browser: Any, live_server: Any, conn: psycopg.Connection) -> None:
+    in_range = {str(r[0]) for r in conn.execute(
+        "SELECT id FROM auction_plots WHERE (auction_date AT TIME ZONE 'Asia/Ho_Chi_Minh')::date "
+        "BETWEEN '2026-11-01' AND '2026-11-30' AND starting_price_vnd >= 2000000000")}
+    assert in_range
+    ctx, page, log = open_map(browser, live_server)
+    try:
+        before = page.evaluate(RENDERED_PLOTS)
+        page.fill("#f-from", "2026-11-01")
+        page.fill("#f-to", "2026-11-30")
+        page.fill("#f-pmin", "2")
+        page.dispatch_event("#f-pmin", "change")
+        page.wait_for_function("window.datsoDatesReady === true", timeout=15000)
+        settle(page)
+        after = page.evaluate(RENDERED_PLOTS)
+        assert after and set(after) <= in_range and len(after) < len(before)
+        assert "from=2026-11-01" in page.evaluate("location.hash") and "pmin=2000000000" in page.evaluate("location.hash")
+        # an impossible range is refused with a message, the map keeps its filters
+        page.fill("#f-to", "2026-10-01")
+        page.dispatch_event("#f-to", "change")
+        assert page.is_visible("#notice") and "sau ngày kết thúc" in page.inner_text("#notice")
+        assert log.console_errors() == []
+        assert log.external(live_server.url) == []
     finally:
         ctx.close()

@@ -201,21 +201,14 @@
   }
 
   /* -- tile URLs (server-side filters) and style filters (client-side) --------------------------------- */
-  function auctionCql() {
-    var parts = [];
-    if (state.pmin !== null) parts.push("starting_price_vnd >= " + state.pmin);
-    if (state.pmax !== null) parts.push("starting_price_vnd <= " + state.pmax);
-    if (state.from) parts.push("auction_date >= TIMESTAMP('" + vnDayStartUtc(state.from, 0) + "')");
-    if (state.to) parts.push("auction_date < TIMESTAMP('" + vnDayStartUtc(state.to, 1) + "')");
-    return parts.join(" AND ");
-  }
+  /* Filters: status and price (fields carried at every zoom) are style expressions; commune and land use are
+   * tile query parameters (server-side); the auction-date range, a field tiles carry only from the detail zoom,
+   * is resolved through the features API into the ids of the matching plots. */
   function tileUrl(layerId) {
     var q = new URLSearchParams();
     if (layerId === AUCTION) {
       if (state.commune) q.set("commune_code", state.commune);
       if (state.use) q.set("land_use_code", state.use);
-      var cql = auctionCql();
-      if (cql) q.set("filter", cql);
     } else if (layerId === PARCELS) {
       if (state.commune) q.set("commune_code", state.commune);
       if (state.use) q.set("land_use_codes", state.use);
@@ -223,11 +216,40 @@
     var qs = q.toString();
     return ORIGIN + "/collections/" + layerId + "/tiles/WebMercatorQuad/{z}/{x}/{y}" + (qs ? "?" + qs : "");
   }
+  var dateIds = null, dateKey = "", dateSeq = 0;   // ids of the plots auctioned in [from, to]
   function auctionFilter() {
     var f = ["all", ["in", ["get", "status"], ["literal", state.statuses]]];
     if (state.pmin !== null) f.push([">=", ["to-number", ["get", "starting_price_vnd"]], state.pmin]);
     if (state.pmax !== null) f.push(["<=", ["to-number", ["get", "starting_price_vnd"]], state.pmax]);
+    if ((state.from || state.to) && dateIds) f.push(["in", ["id"], ["literal", dateIds]]);
     return f;
+  }
+  function datetimeParam() {
+    var a = state.from ? vnDayStartUtc(state.from, 0) : "..";
+    var b = state.to ? new Date(Date.parse(vnDayStartUtc(state.to, 1)) - 1000).toISOString().replace(".000Z", "Z") : "..";
+    return a + "/" + b;
+  }
+  function refreshDateIds() {
+    if (!state.from && !state.to) { dateIds = null; dateKey = ""; applyStyleFilters(); return; }
+    var key = datetimeParam();
+    if (key === dateKey && dateIds) { applyStyleFilters(); return; }
+    var seq = ++dateSeq, ids = [];
+    window.datsoDatesReady = false;
+    function page(url, n) {
+      return fetch(url, { headers: { Accept: "application/geo+json" } }).then(function (r) {
+        return r.json().then(function (b) { if (!r.ok) throw new Error(b.detail || r.status); return b; });
+      }).then(function (b) {
+        (b.features || []).forEach(function (f) { ids.push(Number(f.id)); });
+        var next = (b.links || []).filter(function (l) { return l.rel === "next"; })[0];
+        if (next && n < 20) return page(next.href, n + 1);
+        return null;
+      });
+    }
+    var q = new URLSearchParams({ datetime: key, skipGeometry: "true", properties: "status", limit: "10000" });
+    page(ORIGIN + "/collections/" + AUCTION + "/items?" + q.toString(), 0).then(function () {
+      if (seq !== dateSeq) return;
+      dateIds = ids; dateKey = key; applyStyleFilters(); window.datsoDatesReady = true;
+    }).catch(function (e) { if (seq === dateSeq) showNotice(t("tileError", { msg: e.message })); });
   }
   function parcelFilter() { return ["in", ["get", "status"], ["literal", state.parcelStatuses]]; }
   function colourExpr(layer) {
@@ -399,7 +421,7 @@
     if (next.pmin !== null && next.pmax !== null && next.pmin > next.pmax) { showNotice(t("badPrice")); return; }
     if (next.from && next.to && next.from > next.to) { showNotice(t("badDates")); return; }
     Object.keys(next).forEach(function (k) { state[k] = next[k]; });
-    applyStyleFilters(); applyTileFilters(); writeHash();
+    applyStyleFilters(); applyTileFilters(); refreshDateIds(); writeHash();
   }
 
   function applyLanguage() {
@@ -614,6 +636,7 @@
       showNotice(t("tileError", { msg: msg || "?" }));
     });
     map.on("load", function () {
+      refreshDateIds();
       window.datsoReady = true;
       if (state.plot) openPlot(state.plot, false);
       writeHash();
@@ -650,7 +673,7 @@
     el("f-reset").addEventListener("click", function () {
       state.statuses = AUCTION_STATUSES.slice(); state.parcelStatuses = PARCEL_STATUSES.slice();
       state.commune = ""; state.use = ""; state.pmin = null; state.pmax = null; state.from = ""; state.to = "";
-      syncInputs(); renderSidebar(); applyStyleFilters(); applyTileFilters(); writeHash();
+      syncInputs(); renderSidebar(); applyStyleFilters(); applyTileFilters(); refreshDateIds(); writeHash();
     });
     el("share").addEventListener("click", function () {
       writeHash();
@@ -681,7 +704,9 @@
     window.addEventListener("hashchange", function () {
       var before = stateParams().toString();
       readHash();
-      if (stateParams().toString() !== before) { syncInputs(); applyLanguage(); applyStyleFilters(); applyTileFilters(); applyVisibility(); }
+      if (stateParams().toString() !== before) {
+        syncInputs(); applyLanguage(); applyStyleFilters(); applyTileFilters(); applyVisibility(); refreshDateIds();
+      }
       if (state.view) map.jumpTo({ center: state.view.center, zoom: state.view.zoom });
     });
   }
