@@ -16,11 +16,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import unquote
 
+import asyncpg
 import orjson
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.db import DatabaseUnavailable
 from api.errors import Problem, request_lang
 from layers.registry import LAYERS, Layer, UnknownLayer, get_layer
 from tiles import styles, tilejson, tms
@@ -159,7 +161,12 @@ async def serve_tile(request: Request, layers: Sequence[Layer], tile: tms.TileID
         raise Problem(404, f"Lớp {names} chỉ có ô ở mức thu phóng {lo}–{hi} (yêu cầu z={tile.z})",
                       f"Layer {names} has tiles at zooms {lo}-{hi} only (asked z={tile.z})")
     svc = await service(request.app)
-    result = await svc.tile(layers, tile, tile_filter)
+    try:
+        result = await svc.tile(layers, tile, tile_filter)
+    except (DatabaseUnavailable, OSError, TimeoutError, asyncpg.exceptions.ConnectionDoesNotExistError,
+            asyncpg.exceptions.CannotConnectNowError):
+        raise Problem(503, "Cơ sở dữ liệu tạm thời không truy cập được; vui lòng thử lại sau",
+                      "The database is unreachable for the moment; please retry", retry_after=5) from None
     state = "HIT" if result.cached else ("MISS" if svc.caching else "OFF")
     return tile_response(request, result, state)
 

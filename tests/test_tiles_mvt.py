@@ -239,3 +239,12 @@ def test_multi_layer_tiles_refuse_filters(client: TestClient) -> None:
     assert r.status_code == 400 and "filter" in r.json()["detail"]
     r = client.get("/tiles/15/26000/15400.mvt", params={"layers": "parcels", "status": "leased"})
     assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+
+
+def test_database_down_gives_503_problem(settings: Settings) -> None:
+    """No database behind the app (nothing listens on port 1): a tile is a 503 problem+json, not a 500."""
+    with tile_client(settings, "postgresql://postgres@127.0.0.1:1/nothing") as c:
+        r = c.get("/collections/parcels/tiles/WebMercatorQuad/15/26000/15400?lang=en")
+        assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
+        assert "database" in r.json()["detail"] and "5433" not in r.text
+        assert c.get("/collections/parcels/tiles/WebMercatorQuad/15/26000/15400").status_code == 503
