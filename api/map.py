@@ -23,7 +23,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from api.errors import Problem, problem_response, request_lang
 from layers import vocab
 from layers.folium_export import OfflineAssetsMissing, build_map
-from layers.maps import ExportError, build_selection, communes, get_export_settings, label, select_features
+from layers.maps import (
+    ExportError,
+    build_selection,
+    communes,
+    context_boundaries,
+    get_export_settings,
+    label,
+    select_features,
+)
 from layers.registry import LAYERS, UnknownLayer, get_layer
 from layers.search import SearchError, search
 
@@ -215,6 +223,7 @@ async def folium_map(request: Request, collection_id: str) -> Response:
         pool = await request.app.state.db.pool()
         async with pool.acquire() as conn:
             fc, plan = await select_features(conn, sel, get_export_settings())
+            boundaries = await context_boundaries(conn)
     except ExportError as exc:
         return error_page(request, exc.status, exc.vi, exc.en)
     ms = get_map_settings()
@@ -222,7 +231,8 @@ async def folium_map(request: Request, collection_id: str) -> Response:
     try:
         page = build_map(layer, fc, lang=lang, offline=offline, asset_url=f"{base}/static/vendor/leaflet/",
                          basemap_url=ms.basemap_url, basemap_attribution=ms.basemap_attribution,
-                         subtitle=sel.description, note=plan.note_vi if lang == "vi" else plan.note_en)
+                         subtitle=sel.description, note=plan.note_vi if lang == "vi" else plan.note_en,
+                         boundaries=boundaries)
     except OfflineAssetsMissing as exc:
         raise Problem(503, "Thiếu thư viện Leaflet để xuất bản đồ ngoại tuyến",
                       "Leaflet is missing for offline exports") from exc

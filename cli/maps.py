@@ -11,14 +11,15 @@ from rich.console import Console
 
 from layers.config import API_SESSION_SETTINGS, get_settings
 from layers.folium_export import OfflineAssetsMissing, build_map
-from layers.maps import ExportError, build_selection, select_features
+from layers.maps import ExportError, build_selection, context_boundaries, select_features
 from layers.registry import LAYERS, UnknownLayer, get_layer
 
 app = typer.Typer(help="Web maps: self-contained Folium (Leaflet) HTML exports.", no_args_is_help=True)
 console = Console(stderr=True)
 
 
-async def _select(dsn: str, layer_id: str, query: dict[str, str]) -> tuple[dict[str, Any], Any, str]:
+async def _select(dsn: str, layer_id: str, query: dict[str, str]
+                  ) -> tuple[dict[str, Any], Any, str, dict[str, Any]]:
     import asyncpg
 
     layer = get_layer(layer_id)
@@ -26,9 +27,10 @@ async def _select(dsn: str, layer_id: str, query: dict[str, str]) -> tuple[dict[
     conn = await asyncpg.connect(dsn, server_settings=dict(API_SESSION_SETTINGS))
     try:
         fc, plan = await select_features(conn, sel)
+        boundaries = await context_boundaries(conn)
     finally:
         await conn.close()
-    return fc, plan, sel.description
+    return fc, plan, sel.description, boundaries
 
 
 @app.command("export")
@@ -67,13 +69,14 @@ def export(
     if datetime_:
         query["datetime"] = datetime_
     try:
-        fc, plan, description = asyncio.run(_select(get_settings().dsn(), layer, query))
+        fc, plan, description, boundaries = asyncio.run(_select(get_settings().dsn(), layer, query))
     except ExportError as exc:
         console.print(f"[red]error:[/red] {exc.message(lang)}")
         raise typer.Exit(2) from None
     try:
         html = build_map(get_layer(layer), fc, lang=lang, offline=offline, basemap_url=basemap_url,
-                         subtitle=description, note=plan.note_vi if lang == "vi" else plan.note_en)
+                         subtitle=description, note=plan.note_vi if lang == "vi" else plan.note_en,
+                         boundaries=boundaries)
     except OfflineAssetsMissing as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None

@@ -201,7 +201,8 @@ class Legend(MacroElement):
 
 def build_map(layer: Layer, fc: dict[str, Any], *, lang: str = "vi", offline: bool = False,
               asset_url: str | None = None, vendor_dir: Path = VENDOR_DIR, basemap_url: str | None = None,
-              basemap_attribution: str = "", subtitle: str = "", note: str = "") -> str:
+              basemap_attribution: str = "", subtitle: str = "", note: str = "",
+              boundaries: dict[str, Any] | None = None) -> str:
     """The HTML of a Folium map of `fc` (a GeoJSON FeatureCollection of `layer`'s public fields)."""
     display, shown = display_collection(layer, fc, lang)
     bounds = bounds_of(fc)
@@ -217,6 +218,16 @@ def build_map(layer: Layer, fc: dict[str, Any], *, lang: str = "vi", offline: bo
     if basemap_url and not offline:
         folium.TileLayer(basemap_url, attr=basemap_attribution or "basemap", name="Bản đồ nền" if lang == "vi"
                          else "Basemap", overlay=False, control=True).add_to(m)
+    if boundaries is not None and boundaries.get("features") and layer.id != "admin_units":
+        admin = {"province": (2.5, "#37474f"), "commune": (1.0, "#78909c")}
+        folium.GeoJson(
+            boundaries, name="Ranh giới hành chính" if lang == "vi" else "Administrative boundaries",
+            style_function=lambda f: {"color": admin.get(f["properties"].get("level"), (1.0, "#78909c"))[1],
+                                      "weight": admin.get(f["properties"].get("level"), (1.0, "#78909c"))[0],
+                                      "fill": False, "dashArray": "4 3"
+                                      if f["properties"].get("level") == "commune" else None},
+            interactive=False, control=True, zoom_on_click=False,
+        ).add_to(m)
     style = layer.style
     colours: dict[str, str] = dict(style.get("colours", {}))
     default = str(style.get("default", "#3388ff"))
@@ -226,7 +237,8 @@ def build_map(layer: Layer, fc: dict[str, Any], *, lang: str = "vi", offline: bo
         colour = colours.get(str(feature["properties"].get("_style")), default)
         if kind == "line":
             return {"color": colour, "weight": 2, "fill": False}
-        return {"color": "#263238", "weight": 1, "fillColor": colour, "fillOpacity": 0.6}
+        # the outline in the fill colour keeps small plots visible as dots when zoomed out
+        return {"color": colour, "weight": 3, "opacity": 0.9, "fillColor": colour, "fillOpacity": 0.6}
 
     def highlight_fn(feature: dict[str, Any]) -> dict[str, Any]:
         return {"weight": 3, "color": "#000000"}

@@ -283,3 +283,16 @@ async def communes(conn: Any) -> list[dict[str, str]]:
         "SELECT code, name FROM admin_units WHERE level = 'commune' AND valid_to IS NULL "
         "AND scheme = (SELECT max(scheme) FROM admin_units) ORDER BY name")
     return [{"code": r["code"], "name": r["name"]} for r in rows]
+
+
+async def context_boundaries(conn: Any, tolerance_deg: float = 0.0002) -> dict[str, Any]:
+    """Current province and commune boundaries (simplified, ~20 m) as GeoJSON: context for map exports."""
+    import orjson
+
+    text = await conn.fetchval(
+        "SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(json_build_object("
+        "'type', 'Feature', 'id', id, 'geometry', ST_AsGeoJSON(ST_SimplifyPreserveTopology(geom, $1), 6)::json, "
+        "'properties', json_build_object('code', code, 'name', name, 'level', level)) ORDER BY level, code), "
+        "'[]'::json))::text FROM admin_units WHERE valid_to IS NULL AND geom IS NOT NULL "
+        "AND scheme = (SELECT max(scheme) FROM admin_units) AND level IN ('province', 'commune')", tolerance_deg)
+    return orjson.loads(text)

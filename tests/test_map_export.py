@@ -169,12 +169,15 @@ def test_cli_export_offline_renders_with_network_blocked(sample_db: str, conn: p
         p.route("**/*", route)
         p.goto(out.as_uri())
         p.wait_for_selector("path.leaflet-interactive", state="attached", timeout=10000)
-        drawn = p.evaluate("document.querySelectorAll('path.leaflet-interactive').length")
+        drawn = p.evaluate("document.querySelectorAll('.leaflet-overlay-pane path.leaflet-interactive').length")
+        boundaries = p.evaluate("document.querySelectorAll('.leaflet-overlay-pane path:not(.leaflet-interactive)').length")
         legend = p.inner_text(".datso-legend")
         screenshot(p, "folium_offline_sold.png")
         assert blocked == [] and log.external("file:") == []
         assert log.console_errors() == []
     assert drawn == n
+    assert boundaries == conn.execute("SELECT count(*) FROM admin_units WHERE valid_to IS NULL AND scheme = '2025' "
+                                      "AND level IN ('province', 'commune')").fetchone()[0]
     assert "Đã trúng đấu giá" in legend
 
 
