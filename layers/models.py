@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -61,6 +62,15 @@ def geom_col(kind: str, nullable: bool = False) -> Any:
 def geom_3857_col(kind: str) -> Any:
     return mapped_column(Geometry(kind, srid=3857, spatial_index=False),
                          Computed("ST_Transform(geom, 3857)", persisted=True))
+
+
+# Area of the EPSG:3857 bounding box: indexed on layers whose tiles drop sub-pixel features, so a low-zoom
+# tile reads only the few large features (tiles/mvt.py uses the same expression; migration 0003).
+TILE_BOX_AREA = "((ST_XMax(geom_3857) - ST_XMin(geom_3857)) * (ST_YMax(geom_3857) - ST_YMin(geom_3857)))"
+
+
+def tile_box_area_index(table: str) -> Index:
+    return Index(f"ix_{table}_tile_box_area", text(TILE_BOX_AREA))
 
 
 def spatial_checks(table: str, nullable: bool = False) -> tuple[Any, ...]:
@@ -151,6 +161,7 @@ class Parcel(Timestamps, Base):
         CheckConstraint("map_sheet > 0 AND parcel_no > 0", name="sheet_parcel_positive"),
         Index("ix_parcels_commune_code", "commune_code"),
         Index("ix_parcels_status", "status"),
+        tile_box_area_index("parcels"),
         *spatial_checks("parcels"),
     )
 
@@ -237,6 +248,7 @@ class GrowingArea(Timestamps, Base):
         CheckConstraint("status NOT IN ('suspended', 'revoked') OR status_reason IS NOT NULL",
                         name="reason_required"),
         Index("ix_growing_areas_crop", "crop"),
+        tile_box_area_index("growing_areas"),
         *spatial_checks("growing_areas"),
     )
 

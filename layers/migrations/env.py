@@ -3,17 +3,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from layers.migrations_filter import include_object
 from layers.models import Base
 
 config = context.config
 target_metadata = Base.metadata
-
-
-def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
-    # PostGIS/tiger/topology tables are not ours.
-    if type_ == "table" and reflected and compare_to is None:
-        return False
-    return True
 
 
 def run_migrations_online() -> None:
