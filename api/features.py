@@ -26,7 +26,7 @@ from starlette.responses import Response
 from api import formats
 from api.db import DatabaseUnavailable
 from api.errors import Problem, request_lang
-from api.params import item_query_dependency, items_query_dependency, only_common
+from api.params import item_query_dependency, items_openapi_parameters, items_query_dependency, only_common
 from api.settings import ApiSettings
 from gis.crs import CRS84_URI
 from layers import features as feat
@@ -259,8 +259,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
     path = f"/collections/{layer.id}"
     items_dep = items_query_dependency(layer, settings)
     item_dep = item_query_dependency(layer)
-    eq_params = [{"name": f.name, "in": "query", "required": False, "schema": {"type": "string"},
-                  "description": f"{f.title_vi} / {f.title_en} (=)"} for f in layer.queryables]
+    items_params = items_openapi_parameters(layer, settings)
 
     async def collection(request: Request) -> Response:
         fmt = formats.negotiate(request, formats.DOCUMENT_FORMATS)
@@ -364,7 +363,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
     router.add_api_route(path, collection, methods=["GET"], summary=f"{t}: collection",
                          dependencies=[Depends(only_common)])
     router.add_api_route(f"{path}/items", items, methods=["GET"], summary=f"{t}: items",
-                         openapi_extra={"parameters": eq_params} if eq_params else None)
+                         openapi_extra={"parameters": items_params})
     router.add_api_route(f"{path}/items/{{feature_id}}", item, methods=["GET"], summary=f"{t}: one feature")
     router.add_api_route(f"{path}/queryables", queryables, methods=["GET"], summary=f"{t}: queryables",
                          dependencies=[Depends(only_common)])

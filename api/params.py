@@ -8,13 +8,14 @@ Each dependency declares its parameters (so they appear in the OpenAPI document)
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from fastapi import Query, Request
 
 from api.errors import Problem
 from api.settings import ApiSettings
 from layers import features as feat
-from layers.cql2 import CqlError
+from layers.cql2 import FILTER_LANGS, CqlError
 from layers.registry import Layer
 
 COMMON = frozenset({"f", "lang"})
@@ -69,66 +70,79 @@ def _int(name: str, text: str | None, default: int, minimum: int, maximum: int |
     return v
 
 
-def items_query_dependency(layer: Layer, settings: ApiSettings) -> Callable[..., feat.ItemsQuery]:
-    """The dependency of `/collections/{layer}/items` (parameters documented for OpenAPI)."""
+def items_openapi_parameters(layer: Layer, settings: ApiSettings) -> list[dict[str, Any]]:
+    """The OpenAPI description of the `/items` query parameters (the dependency reads them itself: declaring
+    a dozen FastAPI `Query` parameters costs ~0.4 ms per request in validation alone)."""
+    def param(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"name": name, "in": "query", "required": False, "schema": schema or {"type": "string"},
+                "description": description}
+
+    out = [
+        param("limit", f"Số đối tượng mỗi trang / page size (default {settings.default_limit})",
+              {"type": "integer", "minimum": 1, "maximum": settings.max_limit}),
+        param("offset", "Bỏ qua N đối tượng đầu / skip N features", {"type": "integer", "minimum": 0}),
+        param("bbox", "minx,miny,maxx,maxy (in bbox-crs, default CRS84)"),
+        param("bbox-crs", "CRS of bbox (URI)"),
+        param("datetime", "RFC 3339 instant or interval (a/b, ../b, a/..)"),
+        param("filter", "CQL2 filter"),
+        param("filter-lang", "cql2-text (default) | cql2-json", {"type": "string", "enum": list(FILTER_LANGS)}),
+        param("filter-crs", "CRS of the filter's geometries (URI)"),
+        param("sortby", "e.g. -area_m2,id"),
+        param("properties", "comma-separated property names"),
+        param("skipGeometry", "true: no geometry", {"type": "boolean"}),
+        param("crs", "output CRS (see the collection's `crs` list)"),
+    ]
+    out += [param(f.name, f"{f.title_vi} / {f.title_en} (=)") for f in layer.queryables]
+    return out
+
+
+def items_query_dependency(layer: Layer, settings: ApiSettings) -> Callable[[Request], feat.ItemsQuery]:
+    """The dependency of `/collections/{layer}/items`: every parameter parsed by layers/features.py."""
     allowed = ITEMS | {f.name for f in layer.queryables}
 
-    def dependency(
-        request: Request,
-        limit: int | None = Query(None, ge=1, le=settings.max_limit,
-                                  description=f"Số đối tượng mỗi trang / page size (default "
-                                              f"{settings.default_limit}, max {settings.max_limit})"),
-        offset: int | None = Query(None, ge=0, description="Bỏ qua N đối tượng đầu / skip N features"),
-        bbox: str | None = Query(None, description="minx,miny,maxx,maxy (in bbox-crs, default CRS84)"),
-        bbox_crs: str | None = Query(None, alias="bbox-crs"),
-        datetime: str | None = Query(None, description="RFC 3339 instant or interval (a/b, ../b, a/..)"),
-        filter: str | None = Query(None, description="CQL2 filter"),
-        filter_lang: str | None = Query(None, alias="filter-lang", description="cql2-text (default) | cql2-json"),
-        filter_crs: str | None = Query(None, alias="filter-crs"),
-        sortby: str | None = Query(None, description="e.g. -area_m2,id"),
-        properties: str | None = Query(None, description="comma-separated property names"),
-        skip_geometry: str | None = Query(None, alias="skipGeometry"),
-        crs: str | None = Query(None, description="output CRS (see the collection's `crs` list)"),
-    ) -> feat.ItemsQuery:
+    def dependency(request: Request) -> feat.ItemsQuery:
         check_unknown(request, allowed)
         qp = request.query_params
-        for name in ("limit", "offset", "bbox", "bbox-crs", "datetime", "filter", "filter-lang", "filter-crs",
-                     "sortby", "properties", "crs", "skipGeometry"):
-            _single(request, name)
+        get = {name: _single(request, name) for name in ITEMS}
         try:
             q = feat.ItemsQuery(
-                limit=_int("limit", qp.get("limit"), settings.default_limit, 1, settings.max_limit),
-                offset=_int("offset", qp.get("offset"), 0, 0),
-                crs=feat.resolve_crs(crs, "crs"),
-                skip_geometry=_bool("skipGeometry", skip_geometry),
+                limit=_int("limit", get["limit"], settings.default_limit, 1, settings.max_limit),
+                offset=_int("offset", get["offset"], 0, 0),
+                crs=feat.resolve_crs(get["crs"], "crs"),
+                skip_geometry=_bool("skipGeometry", get["skipGeometry"]),
             )
-            if bbox is not None:
-                q.bbox = feat.parse_bbox(bbox)
-                q.bbox_crs = feat.resolve_crs(bbox_crs, "bbox-crs")
-            elif bbox_crs is not None:
+            if get["bbox"] is not None:
+                q.bbox = feat.parse_bbox(get["bbox"])
+                q.bbox_crs = feat.resolve_crs(get["bbox-crs"], "bbox-crs")
+            elif get["bbox-crs"] is not None:
                 raise feat.QueryError("bbox-crs chỉ dùng kèm bbox", "bbox-crs needs bbox")
-            if datetime is not None:
-                q.datetime = feat.parse_datetime(datetime)
-            if filter is not None:
-                q.filter = filter
-                q.filter_lang = filter_lang or "cql2-text"
-                if filter_crs is not None:
-                    feat.resolve_crs(filter_crs, "filter-crs")
-                q.filter_crs = filter_crs
-                # parse now so that syntax errors are 400 before touching the database
+            if get["datetime"] is not None:
+                if layer.temporal is None:
+                    raise feat.QueryError(f"Lớp '{layer.id}' không có trường thời gian nên không lọc được theo "
+                                          "datetime",
+                                          f"Collection '{layer.id}' has no temporal property; datetime cannot be used")
+                q.datetime = feat.parse_datetime(get["datetime"])
+            if get["filter"] is not None:
+                q.filter = get["filter"]
+                q.filter_lang = get["filter-lang"] or "cql2-text"
+                if get["filter-crs"] is not None:
+                    feat.resolve_crs(get["filter-crs"], "filter-crs")
+                q.filter_crs = get["filter-crs"]
+                # translate now so that a bad filter is a 400 before any database work
                 feat.check_filter(layer, q)
-            elif filter_lang is not None or filter_crs is not None:
+            elif get["filter-lang"] is not None or get["filter-crs"] is not None:
                 raise feat.QueryError("filter-lang/filter-crs chỉ dùng kèm filter",
                                       "filter-lang/filter-crs need filter")
-            if sortby:
-                q.sortby = feat.parse_sortby(layer, sortby)
-            if properties is not None:
-                q.properties = feat.parse_properties(layer, properties)
-            for f in layer.queryables:
-                v = _single(request, f.name)
-                if v is not None:
-                    feat.coerce_value(f, v)
-                    q.properties_eq[f.name] = v
+            if get["sortby"]:
+                q.sortby = feat.parse_sortby(layer, get["sortby"])
+            if get["properties"] is not None:
+                q.properties = feat.parse_properties(layer, get["properties"])
+            if len(qp) > len([k for k in qp if k in ITEMS or k in COMMON]):
+                for f in layer.queryables:
+                    v = _single(request, f.name)
+                    if v is not None:
+                        feat.coerce_value(f, v)
+                        q.properties_eq[f.name] = v
         except CqlError as exc:
             raise Problem(400, exc.message("vi"), exc.message("en")) from None
         return q

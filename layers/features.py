@@ -27,7 +27,7 @@ from gis.crs import CrsDef, CrsError, get_crs, list_crs
 from layers.cql2 import CqlError, Translator, parse
 from layers.registry import Layer, LayerField
 
-COUNT_CAP = 2_000
+COUNT_CAP = 1_000
 CRS84 = get_crs("OGC:CRS84")
 
 

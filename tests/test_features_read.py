@@ -435,3 +435,62 @@ def test_number_matched_estimated_beyond_cap(sample_db: str) -> None:
     page, has_next = asyncio.run(run())
     assert page.estimated and has_next and page.number_returned == 10
     assert page.number_matched >= 50
+
+
+# Each conformance class declared in /conformance and the test(s) that exercise it.
+CLASS_TESTS = {
+    "ogcapi-features-1/1.0/conf/core": ["test_core_landing_conformance_collections",
+                                        "test_core_items_counts_match_sql_for_every_layer",
+                                        "test_core_bbox_matches_postgis", "test_core_paging_walks_whole_collection",
+                                        "test_core_datetime_on_temporal_field", "test_core_errors_are_problem_json"],
+    "ogcapi-features-1/1.0/conf/geojson": ["test_geojson_media_type_and_structure"],
+    "ogcapi-features-1/1.0/conf/html": ["test_html_pages_vietnamese_and_english"],
+    "ogcapi-features-2/1.0/conf/crs": ["test_crs_list_and_content_crs", "test_crs_vn2000_matches_registry_to_a_millimetre",
+                                       "test_crs_axis_order_for_lat_first_crs", "test_crs_bbox_crs_projected_and_lat_first"],
+    "ogcapi-features-3/1.0/conf/queryables": ["test_queryables_documents"],
+    "ogcapi-features-3/1.0/conf/queryables-query-parameters": ["test_queryables_query_parameters",
+                                                                "test_core_property_equality_from_queryables"],
+    "ogcapi-features-3/1.0/conf/filter": ["test_filter_cql2_text_counts_match_sql", "test_filter_errors_and_injection"],
+    "ogcapi-features-3/1.0/conf/features-filter": ["test_filter_cql2_text_counts_match_sql",
+                                                   "test_filter_cql2_json_and_filter_crs"],
+    "cql2/1.0/conf/cql2-text": ["test_filter_cql2_text_counts_match_sql"],
+    "cql2/1.0/conf/cql2-json": ["test_filter_cql2_json_and_filter_crs"],
+    "cql2/1.0/conf/basic-cql2": ["test_filter_cql2_text_counts_match_sql"],
+    "cql2/1.0/conf/advanced-comparison-operators": ["test_filter_cql2_text_counts_match_sql"],   # LIKE/BETWEEN/IN
+    "cql2/1.0/conf/case-insensitive-comparison": ["test_filter_cql2_text_counts_match_sql"],     # CASEI
+    "cql2/1.0/conf/basic-spatial-functions": ["test_filter_cql2_text_counts_match_sql"],         # S_INTERSECTS
+    "cql2/1.0/conf/spatial-functions": ["test_filter_cql2_text_counts_match_sql"],               # S_WITHIN, S_DWITHIN
+    "cql2/1.0/conf/temporal-functions": ["test_filter_cql2_text_counts_match_sql"],              # T_AFTER, T_DURING
+    "cql2/1.0/conf/array-functions": ["test_filter_cql2_text_counts_match_sql"],                 # A_CONTAINS
+    "cql2/1.0/conf/arithmetic": ["test_filter_cql2_text_counts_match_sql"],
+    "cql2/1.0/conf/property-property": ["test_filter_cql2_text_counts_match_sql"],
+    "ogcapi-features-4/1.0/conf/create-replace-delete": ["test_features_write.test_create_read_audit",
+                                                          "test_features_write.test_delete_and_content_crs",
+                                                          "test_features_write.test_if_match_required_412_and_update"],
+    "ogcapi-features-4/1.0/conf/update": ["test_features_write.test_if_match_required_412_and_update",
+                                          "test_features_write.test_concurrent_patch_with_stale_etag_gets_412"],
+    "ogcapi-features-4/1.0/conf/features": ["test_features_write.test_create_refuses_bad_input_and_writes_nothing"],
+    "ogcapi-features-5/1.0/conf/schemas": ["test_queryables_documents", "test_schema_roles"],
+    "ogcapi-features-5/1.0/conf/core-roles-features": ["test_schema_roles"],
+}
+
+
+def test_schema_roles(client: TestClient) -> None:
+    s = client.get("/collections/auction_plots/schema").json()["properties"]
+    assert s["geometry"]["x-ogc-role"] == "primary-geometry" and s["id"]["x-ogc-role"] == "id"
+    assert s["auction_date"]["x-ogc-role"] == "primary-instant"
+    g = client.get("/collections/growing_areas/schema").json()["properties"]
+    assert g["valid_from"]["x-ogc-role"] == "primary-interval-start"
+    assert g["valid_to"]["x-ogc-role"] == "primary-interval-end"
+
+
+def test_every_declared_conformance_class_has_tests() -> None:
+    import importlib
+
+    declared = {c.split("/spec/", 1)[1] for c in CONFORMANCE}
+    assert declared == set(CLASS_TESTS)
+    for names in CLASS_TESTS.values():
+        for name in names:
+            module, _, fn = name.rpartition(".")
+            mod = importlib.import_module(module) if module else importlib.import_module(__name__)
+            assert callable(getattr(mod, fn)), name
