@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import errors, health
 from api import features as features_api
+from api import imagery as imagery_api
 from api import map as map_api
 from api import tiles as tiles_api
 from api.db import Database
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.add_middleware(tiles_api.TileFastPath)   # outermost: cached tiles skip routing and middlewares
     app.include_router(health.router)
     app.include_router(map_api.router)
+    app.include_router(imagery_api.router)
     app.mount("/static", StaticFiles(directory=map_api.HERE / "static"), name="static")
     app.include_router(features_api.create_router(a))
     app.include_router(tiles_api.router)

@@ -19,8 +19,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import Problem, problem_response, request_lang
+from api.imagery import imagery_list
 from layers import vocab
 from layers.folium_export import OfflineAssetsMissing, build_map
 from layers.maps import (
@@ -158,11 +160,13 @@ async def map_page(request: Request) -> Response:
             "SELECT ST_XMin(e) x1, ST_YMin(e) y1, ST_XMax(e) x2, ST_YMax(e) y2 FROM "
             "(SELECT ST_Extent(geom) e FROM admin_units WHERE level = 'province' AND valid_to IS NULL) s")
     bounds = [row["x1"], row["y1"], row["x2"], row["y2"]] if row and row["x1"] is not None else None
+    imagery = await run_in_threadpool(imagery_list, str(request.base_url).rstrip("/"))
     config = {
         "lang": lang, "initial": initial, "bounds": bounds, "layers": _layer_config(lang),
         "tileMaxzoom": ms.map_tile_maxzoom,
         "basemap": ({"url": ms.basemap_url, "attribution": ms.basemap_attribution, "maxzoom": ms.basemap_maxzoom}
                     if ms.basemap_url else None),
+        "imagery": imagery,
         "communes": commune_list,
         "landUses": [{"code": c, "name": n} for c, n in vocab.LAND_USE_CODES.items()],
         "searchLayers": SEARCH_LAYERS,

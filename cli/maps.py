@@ -85,3 +85,50 @@ def export(
     note = f" ({plan.note_en})" if plan.note_en else ""
     console.print(f"{out}: {len(fc['features']):,} features, {len(html) / 1e6:.2f} MB"
                   f"{', offline' if offline else ''}{note}")
+
+
+@app.command("sample-imagery")
+def sample_imagery(
+    out: Path = typer.Option(Path(".data/imagery/sample.tif"), "--out", "-o",
+                         help="the GeoTIFF to write (its folder is DATSO_IMAGERY_DIR; the file name is the layer name)"),
+    bbox: str | None = typer.Option(None, "--bbox", help="minlon,minlat,maxlon,maxlat (default: the province)"),
+    width: int = typer.Option(4096, help="pixels across"),
+) -> None:
+    """Write a synthetic RGB GeoTIFF (tiled, with overviews) for the map's optional imagery layer."""
+    from layers.maps import parse_bbox
+    from sample_data.imagery import write_sample_imagery
+
+    box: list[float] | None
+    if bbox:
+        try:
+            box = parse_bbox(bbox)
+        except ExportError as exc:
+            console.print(f"[red]error:[/red] {exc.en}")
+            raise typer.Exit(2) from None
+    else:
+        box = asyncio.run(_province_bbox(get_settings().dsn()))
+        if box is None:
+            console.print("[red]error:[/red] no province in the database; load the sample or pass --bbox")
+            raise typer.Exit(2)
+    if not 16 <= width <= 20000:
+        console.print("[red]error:[/red] --width must be between 16 and 20000")
+        raise typer.Exit(2)
+    path = write_sample_imagery(out, (box[0], box[1], box[2], box[3]), width=width)
+    console.print(f"{path}: synthetic imagery over {', '.join(f'{v:.4f}' for v in box)} (served as "
+                  f"/imagery/{path.stem}/{{z}}/{{x}}/{{y}}.png when DATSO_IMAGERY_DIR={path.parent})")
+
+
+async def _province_bbox(dsn: str) -> list[float] | None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT ST_XMin(e) x1, ST_YMin(e) y1, ST_XMax(e) x2, ST_YMax(e) y2 FROM (SELECT ST_Extent(geom) e "
+            "FROM admin_units WHERE level = 'province' AND valid_to IS NULL) s")
+    finally:
+        await conn.close()
+    if row is None or row["x1"] is None:
+        return None
+    pad = 0.02
+    return [row["x1"] - pad, row["y1"] - pad, row["x2"] + pad, row["y2"] + pad]

@@ -19,7 +19,7 @@
       adminHeading: "Ranh giới hành chính", province: "Tỉnh", communeLine: "Xã",
       synthetic: "Dữ liệu mẫu mô phỏng, không phải sổ đăng ký thật.", close: "Đóng", mapLabel: "Bản đồ",
       layer_admin_units: "Ranh giới hành chính", layer_parcels: "Đất công", layer_auction_plots: "Lô đất đấu giá",
-      layer_basemap: "Bản đồ nền",
+      layer_basemap: "Bản đồ nền", layer_imagery: "Ảnh nền",
       searching: "Đang tìm…", noResult: "Không tìm thấy kết quả cho “{q}”.", results: "{n} kết quả",
       searchError: "Không tìm được: {msg}", sheetParcel: "Tờ {s} thửa {p}",
       plotCode: "Mã lô", status: "Trạng thái", startingPrice: "Giá khởi điểm", deposit: "Tiền đặt trước",
@@ -44,7 +44,7 @@
       adminHeading: "Administrative boundaries", province: "Province", communeLine: "Commune",
       synthetic: "Synthetic sample data, not a real register.", close: "Close", mapLabel: "Map",
       layer_admin_units: "Administrative boundaries", layer_parcels: "Public land", layer_auction_plots: "Auction plots",
-      layer_basemap: "Basemap",
+      layer_basemap: "Basemap", layer_imagery: "Imagery",
       searching: "Searching…", noResult: "Nothing found for “{q}”.", results: "{n} results",
       searchError: "Search failed: {msg}", sheetParcel: "Sheet {s}, parcel {p}",
       plotCode: "Plot code", status: "Status", startingPrice: "Starting price", deposit: "Deposit",
@@ -74,10 +74,12 @@
   var state = {
     lang: CONFIG.lang === "en" ? "en" : "vi",
     statuses: AUCTION_STATUSES.slice(), parcelStatuses: PARCEL_STATUSES.slice(),
-    visible: { admin_units: true, parcels: true, auction_plots: true, basemap: !!CONFIG.basemap },
+    visible: { admin_units: true, parcels: true, auction_plots: true, basemap: !!CONFIG.basemap,
+               imagery: !!(CONFIG.imagery && CONFIG.imagery.length) },
     commune: "", use: "", pmin: null, pmax: null, from: "", to: "", plot: null, view: null
   };
 
+  function hasImagery() { return !!(CONFIG.imagery && CONFIG.imagery.length); }
   function t(key, vars) {
     var s = (I18N[state.lang] && I18N[state.lang][key]) || I18N.vi[key] || key;
     if (vars) Object.keys(vars).forEach(function (k) { s = s.split("{" + k + "}").join(String(vars[k])); });
@@ -186,7 +188,9 @@
     if (state.pmax !== null) q.set("pmax", String(state.pmax));
     if (state.from) q.set("from", state.from);
     if (state.to) q.set("to", state.to);
-    var hidden = Object.keys(state.visible).filter(function (k) { return !state.visible[k] && (k !== "basemap" || CONFIG.basemap); });
+    var hidden = Object.keys(state.visible).filter(function (k) {
+      return !state.visible[k] && (k !== "basemap" || CONFIG.basemap) && (k !== "imagery" || hasImagery());
+    });
     if (hidden.length) q.set("hide", hidden.join(","));
     if (state.plot) q.set("plot", state.plot);
     if (state.lang !== "vi") q.set("lang", state.lang);
@@ -267,6 +271,13 @@
       layers.push({ id: "basemap", type: "raster", source: "basemap",
                     layout: { visibility: state.visible.basemap ? "visible" : "none" } });
     }
+    if (hasImagery()) {
+      var img = CONFIG.imagery[0];
+      sources.imagery = { type: "raster", tiles: img.tiles, tileSize: 256, bounds: img.bounds,
+                          minzoom: img.minzoom, maxzoom: img.maxzoom };
+      layers.push({ id: "imagery", type: "raster", source: "imagery",
+                    layout: { visibility: state.visible.imagery ? "visible" : "none" } });
+    }
     [ADMIN, PARCELS, AUCTION].forEach(function (id) {
       var l = LAYERS[id];
       sources[id] = { type: "vector", tiles: [tileUrl(id)], minzoom: l.minzoom,
@@ -323,7 +334,8 @@
   function applyVisibility() {
     if (!map) return;
     var groups = { admin_units: ["admin-commune", "admin-province"], parcels: ["parcels-fill", "parcels-line"],
-                   auction_plots: ["auction-fill", "auction-line", "auction-selected"], basemap: ["basemap"] };
+                   auction_plots: ["auction-fill", "auction-line", "auction-selected"], basemap: ["basemap"],
+                   imagery: ["imagery"] };
     Object.keys(groups).forEach(function (k) {
       groups[k].forEach(function (id) {
         if (map.getLayer(id)) map.setLayoutProperty(id, "visibility", state.visible[k] ? "visible" : "none");
@@ -363,7 +375,7 @@
   function renderSidebar() {
     var ls = el("layer-switcher");
     ls.innerHTML = "";
-    var keys = [AUCTION, PARCELS, ADMIN].concat(CONFIG.basemap ? ["basemap"] : []);
+    var keys = [AUCTION, PARCELS, ADMIN].concat(hasImagery() ? ["imagery"] : []).concat(CONFIG.basemap ? ["basemap"] : []);
     keys.forEach(function (k) {
       ls.appendChild(checkbox("layer-" + k, t("layer_" + k), state.visible[k], null, function (on) {
         state.visible[k] = on; applyVisibility(); writeHash();

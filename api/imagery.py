@@ -1,0 +1,44 @@
+"""Raster imagery tiles (`/imagery/{name}/{z}/{x}/{y}.png`) and their list (`/imagery`): thin routes over
+`tiles.raster` (GeoTIFF/COG files registered in `DATSO_IMAGERY_DIR`, reprojected with rasterio's WarpedVRT)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import Problem, request_lang
+from tiles.raster import ImageryError, list_imagery, open_imagery, render_tile
+
+router = APIRouter(tags=["Ảnh nền / Imagery"])
+CACHE = "public, max-age=3600"
+
+
+def imagery_list(base: str) -> list[dict[str, Any]]:
+    return [{"name": img.name, "bounds": list(img.bounds), "minzoom": img.minzoom, "maxzoom": img.maxzoom,
+             "tiles": [f"{base}/imagery/{img.name}/{{z}}/{{x}}/{{y}}.png"]} for img in list_imagery()]
+
+
+@router.get("/imagery", summary="Các lớp ảnh nền đã đăng ký / Registered imagery")
+async def imagery_index(request: Request) -> Response:
+    items = await run_in_threadpool(imagery_list, str(request.base_url).rstrip("/"))
+    return Response(orjson.dumps({"imagery": items}), media_type="application/json",
+                    headers={"Content-Language": request_lang(request)})
+
+
+@router.get("/imagery/{name}/{z}/{x}/{y}.png", summary="Ô ảnh PNG (WebMercatorQuad) / PNG imagery tile",
+            response_class=Response)
+async def imagery_tile(name: str, z: int, x: int, y: int) -> Response:
+    def work() -> bytes | None:
+        return render_tile(open_imagery(name), z, x, y)
+
+    try:
+        png = await run_in_threadpool(work)
+    except ImageryError as exc:
+        raise Problem(exc.status, exc.vi, exc.en) from None
+    if png is None:
+        return Response(status_code=204, headers={"Cache-Control": CACHE})
+    return Response(png, media_type="image/png", headers={"Cache-Control": CACHE})
