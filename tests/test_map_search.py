@@ -131,3 +131,25 @@ def test_bad_search_input(client, sample_db: str, params: dict[str, str], needle
 def test_bad_search_english(client) -> None:
     r = client.get("/search", params={"q": "", "lang": "en"})
     assert r.status_code == 400 and r.json()["detail"].startswith("Enter something")
+
+
+def test_prefilter_pieces_cannot_come_from_folding() -> None:
+    assert parse_query("nguyen dinh chieu").pieces == ("nh ch", "ng")
+    assert parse_query("Nguyễn Đình Chiểu").pieces == ("nh ch", "ng")
+    assert parse_query("ab").pieces == ()
+    for piece in parse_query("DG-2026-29057-0001 ấp phú hòa").pieces:
+        assert not set(piece) & set("aeiouyd")
+
+
+@pytest.mark.parametrize("layer", ["parcels", "auction_plots"])
+def test_with_and_without_diacritics_same_results(client, conn: psycopg.Connection, layer: str) -> None:
+    address = conn.execute(f"SELECT address FROM {layer} WHERE address IS NOT NULL ORDER BY id LIMIT 1").fetchone()[0]
+    words = address.split(",")[0].split(" ", 1)[1]
+    expected = {str(r[0]) for r in conn.execute(f"SELECT id, address FROM {layer}") if _strip(words) in _strip(r[1] or "")}
+    found = []
+    for q in (words, _strip(words)):
+        r = client.get("/search", params={"q": q, "layers": layer, "limit": 50})
+        assert r.status_code == 200
+        found.append({f["id"] for f in r.json()["features"]})
+    assert found[0] == found[1]
+    assert found[0] <= expected and len(found[0]) == min(50, len(expected))
