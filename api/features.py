@@ -26,7 +26,13 @@ from starlette.responses import Response
 from api import formats
 from api.db import DatabaseUnavailable
 from api.errors import Problem, request_lang
-from api.params import item_query_dependency, items_openapi_parameters, items_query_dependency, only_common
+from api.params import (
+    check_unknown,
+    item_query_dependency,
+    items_openapi_parameters,
+    items_query_dependency,
+    only_common,
+)
 from api.settings import ApiSettings
 from gis.crs import CRS84_URI
 from layers import features as feat
@@ -444,14 +450,14 @@ def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> 
         "application/geo+json": {"schema": {"type": "object"}}}}}
 
     async def create(request: Request, key: ApiKey = Depends(auth)) -> Response:
-        only_common(request)
+        check_unknown(request, ())
         body = await read_body(request, settings)
         fid, tag = await _write(request, writes.create, request.app.state.db.dsn, layer, body,
                                 _content_crs(request), key.actor, request_lang(request))
         return Response(status_code=201, headers={"Location": f"{base_url(request)}{path}/{fid}", "ETag": tag})
 
     async def replace(request: Request, feature_id: str, key: ApiKey = Depends(auth)) -> Response:
-        only_common(request)
+        check_unknown(request, ())
         fid = _feature_id(layer, feature_id)
         body = await read_body(request, settings)
         tag = await _write(request, writes.replace, request.app.state.db.dsn, layer, fid, body,
@@ -459,7 +465,7 @@ def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> 
         return Response(status_code=204, headers={"ETag": tag})
 
     async def update(request: Request, feature_id: str, key: ApiKey = Depends(auth)) -> Response:
-        only_common(request)
+        check_unknown(request, ())
         fid = _feature_id(layer, feature_id)
         body = await read_body(request, settings)
         tag = await _write(request, writes.update, request.app.state.db.dsn, layer, fid, body,
@@ -467,7 +473,7 @@ def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> 
         return Response(status_code=204, headers={"ETag": tag})
 
     async def delete(request: Request, feature_id: str, key: ApiKey = Depends(auth)) -> Response:
-        only_common(request)
+        check_unknown(request, ())
         fid = _feature_id(layer, feature_id)
         await _write(request, writes.delete, request.app.state.db.dsn, layer, fid, key.actor,
                      request.headers.get("if-match"))

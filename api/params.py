@@ -7,7 +7,7 @@ Each dependency declares its parameters (so they appear in the OpenAPI document)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from fastapi import Query, Request
@@ -33,7 +33,7 @@ def check_unknown(request: Request, allowed: Iterable[str]) -> None:
                       f"Unknown query parameter(s): {names}. Allowed: {', '.join(sorted(allowed))}")
 
 
-def only_common(request: Request) -> None:
+async def only_common(request: Request) -> None:
     """For pages that take no parameter besides f and lang."""
     check_unknown(request, ())
 
@@ -96,11 +96,11 @@ def items_openapi_parameters(layer: Layer, settings: ApiSettings) -> list[dict[s
     return out
 
 
-def items_query_dependency(layer: Layer, settings: ApiSettings) -> Callable[[Request], feat.ItemsQuery]:
+def items_query_dependency(layer: Layer, settings: ApiSettings) -> Callable[[Request], Awaitable[feat.ItemsQuery]]:
     """The dependency of `/collections/{layer}/items`: every parameter parsed by layers/features.py."""
     allowed = ITEMS | {f.name for f in layer.queryables}
 
-    def dependency(request: Request) -> feat.ItemsQuery:
+    async def dependency(request: Request) -> feat.ItemsQuery:   # async: no threadpool hop per request
         check_unknown(request, allowed)
         qp = request.query_params
         get = {name: _single(request, name) for name in ITEMS}
@@ -150,8 +150,8 @@ def items_query_dependency(layer: Layer, settings: ApiSettings) -> Callable[[Req
     return dependency
 
 
-def item_query_dependency(layer: Layer) -> Callable[..., feat.ItemsQuery]:
-    def dependency(
+def item_query_dependency(layer: Layer) -> Callable[..., Awaitable[feat.ItemsQuery]]:
+    async def dependency(
         request: Request,
         crs: str | None = Query(None, description="output CRS"),
         properties: str | None = Query(None),

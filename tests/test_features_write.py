@@ -286,3 +286,27 @@ def test_cli_keys_create_list_revoke(client: TestClient, sample_db: str, setting
     assert_problem(post(client, secret, new_plot(client)), 401)
     res = runner.invoke(app, ["keys", "revoke", name, "--db", settings.db_name])
     assert res.exit_code == 1
+
+
+def test_update_and_replace_refuse_bad_input(client: TestClient, sample_db: str, officer: str) -> None:
+    url, tag = create_plot(client, officer)
+    tables = ("auction_plots", "history")
+    before = {t: table_fingerprint(sample_db, t) for t in tables}
+    ct = {"Content-Type": "application/merge-patch+json", "If-Match": tag}
+    for patch in ({"properties": {"area_m2": "abc"}}, {"properties": {"land_use_code": "XYZ"}},
+                  {"properties": {"nosuch": 1}}, {"properties": {"status": "bogus"}},
+                  {"geometry": {"type": "Point", "coordinates": [106.3, 10.0]}},
+                  {"properties": {"result_price_vnd": 1}}):   # only a sold plot has a result price (DB rule)
+        r = client.patch(url, content=json.dumps(patch), headers=h(officer, **ct))
+        assert r.status_code in (400, 409, 422), (patch, r.text)
+        assert r.headers["content-type"].startswith(PROBLEM)
+    bad = new_plot(client)
+    bad["properties"]["starting_price_vnd"] = -1
+    assert_problem(client.put(url, content=json.dumps(bad), headers=h(officer, **{"If-Match": tag})), 422)
+    assert_problem(client.put(url, content=b"[1,2", headers=h(officer, **{"If-Match": tag})), 400)
+    assert_problem(client.put("/collections/auction_plots/items/999999999", content=json.dumps(bad),
+                              headers=h(officer, **{"If-Match": tag})), 404)
+    assert {t: table_fingerprint(sample_db, t) for t in tables} == before
+    # the untouched ETag still works
+    r = client.patch(url, content=json.dumps({"properties": {"address": "ok"}}), headers=h(officer, **ct))
+    assert r.status_code == 204, r.text
