@@ -236,7 +236,7 @@ async def folium_map(request: Request, collection_id: str) -> Response:
         page = build_map(layer, fc, lang=lang, offline=offline, asset_url=f"{base}/static/vendor/leaflet/",
                          basemap_url=ms.basemap_url, basemap_attribution=ms.basemap_attribution,
                          subtitle=sel.description, note=plan.note_vi if lang == "vi" else plan.note_en,
-                         boundaries=boundaries)
+                         boundaries=boundaries, compact=plan.compact)
     except OfflineAssetsMissing as exc:
         raise Problem(503, "Thiếu thư viện Leaflet để xuất bản đồ ngoại tuyến",
                       "Leaflet is missing for offline exports") from exc

@@ -76,7 +76,7 @@ def export(
     try:
         html = build_map(get_layer(layer), fc, lang=lang, offline=offline, basemap_url=basemap_url,
                          subtitle=description, note=plan.note_vi if lang == "vi" else plan.note_en,
-                         boundaries=boundaries)
+                         boundaries=boundaries, compact=plan.compact)
     except OfflineAssetsMissing as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None

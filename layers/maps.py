@@ -55,7 +55,7 @@ class ExportSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DATSO_MAP_", env_file=".env", extra="ignore")
 
     simplify_above: int = Field(default=20_000, ge=1)      # more features than this: simplify
-    max_features: int = Field(default=100_000, ge=1)       # more than this: refuse, ask for a narrower filter
+    max_features: int = Field(default=50_000, ge=1)        # more than this: refuse, ask for a narrower filter
     simplify_tolerance_m: float = Field(default=2.0, gt=0)  # tolerance used when simplifying
     precision: int = Field(default=7, ge=4, le=9)           # decimals of exported coordinates
 
@@ -245,6 +245,11 @@ class ExportPlan:
     precision: int
     note_vi: str
     note_en: str
+    compact: bool = False     # popups keep the key fields only (large selections)
+
+
+def _vi_int(n: int) -> str:
+    return f"{n:,}".replace(",", ".")
 
 
 def plan_export(count: int, settings: ExportSettings | None = None) -> ExportPlan:
@@ -252,17 +257,17 @@ def plan_export(count: int, settings: ExportSettings | None = None) -> ExportPla
     s = settings or get_export_settings()
     if count > s.max_features:
         raise ExportError(
-            f"Lựa chọn có {count:,} đối tượng, vượt giới hạn {s.max_features:,} của bản đồ xuất ra; "
-            "hãy thu hẹp bộ lọc (bbox, filter, datetime)".replace(",", "."),
+            f"Lựa chọn có {_vi_int(count)} đối tượng, vượt giới hạn {_vi_int(s.max_features)} của bản đồ xuất ra; "
+            "hãy thu hẹp bộ lọc (bbox, filter, datetime)",
             f"The selection has {count:,} features, above the export limit of {s.max_features:,}; "
             "narrow the filter (bbox, filter, datetime)", status=413)
     if count > s.simplify_above:
         deg = s.simplify_tolerance_m / 111_320.0
-        return ExportPlan(count, deg, min(s.precision, 6),
-                          f"Đã đơn giản hóa hình dạng (dung sai {s.simplify_tolerance_m:g} m) vì có hơn "
-                          f"{s.simplify_above:,} đối tượng".replace(",", "."),
-                          f"Shapes simplified (tolerance {s.simplify_tolerance_m:g} m): more than "
-                          f"{s.simplify_above:,} features")
+        return ExportPlan(count, deg, min(s.precision, 5),
+                          f"Đã đơn giản hóa hình dạng (dung sai {s.simplify_tolerance_m:g} m) và rút gọn thông tin "
+                          f"vì có hơn {_vi_int(s.simplify_above)} đối tượng",
+                          f"Shapes simplified (tolerance {s.simplify_tolerance_m:g} m) and popups shortened: "
+                          f"more than {s.simplify_above:,} features", compact=True)
     return ExportPlan(count, None, s.precision, "", "")
 
 

@@ -121,6 +121,8 @@ def test_large_selection_simplified_then_refused(client, conn: psycopg.Connectio
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     n = conn.execute("SELECT count(*) FROM parcels WHERE commune_code = '29057'").fetchone()[0]
     assert n > 20
+    full = client.get("/maps/parcels.html", params={"commune_code": "29057"}).text
+    assert '"managing_body"' in full and '"preferCanvas": false' in full
     monkeypatch.setenv("DATSO_MAP_SIMPLIFY_ABOVE", "10")
     monkeypatch.setenv("DATSO_MAP_MAX_FEATURES", str(n + 1))
     get_export_settings.cache_clear()
@@ -128,9 +130,10 @@ def test_large_selection_simplified_then_refused(client, conn: psycopg.Connectio
         r = client.get("/maps/parcels.html", params={"commune_code": "29057"})
         assert r.status_code == 200
         assert n_features(r.text) == n and "Đã đơn giản hóa" in r.text
+        assert '"managing_body"' not in r.text and '"preferCanvas": true' in r.text   # compact, canvas
         r = client.get("/maps/parcels.html")
         assert r.status_code == 413
-        assert "thu hẹp bộ lọc" in r.json()["detail"]
+        assert "thu hẹp bộ lọc (bbox, filter, datetime)" in r.json()["detail"]
         r = client.get("/maps/parcels.html", params={"lang": "en"})
         assert "narrow the filter" in r.json()["detail"]
     finally:
