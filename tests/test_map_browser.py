@@ -329,3 +329,39 @@ def test_auction_date_and_price_filters(browser: Any, live_server: Any, conn: ps
         assert log.external(live_server.url) == []
     finally:
         ctx.close()
+
+
+def test_click_parcel_and_search_parcel_number(browser: Any, live_server: Any, conn: psycopg.Connection) -> None:
+    from layers.folium_export import format_number
+
+    pid, sheet, parcel_no, area, status, lon, lat = conn.execute(
+        "SELECT p.id, p.map_sheet, p.parcel_no, p.area_m2, p.status, ST_X(ST_PointOnSurface(p.geom)), "
+        "ST_Y(ST_PointOnSurface(p.geom)) FROM parcels p WHERE p.status = 'managed' AND NOT EXISTS "
+        "(SELECT 1 FROM auction_plots a WHERE a.geom && ST_Expand(p.geom, 0.0005)) "
+        "AND (SELECT count(*) FROM parcels q WHERE q.map_sheet = p.map_sheet AND q.parcel_no = p.parcel_no) = 1 "
+        "ORDER BY p.id LIMIT 1").fetchone()
+    ctx, page, log = open_map(browser, live_server, f"/map#18/{lat:.7f}/{lon:.7f}")
+    try:
+        page.wait_for_function("""() => { const m = window.datsoMap;
+            return m.queryRenderedFeatures(m.project(m.getCenter()), {layers: ['parcels-fill']}).length > 0; }""",
+                               timeout=30000)
+        box = page.locator("#map").bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        title = f"Tờ {sheet} thửa {parcel_no}"
+        page.wait_for_function(f"document.querySelector('#detail-title').textContent === {title!r}", timeout=15000)
+        assert page.inner_text("#detail-body .parcel-area") == format_number(area) + " m²"
+        assert "Đang quản lý" in page.inner_text("#detail-body")
+        assert f"parcel={pid}" in page.evaluate("location.hash")
+        page.keyboard.press("Escape")
+        assert "parcel=" not in page.evaluate("location.hash")
+        # the same parcel by its number, from far away
+        page.evaluate("window.datsoMap.jumpTo({center: [106.3, 10.0], zoom: 9})")
+        page.fill("#search-input", f"{sheet}/{parcel_no}")
+        page.press("#search-input", "Enter")
+        page.wait_for_function(f"document.querySelector('#detail-title').textContent === {title!r}", timeout=15000)
+        page.wait_for_timeout(1200)
+        assert page.evaluate("window.datsoMap.getZoom()") > 15
+        screenshot(page, "map_parcel.png")
+        assert log.console_errors() == []
+    finally:
+        ctx.close()

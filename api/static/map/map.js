@@ -32,7 +32,8 @@
       copied: "Đã sao chép liên kết của khung nhìn này.", shareText: "Liên kết: {url}",
       longTerm: "Lâu dài", depositPct: "{pct}% giá khởi điểm", parcelsItem: "Tờ {s} thửa {p}",
       badPrice: "Giá tối thiểu lớn hơn giá tối đa", badDates: "Ngày bắt đầu sau ngày kết thúc",
-      synthetic_tag: "dữ liệu mô phỏng", openDetails: "Xem chi tiết", langSwitch: "English"
+      synthetic_tag: "dữ liệu mô phỏng", openDetails: "Xem chi tiết", langSwitch: "English",
+      managingBody: "Đơn vị quản lý", communeName: "Xã", oldCommune: "Mã xã cũ"
     },
     en: {
       title: "Land auction map", skip: "Skip to search", searchLabel: "Search plots",
@@ -57,7 +58,8 @@
       copied: "Link to this view copied.", shareText: "Link: {url}",
       longTerm: "Long-term", depositPct: "{pct}% of the starting price", parcelsItem: "Sheet {s}, parcel {p}",
       badPrice: "The minimum price is above the maximum price", badDates: "The start date is after the end date",
-      synthetic_tag: "synthetic data", openDetails: "Details", langSwitch: "Tiếng Việt"
+      synthetic_tag: "synthetic data", openDetails: "Details", langSwitch: "Tiếng Việt",
+      managingBody: "Managing body", communeName: "Commune", oldCommune: "Old commune code"
     }
   };
 
@@ -76,7 +78,7 @@
     statuses: AUCTION_STATUSES.slice(), parcelStatuses: PARCEL_STATUSES.slice(),
     visible: { admin_units: true, parcels: true, auction_plots: true, basemap: !!CONFIG.basemap,
                imagery: !!(CONFIG.imagery && CONFIG.imagery.length) },
-    commune: "", use: "", pmin: null, pmax: null, from: "", to: "", plot: null, view: null
+    commune: "", use: "", pmin: null, pmax: null, from: "", to: "", plot: null, parcel: null, view: null
   };
 
   function hasImagery() { return !!(CONFIG.imagery && CONFIG.imagery.length); }
@@ -173,6 +175,8 @@
     });
     var plot = params.get("plot");
     if (plot) { if (/^\d{1,18}$/.test(plot)) state.plot = plot; else bad.push("plot"); }
+    var parcel = params.get("parcel");
+    if (parcel) { if (/^\d{1,18}$/.test(parcel)) state.parcel = parcel; else bad.push("parcel"); }
     var lang = params.get("lang");
     if (lang === "en" || lang === "vi") state.lang = lang;
     var hide = params.get("hide");
@@ -193,6 +197,7 @@
     });
     if (hidden.length) q.set("hide", hidden.join(","));
     if (state.plot) q.set("plot", state.plot);
+    if (state.parcel) q.set("parcel", state.parcel);
     if (state.lang !== "vi") q.set("lang", state.lang);
     return q;
   }
@@ -292,6 +297,9 @@
       { id: "parcels-line", type: "line", source: PARCELS, "source-layer": PARCELS, minzoom: 13,
         filter: parcelFilter(), layout: { visibility: vis(PARCELS) },
         paint: { "line-color": "#546e7a", "line-width": 0.5, "line-opacity": 0.7 } },
+      { id: "parcels-selected", type: "line", source: PARCELS, "source-layer": PARCELS, minzoom: par.minzoom,
+        filter: ["==", ["id"], -1], layout: { visibility: vis(PARCELS) },
+        paint: { "line-color": "#000000", "line-width": 2.5 } },
       { id: "admin-commune", type: "line", source: ADMIN, "source-layer": ADMIN,
         filter: ["all", ["==", ["get", "scheme"], "2025"], ["==", ["get", "level"], "commune"]],
         layout: { visibility: vis(ADMIN) },
@@ -333,7 +341,8 @@
   }
   function applyVisibility() {
     if (!map) return;
-    var groups = { admin_units: ["admin-commune", "admin-province"], parcels: ["parcels-fill", "parcels-line"],
+    var groups = { admin_units: ["admin-commune", "admin-province"],
+                   parcels: ["parcels-fill", "parcels-line", "parcels-selected"],
                    auction_plots: ["auction-fill", "auction-line", "auction-selected"], basemap: ["basemap"],
                    imagery: ["imagery"] };
     Object.keys(groups).forEach(function (k) {
@@ -452,6 +461,7 @@
     document.title = t("title") + " — datso";
     renderSidebar();
     if (state.plot && !el("detail").hidden) openPlot(state.plot, false);
+    if (state.parcel && !el("detail").hidden) openParcel(state.parcel, false);
   }
 
   /* -- search ---------------------------------------------------------------------------------------- */
@@ -505,7 +515,12 @@
       openPlot(String(f.id), true);
       fitTo(f.bbox, 17, true);
     } else {
-      if (layer === PARCELS) { state.visible[PARCELS] = true; applyVisibility(); }
+      if (layer === PARCELS) {
+        state.visible[PARCELS] = true; applyVisibility();
+        openParcel(String(f.id), true);
+        fitTo(f.bbox, 18, true);
+        return;
+      }
       fitTo(f.bbox, layer === ADMIN ? 13 : 17);
     }
   }
@@ -515,14 +530,54 @@
   function row(label, value, cls) {
     return "<dt>" + escapeHtml(label) + "</dt><dd" + (cls ? ' class="' + cls + '"' : "") + ">" + value + "</dd>";
   }
-  function openPlot(id, moveFocus) {
-    state.plot = String(id);
+  function selectOn(plotId, parcelId) {
+    if (!map) return;
+    if (map.getLayer("auction-selected")) map.setFilter("auction-selected", ["==", ["id"], plotId === null ? -1 : Number(plotId)]);
+    if (map.getLayer("parcels-selected")) map.setFilter("parcels-selected", ["==", ["id"], parcelId === null ? -1 : Number(parcelId)]);
+  }
+  function openParcel(id, moveFocus) {
+    state.parcel = String(id); state.plot = null;
     var seq = ++detailSeq;
     var panel = el("detail"), body = el("detail-body"), title = el("detail-title");
     if (panel.hidden) lastFocus = document.activeElement;
     panel.hidden = false;
     title.textContent = t("loading"); body.innerHTML = "";
-    if (map && map.getLayer("auction-selected")) map.setFilter("auction-selected", ["==", ["id"], Number(id)]);
+    selectOn(null, id);
+    writeHash();
+    fetch(ORIGIN + "/collections/" + PARCELS + "/items/" + encodeURIComponent(id),
+          { headers: { Accept: "application/geo+json, application/json" } })
+      .then(function (r) {
+        return r.json().then(function (b) { if (!r.ok) throw new Error(b.detail || b.title || r.status); return b; });
+      })
+      .then(function (feat) { if (seq === detailSeq) renderParcel(feat); })
+      .catch(function (e) { if (seq === detailSeq) { title.textContent = t("loadError", { msg: e.message }); } });
+    if (moveFocus) title.focus();
+  }
+  function renderParcel(feat) {
+    var p = feat.properties || {};
+    var colour = (LAYERS[PARCELS].classes.filter(function (c) { return c.code === p.status; })[0] || {}).colour || "#777";
+    el("detail-title").textContent = t("parcelsItem", { s: p.map_sheet, p: p.parcel_no });
+    var uses = (p.land_use_codes || []).map(function (c) { return c + " – " + (LAND_USES[c] || ""); }).join("; ");
+    var html = "<dl>" +
+      row(t("status"), '<span class="status-badge" style="background:' + colour + '">' + escapeHtml(statusLabel(p.status)) + "</span>") +
+      row(t("address"), escapeHtml(p.address || t("none"))) +
+      row(t("area"), '<span class="parcel-area">' + escapeHtml(formatNumber(p.area_m2) + " m²") + "</span>") +
+      row(t("purpose"), escapeHtml(uses || t("none"))) +
+      row(t("communeName"), escapeHtml((COMMUNES[p.commune_code] || "") + " (" + p.commune_code + ")")) +
+      (p.old_commune_code ? row(t("oldCommune"), escapeHtml(p.old_commune_code)) : "") +
+      row(t("managingBody"), escapeHtml(p.managing_body || t("none"))) +
+      "</dl>";
+    if (p.synthetic) html += '<p class="hint">(' + escapeHtml(t("synthetic_tag")) + ")</p>";
+    el("detail-body").innerHTML = html;
+  }
+  function openPlot(id, moveFocus) {
+    state.plot = String(id); state.parcel = null;
+    var seq = ++detailSeq;
+    var panel = el("detail"), body = el("detail-body"), title = el("detail-title");
+    if (panel.hidden) lastFocus = document.activeElement;
+    panel.hidden = false;
+    title.textContent = t("loading"); body.innerHTML = "";
+    selectOn(id, null);
     writeHash();
     fetch(ORIGIN + "/collections/" + AUCTION + "/items/" + encodeURIComponent(id),
           { headers: { Accept: "application/geo+json, application/json" } })
@@ -601,9 +656,9 @@
     var panel = el("detail");
     if (panel.hidden) return;
     panel.hidden = true;
-    state.plot = null;
+    state.plot = null; state.parcel = null;
     detailSeq++;
-    if (map && map.getLayer("auction-selected")) map.setFilter("auction-selected", ["==", ["id"], -1]);
+    selectOn(null, null);
     writeHash();
     if (lastFocus && lastFocus.focus) lastFocus.focus();
   }
@@ -651,6 +706,7 @@
       refreshDateIds();
       window.datsoReady = true;
       if (state.plot) openPlot(state.plot, false);
+      else if (state.parcel) openParcel(state.parcel, false);
       writeHash();
     });
     function plotAt(point) {
@@ -658,17 +714,24 @@
       var feats = map.queryRenderedFeatures(box, { layers: AUCTION_LAYER_IDS.filter(function (id) { return map.getLayer(id); }) });
       return feats.length ? feats[0] : null;
     }
+    function parcelAt(point) {
+      if (!map.getLayer("parcels-fill") || !state.visible[PARCELS]) return null;
+      var feats = map.queryRenderedFeatures(point, { layers: ["parcels-fill"] });
+      return feats.length ? feats[0] : null;
+    }
     map.on("click", function (e) {
-      var f = plotAt(e.point);
-      if (f && f.id !== undefined) {
-        openPlot(String(f.id), true);
-        if (isPhone()) {   // keep the plot visible above the bottom sheet
-          var h = map.getContainer().offsetHeight, y = e.point.y, top = h - h * 0.55;
-          if (y > top - 40) map.panBy([0, y - (top / 2)], { duration: 400 });
-        }
+      var f = plotAt(e.point), kind = "plot";
+      if (!f) { f = parcelAt(e.point); kind = "parcel"; }
+      if (!f || f.id === undefined) return;
+      if (kind === "plot") openPlot(String(f.id), true); else openParcel(String(f.id), true);
+      if (isPhone()) {   // keep the feature visible above the bottom sheet
+        var h = map.getContainer().offsetHeight, y = e.point.y, top = h - h * 0.55;
+        if (y > top - 40) map.panBy([0, y - (top / 2)], { duration: 400 });
       }
     });
-    map.on("mousemove", function (e) { map.getCanvas().style.cursor = plotAt(e.point) ? "pointer" : ""; });
+    map.on("mousemove", function (e) {
+      map.getCanvas().style.cursor = plotAt(e.point) || parcelAt(e.point) ? "pointer" : "";
+    });
 
     el("search-form").addEventListener("submit", function (ev) {
       ev.preventDefault();
@@ -723,6 +786,6 @@
     });
   }
 
-  window.datsoMapApp = { state: state, formatVND: formatVND, formatDate: formatDate, tileUrl: tileUrl, openPlot: openPlot };
+  window.datsoMapApp = { state: state, formatVND: formatVND, formatDate: formatDate, tileUrl: tileUrl, openPlot: openPlot, openParcel: openParcel };
   start();
 })();
