@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from gis.errors import BilingualError
 from layers.registry import LAYERS, Layer, UnknownLayer, get_layer
 
 MAX_QUERY_LENGTH = 120
@@ -26,6 +27,8 @@ SHEET_FIELD, PARCEL_FIELD = "map_sheet", "parcel_no"   # a layer with both suppo
 LINK_FIELD = "parcel_ids"                               # a layer with it is found through its parcels
 PARCEL_LAYER = "parcels"
 
+# "Xã Thạnh Long" is an exact match for "thanh long": administrative prefixes (folded) are ignored for ranking
+ADMIN_PREFIX = "^(xa|phuong|thi tran|thi xa|tinh|thanh pho|huyen|quan) "
 _FOLDABLE = re.compile(r"[aeiouyd]+")       # letters a Vietnamese letter with diacritics can fold to
 _PARCEL_PATTERNS = (
     re.compile(r"^\s*(?:to|t)\.?\s*(?:so\s*)?(\d{1,5})\s*[,;-]?\s*(?:thua|th)\.?\s*(?:so\s*)?(\d{1,6})\s*$"),
@@ -33,15 +36,8 @@ _PARCEL_PATTERNS = (
 )
 
 
-class SearchError(ValueError):
+class SearchError(BilingualError):
     """A search request that cannot be run; bilingual message."""
-
-    def __init__(self, vi: str, en: str) -> None:
-        super().__init__(en)
-        self.vi, self.en = vi, en
-
-    def message(self, lang: str = "vi") -> str:
-        return self.vi if lang == "vi" else self.en
 
 
 def fold(text: str) -> str:
@@ -179,7 +175,8 @@ def _layer_select(layer: Layer, parsed: ParsedQuery) -> str | None:
         raw = f"lower({t}{_q(name)}::text)"
         pre = " AND ".join(f"strpos({raw}, ${first_piece + i}) > 0" for i in range(len(parsed.pieces)))
         conds.append(f"CASE WHEN {pre} THEN {col} LIKE $2 ELSE false END" if pre else f"{col} LIKE $2")
-        ranks.append(f"CASE WHEN {col} = $1 THEN 0 WHEN left({col}, length($1)) = $1 THEN 1 ELSE 2 END")
+        bare = f"regexp_replace({col}, '{ADMIN_PREFIX}', '')"
+        ranks.append(f"CASE WHEN {col} = $1 OR {bare} = $1 THEN 0 WHEN left({col}, length($1)) = $1 THEN 1 ELSE 2 END")
     if parsed.sheet_parcel is not None:
         if _has_sheet(layer):
             conds.append(f"({t}{_q(SHEET_FIELD)} = $4 AND {t}{_q(PARCEL_FIELD)} = $5)")

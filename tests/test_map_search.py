@@ -153,3 +153,13 @@ def test_with_and_without_diacritics_same_results(client, conn: psycopg.Connecti
         found.append({f["id"] for f in r.json()["features"]})
     assert found[0] == found[1]
     assert found[0] <= expected and len(found[0]) == min(50, len(expected))
+
+
+def test_commune_name_without_prefix_is_exact(client, conn: psycopg.Connection) -> None:
+    code, name = conn.execute("SELECT code, name FROM admin_units WHERE level = 'commune' AND scheme = '2025' "
+                              "AND name LIKE 'Xã %' ORDER BY code LIMIT 1").fetchone()
+    bare = name.split(" ", 1)[1]
+    r = client.get("/search", params={"q": _strip(bare)})
+    first = r.json()["features"][0]
+    assert first["properties"]["layer"] == "admin_units" and first["properties"]["exact"] is True
+    assert first["properties"]["name"] == name
