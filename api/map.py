@@ -10,10 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -21,6 +24,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
+from api.db import DatabaseUnavailable
 from api.errors import Problem, problem_response, request_lang
 from api.imagery import imagery_list
 from layers import vocab
@@ -77,6 +81,22 @@ def error_page(request: Request, status: int, vi: str, en: str) -> Response:
         "title": ("Không thể hiển thị bản đồ" if lang == "vi" else "The map cannot be shown"),
         "back": ("Về bản đồ" if lang == "vi" else "Back to the map"),
     }, status_code=status)
+
+
+@asynccontextmanager
+async def db_conn(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection; an unreachable database is a 503 and a value PostGIS refuses (e.g. a filter
+    geometry it cannot read) a 400, never a 500 with database text."""
+    try:
+        pool = await request.app.state.db.pool()
+        async with pool.acquire() as conn:
+            yield conn
+    except (asyncpg.exceptions.DataError, asyncpg.exceptions.InternalServerError) as exc:
+        raise Problem(400, "Cơ sở dữ liệu không chấp nhận một giá trị trong yêu cầu (kiểm tra bộ lọc/hình học)",
+                      "The database refused a value in the request (check the filter/geometry)") from exc
+    except (DatabaseUnavailable, OSError, TimeoutError, asyncpg.exceptions.ConnectionDoesNotExistError,
+            asyncpg.exceptions.CannotConnectNowError) as exc:
+        raise Problem(503, "Cơ sở dữ liệu tạm thời không truy cập được", "The database is unavailable") from exc
 
 
 # -- the page ----------------------------------------------------------------------------------------------
@@ -153,12 +173,14 @@ async def map_page(request: Request) -> Response:
     except Problem as exc:
         return error_page(request, exc.status, exc.detail_vi, exc.detail_en)
     ms = get_map_settings()
-    pool = await request.app.state.db.pool()
-    async with pool.acquire() as conn:
-        commune_list = await communes(conn)
-        row = await conn.fetchrow(
-            "SELECT ST_XMin(e) x1, ST_YMin(e) y1, ST_XMax(e) x2, ST_YMax(e) y2 FROM "
-            "(SELECT ST_Extent(geom) e FROM admin_units WHERE level = 'province' AND valid_to IS NULL) s")
+    try:
+        async with db_conn(request) as conn:
+            commune_list = await communes(conn)
+            row = await conn.fetchrow(
+                "SELECT ST_XMin(e) x1, ST_YMin(e) y1, ST_XMax(e) x2, ST_YMax(e) y2 FROM "
+                "(SELECT ST_Extent(geom) e FROM admin_units WHERE level = 'province' AND valid_to IS NULL) s")
+    except Problem as exc:
+        return error_page(request, exc.status, exc.detail_vi, exc.detail_en)
     bounds = [row["x1"], row["y1"], row["x2"], row["y2"]] if row and row["x1"] is not None else None
     imagery = await run_in_threadpool(imagery_list, str(request.base_url).rstrip("/"))
     config = {
@@ -189,9 +211,8 @@ async def search_route(
     limit: int = Query(10, description="1-50"),
 ) -> Response:
     lang = request_lang(request)
-    pool = await request.app.state.db.pool()
     try:
-        async with pool.acquire() as conn:
+        async with db_conn(request) as conn:
             body = await search(conn, q, layers, limit, lang)
     except SearchError as exc:
         raise Problem(400, exc.vi, exc.en) from None
@@ -224,12 +245,13 @@ async def folium_map(request: Request, collection_id: str) -> Response:
     try:
         offline = _truthy(query.get("offline"), "offline")
         sel = build_selection(layer, query)
-        pool = await request.app.state.db.pool()
-        async with pool.acquire() as conn:
+        async with db_conn(request) as conn:
             fc, plan = await select_features(conn, sel, get_export_settings())
             boundaries = await context_boundaries(conn)
     except ExportError as exc:
         return error_page(request, exc.status, exc.vi, exc.en)
+    except Problem as exc:
+        return error_page(request, exc.status, exc.detail_vi, exc.detail_en)
     ms = get_map_settings()
     base = str(request.base_url).rstrip("/")
     try:

@@ -99,3 +99,20 @@ def test_assets_are_served(client, path: str, media: str | None) -> None:
 def test_map_js_has_no_external_urls(client) -> None:
     js = client.get("/static/map/map.js").text
     assert not re.search(r"https?://", js)
+
+
+def test_database_down_is_503_not_500(settings) -> None:  # type: ignore[no-untyped-def]
+    from conftest import free_port
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"      # nothing listens there
+    with TestClient(create_app(settings=settings, dsn=dead)) as c:
+        for path in ("/map", "/search?q=abc", "/maps/auction_plots.html"):
+            r = c.get(path)
+            assert r.status_code == 503, (path, r.status_code)
+            assert r.headers["content-type"] == "application/problem+json"
+            assert "Cơ sở dữ liệu tạm thời không truy cập được" in r.json()["detail"]
+        r = c.get("/map", headers={"Accept": "text/html"})
+        assert r.status_code == 503 and "Không thể hiển thị bản đồ" in r.text
