@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from gis.errors import BilingualError
+
 log = logging.getLogger("datso.api")
 
 PROBLEM = "application/problem+json"
@@ -27,12 +29,12 @@ TITLES = {
 }
 
 
-class Problem(Exception):
-    """Raise anywhere in a request: becomes a problem+json response."""
+class Problem(BilingualError):
+    """Raise anywhere in a request: becomes a problem+json response (`extra` members are added to it)."""
 
     def __init__(self, status: int, detail_vi: str, detail_en: str | None = None, **extra: Any) -> None:
-        super().__init__(detail_en or detail_vi)
-        self.status, self.detail_vi, self.detail_en, self.extra = status, detail_vi, detail_en or detail_vi, extra
+        super().__init__(detail_vi, detail_en or detail_vi, status)
+        self.detail_vi, self.detail_en, self.extra = self.vi, self.en, extra
 
 
 def request_lang(request: Request) -> str:
@@ -55,10 +57,11 @@ def problem_response(request: Request, status: int, detail: str, **extra: Any) -
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(Problem)
-    async def _problem(request: Request, exc: Problem) -> Response:
-        detail = exc.detail_vi if request_lang(request) == "vi" else exc.detail_en
-        return problem_response(request, exc.status, detail, **exc.extra)
+    @app.exception_handler(BilingualError)
+    async def _problem(request: Request, exc: BilingualError) -> Response:
+        # any bad-input error of layers/ or tiles/ (CQL2, filters, tiles, exports...) or a route's Problem
+        extra = exc.extra if isinstance(exc, Problem) else {}
+        return problem_response(request, exc.status, exc.message(request_lang(request)), **extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -78,9 +78,9 @@ async def service(app: FastAPI) -> TileService:
 
 def _problem(exc: Exception) -> Problem:
     if isinstance(exc, tms.TileError):
-        return Problem(exc.status, exc.detail_vi, exc.detail_en)
+        return Problem(exc.status, exc.vi, exc.en)
     if isinstance(exc, FilterError):
-        return Problem(400, exc.detail_vi, exc.detail_en)
+        return Problem(400, exc.vi, exc.en)
     if isinstance(exc, UnknownLayer):
         known = ", ".join(LAYERS)
         return Problem(404, f"Không có lớp dữ liệu {exc.layer_id!r}; các lớp: {known}",

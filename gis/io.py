@@ -31,6 +31,7 @@ from pyproj.exceptions import CRSError as PyprojCRSError
 
 from gis import encoding as enc
 from gis.crs import CrsDef, CrsError, crs_for_zone, get_crs, transformer
+from gis.errors import BilingualError
 from gis.geometry import as_array, force_2d
 
 WGS84_KEYS = ("OGC:CRS84", "EPSG:4326")
@@ -40,16 +41,8 @@ XY_COLUMNS = (("x", "y"), ("lon", "lat"), ("lng", "lat"), ("long", "lat"), ("lon
               ("easting", "northing"), ("kinh_do", "vi_do"), ("kinhdo", "vido"), ("toa_do_x", "toa_do_y"))
 
 
-class DataFileError(ValueError):
+class DataFileError(BilingualError):
     """A file datso cannot read as a whole (format, CRS, encoding): message in Vietnamese and English."""
-
-    def __init__(self, vi: str, en: str) -> None:
-        super().__init__(en)
-        self.vi = vi
-        self.en = en
-
-    def message(self, lang: str = "vi") -> str:
-        return self.vi if lang == "vi" else self.en
 
 
 @dataclass

@@ -10,17 +10,14 @@ from dataclasses import dataclass
 
 import psycopg
 
+from gis.errors import BilingualError
+
 ROLES = ("officer", "admin")
 PREFIX = "datso_"
 
 
-class ApiKeyError(ValueError):
-    def __init__(self, vi: str, en: str) -> None:
-        super().__init__(en)
-        self.vi, self.en = vi, en
-
-    def message(self, lang: str = "vi") -> str:
-        return self.vi if lang == "vi" else self.en
+class ApiKeyError(BilingualError):
+    """A key request that cannot be honoured (unknown name, bad role...)."""
 
 
 @dataclass(frozen=True)

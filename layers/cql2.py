@@ -23,6 +23,7 @@ from typing import Any
 import cql2 as _cql2
 
 from gis.crs import CrsError, get_crs
+from gis.errors import BilingualError
 from layers.registry import Layer, LayerField
 
 FILTER_LANGS = ("cql2-text", "cql2-json")
@@ -39,15 +40,8 @@ _CASTS = {"string": "text", "integer": "bigint", "number": "numeric", "boolean":
           "date-time": "timestamptz"}
 
 
-class CqlError(ValueError):
+class CqlError(BilingualError):
     """A filter that cannot be used; `.message(lang)` explains why in Vietnamese or English."""
-
-    def __init__(self, vi: str, en: str) -> None:
-        super().__init__(en)
-        self.vi, self.en = vi, en
-
-    def message(self, lang: str = "vi") -> str:
-        return self.vi if lang == "vi" else self.en
 
 
 def parse(filter_: str | dict[str, Any], filter_lang: str = "cql2-text") -> dict[str, Any]:

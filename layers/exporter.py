@@ -21,19 +21,14 @@ import shapely
 from psycopg import sql
 
 from gis.crs import get_crs
+from gis.errors import BilingualError
 from gis.io import FORMATS, DataFileError, reproject, resolve_crs, write_vector
 from layers.registry import Layer, get_layer
 from layers.validation import CoercionError, coerce_value
 
 
-class ExportError(ValueError):
-    def __init__(self, vi: str, en: str) -> None:
-        super().__init__(en)
-        self.vi = vi
-        self.en = en
-
-    def message(self, lang: str = "vi") -> str:
-        return self.vi if lang == "vi" else self.en
+class ExportError(BilingualError):
+    """Export options that cannot be used."""
 
 
 @dataclass

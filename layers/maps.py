@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gis.errors import BilingualError
 from layers import cql2
 from layers.registry import Layer, LayerField
 
@@ -65,15 +66,8 @@ def get_export_settings() -> ExportSettings:
     return ExportSettings()
 
 
-class ExportError(ValueError):
+class ExportError(BilingualError):
     """A selection that cannot be exported: `status` is the HTTP status (400 bad filter, 413 too large)."""
-
-    def __init__(self, vi: str, en: str, status: int = 400) -> None:
-        super().__init__(en)
-        self.vi, self.en, self.status = vi, en, status
-
-    def message(self, lang: str = "vi") -> str:
-        return self.vi if lang == "vi" else self.en
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Numeric, String
 
 from gis import geometry as geo
+from gis.errors import BilingualError
 from layers import vocab
 from layers.registry import Layer, LayerField
 
@@ -76,11 +77,8 @@ class Issue:
         return (", ".join(where) + ": " if where else "") + self.message(lang)
 
 
-class CoercionError(ValueError):
-    def __init__(self, vi: str, en: str) -> None:
-        super().__init__(en)
-        self.vi = vi
-        self.en = en
+class CoercionError(BilingualError):
+    """A value that does not fit its field's type."""
 
 
 # ------------------------------------------------------------------------------------- value coercion

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from gis.errors import BilingualError
 from layers.cql2 import CqlError, to_sql
 from layers.registry import Layer, LayerField
 
@@ -22,10 +23,8 @@ from layers.registry import Layer, LayerField
 NON_FILTER_PARAMS = frozenset({"lang", "f", "nocache", "v", "layers", "filter", "filter-lang", "filter-crs"})
 
 
-class FilterError(ValueError):
-    def __init__(self, detail_vi: str, detail_en: str) -> None:
-        super().__init__(detail_en)
-        self.detail_vi, self.detail_en = detail_vi, detail_en
+class FilterError(BilingualError):
+    """A tile filter that cannot be used (400)."""
 
 
 def _parse(f: LayerField, raw: str) -> Any:

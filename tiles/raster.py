@@ -24,6 +24,8 @@ from rasterio.transform import from_bounds
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
+from gis.errors import BilingualError
+
 WEB_MERCATOR = morecantile.tms.get("WebMercatorQuad")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 SUFFIXES = (".tif", ".tiff")
@@ -42,10 +44,11 @@ def get_imagery_settings() -> ImagerySettings:
     return ImagerySettings()
 
 
-class ImageryError(ValueError):
+class ImageryError(BilingualError):
+    """An imagery request that cannot be served (400 bad tile, 404 unknown image)."""
+
     def __init__(self, status: int, vi: str, en: str) -> None:
-        super().__init__(en)
-        self.status, self.vi, self.en = status, vi, en
+        super().__init__(vi, en, status)
 
 
 @dataclass(frozen=True)

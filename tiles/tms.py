@@ -13,6 +13,8 @@ from functools import lru_cache
 
 import morecantile
 
+from gis.errors import BilingualError
+
 SUPPORTED: tuple[str, ...] = ("WebMercatorQuad",)
 DEFAULT_TMS = "WebMercatorQuad"
 # Earth circumference in EPSG:3857 metres; a "pixel" at zoom z is a 1/256 of a tile (the usual
@@ -20,12 +22,11 @@ DEFAULT_TMS = "WebMercatorQuad"
 WORLD = 2 * 20037508.342789244
 
 
-class TileError(ValueError):
+class TileError(BilingualError):
     """A tile request that cannot be served: `status` 400 (not a tile) or 404 (no such tile/layer)."""
 
-    def __init__(self, status: int, detail_vi: str, detail_en: str) -> None:
-        super().__init__(detail_en)
-        self.status, self.detail_vi, self.detail_en = status, detail_vi, detail_en
+    def __init__(self, status: int, vi: str, en: str) -> None:
+        super().__init__(vi, en, status)
 
 
 @dataclass(frozen=True)
