@@ -270,21 +270,28 @@ def order_by(layer: Layer, q: ItemsQuery, col: str = "t") -> str:
 
 
 def items_sql(layer: Layer, q: ItemsQuery, count_cap: int = COUNT_CAP) -> tuple[str, list[Any]]:
-    """One statement: (n, features_text, capped_count). The capped count runs only when the page is full
-    (an InitPlan inside CASE is evaluated lazily)."""
+    """One statement returning (n, features, capped):
+
+    - the page is read with LIMIT limit+1, so `n > limit` says exactly whether a next page exists; the extra
+      row is not turned into GeoJSON, nor are the rows skipped by OFFSET (the page's rows are chosen first);
+    - `capped` = count(*) of the matches, stopped at `count_cap` + 1 rows, computed only when it is needed and
+      cheap: a next page exists (or the page is empty past the end) and offset + limit < count_cap. It is an
+      InitPlan inside CASE, which PostgreSQL evaluates lazily.
+    """
     params: list[Any] = []
     w = where(layer, q, params)
     params.append(q.limit)
     lim = f"${len(params)}::int"
     params.append(q.offset)
     off = f"${len(params)}::int"
-    params.append(max(count_cap, q.offset + q.limit + 1))
+    params.append(count_cap + 1)
     cap = f"${len(params)}::int"
     tbl = f'"{layer.table}"'
-    # the page's rows are chosen first, then only they are turned into GeoJSON (not the skipped offset rows)
-    sql = (f"WITH page AS MATERIALIZED (SELECT {select_feature(layer, q)} AS f FROM (SELECT * FROM {tbl} t "  # noqa: S608
-           f"WHERE {w} ORDER BY {order_by(layer, q)} LIMIT {lim} OFFSET {off}) t) "
-           f"SELECT s.n, s.features, CASE WHEN s.n >= {lim} OR ({off} > 0 AND s.n = 0) THEN "
+    sql = (f"WITH page AS MATERIALIZED (SELECT CASE WHEN t.rn <= {lim} THEN {select_feature(layer, q)} END AS f "  # noqa: S608
+           f"FROM (SELECT t.*, row_number() OVER () AS rn FROM (SELECT * FROM {tbl} t WHERE {w} "
+           f"ORDER BY {order_by(layer, q)} LIMIT {lim} + 1 OFFSET {off}) t) t) "
+           f"SELECT s.n, s.features, CASE WHEN (s.n > {lim} OR ({off} > 0 AND s.n = 0)) "
+           f"AND {off} + {lim} < {cap} - 1 THEN "
            f"(SELECT count(*) FROM (SELECT 1 FROM {tbl} t WHERE {w} LIMIT {cap}) c) END AS capped "
            f"FROM (SELECT count(*) AS n, string_agg(f, ',') AS features FROM page) s")
     return sql, params
@@ -306,26 +313,30 @@ class ItemsPage:
 
 async def fetch_items(conn: asyncpg.Connection, layer: Layer, q: ItemsQuery,
                       count_cap: int = COUNT_CAP) -> tuple[ItemsPage, bool]:
-    """A page of features and whether a next page exists."""
+    """A page of features and whether a next page exists (exactly: one row more than the page is read)."""
     sql, params = items_sql(layer, q, count_cap)
     row = await conn.fetchrow(sql, *params)
     assert row is not None
     n, features, capped = int(row["n"]), row["features"] or "", row["capped"]
-    cap = max(count_cap, q.offset + q.limit + 1)
+    has_next = n > q.limit
+    returned = min(n, q.limit)
     estimated = False
-    if capped is None:
-        matched = q.offset + n
-    elif capped < cap:
+    if not has_next and (returned > 0 or q.offset == 0):
+        matched = q.offset + returned
+    elif capped is not None and capped <= count_cap:
         matched = int(capped)
     else:
         esql, eparams = count_estimate_sql(layer, q)
         plan = await conn.fetchval(esql, *eparams)
         if isinstance(plan, str):
             plan = orjson.loads(plan)
-        matched = max(int(plan[0]["Plan"]["Plan Rows"]), cap)
+        matched = int(plan[0]["Plan"]["Plan Rows"])
+        if returned == 0:      # an empty page past the end proves there are at most `offset` matches
+            matched = min(matched, q.offset)
+        else:                  # a page proves at least offset + returned (+1 when a next page exists)
+            matched = max(matched, q.offset + returned + (1 if has_next else 0), count_cap + 1 if capped else 0)
         estimated = True
-    has_next = q.offset + n < matched or (estimated and n >= q.limit)
-    return ItemsPage(features, n, matched, estimated), has_next
+    return ItemsPage(features, returned, matched, estimated), has_next
 
 
 def item_sql(layer: Layer, q: ItemsQuery) -> str:

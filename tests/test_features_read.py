@@ -112,6 +112,25 @@ def test_core_paging_walks_whole_collection(client: TestClient, sample_db: str) 
     assert len(seen) == len(set(seen))
 
 
+def test_core_paging_edges(client: TestClient, sample_db: str) -> None:
+    n = sql_one(sample_db, "SELECT count(*) FROM auction_plots")
+    # a last page that is exactly full has no next link
+    last = items(client, "auction_plots", limit=10, offset=n - 10)
+    assert last["numberReturned"] == 10 and not [x for x in last["links"] if x["rel"] == "next"]
+    assert last["numberMatched"] == n
+    one_before = items(client, "auction_plots", limit=10, offset=n - 11)
+    assert [x for x in one_before["links"] if x["rel"] == "next"]
+    # past the end: empty page, no next, a count that does not pretend to know more than it does
+    past = items(client, "auction_plots", limit=10, offset=n + 50)
+    assert past["numberReturned"] == 0 and past["features"] == []
+    assert past["numberMatched"] == n and not [x for x in past["links"] if x["rel"] == "next"]
+    big = sql_one(sample_db, "SELECT count(*) FROM parcels")
+    assert big > feat.COUNT_CAP
+    far = items(client, "parcels", limit=10, offset=10 * big)
+    assert far["numberReturned"] == 0 and far["numberMatchedEstimated"] is True
+    assert far["numberMatched"] <= 10 * big
+
+
 def test_core_datetime_on_temporal_field(client: TestClient, sample_db: str) -> None:
     fc = items(client, "auction_plots", datetime="2026-12-01T00:00:00Z/..", limit=10000)
     n = sql_one(sample_db, "SELECT count(*) FROM auction_plots WHERE auction_date >= '2026-12-01T00:00:00Z'")
