@@ -8,7 +8,6 @@ api/static/vendor, reading the vector tiles of `api/tiles.py` and the items of t
 from __future__ import annotations
 
 import datetime as dt
-import html
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -239,8 +238,8 @@ async def folium_map(request: Request, collection_id: str) -> Response:
     try:
         layer = get_layer(collection_id)
     except UnknownLayer:
-        return error_page(request, 404, f"Không có lớp '{html.escape(collection_id[:60])}'; các lớp: {', '.join(LAYERS)}",
-                          f"No layer '{html.escape(collection_id[:60])}'; layers: {', '.join(LAYERS)}")
+        return error_page(request, 404, f"Không có lớp '{collection_id[:60]}'; các lớp: {', '.join(LAYERS)}",
+                          f"No layer '{collection_id[:60]}'; layers: {', '.join(LAYERS)}")
     query = dict(request.query_params)
     try:
         offline = _truthy(query.get("offline"), "offline")
