@@ -24,6 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import Response
 
 from api import formats
+from api.auth import api_key_scheme, bearer_scheme, require_roles
 from api.db import DatabaseUnavailable
 from api.errors import Problem, request_lang
 from api.params import (
@@ -36,6 +37,8 @@ from api.params import (
 from api.settings import ApiSettings
 from gis.crs import CRS84_URI
 from layers import features as feat
+from layers import writes
+from layers.auth import ApiKey
 from layers.cql2 import CqlError
 from layers.registry import LAYERS, Layer
 
@@ -427,20 +430,14 @@ def _content_crs(request: Request) -> Any:
 
 
 async def _write(request: Request, fn: Any, *args: Any) -> Any:
-    from layers.writes import WriteError
-
     try:
         return await run_in_threadpool(fn, *args)
-    except WriteError as exc:
+    except writes.WriteError as exc:
         extra = {"errors": exc.errors} if exc.errors else {}
-        raise Problem(exc.status, exc.vi, exc.en, **extra) from None
+        raise Problem(exc.status, exc.vi, exc.en, **extra) from None   # keeps the validation issues
 
 
 def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> None:
-    from api.auth import api_key_scheme, bearer_scheme, require_roles
-    from layers import writes
-    from layers.auth import ApiKey
-
     if not layer.editable:
         return
     path = f"/collections/{layer.id}/items"

@@ -10,7 +10,6 @@ The version of a row (its ETag) is `"<id>-<xmin>"`: it changes with every commit
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -22,6 +21,7 @@ from shapely import wkb
 from shapely.geometry.base import BaseGeometry
 
 from gis.crs import CrsDef, transformer
+from gis.errors import BilingualError
 from layers import vocab
 from layers.importer import RULES
 from layers.registry import Layer
@@ -33,20 +33,12 @@ TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
-@dataclass
-class WriteError(Exception):
+class WriteError(BilingualError):
     """A refused write: HTTP status, bilingual detail, and the validation issues (as dicts) if any."""
 
-    status: int
-    vi: str
-    en: str
-    errors: list[dict[str, Any]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        super().__init__(self.en)
-
-    def message(self, lang: str = "vi") -> str:
-        return self.vi if lang == "vi" else self.en
+    def __init__(self, status: int, vi: str, en: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(vi, en, status)
+        self.errors = errors or []
 
 
 def etag(feature_id: int, xmin: str) -> str:
