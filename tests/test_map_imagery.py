@@ -4,6 +4,7 @@ the image's own pixel array); bad requests give problem+json; the web map shows 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from conftest import LiveServer, free_port
 from fastapi.testclient import TestClient
 from map_browser_util import PageLog, chromium, screenshot
 from pyproj import Transformer
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 
 from sample_data.imagery import sample_pixels, write_sample_imagery
@@ -50,8 +52,10 @@ def img_client(make_app: Any) -> Iterator[TestClient]:
 
 
 def decode_png(data: bytes) -> np.ndarray:
-    with MemoryFile(data) as mem, mem.open() as src:
-        return np.asarray(src.read())
+    with warnings.catch_warnings(), MemoryFile(data) as mem:
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)     # a PNG tile has no georeferencing
+        with mem.open() as src:
+            return np.asarray(src.read())
 
 
 def expected_tile(z: int, x: int, y: int) -> tuple[np.ndarray, np.ndarray]:
