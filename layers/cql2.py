@@ -147,6 +147,9 @@ class Translator:
             geom = self.operand(node["bbox"][0])
             self._need(geom, "geometry", "BBOX")
             return f"ST_Intersects({geom.sql}, {self.envelope(node['bbox'][1:])})"
+        if "op" not in node:
+            raise CqlError(f"Cần một điều kiện logic, nhận được {json.dumps(node)[:80]}",
+                           f"Expected a boolean condition, got {json.dumps(node)[:80]}")
         op = str(node.get("op", "")).lower()
         args = node.get("args", [])
         if not isinstance(args, list):
