@@ -300,13 +300,17 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         meta: dict[str, Any] = {"numberMatched": page.number_matched, "numberReturned": page.number_returned}
         if page.estimated:
             meta["numberMatchedEstimated"] = True
+        features = page.features.encode()
+        # the ETag covers the content (features, counts, links), not the timeStamp, so If-None-Match can match
+        tag = hashlib.md5(features, usedforsecurity=False)
+        tag.update(orjson.dumps(meta) + orjson.dumps(links) + q.crs.uri.encode() + fmt.encode())
+        etag = f'"{tag.hexdigest()}"'
         meta["timeStamp"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         meta["links"] = links
-        body = (b'{"type":"FeatureCollection","features":[' + page.features.encode() + b"],"
-                + orjson.dumps(meta)[1:])
+        body = b'{"type":"FeatureCollection","features":[' + features + b"]," + orjson.dumps(meta)[1:]
         crs_header = {"Content-Crs": f"<{q.crs.uri}>"}
         if fmt in ("json", "geojson"):
-            return respond(request, body, GEOJSON if fmt == "geojson" else "application/json", crs_header)
+            return respond(request, body, GEOJSON if fmt == "geojson" else "application/json", crs_header, etag)
         if fmt == "html":
             lang = request_lang(request)
             data = orjson.loads(body)
