@@ -527,6 +527,19 @@
 
   /* -- detail panel ---------------------------------------------------------------------------------- */
   var lastFocus = null, detailSeq = 0;
+  /* a status badge whose text stays readable on light colours (WCAG relative luminance) */
+  function badge(colour, text) {
+    var m = /^#([0-9a-f]{6})$/i.exec(colour || ""), dark = false;
+    if (m) {
+      var lum = [0, 2, 4].map(function (i) {
+        var c = parseInt(m[1].substr(i, 2), 16) / 255;
+        return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+      });
+      dark = 0.2126 * lum[0] + 0.7152 * lum[1] + 0.0722 * lum[2] > 0.2;   // the better of the two contrasts
+    }
+    return '<span class="status-badge" style="background:' + colour + ";color:" + (dark ? "#1c2b33" : "#fff") + '">' +
+      escapeHtml(text) + "</span>";
+  }
   function row(label, value, cls) {
     return "<dt>" + escapeHtml(label) + "</dt><dd" + (cls ? ' class="' + cls + '"' : "") + ">" + value + "</dd>";
   }
@@ -559,7 +572,7 @@
     el("detail-title").textContent = t("parcelsItem", { s: p.map_sheet, p: p.parcel_no });
     var uses = (p.land_use_codes || []).map(function (c) { return c + " – " + (LAND_USES[c] || ""); }).join("; ");
     var html = "<dl>" +
-      row(t("status"), '<span class="status-badge" style="background:' + colour + '">' + escapeHtml(statusLabel(p.status)) + "</span>") +
+      row(t("status"), badge(colour, statusLabel(p.status))) +
       row(t("address"), escapeHtml(p.address || t("none"))) +
       row(t("area"), '<span class="parcel-area">' + escapeHtml(formatNumber(p.area_m2) + " m²") + "</span>") +
       row(t("purpose"), escapeHtml(uses || t("none"))) +
@@ -598,7 +611,7 @@
       ? formatDate(p.registration_start) + " – " + formatDate(p.registration_end) : t("none");
     var auctionAt = p.auction_date ? formatDate(p.auction_date) + (formatTime(p.auction_date) ? " " + formatTime(p.auction_date) : "") : t("none");
     var html = "<dl>" +
-      row(t("status"), '<span class="status-badge" style="background:' + colour + '">' + escapeHtml(statusLabel(p.status)) + "</span>") +
+      row(t("status"), badge(colour, statusLabel(p.status))) +
       row(t("startingPrice"), escapeHtml(formatVND(p.starting_price_vnd)), "price") +
       row(t("deposit"), escapeHtml(formatVND(p.deposit_vnd)) +
           (p.deposit_pct !== undefined && p.deposit_pct !== null ? " (" + escapeHtml(t("depositPct", { pct: formatNumber(p.deposit_pct) })) + ")" : "")) +
