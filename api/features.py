@@ -27,6 +27,7 @@ from api import formats
 from api.auth import api_key_scheme, bearer_scheme, require_roles
 from api.db import DatabaseUnavailable
 from api.errors import Problem, request_lang
+from api.map import get_map_settings
 from api.params import (
     check_unknown,
     item_query_dependency,
@@ -72,10 +73,17 @@ GEOJSON = "application/geo+json"
 EXTENT_TTL = 60.0
 _TEMPLATES = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
                          autoescape=select_autoescape(["html"]))
-BASEMAP = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
 
 # -- response helpers ---------------------------------------------------------------------------------------
+
+def _basemap() -> dict[str, object] | None:
+    """The same configurable basemap as the web map (`DATSO_BASEMAP_URL`); none by default: works offline."""
+    ms = get_map_settings()
+    if not ms.basemap_url:
+        return None
+    return {"url": ms.basemap_url, "attribution": ms.basemap_attribution, "maxzoom": ms.basemap_maxzoom}
+
 
 def base_url(request: Request) -> str:
     s: ApiSettings = request.app.state.api_settings
@@ -320,7 +328,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
                           collection_title=layer.title(lang), features=data["features"], fields=fields,
                           number_returned=page.number_returned, number_matched=page.number_matched,
                           estimated=page.estimated, next=nxt and nxt.replace("f=json", "f=html"), prev=prv,
-                          geojson=body.decode().replace("</", "<\\/"), basemap=BASEMAP,
+                          geojson=body.decode().replace("</", "<\\/"), basemap=_basemap(),
                           colour=layer.style.get("default", "#1b5e20"))
         disposition = {"Content-Disposition": f'attachment; filename="{layer.id}.{fmt}"', **crs_header}
         if fmt == "csv":
@@ -354,7 +362,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
                       for f in layer.public_fields if q.properties is None or f.name in q.properties]
             return render(request, "features_item.html", title=f"{layer.title(lang)} #{fid}", layer=layer,
                           collection_title=layer.title(lang), feature=data, fields=fields,
-                          geojson=body.decode().replace("</", "<\\/"), basemap=BASEMAP,
+                          geojson=body.decode().replace("</", "<\\/"), basemap=_basemap(),
                           colour=layer.style.get("default", "#1b5e20"))
         return respond(request, body, GEOJSON if fmt == "geojson" else "application/json", headers, etag)
 

@@ -107,8 +107,12 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(app) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
-    with LiveServer(app, free_port()) as srv:
+def live_server(sample_db: str, settings: Settings) -> Iterator[LiveServer]:
+    """A real uvicorn on its own thread and event loop, with its own app (an asyncpg pool belongs to one
+    event loop: sharing the TestClient's app between loops crashed)."""
+    from api.app import create_app
+
+    with LiveServer(create_app(settings=settings, dsn=sample_db), free_port()) as srv:
         yield srv
 
 
