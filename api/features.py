@@ -185,6 +185,10 @@ async def collection_doc(request: Request, layer: Layer, lang: str) -> dict[str,
                   "Schema"),
             *[_link(f"{u}/items?f={f}", "enclosure", formats.MEDIA[f].split(";")[0], f"{layer.id}.{f}")
               for f in ("csv", "gpkg", "fgb")],
+            _link(f"{u}/tiles", "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", "application/json",
+                  "Vector tiles"),
+            _link(f"{b}/maps/{layer.id}.html", "related", "text/html",
+                  "Bản đồ HTML (Folium)" if lang == "vi" else "HTML map (Folium)"),
         ],
     }
 
@@ -215,6 +219,9 @@ def create_router(settings: ApiSettings) -> APIRouter:
                 _link(f"{b}/conformance", "conformance", "application/json",
                       t("Các lớp phù hợp chuẩn", "Conformance classes")),
                 _link(f"{b}/collections", "data", "application/json", t("Các lớp dữ liệu", "Collections")),
+                _link(f"{b}/map", "related", "text/html", t("Bản đồ đấu giá đất", "Land auction map")),
+                _link(f"{b}/tileMatrixSets", "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes",
+                      "application/json", t("Lưới ô bản đồ", "Tile matrix sets")),
             ],
         }
         if fmt == "html":

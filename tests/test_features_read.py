@@ -543,3 +543,15 @@ def test_filter_odd_input_never_500(client: TestClient, sample_db: str, lang: st
         detail = r.json()["detail"]
         assert "syntax error at or near" not in detail and "psycopg" not in detail and "asyncpg" not in detail
     assert table_fingerprint(sample_db, "auction_plots") == before
+
+
+def test_landing_and_collections_link_map_tiles_and_exports(client: TestClient) -> None:
+    links = client.get("/").json()["links"]
+    by_href = {link["href"].split("testserver", 1)[-1]: link for link in links}
+    assert by_href["/map"]["rel"] == "related"
+    assert client.get("/map").status_code == 200
+    col = client.get("/collections/auction_plots").json()["links"]
+    hrefs = [link["href"].split("testserver", 1)[-1] for link in col]
+    assert "/collections/auction_plots/tiles" in hrefs and "/maps/auction_plots.html" in hrefs
+    for h in ("/collections/auction_plots/tiles", "/tileMatrixSets"):
+        assert client.get(h).status_code == 200, h
