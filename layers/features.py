@@ -149,28 +149,35 @@ def parse_properties(layer: Layer, text: str) -> list[str]:
 
 
 def coerce_value(f: LayerField, text: str) -> Any:
-    """A query-string value converted to the field's type (for `?status=sold` equality filters)."""
-    bad = QueryError(f"Giá trị '{text[:60]}' không hợp với thuộc tính '{f.name}' ({f.type})",
-                     f"Value '{text[:60]}' does not fit property '{f.name}' ({f.type})")
+    """A query-string value for `?field=value` converted to the field's type (an array field: its item type)
+    and checked against the field's vocabulary. The one parser of equality filters: items, tiles
+    (tiles/filters.py) and map exports (layers/maps.py) all call it."""
+    kind = f.item_type if f.type == "array" and f.item_type else f.type
+    allowed = f.items_enum if f.type == "array" else f.enum
+    bad = QueryError(f"Giá trị '{text[:60]}' không hợp với thuộc tính '{f.name}' ({kind})",
+                     f"Value '{text[:60]}' does not fit property '{f.name}' ({kind})")
     try:
-        if f.type == "integer":
+        if kind == "integer":
             return int(text)
-        if f.type == "number":
+        if kind == "number":
             d = Decimal(text)
             if not d.is_finite():
                 raise bad
             return d
-        if f.type == "boolean":
+        if kind == "boolean":
             if text.lower() not in ("true", "false"):
                 raise bad
             return text.lower() == "true"
-        if f.type == "date":
+        if kind == "date":
             return dt.date.fromisoformat(text)
-        if f.type == "date-time":
+        if kind == "date-time":
             t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
             return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
     except (ValueError, InvalidOperation):
         raise bad from None
+    if allowed is not None and text not in allowed:
+        raise QueryError(f"Giá trị '{text[:60]}' của {f.name} không hợp lệ; chọn một trong: {', '.join(allowed)}",
+                         f"Invalid value '{text[:60]}' for {f.name}; one of: {', '.join(allowed)}")
     return text
 
 
@@ -251,7 +258,8 @@ def where(layer: Layer, q: ItemsQuery, params: list[Any], col: str = "t") -> str
         f = layer.get_field(name)
         assert f is not None
         if f.type == "array":
-            parts.append(f'{p(text, "text")} = ANY({col}."{f.name}")')
+            item = coerce_value(f, text)
+            parts.append(f'{p(item, _CAST.get(f.item_type or "string", "text"))} = ANY({col}."{f.name}")')
         else:
             parts.append(f'{col}."{f.name}" = {p(coerce_value(f, text), _CAST.get(f.type, "text"))}')
     if q.filter is not None:

@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -23,6 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gis.errors import BilingualError
 from layers import cql2
+from layers.features import QueryError, coerce_value
 from layers.registry import Layer, LayerField
 
 # Status labels shown in legends, popups and the web map (codes are in layers/vocab.py).
@@ -142,28 +144,18 @@ def datetime_tree(layer: Layer, raw: str) -> dict[str, Any]:
 
 
 def _equality_value(f: LayerField, raw: str) -> Any:
-    kind = f.item_type if f.type == "array" else f.type
+    """`?field=value` as a CQL2-JSON literal, parsed by the one equality parser (layers.features)."""
     try:
-        if kind == "integer":
-            return int(raw)
-        if kind == "number":
-            return float(raw)
-        if kind == "boolean":
-            if raw.lower() not in ("true", "false"):
-                raise ValueError(raw)
-            return raw.lower() == "true"
-    except ValueError:
-        raise ExportError(f"Giá trị '{raw[:40]}' của {f.name} không đúng kiểu ({kind})",
-                          f"Value '{raw[:40]}' of {f.name} is not of type {kind}") from None
-    allowed = f.items_enum if f.type == "array" else f.enum
-    if allowed is not None and raw not in allowed:
-        raise ExportError(f"Giá trị '{raw[:40]}' của {f.name} không hợp lệ; chọn một trong: {', '.join(allowed)}",
-                          f"Invalid value '{raw[:40]}' for {f.name}; one of: {', '.join(allowed)}")
-    if kind == "date":
-        return {"date": _instant(raw)}
-    if kind == "date-time":
-        return {"timestamp": _instant(raw)}
-    return raw
+        value = coerce_value(f, raw)
+    except QueryError as exc:
+        raise ExportError(exc.vi, exc.en) from None
+    if isinstance(value, dt.datetime):
+        return {"timestamp": value.isoformat().replace("+00:00", "Z")}
+    if isinstance(value, dt.date):
+        return {"date": value.isoformat()}
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
 
 
 def build_selection(layer: Layer, query: Mapping[str, str]) -> Selection:

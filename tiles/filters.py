@@ -8,15 +8,14 @@ from the registry. A bad filter raises `FilterError` (-> 400).
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from gis.errors import BilingualError
 from layers.cql2 import CqlError, to_sql
+from layers.features import QueryError, coerce_value
 from layers.registry import Layer, LayerField
 
 # Query parameters that are not filters: accepted and ignored (cache busters, language, format).
@@ -28,28 +27,10 @@ class FilterError(BilingualError):
 
 
 def _parse(f: LayerField, raw: str) -> Any:
-    kind = f.item_type if f.type == "array" else f.type
-    allowed = f.items_enum if f.type == "array" else f.enum
     try:
-        if kind == "integer":
-            return int(raw)
-        if kind == "number":
-            return Decimal(raw)
-        if kind == "boolean":
-            if raw.lower() not in ("true", "false"):
-                raise ValueError(raw)
-            return raw.lower() == "true"
-        if kind == "date":
-            return dt.date.fromisoformat(raw)
-        if kind == "date-time":
-            return dt.datetime.fromisoformat(raw)
-    except (ValueError, InvalidOperation):
-        raise FilterError(f"Giá trị {raw!r} của {f.name} không đúng kiểu ({kind})",
-                          f"Value {raw!r} of {f.name} is not of type {kind}") from None
-    if allowed is not None and raw not in allowed:
-        raise FilterError(f"Giá trị {raw!r} của {f.name} không hợp lệ; chọn một trong: {', '.join(allowed)}",
-                          f"Invalid value {raw!r} for {f.name}; one of: {', '.join(allowed)}")
-    return raw
+        return coerce_value(f, raw)
+    except QueryError as exc:
+        raise FilterError(exc.vi, exc.en) from None
 
 
 # The tile statement's own parameters are $1-$4 (z, x, y, feature cap); filters number theirs from $5.
