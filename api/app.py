@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from brotli_asgi import BrotliMiddleware
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from api import errors, health
@@ -41,7 +41,8 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.state.settings = s
     app.state.api_settings = a
     errors.install(app)
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    # br for clients that ask for it, gzip otherwise (responses that are already encoded pass untouched)
+    app.add_middleware(BrotliMiddleware, quality=4, minimum_size=1024, gzip_fallback=True)
     app.add_middleware(CORSMiddleware, allow_origins=a.cors_origins, allow_methods=["*"], allow_headers=["*"],
                        expose_headers=["ETag", "Content-Crs", "Link"])
     app.add_middleware(tiles_api.TileFastPath)   # outermost: cached tiles skip routing and middlewares

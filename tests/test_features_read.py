@@ -558,3 +558,10 @@ def test_landing_and_collections_link_map_tiles_and_exports(client: TestClient) 
     assert "/collections/auction_plots/tiles" in hrefs and "/maps/auction_plots.html" in hrefs
     for h in ("/collections/auction_plots/tiles", "/tileMatrixSets"):
         assert client.get(h).status_code == 200, h
+
+
+def test_responses_compressed_br_or_gzip(client: TestClient) -> None:
+    for accept, expected in (("br", "br"), ("gzip", "gzip"), ("gzip, deflate, br", "br"), ("identity", None)):
+        r = client.get("/collections/parcels/items", params={"limit": 100}, headers={"accept-encoding": accept})
+        assert r.status_code == 200 and r.headers.get("content-encoding") == expected, accept
+        assert len(r.json()["features"]) == 100
