@@ -1,7 +1,7 @@
 """Import speed: N simple polygons (parcels) in VN-2000 TM-3 (Bến Tre zone, 105°45') written to a GeoPackage,
 then `datso import` into a scratch database; prints features/s.
 
-    .venv/bin/python bench/import_speed.py [--n 200000] [--db bench_import] [--audit-proposal]
+    .venv/bin/python bench/import_speed.py [--n 200000] [--db bench_import]
 
 The scratch database is created and migrated fresh on the cluster `datso db start` runs (or DATABASE_URL's
 server) and dropped afterwards unless --keep.
@@ -50,8 +50,6 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=200_000)
     ap.add_argument("--db", default="bench_import")
     ap.add_argument("--keep", action="store_true")
-    ap.add_argument("--audit-proposal", action="store_true",
-                    help="replace datso_audit() in the scratch DB by bench/audit_trigger_proposal.sql first")
     args = ap.parse_args()
     base = Settings()
     s = base.model_copy(update={"db_name": args.db})
@@ -60,11 +58,6 @@ def main() -> int:
     pgcluster.drop_database(s, args.db)
     pgcluster.ensure_database(s, args.db)
     dbmod.migrate(s)
-    if args.audit_proposal:
-        import psycopg
-
-        with psycopg.connect(s.dsn()) as c:
-            c.execute((Path(__file__).parent / "audit_trigger_proposal.sql").read_text())  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory() as tmp:
         gpkg = Path(tmp) / "parcels_vn2000.gpkg"
         t = time.perf_counter()
