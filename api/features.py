@@ -41,6 +41,7 @@ from layers import features as feat
 from layers import writes
 from layers.auth import ApiKey
 from layers.cql2 import CqlError
+from layers.folium_export import format_value
 from layers.registry import LAYERS, Layer
 
 CONFORMANCE = [
@@ -113,10 +114,16 @@ def _t(lang: str) -> Any:
     return lambda vi, en: vi if lang == "vi" else en
 
 
+def _html_fields(layer: Layer, lang: str, selected: list[str] | None) -> list[dict[str, Any]]:
+    return [{"name": f.name, "title": f.title_vi if lang == "vi" else f.title_en, "field": f}
+            for f in layer.public_fields if selected is None or f.name in selected]
+
+
 def render(request: Request, template: str, **ctx: Any) -> Response:
     lang = request_lang(request)
     body = _TEMPLATES.get_template(template).render(
         lang=lang, t=_t(lang), base=base_url(request),
+        show=lambda f, value: format_value(f, value, lang),   # 1.250.000.000 ₫, dd/mm/yyyy, land-use names
         other_lang_query=_query_with(request, lang="en" if lang == "vi" else "vi"),
         json_query=_query_with(request, f="json"), **ctx).encode()
     return respond(request, body, formats.MEDIA["html"])
@@ -329,8 +336,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         if fmt == "html":
             lang = request_lang(request)
             data = orjson.loads(body)
-            fields = [{"name": f.name, "title": f.title_vi if lang == "vi" else f.title_en}
-                      for f in layer.public_fields if q.properties is None or f.name in q.properties]
+            fields = _html_fields(layer, lang, q.properties)
             return render(request, "features_items.html", title=layer.title(lang), layer=layer,
                           collection_title=layer.title(lang), features=data["features"], fields=fields,
                           number_returned=page.number_returned, number_matched=page.number_matched,
@@ -365,8 +371,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         if fmt == "html":
             lang = request_lang(request)
             data = orjson.loads(body)
-            fields = [{"name": f.name, "title": f.title_vi if lang == "vi" else f.title_en}
-                      for f in layer.public_fields if q.properties is None or f.name in q.properties]
+            fields = _html_fields(layer, lang, q.properties)
             return render(request, "features_item.html", title=f"{layer.title(lang)} #{fid}", layer=layer,
                           collection_title=layer.title(lang), feature=data, fields=fields,
                           geojson=body.decode().replace("</", "<\\/"), basemap=_basemap(),

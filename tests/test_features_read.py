@@ -565,3 +565,14 @@ def test_responses_compressed_br_or_gzip(client: TestClient) -> None:
         r = client.get("/collections/parcels/items", params={"limit": 100}, headers={"accept-encoding": accept})
         assert r.status_code == 200 and r.headers.get("content-encoding") == expected, accept
         assert len(r.json()["features"]) == 100
+
+
+def test_html_pages_format_prices_and_dates_the_vietnamese_way(client: TestClient, sample_db: str) -> None:
+    pid, price, when = sql_one(sample_db, "SELECT row(id, starting_price_vnd, "
+                                          "to_char(auction_date AT TIME ZONE 'Asia/Ho_Chi_Minh', 'DD/MM/YYYY')) "
+                                          "FROM auction_plots ORDER BY id LIMIT 1")
+    price_vi = f"{int(price):,}".replace(",", ".") + " ₫"
+    for url, params in ((f"/collections/auction_plots/items/{pid}", {}), ("/collections/auction_plots/items",
+                                                                         {"limit": 5, "sortby": "id"})):
+        r = client.get(url, params={"f": "html", "lang": "vi", **params})
+        assert r.status_code == 200 and price_vi in r.text and when in r.text, url
