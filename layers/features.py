@@ -148,6 +148,17 @@ def parse_properties(layer: Layer, text: str) -> list[str]:
     return names
 
 
+def get_queryable(layer: Layer, name: str) -> LayerField:
+    """The queryable `name` of `layer`, or a QueryError listing the ones there are."""
+    for f in layer.queryables:
+        if f.name == name:
+            return f
+    names = ", ".join(f.name for f in layer.queryables)
+    raise QueryError(f"Tham số '{name[:40]}' không phải thuộc tính lọc được của lớp {layer.id}; "
+                     f"có thể lọc theo: {names}",
+                     f"'{name[:40]}' is not a queryable of layer {layer.id}; queryables: {names}")
+
+
 def coerce_value(f: LayerField, text: str) -> Any:
     """A query-string value for `?field=value` converted to the field's type (an array field: its item type)
     and checked against the field's vocabulary. The one parser of equality filters: items, tiles

@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gis.errors import BilingualError
 from layers import cql2
-from layers.features import QueryError, coerce_value
+from layers.features import QueryError, coerce_value, get_queryable
 from layers.registry import Layer, LayerField
 
 # Status labels shown in legends, popups and the web map (codes are in layers/vocab.py).
@@ -162,16 +162,13 @@ def build_selection(layer: Layer, query: Mapping[str, str]) -> Selection:
     """Validate `query` (bbox, filter, filter-lang, datetime, queryable=value) into a `Selection`."""
     parts: list[dict[str, Any]] = []
     desc: list[str] = []
-    queryables = {f.name: f for f in layer.queryables}
     for name in sorted(query):
         if name in NON_FILTER_PARAMS:
             continue
-        f = queryables.get(name)
-        if f is None:
-            raise ExportError(f"Tham số '{name[:40]}' không phải thuộc tính lọc được của lớp {layer.id}; "
-                              f"có thể lọc theo: {', '.join(queryables)}",
-                              f"'{name[:40]}' is not a queryable of layer {layer.id}; "
-                              f"queryables: {', '.join(queryables)}")
+        try:
+            f = get_queryable(layer, name)
+        except QueryError as exc:
+            raise ExportError(exc.vi, exc.en) from None
         value = _equality_value(f, query[name])
         parts.append({"op": "=", "args": [{"property": name}, value]})
         desc.append(f"{name}={query[name]}")

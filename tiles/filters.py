@@ -15,7 +15,7 @@ from typing import Any
 
 from gis.errors import BilingualError
 from layers.cql2 import CqlError, to_sql
-from layers.features import QueryError, coerce_value
+from layers.features import QueryError, coerce_value, get_queryable
 from layers.registry import Layer, LayerField
 
 # Query parameters that are not filters: accepted and ignored (cache busters, language, format).
@@ -57,16 +57,13 @@ def parse_filters(layer: Layer, query: Mapping[str, str]) -> TileFilter | None:
     conditions: list[str] = []
     params: list[Any] = []
     key_parts: list[str] = []
-    queryables = {f.name: f for f in layer.queryables}
     for name in sorted(query):
         if name in NON_FILTER_PARAMS:
             continue
-        f = queryables.get(name)
-        if f is None:
-            raise FilterError(
-                f"Tham số {name!r} không phải thuộc tính lọc được của lớp {layer.id}; "
-                f"có thể lọc theo: {', '.join(queryables)}",
-                f"{name!r} is not a queryable of layer {layer.id}; queryables: {', '.join(queryables)}")
+        try:
+            f = get_queryable(layer, name)
+        except QueryError as exc:
+            raise FilterError(exc.vi, exc.en) from None
         raw = query[name]
         if f.type in ("object",):
             raise FilterError(f"Không lọc được theo {name}", f"Cannot filter on {name}")
