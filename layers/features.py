@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -157,6 +158,19 @@ def get_queryable(layer: Layer, name: str) -> LayerField:
     raise QueryError(f"Tham số '{name[:40]}' không phải thuộc tính lọc được của lớp {layer.id}; "
                      f"có thể lọc theo: {names}",
                      f"'{name[:40]}' is not a queryable of layer {layer.id}; queryables: {names}")
+
+
+def equality_filters(layer: Layer, query: Mapping[str, str],
+                     skip: frozenset[str] | set[str]) -> list[tuple[LayerField, str, Any]]:
+    """Every `?field=value` of `query` (names in `skip` are not filters), as (field, raw text, typed value),
+    in name order; an unknown name or a bad value raises QueryError."""
+    out = []
+    for name in sorted(query):
+        if name in skip:
+            continue
+        f = get_queryable(layer, name)
+        out.append((f, query[name], coerce_value(f, query[name])))
+    return out
 
 
 def coerce_value(f: LayerField, text: str) -> Any:

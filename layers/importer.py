@@ -28,7 +28,7 @@ from psycopg import sql
 from gis import geometry as geo
 from gis.io import DataFileError, read_vector
 from layers.registry import Layer, UnknownLayer, get_layer
-from layers.validation import Issue, Prepared, must_have, prepare_frame
+from layers.validation import Issue, IssueSummary, Prepared, must_have, prepare_frame
 
 CHUNK = 25_000
 
@@ -51,7 +51,7 @@ class ImportOptions:
 
 
 @dataclass
-class ImportResult:
+class ImportResult(IssueSummary):
     file: str
     layer: str
     rows_read: int = 0
@@ -61,18 +61,6 @@ class ImportResult:
     source_crs: str | None = None
     encoding: str | None = None
     notes: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Issue]:
-        return [i for i in self.issues if i.is_error]
-
-    @property
-    def warnings(self) -> list[Issue]:
-        return [i for i in self.issues if not i.is_error]
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
 
     @property
     def rate(self) -> float:

@@ -24,8 +24,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gis.errors import BilingualError
 from layers import cql2
-from layers.features import QueryError, coerce_value, get_queryable
-from layers.registry import Layer, LayerField
+from layers.features import QueryError, equality_filters
+from layers.registry import Layer
 
 # Status labels shown in legends, popups and the web map (codes are in layers/vocab.py).
 STATUS_LABELS: dict[str, tuple[str, str]] = {
@@ -143,12 +143,8 @@ def datetime_tree(layer: Layer, raw: str) -> dict[str, Any]:
     return {"op": "t_intersects", "args": [target, value]}
 
 
-def _equality_value(f: LayerField, raw: str) -> Any:
-    """`?field=value` as a CQL2-JSON literal, parsed by the one equality parser (layers.features)."""
-    try:
-        value = coerce_value(f, raw)
-    except QueryError as exc:
-        raise ExportError(exc.vi, exc.en) from None
+def _cql2_literal(value: Any) -> Any:
+    """A typed `?field=value` value as a CQL2-JSON literal."""
     if isinstance(value, dt.datetime):
         return {"timestamp": value.isoformat().replace("+00:00", "Z")}
     if isinstance(value, dt.date):
@@ -162,16 +158,13 @@ def build_selection(layer: Layer, query: Mapping[str, str]) -> Selection:
     """Validate `query` (bbox, filter, filter-lang, datetime, queryable=value) into a `Selection`."""
     parts: list[dict[str, Any]] = []
     desc: list[str] = []
-    for name in sorted(query):
-        if name in NON_FILTER_PARAMS:
-            continue
-        try:
-            f = get_queryable(layer, name)
-        except QueryError as exc:
-            raise ExportError(exc.vi, exc.en) from None
-        value = _equality_value(f, query[name])
-        parts.append({"op": "=", "args": [{"property": name}, value]})
-        desc.append(f"{name}={query[name]}")
+    try:
+        pairs = equality_filters(layer, query, NON_FILTER_PARAMS)
+    except QueryError as exc:
+        raise ExportError(exc.vi, exc.en) from None
+    for f, raw, value in pairs:
+        parts.append({"op": "=", "args": [{"property": f.name}, _cql2_literal(value)]})
+        desc.append(f"{f.name}={raw}")
     if query.get("bbox"):
         box = parse_bbox(query["bbox"])
         parts.append({"op": "s_intersects", "args": [{"property": "geometry"}, {"bbox": box}]})

@@ -270,16 +270,10 @@ def _coerce_column(f: LayerField, s: pd.Series) -> tuple[pd.Series, dict[int, Co
 
 
 # ------------------------------------------------------------------------------------- the checks
-@dataclass
-class Prepared:
-    """Coerced values, normalised geometries and the issues found, for one batch."""
+class IssueSummary:
+    """`errors`, `warnings` and `ok` over an `issues` list (a batch, an import result)."""
 
-    layer: Layer
-    frame: pd.DataFrame
-    geometry: np.ndarray
     issues: list[Issue]
-    first_row: int = 1
-    mapped_legacy: int = 0
 
     @property
     def errors(self) -> list[Issue]:
@@ -292,6 +286,18 @@ class Prepared:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+
+@dataclass
+class Prepared(IssueSummary):
+    """Coerced values, normalised geometries and the issues found, for one batch."""
+
+    layer: Layer
+    frame: pd.DataFrame
+    geometry: np.ndarray
+    issues: list[Issue]
+    first_row: int = 1
+    mapped_legacy: int = 0
 
     def records(self) -> list[dict[str, Any]]:
         cols = list(self.frame.columns)

@@ -15,8 +15,8 @@ from typing import Any
 
 from gis.errors import BilingualError
 from layers.cql2 import CqlError, to_sql
-from layers.features import QueryError, coerce_value, get_queryable
-from layers.registry import Layer, LayerField
+from layers.features import QueryError, equality_filters
+from layers.registry import Layer
 
 # Query parameters that are not filters: accepted and ignored (cache busters, language, format).
 NON_FILTER_PARAMS = frozenset({"lang", "f", "nocache", "v", "layers", "filter", "filter-lang", "filter-crs"})
@@ -24,13 +24,6 @@ NON_FILTER_PARAMS = frozenset({"lang", "f", "nocache", "v", "layers", "filter", 
 
 class FilterError(BilingualError):
     """A tile filter that cannot be used (400)."""
-
-
-def _parse(f: LayerField, raw: str) -> Any:
-    try:
-        return coerce_value(f, raw)
-    except QueryError as exc:
-        raise FilterError(exc.vi, exc.en) from None
 
 
 # The tile statement's own parameters are $1-$4 (z, x, y, feature cap); filters number theirs from $5.
@@ -57,17 +50,15 @@ def parse_filters(layer: Layer, query: Mapping[str, str]) -> TileFilter | None:
     conditions: list[str] = []
     params: list[Any] = []
     key_parts: list[str] = []
-    for name in sorted(query):
-        if name in NON_FILTER_PARAMS:
-            continue
-        try:
-            f = get_queryable(layer, name)
-        except QueryError as exc:
-            raise FilterError(exc.vi, exc.en) from None
-        raw = query[name]
+    try:
+        pairs = equality_filters(layer, query, NON_FILTER_PARAMS)
+    except QueryError as exc:
+        raise FilterError(exc.vi, exc.en) from None
+    for f, raw, value in pairs:
+        name = f.name
         if f.type in ("object",):
             raise FilterError(f"Không lọc được theo {name}", f"Cannot filter on {name}")
-        params.append(_parse(f, raw))
+        params.append(value)
         n = FIRST_PARAM + len(params) - 1
         ident = '"' + f.name + '"'
         conditions.append(f"${n} = ANY(t.{ident})" if f.type == "array" else f"t.{ident} = ${n}")
