@@ -24,8 +24,9 @@ from layers.config import Settings
 
 
 def _test_db_name() -> str:
+    """`datso_test` (one per xdist worker); `DATSO_TEST_DB` names another, so two checkouts can test at once."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    return "datso_test" + (f"_{worker}" if worker else "")
+    return os.environ.get("DATSO_TEST_DB", "datso_test") + (f"_{worker}" if worker else "")
 
 
 @pytest.fixture(scope="session")
