@@ -17,10 +17,19 @@ import psycopg
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from layers import db as dbmod
 from layers import pgcluster
 from layers.config import Settings
+
+# property-based tests: a brief run in `make test` ("ci"), a long one in `make fuzz` (HYPOTHESIS_PROFILE=fuzz)
+_SLOW_OK = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
+hypothesis_settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=_SLOW_OK,
+                                     derandomize=True)
+hypothesis_settings.register_profile("fuzz", max_examples=5000, deadline=None, suppress_health_check=_SLOW_OK)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _test_db_name() -> str:
