@@ -19,6 +19,7 @@ from api.db import Database
 from api.settings import ApiSettings, get_api_settings
 from layers.config import Settings, get_settings
 from layers.logging import configure_logging
+from layers.maps.folium_export import VENDOR_DIR
 
 
 def create_app(settings: Settings | None = None, api_settings: ApiSettings | None = None,
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.include_router(health.router)
     app.include_router(map_api.router)
     app.include_router(imagery_api.router)
+    # Leaflet is vendored next to the Folium export that inlines it; served at the same URL as the rest
+    app.mount("/static/vendor/leaflet", StaticFiles(directory=VENDOR_DIR / "leaflet"), name="leaflet")
     app.mount("/static", StaticFiles(directory=map_api.HERE / "static"), name="static")
     app.include_router(features_api.create_router(a))
     app.include_router(tiles_api.router)

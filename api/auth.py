@@ -13,7 +13,7 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from api.errors import Problem, request_lang
-from layers.auth import LOOKUP_SQL, ApiKey, hash_secret
+from layers.accounts.auth import LOOKUP_SQL, ApiKey, hash_secret
 
 # declared for the OpenAPI document (security schemes); the dependency reads the headers itself
 bearer_scheme = HTTPBearer(auto_error=False, description="API key as a bearer token (datso keys create)")

@@ -2,7 +2,7 @@
 
 `create_router(settings)` builds: `/`, `/conformance`, `/collections`, and for every registry layer
 `/collections/{id}`, `/items`, `/items/{featureId}`, `/queryables`, `/schema` (plus the Part 4 write routes).
-Routes are thin: parse (api/params.py), call layers/features.py or layers/writes.py, render
+Routes are thin: parse (api/params.py), call layers/query/features.py or layers/ingest/writes.py, render
 (JSON assembled around the SQL-built GeoJSON, Jinja2 HTML, or a download from api/formats.py).
 """
 
@@ -37,12 +37,12 @@ from api.params import (
 )
 from api.settings import ApiSettings
 from gis.crs import CRS84_URI
-from layers import features as feat
-from layers import writes
-from layers.auth import ApiKey
-from layers.cql2 import CqlError
-from layers.folium_export import format_value
-from layers.registry import LAYERS, Layer
+from layers.accounts.auth import ApiKey
+from layers.catalog.registry import LAYERS, Layer
+from layers.ingest import writes
+from layers.maps.folium_export import format_value
+from layers.query import features as feat
+from layers.query.cql2 import CqlError
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",

@@ -1,7 +1,7 @@
 """The citizen web map (`/map`), its server-side search (`/search`) and Folium exports (`/maps/{id}.html`).
 
-Thin routes: parsing and rendering here, the work in `layers.search`, `layers.maps` and
-`layers.folium_export`. The page itself is static JS (api/static/map/) on MapLibre GL JS vendored in
+Thin routes: parsing and rendering here, the work in `layers.query.search`, `layers.maps.maps` and
+`layers.maps.folium_export`. The page itself is static JS (api/static/map/) on MapLibre GL JS vendored in
 api/static/vendor, reading the vector tiles of `api/tiles.py` and the items of the features API.
 """
 
@@ -26,9 +26,9 @@ from starlette.concurrency import run_in_threadpool
 from api.db import DatabaseUnavailable
 from api.errors import Problem, problem_response, request_lang
 from api.imagery import imagery_list
-from layers import vocab
-from layers.folium_export import OfflineAssetsMissing, build_map
-from layers.maps import (
+from layers.catalog.registry import LAYERS, UnknownLayer, get_layer
+from layers.maps.folium_export import OfflineAssetsMissing, build_map
+from layers.maps.maps import (
     ExportError,
     build_selection,
     communes,
@@ -37,8 +37,8 @@ from layers.maps import (
     label,
     select_features,
 )
-from layers.registry import LAYERS, UnknownLayer, get_layer
-from layers.search import SearchError, search
+from layers.query.search import SearchError, search
+from layers.store import vocab
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))

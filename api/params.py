@@ -2,7 +2,7 @@
 
 Each dependency declares its parameters (so they appear in the OpenAPI document), refuses unknown ones with a
 400 (OGC API – Features /req/core/query-param-unknown), and turns the values into a plain
-`layers.features.ItemsQuery` with the parsing functions of `layers.features`.
+`layers.query.features.ItemsQuery` with the parsing functions of `layers.query.features`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from fastapi import Query, Request
 
 from api.errors import Problem
 from api.settings import ApiSettings
-from layers import features as feat
-from layers.cql2 import FILTER_LANGS, CqlError
-from layers.registry import Layer
+from layers.catalog.registry import Layer
+from layers.query import features as feat
+from layers.query.cql2 import FILTER_LANGS, CqlError
 
 COMMON = frozenset({"f", "lang"})
 ITEMS = frozenset({"limit", "offset", "bbox", "bbox-crs", "datetime", "filter", "filter-lang", "filter-crs",
@@ -97,7 +97,7 @@ def items_openapi_parameters(layer: Layer, settings: ApiSettings) -> list[dict[s
 
 
 def items_query_dependency(layer: Layer, settings: ApiSettings) -> Callable[[Request], Awaitable[feat.ItemsQuery]]:
-    """The dependency of `/collections/{layer}/items`: every parameter parsed by layers/features.py."""
+    """The dependency of `/collections/{layer}/items`: every parameter parsed by layers/query/features.py."""
     allowed = ITEMS | {f.name for f in layer.queryables}
 
     async def dependency(request: Request) -> feat.ItemsQuery:   # async: no threadpool hop per request

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.db import DatabaseUnavailable
 from api.errors import Problem, request_lang
-from layers.registry import LAYERS, Layer, UnknownLayer, get_layer
+from layers.catalog.registry import LAYERS, Layer, UnknownLayer, get_layer
 from tiles import styles, tilejson, tms
 from tiles.archive import TileArchive
 from tiles.cache import CacheKey

@@ -20,10 +20,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from layers import db as dbmod
-from layers import pgcluster
+from layers.catalog.registry import LAYERS
 from layers.config import Settings
-from layers.registry import LAYERS
+from layers.store import db as dbmod
+from layers.store import pgcluster
 
 KEEP_HEADERS = ("content-type", "content-crs", "link", "location", "content-language", "retry-after",
                 "www-authenticate", "allow", "content-disposition")

@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# the public fields datso serves for parcels (layers/registry.py), so the floor returns the same columns
+# the public fields datso serves for parcels (layers/catalog/registry.py), so the floor returns the same columns
 PARCEL_COLUMNS = ("id,commune_code,old_commune_code,map_sheet,parcel_no,address,area_m2,land_use_codes,"
                   "managing_body,status,synthetic")
 SESSION = "jit=off&max_parallel_workers_per_gather=0"

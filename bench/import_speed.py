@@ -24,9 +24,9 @@ import shapely
 
 from gis.crs import get_crs
 from gis.io import crs_metadata
-from layers import db as dbmod
-from layers import pgcluster
 from layers.config import Settings
+from layers.store import db as dbmod
+from layers.store import pgcluster
 
 
 def make_gpkg(path: Path, n: int) -> None:

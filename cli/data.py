@@ -31,7 +31,7 @@ def import_cmd(
     user: str | None = typer.Option(None, "--user", help="actor recorded in the history (default: OS user)"),
 ) -> None:
     """Import a file into a layer: every row is checked; all rows are written in one transaction, or none."""
-    from layers.importer import ImportOptions, import_file
+    from layers.ingest.importer import ImportOptions, import_file
 
     opts = ImportOptions(crs=crs, field_map=field_map, source_layer=source_layer, encoding=encoding,
                          swap_xy=swap_xy, x_field=x_field, y_field=y_field, wkt_field=wkt_field, repair=repair,
@@ -71,8 +71,8 @@ def export_cmd(
 ) -> None:
     """Export a layer to a file, in any registry CRS (VN-2000 via the official transformation)."""
     from gis.io import DataFileError
-    from layers.exporter import ExportError, export_layer
-    from layers.registry import UnknownLayer
+    from layers.catalog.registry import UnknownLayer
+    from layers.query.exporter import ExportError, export_layer
 
     try:
         res = export_layer(get_settings().dsn(), layer, fmt, out, crs=crs, where=where, bbox=bbox,

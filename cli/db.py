@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from layers import db as dbmod
-from layers import pgcluster
 from layers.config import get_settings
+from layers.store import db as dbmod
+from layers.store import pgcluster
 
 app = typer.Typer(help="Embedded PostgreSQL/PostGIS cluster and migrations.", no_args_is_help=True)
 console = Console(stderr=True)

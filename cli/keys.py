@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from layers.auth import ROLES, ApiKeyError, create_key, list_keys, revoke_key
+from layers.accounts.auth import ROLES, ApiKeyError, create_key, list_keys, revoke_key
 from layers.config import get_settings
 
 app = typer.Typer(help="API keys for editing over HTTP (stored as SHA-256 hashes).", no_args_is_help=True)

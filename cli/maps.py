@@ -9,10 +9,10 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from layers.catalog.registry import LAYERS, UnknownLayer, get_layer
 from layers.config import API_SESSION_SETTINGS, get_settings
-from layers.folium_export import OfflineAssetsMissing, build_map
-from layers.maps import ExportError, build_selection, context_boundaries, select_features
-from layers.registry import LAYERS, UnknownLayer, get_layer
+from layers.maps.folium_export import OfflineAssetsMissing, build_map
+from layers.maps.maps import ExportError, build_selection, context_boundaries, select_features
 
 app = typer.Typer(help="Web maps: self-contained Folium (Leaflet) HTML exports.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -95,7 +95,7 @@ def sample_imagery(
     width: int = typer.Option(4096, help="pixels across"),
 ) -> None:
     """Write a synthetic RGB GeoTIFF (tiled, with overviews) for the map's optional imagery layer."""
-    from layers.maps import parse_bbox
+    from layers.maps.maps import parse_bbox
     from sample_data.imagery import write_sample_imagery
 
     box: list[float] | None

@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
-from layers import db as dbmod
-from layers import pgcluster
 from layers.config import Settings
+from layers.store import db as dbmod
+from layers.store import pgcluster
 
 # property-based tests: a brief run in `make test` ("ci"), a long one in `make fuzz` (HYPOTHESIS_PROFILE=fuzz)
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from layers import db as dbmod
-from layers import pgcluster
 from layers.config import Settings
-from layers.models import AUDITED_TABLES
+from layers.store import db as dbmod
+from layers.store import pgcluster
+from layers.store.models import AUDITED_TABLES
 
 
 @pytest.fixture()
@@ -147,8 +147,8 @@ def test_models_and_migrations_agree(empty_db: str, settings: Settings) -> None:
     from alembic.migration import MigrationContext
     from sqlalchemy import create_engine
 
-    from layers.migrations_filter import include_object
-    from layers.models import Base
+    from layers.store.migrations_filter import include_object
+    from layers.store.models import Base
 
     engine = create_engine(settings.sqlalchemy_url())
     with engine.connect() as c:

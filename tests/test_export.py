@@ -19,11 +19,11 @@ import shapely
 
 from gis.crs import get_crs
 from gis.io import DataFileError, crs_metadata
-from layers import db as dbmod
-from layers import pgcluster
 from layers.config import Settings
-from layers.exporter import ExportError, export_layer
-from layers.importer import ImportOptions, import_file
+from layers.ingest.importer import ImportOptions, import_file
+from layers.query.exporter import ExportError, export_layer
+from layers.store import db as dbmod
+from layers.store import pgcluster
 
 ZONE = get_crs("vn2000:ben-tre")
 ATTRS = ("commune_code", "map_sheet", "parcel_no", "address", "area_m2", "land_use_codes", "status")

@@ -14,7 +14,7 @@ import pytest
 from owslib.ogcapi.features import Features
 
 from gis.crs import transformer
-from layers.registry import LAYERS
+from layers.catalog.registry import LAYERS
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 
 from api.features import CONFORMANCE
 from gis.crs import get_crs, transformer
-from layers import features as feat
-from layers.registry import LAYERS
+from layers.catalog.registry import LAYERS
+from layers.query import features as feat
 
 PROBLEM = "application/problem+json"
 
@@ -449,7 +449,7 @@ def test_number_matched_estimated_beyond_cap(sample_db: str) -> None:
 
     import asyncpg
 
-    from layers import features as feat
+    from layers.query import features as feat
 
     async def run() -> tuple[feat.ItemsPage, bool]:
         conn = await asyncpg.connect(sample_db)

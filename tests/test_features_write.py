@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from gis.crs import transformer
-from layers.auth import create_key
+from layers.accounts.auth import create_key
 
 PROBLEM = "application/problem+json"
 GEO = "application/geo+json"

@@ -23,10 +23,10 @@ from pyproj import CRS, Transformer
 from gis import encoding as enc
 from gis.crs import get_crs
 from gis.io import crs_metadata
-from layers import db as dbmod
-from layers import pgcluster
 from layers.config import Settings
-from layers.importer import ImportOptions, ImportResult, import_file
+from layers.ingest.importer import ImportOptions, ImportResult, import_file
+from layers.store import db as dbmod
+from layers.store import pgcluster
 
 try:
     from conftest import table_fingerprint
@@ -398,8 +398,8 @@ def test_cross_field_database_rule_names_row_and_field(io_db: str, tmp_path: Pat
 
 def test_validate_records_api(io_db: str, tmp_path: Path) -> None:
     """The function API the OGC API transactions use: same checks, PATCH (partial) and PUT (replaces)."""
-    from layers.registry import get_layer
-    from layers.validation import prepare_records, validate_records
+    from layers.catalog.registry import get_layer
+    from layers.ingest.validation import prepare_records, validate_records
 
     layer = get_layer("packing_facilities")
     pt = shapely.Point(106.38, 10.25)

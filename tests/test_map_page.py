@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from api.map import get_map_settings
-from layers.registry import get_layer
+from layers.catalog.registry import get_layer
 
 
 def page_config(html: str) -> dict:  # type: ignore[type-arg]

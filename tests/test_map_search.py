@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from conftest import table_fingerprint
 
-from layers.search import fold, parse_query
+from layers.query.search import fold, parse_query
 
 
 def _strip(text: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from layers import vocab
+from layers.store import vocab
 from sample_data.generate import build_province
 
 

@@ -1,5 +1,5 @@
 """Tile filters: property equality on a layer's queryables (`?status=sold&crop=buoi`) and CQL2
-(`?filter=...&filter-lang=cql2-text|cql2-json&filter-crs=...`, translated by `layers.cql2.to_sql`, the
+(`?filter=...&filter-lang=cql2-text|cql2-json&filter-crs=...`, translated by `layers.query.cql2.to_sql`, the
 same translator the features API uses).
 
 Values are parsed by the field's type and vocabulary and passed as SQL parameters; column names come
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from gis.errors import BilingualError
-from layers.cql2 import CqlError, to_sql
-from layers.features import QueryError, equality_filters
-from layers.registry import Layer
+from layers.catalog.registry import Layer
+from layers.query.cql2 import CqlError, to_sql
+from layers.query.features import QueryError, equality_filters
 
 # Query parameters that are not filters: accepted and ignored (cache busters, language, format).
 NON_FILTER_PARAMS = frozenset({"lang", "f", "nocache", "v", "layers", "filter", "filter-lang", "filter-crs"})

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import asyncpg
 import orjson
 
-from layers.registry import LAYERS
+from layers.catalog.registry import LAYERS
 from tiles.cache import Box, TileCache
 
 log = logging.getLogger("datso.tiles")

@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from layers.registry import Layer, LayerField, get_layer
+from layers.catalog.registry import Layer, LayerField, get_layer
 from tiles.filters import TileFilter
 from tiles.settings import TileSettings
 from tiles.tms import WORLD, TileID, pixel_size

@@ -18,8 +18,8 @@ import asyncpg
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
 
+from layers.catalog.registry import Layer
 from layers.config import API_SESSION_SETTINGS
-from layers.registry import Layer
 from tiles import mvt, tms
 from tiles.cache import make_entry
 from tiles.settings import TileSettings

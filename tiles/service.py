@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from layers.registry import Layer
+from layers.catalog.registry import Layer
 from tiles import mvt
 from tiles.cache import CacheKey, Entry, TileCache, etag_of, gzip_bytes, make_entry
 from tiles.filters import TileFilter

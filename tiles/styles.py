@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from layers.registry import Layer
+from layers.catalog.registry import Layer
 from tiles.tilejson import Bounds
 
 SOURCE = "datso"

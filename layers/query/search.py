@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from gis.errors import BilingualError
-from layers.registry import LAYERS, Layer, UnknownLayer, get_layer
+from layers.catalog.registry import LAYERS, Layer, UnknownLayer, get_layer
 
 MAX_QUERY_LENGTH = 120
 MAX_LIMIT = 50

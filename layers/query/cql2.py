@@ -24,7 +24,7 @@ import cql2 as _cql2
 
 from gis.crs import CrsError, get_crs
 from gis.errors import BilingualError
-from layers.registry import Layer, LayerField
+from layers.catalog.registry import Layer, LayerField
 
 FILTER_LANGS = ("cql2-text", "cql2-json")
 GEOMETRY_NAMES = ("geometry", "geom")

@@ -37,8 +37,8 @@ from sqlalchemy import Numeric, String
 
 from gis import geometry as geo
 from gis.errors import BilingualError
-from layers import vocab
-from layers.registry import Layer, LayerField
+from layers.catalog.registry import Layer, LayerField
+from layers.store import vocab
 
 Severity = Literal["error", "warning"]
 VN_TZ = dt.timezone(dt.timedelta(hours=7))

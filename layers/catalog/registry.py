@@ -2,7 +2,7 @@
 
 The API (features, tiles, maps), the CLI import/export and the tile seeder are generated from these entries;
 no layer has routes or SQL of its own. Field types are read from the SQLAlchemy model, so a column is
-declared once (in `layers/models.py`) and described once (here). See docs/architecture.md.
+declared once (in `layers/store/models.py`) and described once (here). See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sqlalchemy import ARRAY, BigInteger, Boolean, Date, DateTime, Integer, Nume
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 
-from layers import models, vocab
+from layers.store import models, vocab
 
 JsonType = Literal["string", "integer", "number", "boolean", "date", "date-time", "array", "object"]
 

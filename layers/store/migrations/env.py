@@ -3,8 +3,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from layers.migrations_filter import include_object
-from layers.models import Base
+from layers.store.migrations_filter import include_object
+from layers.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,7 +1,7 @@
 """Selecting a layer's features for a map export (Folium HTML), with the same filters as the items API:
 `bbox` (CRS84), `filter` (CQL2 text or JSON), `datetime` (an instant or an interval on the layer's temporal
 field) and equality on queryables (`status=sold`). Everything is turned into ONE CQL2-JSON tree and
-translated by `layers.cql2` into parameterised SQL over registry identifiers: user text never reaches SQL.
+translated by `layers.query.cql2` into parameterised SQL over registry identifiers: user text never reaches SQL.
 
 Large selections: above `simplify_above` features the geometries are simplified (a tolerance in metres)
 and coordinates rounded; above `max_features` the export is refused with a message asking to narrow the
@@ -23,11 +23,11 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gis.errors import BilingualError
-from layers import cql2
-from layers.features import QueryError, equality_filters
-from layers.registry import Layer
+from layers.catalog.registry import Layer
+from layers.query import cql2
+from layers.query.features import QueryError, equality_filters
 
-# Status labels shown in legends, popups and the web map (codes are in layers/vocab.py).
+# Status labels shown in legends, popups and the web map (codes are in layers/store/vocab.py).
 STATUS_LABELS: dict[str, tuple[str, str]] = {
     "planned": ("Dự kiến", "Planned"), "announced": ("Đã thông báo", "Announced"),
     "registration_open": ("Đang nhận hồ sơ", "Registration open"), "closed": ("Đã kết thúc đăng ký", "Closed"),

@@ -5,7 +5,7 @@
 If any row has an error nothing is written and `result.issues` (and the optional CSV report) says which
 file, row, field and why, in Vietnamese or English. Otherwise all rows are written in ONE transaction with
 COPY (geometry as hex EWKB), with `datso.actor = 'import:<user>'` set locally so the audit trigger records
-who imported. Reading and reprojection are in `gis.io`, the checks in `layers.validation`.
+who imported. Reading and reprojection are in `gis.io`, the checks in `layers.ingest.validation`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from psycopg import sql
 
 from gis import geometry as geo
 from gis.io import DataFileError, read_vector
-from layers.registry import Layer, UnknownLayer, get_layer
-from layers.validation import Issue, IssueSummary, Prepared, must_have, prepare_frame
+from layers.catalog.registry import Layer, UnknownLayer, get_layer
+from layers.ingest.validation import Issue, IssueSummary, Prepared, must_have, prepare_frame
 
 CHUNK = 25_000
 
@@ -167,7 +167,7 @@ def _progress(total: int, enabled: bool | None, label: str) -> Any:
 
 
 _COPY_LINE = re.compile(r"line (\d+)")
-# Cross-field CHECK constraints of layers/models.py (by name suffix): (field, vi, en).
+# Cross-field CHECK constraints of layers/store/models.py (by name suffix): (field, vi, en).
 RULES: dict[str, tuple[str | None, str, str]] = {
     "reason_required": ("status_reason", "trạng thái tạm dừng/thu hồi phải có lý do (status_reason)",
                         "a suspended/revoked status needs a reason (status_reason)"),
@@ -258,7 +258,7 @@ def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOption
     try:
         layer = get_layer(layer_id)
     except UnknownLayer as exc:
-        from layers.registry import LAYERS
+        from layers.catalog.registry import LAYERS
 
         result.issues.append(Issue(None, None, "unknown_layer",
                                    f"không có lớp {layer_id!r}; các lớp: {', '.join(LAYERS)}", str(exc)))

@@ -7,7 +7,7 @@ data are added.
 
 Folium loads Leaflet, jQuery, Bootstrap and Font Awesome from CDNs by default. Only Leaflet is needed here
 (no icon markers), so the page lists Leaflet alone: with `offline=True` its JS and CSS (and the CSS images)
-are inlined as data: URIs from the copy vendored from the npm package (`api/static/vendor/leaflet`), and the
+are inlined as data: URIs from the copy vendored from the npm package (`layers/maps/vendor/leaflet`), and the
 resulting file makes no network request at all; otherwise they are linked from `asset_url` (datso's own
 `/static/vendor/leaflet/`) or, without one, from jsDelivr.
 """
@@ -28,11 +28,11 @@ import folium
 from branca.element import Element, Figure, MacroElement
 from jinja2 import Template
 
-from layers import vocab
-from layers.maps import label
-from layers.registry import Layer, LayerField
+from layers.catalog.registry import Layer, LayerField
+from layers.maps.maps import label
+from layers.store import vocab
 
-VENDOR_DIR = Path(__file__).resolve().parent.parent / "api" / "static" / "vendor"
+VENDOR_DIR = Path(__file__).resolve().parent / "vendor"
 LEAFLET_CDN = "https://cdn.jsdelivr.net/npm/leaflet@1.9.4/dist/"
 VN_TZ = dt.timezone(dt.timedelta(hours=7))
 _URL = re.compile(r"""(?:src|href)=["'](https?:)?//""", re.I)
@@ -159,7 +159,7 @@ def inline_leaflet(vendor_dir: str) -> tuple[str, str]:
     base = Path(vendor_dir) / "leaflet"
     js, css_file = base / "leaflet.js", base / "leaflet.css"
     if not js.is_file() or not css_file.is_file():
-        raise OfflineAssetsMissing(f"Leaflet is not vendored in {base} (see api/static/vendor/README.md)")
+        raise OfflineAssetsMissing(f"Leaflet is not vendored in {base} (see layers/maps/vendor/README.md)")
     css = css_file.read_text(encoding="utf-8")
 
     def _img(m: re.Match[str]) -> str:

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from layers import vocab
+from layers.store import vocab
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -1,9 +1,9 @@
 """OGC API – Features Part 4 writes: create, replace, update (merge patch) and delete one feature.
 
-Every write validates with `layers.validation` (the same checks as the importer), runs in one transaction
+Every write validates with `layers.ingest.validation` (the same checks as the importer), runs in one transaction
 that first locks the row (`SELECT ... FOR UPDATE`) and compares its version with the client's `If-Match`,
 records who did it (`datso.actor`, read by the audit triggers that write `history`), and enforces the status
-lifecycles of `layers.vocab`. Nothing is written when anything is refused.
+lifecycles of `layers.store.vocab`. Nothing is written when anything is refused.
 
 The version of a row (its ETag) is `"<id>-<xmin>"`: it changes with every committed update.
 """
@@ -22,10 +22,10 @@ from shapely.geometry.base import BaseGeometry
 
 from gis.crs import CrsDef, transformer
 from gis.errors import BilingualError
-from layers import vocab
-from layers.importer import RULES
-from layers.registry import Layer
-from layers.validation import prepare_records
+from layers.catalog.registry import Layer
+from layers.ingest.importer import RULES
+from layers.ingest.validation import prepare_records
+from layers.store import vocab
 
 TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "auction_plots": vocab.AUCTION_TRANSITIONS,

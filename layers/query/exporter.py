@@ -23,8 +23,8 @@ from psycopg import sql
 from gis.crs import get_crs
 from gis.errors import BilingualError
 from gis.io import FORMATS, DataFileError, reproject, resolve_crs, write_vector
-from layers.registry import Layer, get_layer
-from layers.validation import CoercionError, coerce_value
+from layers.catalog.registry import Layer, get_layer
+from layers.ingest.validation import CoercionError, coerce_value
 
 
 class ExportError(BilingualError):

@@ -25,8 +25,8 @@ import asyncpg
 import orjson
 
 from gis.crs import CrsDef, CrsError, get_crs, list_crs
-from layers.cql2 import CqlError, Translator, parse
-from layers.registry import Layer, LayerField
+from layers.catalog.registry import Layer, LayerField
+from layers.query.cql2 import CqlError, Translator, parse
 
 COUNT_CAP = 1_000
 CRS84 = get_crs("OGC:CRS84")
@@ -176,7 +176,7 @@ def equality_filters(layer: Layer, query: Mapping[str, str],
 def coerce_value(f: LayerField, text: str) -> Any:
     """A query-string value for `?field=value` converted to the field's type (an array field: its item type)
     and checked against the field's vocabulary. The one parser of equality filters: items, tiles
-    (tiles/filters.py) and map exports (layers/maps.py) all call it."""
+    (tiles/filters.py) and map exports (layers/maps/maps.py) all call it."""
     kind = f.item_type if f.type == "array" and f.item_type else f.type
     allowed = f.items_enum if f.type == "array" else f.enum
     bad = QueryError(f"Giá trị '{text[:60]}' không hợp với thuộc tính '{f.name}' ({kind})",

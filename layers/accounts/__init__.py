@@ -1,0 +1,1 @@
+"""Accounts: API keys (`auth.py`): creating, hashing, listing, revoking and checking them."""
