@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SAMPLE_SIZE ?= small
 
-.PHONY: run test check lint typecheck pytest deps browser-deps venv db sample serve bench clean-db
+.PHONY: run test check lint typecheck imports pytest deps browser-deps venv db sample serve bench clean-db
 
 run: deps venv db sample serve
 
@@ -38,13 +38,17 @@ serve: db
 	@echo "datso on http://$(HOST):$(PORT)/  (map: /map, API: /api.html, health: /health)"
 	@$(BIN)/datso serve --host $(HOST) --port $(PORT)
 
-check: lint typecheck
+check: lint typecheck imports
 
 lint: venv
 	@$(BIN)/ruff check .
 
 typecheck: venv
 	@$(BIN)/mypy $$(ls -d gis layers api tiles cli sample_data 2>/dev/null)
+
+# the import contracts of pyproject.toml [tool.importlinter]: cli -> api -> tiles -> layers -> gis, and inside layers
+imports: venv
+	@$(BIN)/lint-imports
 
 pytest: venv db
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS)
