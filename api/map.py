@@ -100,9 +100,6 @@ async def db_conn(request: Request) -> AsyncIterator[asyncpg.Connection]:
 
 # -- the page ----------------------------------------------------------------------------------------------
 
-_STATUS_LIST = re.compile(r"^[a-z_]+(,[a-z_]+)*$")
-
-
 def _map_filters(q: dict[str, str]) -> dict[str, Any]:
     """Initial filters given as query parameters (the page keeps its state in the URL hash too)."""
     out: dict[str, Any] = {}

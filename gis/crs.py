@@ -163,11 +163,6 @@ def list_crs() -> Iterable[CrsDef]:
     return REGISTRY
 
 
-def published_uris() -> list[str]:
-    """The OGC URIs offered by the API (Part 2 `crs` list)."""
-    return [d.uri for d in REGISTRY]
-
-
 def get_crs(text: str | int) -> CrsDef:
     """Resolve a CRS given as a datso key/alias, EPSG code, OGC URI, URN or safe CURIE.
 
@@ -225,17 +220,3 @@ def transformer(src_key: str, dst_key: str) -> Transformer:
 
 def postgis_srid(text: str | int) -> int:
     return get_crs(text).srid
-
-
-def spatial_ref_sys_rows() -> list[tuple[int, str, int, str, str]]:
-    """(srid, auth_name, auth_srid, srtext, proj4text) rows for datso's custom VN-2000 SRIDs.
-
-    auth_name is 'DATSO' (unknown to PROJ), srtext is empty, so PostGIS builds the CRS from proj4text,
-    which carries the official +towgs84.
-    """
-    rows = []
-    for d in REGISTRY:
-        if d.vn2000:
-            proj4 = d.proj.replace(" +type=crs", "")
-            rows.append((d.srid, "DATSO", d.srid, "", proj4))
-    return rows

@@ -24,17 +24,12 @@ from typing import Any
 import asyncpg
 
 from layers.catalog.registry import Layer, LayerField, get_layer
+from layers.store.sql import quote_ident as q
 from tiles.filters import TileFilter
 from tiles.settings import TileSettings
 from tiles.tms import WORLD, TileID, pixel_size
 
 POINT_TYPES = ("Point", "MultiPoint")
-
-
-def q(ident: str) -> str:
-    """Quote a registry identifier (never user text)."""
-    assert ident.replace("_", "").isalnum(), ident
-    return '"' + ident + '"'
 
 
 def layers_at(layers: Sequence[Layer], z: int) -> list[Layer]:

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from layers.catalog.registry import Layer
+from layers.store.sql import quote_ident as q
 from tiles import tms
-from tiles.mvt import q, tile_fields
+from tiles.mvt import tile_fields
 
 Bounds = tuple[float, float, float, float]
 WORLD_BOUNDS: Bounds = (-180.0, -85.0511287798066, 180.0, 85.0511287798066)

@@ -106,8 +106,3 @@ def lonlat_bbox_to_3857(bbox: tuple[float, float, float, float]) -> tuple[float,
     x0, y0 = tms.xy(bbox[0], bbox[1])
     x1, y1 = tms.xy(bbox[2], bbox[3])
     return (x0, y0, x1, y1)
-
-
-def tile_bounds_lonlat(tile: TileID) -> tuple[float, float, float, float]:
-    b = get_tms(DEFAULT_TMS).bounds(morecantile.Tile(tile.x, tile.y, tile.z))
-    return (b.left, b.bottom, b.right, b.top)

@@ -26,6 +26,7 @@ from gis.errors import BilingualError
 from layers.catalog.registry import Layer
 from layers.query import cql2
 from layers.query.features import QueryError, equality_filters
+from layers.store.sql import quote_ident as _q
 
 # Status labels shown in legends, popups and the web map (codes are in layers/store/vocab.py).
 STATUS_LABELS: dict[str, tuple[str, str]] = {
@@ -188,12 +189,6 @@ def build_selection(layer: Layer, query: Mapping[str, str]) -> Selection:
     except cql2.CqlError as exc:
         raise ExportError(exc.vi, exc.en) from None
     return Selection(layer, sql, tuple(params), "; ".join(desc))
-
-
-def _q(ident: str) -> str:
-    if not ident.replace("_", "").isalnum():
-        raise ValueError(f"not a registry identifier: {ident!r}")
-    return '"' + ident + '"'
 
 
 def count_sql(sel: Selection) -> str:

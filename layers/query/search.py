@@ -20,6 +20,7 @@ from typing import Any
 
 from gis.errors import BilingualError
 from layers.catalog.registry import LAYERS, Layer, UnknownLayer, get_layer
+from layers.store.sql import quote_ident as _q
 
 MAX_QUERY_LENGTH = 120
 MAX_LIMIT = 50
@@ -150,12 +151,6 @@ def resolve_layers(names: str | None) -> tuple[Layer, ...]:
     if not out:
         raise SearchError("Danh sách lớp trống", "The layer list is empty")
     return tuple(out)
-
-
-def _q(ident: str) -> str:
-    if not ident.replace("_", "").isalnum():
-        raise ValueError(f"not a registry identifier: {ident!r}")
-    return '"' + ident + '"'
 
 
 def _layer_select(layer: Layer, parsed: ParsedQuery) -> str | None:

@@ -1,3 +1,4 @@
 """The store: how the data is kept. SQLAlchemy/GeoAlchemy2 models (`models.py`) and the vocabularies their
 CHECK constraints are generated from (`vocab.py`), Alembic migrations (`migrations/`, `migrations_filter.py`),
-the embedded PostgreSQL cluster (`pgcluster.py`) and migrate/downgrade (`db.py`)."""
+the embedded PostgreSQL cluster (`pgcluster.py`), migrate/downgrade (`db.py`) and the one identifier-quoting
+helper for SQL built from registry names (`sql.py`)."""

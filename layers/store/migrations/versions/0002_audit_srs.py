@@ -17,7 +17,7 @@ AUDITED = ("admin_units", "parcels", "auction_plots", "growing_areas", "packing_
 WITH_UPDATED_AT = ("admin_units", "parcels", "auction_plots", "growing_areas", "packing_facilities",
                    "trace_lots")
 
-# Frozen copy of gis.crs.spatial_ref_sys_rows() at the time of this migration (official Decision 05/2007
+# Frozen copy of gis.crs's VN-2000 definitions at the time of this migration (official Decision 05/2007
 # parameters in position-vector +towgs84 form).
 TOWGS84 = "-191.90441429,-39.30318279,-111.45032835,0.00928836,-0.01975479,0.00427372,0.252906278"
 TM3 = {9205: 103.0, 9206: 104.0, 9207: 104.5, 9208: 104.75, 5897: 105.0, 9209: 105.5, 9210: 105.75,
