@@ -32,6 +32,10 @@ hypothesis_settings.register_profile("fuzz", max_examples=5000, deadline=None, s
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+# the TestClient's Host is `testserver`: trusted here (DATSO_TRUSTED_HOSTS defaults to the loopback names only)
+os.environ.setdefault("DATSO_TRUSTED_HOSTS", "localhost,127.0.0.1,::1,testserver")
+
+
 def _test_db_name() -> str:
     """`datso_test` (one per xdist worker); `DATSO_TEST_DB` names another, so two checkouts can test at once."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
