@@ -157,47 +157,60 @@ class SecurityHeaders:
         self.folium = [*common, (csp, FOLIUM_CSP.encode("latin-1"))]
         self.api = [*common, (csp, API_CSP.encode("latin-1"))]
         self.common = common
+        self.seen: set[bytes | None] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         if not self.hosts.any:
-            host = None
+            raw = None
             for k, v in scope["headers"]:
                 if k == b"host":
-                    host = v.decode("latin-1")
+                    raw = v
                     break
-            if not self.hosts.allows(host):
+            if raw not in self.seen and not self._check(raw):
                 request = Request(scope)
                 exc = _untrusted_host(request)
                 response = problem_response(request, 400, str(exc.detail))
-                await response(scope, receive, self._wrap(scope, send))
+                await response(scope, receive, _Sender(send, self, scope["path"]))
                 return
-        await self.app(scope, receive, self._wrap(scope, send))
+        await self.app(scope, receive, _Sender(send, self, scope["path"]))
 
-    def _wrap(self, scope: Scope, send: Send) -> Send:
-        path: str = scope["path"]
+    def _check(self, raw: bytes | None) -> bool:
+        ok = self.hosts.allows(None if raw is None else raw.decode("latin-1"))
+        if ok and len(self.seen) < 64:     # the few Host values seen in practice: a set lookup next time
+            self.seen.add(raw)
+        return ok
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                html = own_csp = False
-                for k, v in headers:
-                    if k == b"content-type":
-                        html = v.startswith(b"text/html")
-                    elif k == b"content-security-policy":
-                        own_csp = True
-                if own_csp:
-                    headers += self.common
-                elif html:
-                    headers += self.folium if _is_folium(path) else self.page
-                else:
-                    headers += self.api
-                message = {**message, "headers": headers}
-            await send(message)
+    def extra_headers(self, headers: list[tuple[bytes, bytes]], path: str) -> list[tuple[bytes, bytes]]:
+        html = own_csp = False
+        for k, v in headers:
+            if k == b"content-type":
+                html = v.startswith(b"text/html")
+            elif k == b"content-security-policy":
+                own_csp = True
+        if own_csp:
+            return self.common
+        if html:
+            return self.folium if _is_folium(path) else self.page
+        return self.api
 
-        return send_with_headers
+
+class _Sender:
+    """`send` adding the security headers to the response start (a slotted object: cheaper than a closure)."""
+
+    __slots__ = ("send", "mw", "path")
+
+    def __init__(self, send: Send, mw: SecurityHeaders, path: str) -> None:
+        self.send, self.mw, self.path = send, mw, path
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            headers += self.mw.extra_headers(headers, self.path)
+            message["headers"] = headers
+        await self.send(message)
 
 
 # -- the Swagger UI page with its own policy -------------------------------------------------------------
