@@ -46,17 +46,19 @@ from api.settings import ApiSettings
 log = logging.getLogger("datso.api")
 
 DEFAULT_TRUSTED_HOSTS = ("localhost", "127.0.0.1", "::1")
+UNCHECKED_PATHS = frozenset({"/health"})   # no links in it; probes (load balancers, k8s) use any Host
 SWAGGER_CDN = "https://cdn.jsdelivr.net"
 
 
 # -- trusted hosts and the public base URL -------------------------------------------------------------------
 
 def trusted_hosts(a: ApiSettings) -> list[str]:
-    """`DATSO_TRUSTED_HOSTS` when set; otherwise any host when `DATSO_PUBLIC_URL` is set (links never use the
-    Host header then), else only the loopback names `make run` answers on."""
+    """`DATSO_TRUSTED_HOSTS` when set; otherwise the loopback names `make run` answers on (a reverse proxy's
+    default upstream Host too) plus the host of `DATSO_PUBLIC_URL` when set."""
     if a.trusted_hosts is not None:
         return a.trusted_hosts
-    return ["*"] if a.public_url else list(DEFAULT_TRUSTED_HOSTS)
+    public = urlsplit(a.public_url).hostname if a.public_url else None
+    return [*DEFAULT_TRUSTED_HOSTS, *([public] if public else [])]
 
 
 def _host_name(host: str) -> str:
@@ -169,7 +171,7 @@ class SecurityHeaders:
                 if k == b"host":
                     raw = v
                     break
-            if raw not in self.seen and not self._check(raw):
+            if raw not in self.seen and not self._check(raw) and scope["path"] not in UNCHECKED_PATHS:
                 request = Request(scope)
                 exc = _untrusted_host(request)
                 response = problem_response(request, 400, str(exc.detail))
@@ -341,9 +343,10 @@ def install_rate_limits(app: FastAPI, a: ApiSettings) -> None:
 def install_headers(app: FastAPI, a: ApiSettings, basemap_url: str | None, docs_path: str | None) -> None:
     """Trusted hosts, security headers and the docs page; call last: `SecurityHeaders` must be outermost."""
     hosts = trusted_hosts(a)
-    if "*" in hosts and not a.public_url:
-        log.warning("DATSO_TRUSTED_HOSTS allows any Host and DATSO_PUBLIC_URL is not set: absolute links follow "
-                    "the request's Host header (unsafe behind a shared cache)")
+    if "*" in hosts:
+        log.warning("DATSO_TRUSTED_HOSTS allows any Host: %s", (
+            "links use DATSO_PUBLIC_URL, but trailing-slash redirects still follow the Host header" if a.public_url
+            else "absolute links follow the request's Host header (unsafe behind a shared cache)"))
     app.state.host_policy = HostPolicy(hosts)
     if docs_path:
         install_docs(app, docs_path)

@@ -272,15 +272,32 @@ def test_default_trusted_hosts_are_loopback(monkeypatch: pytest.MonkeyPatch) -> 
     p = HostPolicy(hosts)
     assert p.allows("127.0.0.1:8000") and p.allows("localhost") and p.allows("[::1]:8000")
     assert not p.allows("testserver") and not p.allows("evil.example") and not p.allows("localhost.evil")
-    assert trusted_hosts(ApiSettings(_env_file=None, public_url=PUBLIC)) == ["*"]  # type: ignore[call-arg]
+    with_public = trusted_hosts(ApiSettings(_env_file=None, public_url=PUBLIC))  # type: ignore[call-arg]
+    assert sorted(with_public) == ["127.0.0.1", "::1", "datso.tinh.gov.vn", "localhost"]
     w = HostPolicy(["*.tinh.gov.vn"])
     assert w.allows("datso.tinh.gov.vn:443") and not w.allows("tinh.gov.vn.evil.example")
 
 
+def test_public_url_trusts_its_host_and_loopback(settings: Any, sample_db: str) -> None:
+    """Behind a proxy: its public host and the loopback upstream Host are served, any other Host is a 400
+    (so even the trailing-slash redirects Starlette builds from the Host stay on trusted names)."""
+    with make_client(settings, sample_db, public_url=PUBLIC, trusted_hosts=None) as c:
+        for host in ("datso.tinh.gov.vn", "127.0.0.1:8000", "localhost"):
+            r = c.get("/collections", headers={"Host": host})
+            assert r.status_code == 200 and all(link["href"].startswith(PUBLIC) for link in r.json()["links"])
+        r = c.get("/collections", headers={"Host": "evil.example"})
+        assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+        r = c.get("/collections/", headers={"Host": "evil.example"}, follow_redirects=False)
+        assert r.status_code == 400 and "location" not in r.headers
+        # health probes (load balancers, k8s) come with any Host; /health carries no link
+        r = c.get("/health", headers={"Host": "10.1.2.3:8000"})
+        assert r.status_code == 200 and r.headers["x-content-type-options"] == "nosniff"
+
+
 @pytest.fixture(scope="module")
 def public_client(settings: Any, sample_db: str) -> Iterator[TestClient]:
-    """DATSO_PUBLIC_URL set (and no trusted-hosts list): any Host is served, links never follow it."""
-    with make_client(settings, sample_db, public_url=PUBLIC, trusted_hosts=None) as c:
+    """DATSO_PUBLIC_URL set and any Host served (DATSO_TRUSTED_HOSTS=*): links never follow the Host."""
+    with make_client(settings, sample_db, public_url=PUBLIC, trusted_hosts=["*"]) as c:
         yield c
 
 
