@@ -271,7 +271,12 @@ def client_ip(scope: Scope) -> str:
 
 class RateLimits:
     """slowapi's limiter (moving windows from the `limits` library) with datso's limits from settings. One
-    limiter per app; counters live in the storage (`memory://`: per worker process)."""
+    limiter per app; counters live in its storage: `memory://` (the default) keeps them per worker process, so
+    with `--workers N` a client may get up to N times the limit. To share them, point
+    `DATSO_RATE_LIMIT_STORAGE_URI` at `redis://host:6379/0` or `memcached://host:11211` (the `limits` storage
+    URIs; they need the `redis` or `pymemcache` package installed). Concurrent requests of one client may pass
+    the failed-auth check together before their failures are counted (at most one burst of in-flight requests
+    over the limit)."""
 
     def __init__(self, a: ApiSettings) -> None:
         from limits import parse_many
