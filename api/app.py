@@ -7,10 +7,9 @@ from contextlib import asynccontextmanager
 
 from brotli_asgi import BrotliMiddleware
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from api import errors, health
+from api import errors, health, security
 from api import features as features_api
 from api import imagery as imagery_api
 from api import map as map_api
@@ -33,7 +32,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
         yield
         await db.close()
 
-    app = FastAPI(title=a.title, version="0.1.0", openapi_url="/api", docs_url="/api.html", redoc_url=None,
+    app = FastAPI(title=a.title, version="0.1.0", openapi_url="/api", docs_url=None, redoc_url=None,
                   lifespan=lifespan,
                   description="OGC API – Features and vector tiles for Vietnamese provincial land and "
                               "agriculture data (đất công, đấu giá, vùng trồng, truy xuất nguồn gốc).")
@@ -43,9 +42,11 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     errors.install(app)
     # br for clients that ask for it, gzip otherwise (responses that are already encoded pass untouched)
     app.add_middleware(BrotliMiddleware, quality=4, minimum_size=1024, gzip_fallback=True)
-    app.add_middleware(CORSMiddleware, allow_origins=a.cors_origins, allow_methods=["*"], allow_headers=["*"],
-                       expose_headers=["ETag", "Content-Crs", "Link"])
-    app.add_middleware(tiles_api.TileFastPath)   # outermost: cached tiles skip routing and middlewares
+    security.install_rate_limits(app, a)         # /search and Folium exports per client IP
+    security.install_cors(app, a)                # only when DATSO_CORS_ORIGINS lists origins
+    app.add_middleware(tiles_api.TileFastPath)   # cached tiles skip routing and the middlewares above
+    # outermost: trusted Host (400 otherwise), security headers on every response; Swagger UI at /api.html
+    security.install_headers(app, a, map_api.get_map_settings().basemap_url, "/api.html")
     app.include_router(health.router)
     app.include_router(map_api.router)
     app.include_router(imagery_api.router)

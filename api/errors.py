@@ -25,6 +25,7 @@ TITLES = {
     415: ("Kiểu nội dung không được hỗ trợ", "Unsupported media type"),
     422: ("Dữ liệu không hợp lệ", "Unprocessable content"),
     428: ("Thiếu điều kiện If-Match", "Precondition required"),
+    429: ("Quá nhiều yêu cầu", "Too many requests"),
     500: ("Lỗi máy chủ", "Internal server error"), 503: ("Dịch vụ tạm thời không sẵn sàng", "Service unavailable"),
 }
 

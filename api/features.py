@@ -35,6 +35,7 @@ from api.params import (
     items_query_dependency,
     only_common,
 )
+from api.security import public_base_url
 from api.settings import ApiSettings
 from gis.crs import CRS84_URI
 from layers import features as feat
@@ -87,8 +88,7 @@ def _basemap() -> dict[str, object] | None:
 
 
 def base_url(request: Request) -> str:
-    s: ApiSettings = request.app.state.api_settings
-    return (s.public_url or str(request.base_url)).rstrip("/")
+    return public_base_url(request)   # DATSO_PUBLIC_URL or a trusted Host, never a spoofed one
 
 
 def respond(request: Request, body: bytes, media: str, headers: dict[str, str] | None = None,

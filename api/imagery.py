@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import Problem, request_lang
+from api.security import public_base_url
 from tiles.raster import ImageryError, list_imagery, open_imagery, render_tile
 
 router = APIRouter(tags=["Ảnh nền / Imagery"])
@@ -24,7 +25,7 @@ def imagery_list(base: str) -> list[dict[str, Any]]:
 
 @router.get("/imagery", summary="Các lớp ảnh nền đã đăng ký / Registered imagery")
 async def imagery_index(request: Request) -> Response:
-    items = await run_in_threadpool(imagery_list, str(request.base_url).rstrip("/"))
+    items = await run_in_threadpool(imagery_list, public_base_url(request))
     return Response(orjson.dumps({"imagery": items}), media_type="application/json",
                     headers={"Content-Language": request_lang(request)})
 

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from api.db import DatabaseUnavailable
 from api.errors import Problem, problem_response, request_lang
 from api.imagery import imagery_list
+from api.security import public_base_url
 from layers import vocab
 from layers.folium_export import OfflineAssetsMissing, build_map
 from layers.maps import (
@@ -181,7 +182,7 @@ async def map_page(request: Request) -> Response:
     except Problem as exc:
         return error_page(request, exc.status, exc.detail_vi, exc.detail_en)
     bounds = [row["x1"], row["y1"], row["x2"], row["y2"]] if row and row["x1"] is not None else None
-    imagery = await run_in_threadpool(imagery_list, str(request.base_url).rstrip("/"))
+    imagery = await run_in_threadpool(imagery_list, public_base_url(request))
     config = {
         "lang": lang, "initial": initial, "bounds": bounds, "layers": _layer_config(lang),
         "tileMaxzoom": ms.map_tile_maxzoom,
@@ -252,7 +253,7 @@ async def folium_map(request: Request, collection_id: str) -> Response:
     except Problem as exc:
         return error_page(request, exc.status, exc.detail_vi, exc.detail_en)
     ms = get_map_settings()
-    base = str(request.base_url).rstrip("/")
+    base = public_base_url(request)
     try:
         page = build_map(layer, fc, lang=lang, offline=offline, asset_url=f"{base}/static/vendor/leaflet/",
                          basemap_url=ms.basemap_url, basemap_attribution=ms.basemap_attribution,

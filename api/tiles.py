@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.db import DatabaseUnavailable
 from api.errors import Problem, request_lang
+from api.security import public_base_url
 from layers.registry import LAYERS, Layer, UnknownLayer, get_layer
 from tiles import styles, tilejson, tms
 from tiles.archive import TileArchive
@@ -112,8 +113,7 @@ def _tile(tms_id: str, z: int, x: int, y: int) -> tms.TileID:
 
 
 def base_url(request: Request) -> str:
-    public = request.app.state.api_settings.public_url
-    return (public or str(request.base_url)).rstrip("/")
+    return public_base_url(request)
 
 
 def _json(body: Any, request: Request, media_type: str = "application/json") -> Response:
