@@ -26,7 +26,8 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     s = settings or get_settings()
     a = api_settings or get_api_settings()
     configure_logging()
-    db = Database(dsn or s.dsn(), a.db_min_connections, a.db_max_connections, a.db_connect_timeout)
+    db = Database(dsn or s.dsn(), a.db_min_connections, a.db_max_connections, a.db_connect_timeout,
+                  a.read_statement_timeout, a.export_statement_timeout)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

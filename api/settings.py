@@ -22,6 +22,11 @@ class ApiSettings(BaseSettings):
     db_connect_timeout: float = 3.0
     max_body_bytes: int = 5_000_000
     public_url: str | None = None  # base URL for links when behind a proxy
+    # faults (docs/reliability.md): statement_timeout per request class, in seconds
+    read_statement_timeout: float = 5.0      # items, tiles, search, pages, metadata
+    export_statement_timeout: float = 60.0   # Folium maps, csv/gpkg/fgb downloads
+    export_concurrency: int = 2              # exports rendered at once per worker (threads; others wait)
+    retry_after: int = 5                     # Retry-After (s) of a 503 while the database cannot answer
 
 
 @lru_cache
