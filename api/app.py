@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     a = api_settings or get_api_settings()
     configure_logging()
     db = Database(dsn or s.dsn(), a.db_min_connections, a.db_max_connections, a.db_connect_timeout,
-                  a.read_statement_timeout, a.export_statement_timeout)
+                  a.read_statement_timeout, a.export_statement_timeout, a.db_acquire_timeout)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

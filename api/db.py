@@ -49,9 +49,10 @@ def _ms(seconds: float) -> str:
 
 class Database:
     def __init__(self, dsn: str, min_size: int = 1, max_size: int = 10, timeout: float = 3.0,
-                 read_timeout: float = 5.0, export_timeout: float = 60.0) -> None:
+                 read_timeout: float = 5.0, export_timeout: float = 60.0, acquire_timeout: float = 10.0) -> None:
         self.dsn = dsn
         self.min_size, self.max_size, self.timeout = min_size, max_size, timeout
+        self.acquire_timeout = acquire_timeout   # waiting for a free pooled connection (busy server)
         self.statement_timeouts: dict[str, float] = {"read": read_timeout, "export": export_timeout}
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
@@ -85,7 +86,7 @@ class Database:
         seconds = self.statement_timeouts[kind]
         pool = await self.pool()
         try:
-            async with pool.acquire(timeout=self.timeout) as conn:
+            async with pool.acquire(timeout=self.acquire_timeout) as conn:
                 if kind == "read":
                     yield conn
                 else:

@@ -41,6 +41,9 @@ class ServerSettings(BaseSettings):
     limit_concurrency: int = Field(default=1000, ge=1)    # open connections + running requests per worker
     backlog: int = Field(default=2048, ge=16)             # listen queue
     graceful_shutdown_timeout: int = Field(default=30, ge=1)
+    # a new worker must answer the supervisor's ping within this many seconds (uvicorn's 5 s killed workers
+    # still importing on a busy 2-core machine, in a loop)
+    worker_healthcheck_timeout: int = Field(default=30, ge=1)
 
 
 _PROBLEM_503 = (b'{"type":"about:blank","title":"Service unavailable","status":503,'
@@ -175,7 +178,8 @@ def config(app: Any = "api.main:app", host: str = "127.0.0.1", port: int = 8000,
                          log_level="info", proxy_headers=True, http=protocol, server_header=False,
                          timeout_keep_alive=s.keep_alive_timeout, limit_concurrency=s.limit_concurrency,
                          backlog=s.backlog, h11_max_incomplete_event_size=s.max_head_bytes,
-                         timeout_graceful_shutdown=s.graceful_shutdown_timeout, **kwargs)
+                         timeout_graceful_shutdown=s.graceful_shutdown_timeout,
+                         timeout_worker_healthcheck=s.worker_healthcheck_timeout, **kwargs)
     cfg.datso_header_timeout = s.header_timeout  # type: ignore[attr-defined]
     cfg.datso_max_head_bytes = s.max_head_bytes  # type: ignore[attr-defined]
     return cfg
