@@ -11,6 +11,7 @@ setting of the pool); `connection("export")` raises it for one transaction (`SET
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -20,15 +21,36 @@ import asyncpg
 from layers.config import API_SESSION_SETTINGS
 
 RequestClass = Literal["read", "export"]
+log = logging.getLogger("datso.api")
 
 # errors that mean "the database cannot answer now" (unreachable, restarting, shutting down, out of
 # connections), as opposed to a bad statement or a bug
-DB_DOWN: tuple[type[BaseException], ...] = (
+DB_DOWN: tuple[type[Exception], ...] = (
     TimeoutError, ConnectionError, asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError, asyncpg.exceptions.TooManyConnectionsError,
 )
 _CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, *DB_DOWN)
+# what asyncpg raises when a connection dies under it in the middle of something: InternalClientError
+# ("cannot switch to state N; another operation is in progress": the server's FATAL shutdown notice arrived
+# while the protocol was busy; a request never shares its connection, so this is not a usage bug) is always a
+# database fault; InterfaceError only when one of DB_DOWN caused it (otherwise it is a bug, or DataError)
+CLIENT_ERRORS: tuple[type[Exception], ...] = (asyncpg.exceptions.InternalClientError,
+                                                  asyncpg.exceptions.InterfaceError)
+
+
+def database_fault(exc: BaseException) -> BaseException | None:
+    """The database error behind `exc` (itself, or its cause/context chain), if it is one: a cancelled
+    statement, a broken protocol state or one of DB_DOWN. None for anything else (a bug, bad input)."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, (asyncpg.exceptions.QueryCanceledError, asyncpg.exceptions.InternalClientError,
+                          *_CONNECT_ERRORS)):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -85,6 +107,7 @@ class Database:
         statement past the class's timeout -> `QueryTimeout`; other errors pass through."""
         seconds = self.statement_timeouts[kind]
         pool = await self.pool()
+        done = False
         try:
             async with pool.acquire(timeout=self.acquire_timeout) as conn:
                 if kind == "read":
@@ -93,10 +116,19 @@ class Database:
                     async with conn.transaction(readonly=True):
                         await conn.execute("SELECT set_config('statement_timeout', $1, true)", _ms(seconds))
                         yield conn
-        except asyncpg.exceptions.QueryCanceledError as exc:
-            raise QueryTimeout(seconds) from exc
-        except _CONNECT_ERRORS as exc:
-            raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+                done = True
+        except (asyncpg.exceptions.QueryCanceledError, *_CONNECT_ERRORS, *CLIENT_ERRORS) as exc:
+            if done:
+                # the request's work succeeded; resetting the connection on its way back to the pool failed
+                # (the server went away meanwhile): asyncpg has terminated it, the pool opens a new one
+                log.warning("pooled connection dropped on release: %s", exc)
+                return
+            fault = database_fault(exc)
+            if fault is None:
+                raise
+            if isinstance(fault, asyncpg.exceptions.QueryCanceledError):
+                raise QueryTimeout(seconds) from exc
+            raise DatabaseUnavailable(str(fault) or type(fault).__name__) from exc
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         async with self.connection() as conn:

@@ -19,7 +19,7 @@ from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.db import DB_DOWN, DatabaseUnavailable, QueryTimeout
+from api.db import CLIENT_ERRORS, DB_DOWN, DatabaseUnavailable, QueryTimeout, database_fault
 from gis.errors import BilingualError
 
 log = logging.getLogger("datso.api")
@@ -96,6 +96,17 @@ def install(app: FastAPI) -> None:
 
     for cls in (DatabaseUnavailable, asyncpg.exceptions.QueryCanceledError, psycopg.OperationalError, *DB_DOWN):
         app.add_exception_handler(cls, _database)
+
+    async def _client_error(request: Request, exc: Exception) -> Response:
+        # asyncpg's "connection is closed" / "another operation is in progress" after the server went away
+        # mid-request is a database fault; the same errors without such a cause are bugs (500, last resort)
+        fault = database_fault(exc)
+        if fault is None:
+            raise exc
+        return _problem(request, database_problem(fault))
+
+    for cls in CLIENT_ERRORS:
+        app.add_exception_handler(cls, _client_error)
 
     # the last resort: inside Starlette's ServerErrorMiddleware (which would answer and then re-raise, making
     # uvicorn close the keep-alive connection), outside every other middleware

@@ -344,3 +344,33 @@ def test_oversized_request_head_is_refused(served: str) -> None:
 def test_no_server_banner(served: str) -> None:
     r = httpx.get(served + "/health", timeout=10)
     assert "server" not in r.headers
+
+
+def test_asyncpg_client_errors_are_503_only_when_the_database_failed(settings: Settings, sample_db: str) -> None:
+    """A connection the server dropped mid-operation leaves asyncpg's protocol in a broken state
+    (InternalClientError, seen in bench/outage.py during `pg_ctl stop -m fast`): 503. An InterfaceError with
+    no database fault behind it is a bug: 500 from the last resort."""
+    import asyncpg
+
+    app = create_app(settings=settings, dsn=sample_db)
+
+    async def broken_protocol() -> None:
+        raise asyncpg.exceptions.InternalClientError("cannot switch to state 12; another operation (2) is in progress")
+
+    async def dropped() -> None:
+        try:
+            raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+        except asyncpg.exceptions.ConnectionDoesNotExistError as exc:
+            raise asyncpg.exceptions.InterfaceError("connection is closed") from exc
+
+    async def misuse() -> None:
+        raise asyncpg.exceptions.InterfaceError("cannot call Connection.fetch(): connection has been released")
+
+    app.add_api_route("/__test/broken", broken_protocol)
+    app.add_api_route("/__test/dropped", dropped)
+    app.add_api_route("/__test/misuse", misuse)
+    with TestClient(app) as c:
+        _is_503_problem(c.get("/__test/broken"))
+        _is_503_problem(c.get("/__test/dropped"))
+        r = c.get("/__test/misuse")
+        assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"
