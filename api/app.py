@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from api import errors, health
+from api import errors, health, offload
 from api import features as features_api
 from api import imagery as imagery_api
 from api import map as map_api
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        offload.shutdown(app)
         await db.close()
 
     app = FastAPI(title=a.title, version="0.1.0", openapi_url="/api", docs_url="/api.html", redoc_url=None,

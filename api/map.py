@@ -8,7 +8,6 @@ api/static/vendor, reading the vector tiles of `api/tiles.py` and the items of t
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -225,6 +224,12 @@ async def search_route(
 
 # -- Folium exports -----------------------------------------------------------------------------------------
 
+def render_folium(layer_id: str, fc_json: bytes, boundaries_json: bytes, **kwargs: Any) -> str:
+    """`build_map` from picklable arguments (runs in an export process, see api/offload.py)."""
+    return build_map(get_layer(layer_id), orjson.loads(fc_json), boundaries=orjson.loads(boundaries_json),
+                     **kwargs)
+
+
 def _truthy(value: str | None, name: str) -> bool:
     if value is None or value == "":
         return False
@@ -258,12 +263,13 @@ async def folium_map(request: Request, collection_id: str) -> Response:
     ms = get_map_settings()
     base = str(request.base_url).rstrip("/")
     try:
-        # Folium builds the page in pure Python (~0.6-0.9 s for a big layer): a worker thread, never the loop
-        page = await offload.export(request, functools.partial(
-            build_map, layer, fc, lang=lang, offline=offline, asset_url=f"{base}/static/vendor/leaflet/",
-            basemap_url=ms.basemap_url, basemap_attribution=ms.basemap_attribution,
-            subtitle=sel.description, note=plan.note_vi if lang == "vi" else plan.note_en,
-            boundaries=boundaries, compact=plan.compact))
+        # Folium builds the page in pure Python (~0.6-0.9 s for a big layer): an export process (or thread),
+        # never the event loop; the features travel as JSON bytes
+        page = await offload.export_process(
+            request, render_folium, layer.id, orjson.dumps(fc), orjson.dumps(boundaries), lang=lang,
+            offline=offline, asset_url=f"{base}/static/vendor/leaflet/", basemap_url=ms.basemap_url,
+            basemap_attribution=ms.basemap_attribution, subtitle=sel.description,
+            note=plan.note_vi if lang == "vi" else plan.note_en, compact=plan.compact)
     except OfflineAssetsMissing as exc:
         raise Problem(503, "Thiếu thư viện Leaflet để xuất bản đồ ngoại tuyến",
                       "Leaflet is missing for offline exports") from exc

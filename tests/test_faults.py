@@ -246,12 +246,31 @@ def _during(live_server: LiveServer, gate: Gate, slow_path: str) -> list[str]:
     return order
 
 
-def test_folium_export_does_not_block_other_requests(live_server: LiveServer,
+@pytest.fixture(scope="module")
+def thread_server(settings: Settings, sample_db: str) -> Iterator[LiveServer]:
+    """Folium exports in threads (DATSO_EXPORT_PROCESSES=false), so a gate in this process can hold one."""
+    app = create_app(settings=settings, dsn=sample_db, api_settings=ApiSettings(export_processes=False))
+    with LiveServer(app, free_port()) as srv:
+        yield srv
+
+
+def test_folium_export_does_not_block_other_requests(thread_server: LiveServer,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     gate = Gate(map_api.build_map)
     monkeypatch.setattr(map_api, "build_map", gate)
-    order = _during(live_server, gate, "/maps/parcels.html")
+    order = _during(thread_server, gate, "/maps/parcels.html")
     assert order[-1] == "slow" and order.index("/health") < order.index("slow")
+
+
+def test_folium_export_in_a_process_matches_the_thread_export(live_server: LiveServer,
+                                                              thread_server: LiveServer) -> None:
+    """The default (an export process) and the thread fallback build the same page."""
+    path = "/maps/auction_plots.html?status=announced&lang=en"
+    a = httpx.get(live_server.url + path, timeout=120)
+    b = httpx.get(thread_server.url + path, timeout=120)
+    assert a.status_code == b.status_code == 200
+    assert a.text.count('"_style":') == b.text.count('"_style":') > 0
+    assert len(a.text) == len(b.text)
 
 
 def test_html_page_rendering_does_not_block_other_requests(live_server: LiveServer,
