@@ -74,7 +74,9 @@ class Load:
             async with sem, session.get(self.args.url + path, headers={"Accept-Encoding": "gzip"}) as r:
                 await r.read()
 
-        await asyncio.gather(*[get(p) for p in dict.fromkeys(self.tiles)])
+        # three rounds: each server worker has its own cache, and a round may land on either of them
+        for _ in range(3):
+            await asyncio.gather(*[get(p) for p in dict.fromkeys(self.tiles)])
 
     def pick(self, family: str) -> str:
         r, (x1, y1, x2, y2) = self.rng, self.bbox
