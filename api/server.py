@@ -6,7 +6,8 @@
   and when a new request starts; if the head (request line + headers) is not complete in time the connection
   is closed (with a `408` when part of a request arrived).
 - **Request-head size** (`DATSO_MAX_HEAD_BYTES`, 64 KiB): httptools has no limit of its own; past it the
-  request is refused with 400 and the connection closed (h11 gets the same as `h11_max_incomplete_event_size`).
+  request is refused with 400 and the connection closed (with h11, `h11_max_incomplete_event_size` bounds a
+  head still incomplete past the limit).
 - keep-alive timeout, no `server: uvicorn` banner, a per-worker `limit_concurrency` (beyond it uvicorn
   answers 503; here a problem+json with `Retry-After`), the listen backlog and a graceful-shutdown bound.
 - With several workers uvicorn pre-binds one socket whose accepted connections lose TCP_NODELAY (uvicorn

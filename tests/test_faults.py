@@ -393,3 +393,41 @@ def test_asyncpg_client_errors_are_503_only_when_the_database_failed(settings: S
         _is_503_problem(c.get("/__test/dropped"))
         r = c.get("/__test/misuse")
         assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"
+
+
+def test_h11_protocol_has_the_same_head_timeout(settings: Settings, sample_db: str) -> None:
+    """`datso serve` uses httptools; the h11 protocol class (DATSO's fallback) closes half-open heads too."""
+    import uvicorn
+
+    from api.server import ServerSettings, config
+
+    port = free_port()
+    cfg = config(app=create_app(settings=settings, dsn=sample_db), port=port, http="h11",
+                 settings=ServerSettings(header_timeout=1, max_head_bytes=8192))
+    cfg.log_level = "warning"
+    server = uvicorn.Server(cfg)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(300):
+            if server.started:
+                break
+            time.sleep(0.05)
+        half = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(20)]
+        for s in half:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
+        assert r.status_code == 200 and "server" not in r.headers
+        for s in half:
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+            assert data.startswith(b"HTTP/1.1 408"), data[:60]
+            s.close()
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            # h11 bounds a head still incomplete past its limit (h11_max_incomplete_event_size)
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000)
+            assert s.recv(4096).startswith(b"HTTP/1.1 400")
+    finally:
+        server.should_exit = True
+        thread.join(15)
