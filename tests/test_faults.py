@@ -431,3 +431,39 @@ def test_h11_protocol_has_the_same_head_timeout(settings: Settings, sample_db: s
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+def test_past_limit_concurrency_is_503_problem(settings: Settings, sample_db: str) -> None:
+    """Past `DATSO_LIMIT_CONCURRENCY` (open connections + running requests per worker) uvicorn refuses new
+    requests: with datso, as problem+json with Retry-After."""
+    import uvicorn
+
+    from api.server import ServerSettings, config
+
+    port = free_port()
+    cfg = config(app=create_app(settings=settings, dsn=sample_db), port=port,
+                 settings=ServerSettings(limit_concurrency=3, header_timeout=30))
+    cfg.log_level = "error"
+    server = uvicorn.Server(cfg)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(300):
+            if server.started:
+                break
+            time.sleep(0.05)
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(3)]
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503")
+        assert b"content-type: application/problem+json" in head and b"retry-after: 1" in head
+        assert orjson.loads(body)["status"] == 503
+        for s in idle:
+            s.close()
+    finally:
+        server.should_exit = True
+        thread.join(15)
