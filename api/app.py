@@ -9,7 +9,7 @@ from brotli_asgi import BrotliMiddleware
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import errors, health, security
+from api import errors, health, offload, security
 from api import features as features_api
 from api import imagery as imagery_api
 from api import map as map_api
@@ -25,11 +25,13 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     s = settings or get_settings()
     a = api_settings or get_api_settings()
     configure_logging()
-    db = Database(dsn or s.dsn(), a.db_min_connections, a.db_max_connections, a.db_connect_timeout)
+    db = Database(dsn or s.dsn(), a.db_min_connections, a.db_max_connections, a.db_connect_timeout,
+                  a.read_statement_timeout, a.export_statement_timeout, a.db_acquire_timeout)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        offload.shutdown(app)
         await db.close()
 
     app = FastAPI(title=a.title, version="0.1.0", openapi_url="/api", docs_url=None, redoc_url=None,

@@ -23,10 +23,10 @@ from fastapi.concurrency import run_in_threadpool
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import Response
 
-from api import formats
+from api import formats, offload
 from api.auth import api_key_scheme, bearer_scheme, require_roles
-from api.db import DatabaseUnavailable
-from api.errors import Problem, request_lang
+from api.db import DatabaseUnavailable, RequestClass
+from api.errors import Problem, database_problem, request_lang
 from api.map import get_map_settings
 from api.params import (
     check_unknown,
@@ -119,14 +119,16 @@ def _html_fields(layer: Layer, lang: str, selected: list[str] | None) -> list[di
             for f in layer.public_fields if selected is None or f.name in selected]
 
 
-def render(request: Request, template: str, **ctx: Any) -> Response:
+async def render(request: Request, template: str, **ctx: Any) -> Response:
+    """A Jinja2 page, rendered in a worker thread (a page of 10,000 items takes a while)."""
     lang = request_lang(request)
-    body = _TEMPLATES.get_template(template).render(
+    tpl = _TEMPLATES.get_template(template)
+    text = await offload.in_thread(lambda: tpl.render(
         lang=lang, t=_t(lang), base=base_url(request),
         show=lambda f, value: format_value(f, value, lang),   # 1.250.000.000 ₫, dd/mm/yyyy, land-use names
         other_lang_query=_query_with(request, lang="en" if lang == "vi" else "vi"),
-        json_query=_query_with(request, f="json"), **ctx).encode()
-    return respond(request, body, formats.MEDIA["html"])
+        json_query=_query_with(request, f="json"), **ctx))
+    return respond(request, text.encode(), formats.MEDIA["html"])
 
 
 def _json(request: Request, data: Any, media: str = "application/json",
@@ -134,11 +136,12 @@ def _json(request: Request, data: Any, media: str = "application/json",
     return respond(request, orjson.dumps(data), media, headers)
 
 
-async def _conn_call(request: Request, fn: Any, *args: Any) -> Any:
+async def _conn_call(request: Request, fn: Any, *args: Any, kind: RequestClass = "read") -> Any:
+    """`fn(conn, *args)` on a pooled connection of request class `kind` (its statement_timeout); a database
+    that cannot answer, or a statement past its timeout, is a 503 problem (api/errors.py)."""
     db = request.app.state.db
     try:
-        pool = await db.pool()
-        async with pool.acquire(timeout=db.timeout) as conn:
+        async with db.connection(kind) as conn:
             return await fn(conn, *args)
     except CqlError as exc:
         raise Problem(400, exc.message("vi"), exc.message("en")) from None
@@ -146,9 +149,8 @@ async def _conn_call(request: Request, fn: Any, *args: Any) -> Any:
         # values the database refused (e.g. a GeoJSON literal PostGIS cannot read): the client's input
         raise Problem(400, "Cơ sở dữ liệu không chấp nhận một giá trị trong yêu cầu (kiểm tra bộ lọc/hình học)",
                       "The database refused a value in the request (check the filter/geometry)") from exc
-    except (DatabaseUnavailable, OSError, TimeoutError,
-            asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.CannotConnectNowError) as exc:
-        raise Problem(503, "Cơ sở dữ liệu tạm thời không truy cập được", "The database is unavailable") from exc
+    except DatabaseUnavailable as exc:
+        raise database_problem(exc) from exc
 
 
 # -- documents ----------------------------------------------------------------------------------------------
@@ -232,7 +234,7 @@ def create_router(settings: ApiSettings) -> APIRouter:
             ],
         }
         if fmt == "html":
-            return render(request, "features_landing.html", title=doc["title"], description=doc["description"],
+            return await render(request, "features_landing.html", title=doc["title"], description=doc["description"],
                           links=doc["links"])
         return _json(request, doc)
 
@@ -240,7 +242,7 @@ def create_router(settings: ApiSettings) -> APIRouter:
     async def conformance(request: Request) -> Response:
         if formats.negotiate(request, formats.DOCUMENT_FORMATS) == "html":
             lang = request_lang(request)
-            return render(request, "features_document.html", title=_t(lang)("Các lớp phù hợp chuẩn",
+            return await render(request, "features_document.html", title=_t(lang)("Các lớp phù hợp chuẩn",
                                                                             "Conformance classes"),
                           items=[{"label": c} for c in CONFORMANCE], collection=None, table=None)
         return _json(request, {"conformsTo": CONFORMANCE})
@@ -252,7 +254,7 @@ def create_router(settings: ApiSettings) -> APIRouter:
         b = base_url(request)
         docs = [await collection_doc(request, layer, lang) for layer in LAYERS.values()]
         if fmt == "html":
-            return render(request, "features_collections.html", title=_t(lang)("Các lớp dữ liệu", "Collections"),
+            return await render(request, "features_collections.html", title=_t(lang)("Các lớp dữ liệu", "Collections"),
                           collections=docs)
         return _json(request, {
             "links": [_link(f"{b}/collections", "self", "application/json"),
@@ -297,7 +299,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         lang = request_lang(request)
         doc = await collection_doc(request, layer, lang)
         if fmt == "html":
-            return render(request, "features_collection.html", title=doc["title"], c=doc,
+            return await render(request, "features_collection.html", title=doc["title"], c=doc,
                           max_limit=settings.max_limit)
         return _json(request, doc)
 
@@ -306,7 +308,8 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         if fmt in ("csv", "gpkg", "fgb", "html"):
             # files and web maps always carry x = easting/longitude
             q.crs = dataclasses.replace(q.crs, lat_first=False)
-        page, has_next = await _conn_call(request, feat.fetch_items, layer, q)
+        page, has_next = await _conn_call(request, feat.fetch_items, layer, q,
+                                          kind="export" if fmt in ("csv", "gpkg", "fgb") else "read")
         b = base_url(request)
         u = f"{b}/collections/{layer.id}/items"
         links = [_link(f"{u}?{_query_with(request)}", "self", GEOJSON if fmt != "html" else "text/html"),
@@ -335,9 +338,9 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
             return respond(request, body, GEOJSON if fmt == "geojson" else "application/json", crs_header, etag)
         if fmt == "html":
             lang = request_lang(request)
-            data = orjson.loads(body)
+            data = await offload.in_thread(orjson.loads, body)
             fields = _html_fields(layer, lang, q.properties)
-            return render(request, "features_items.html", title=layer.title(lang), layer=layer,
+            return await render(request, "features_items.html", title=layer.title(lang), layer=layer,
                           collection_title=layer.title(lang), features=data["features"], fields=fields,
                           number_returned=page.number_returned, number_matched=page.number_matched,
                           estimated=page.estimated, next=nxt and nxt.replace("f=json", "f=html"), prev=prv,
@@ -345,9 +348,9 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
                           colour=layer.style.get("default", "#1b5e20"))
         disposition = {"Content-Disposition": f'attachment; filename="{layer.id}.{fmt}"', **crs_header}
         if fmt == "csv":
-            data_bytes = await run_in_threadpool(formats.to_csv, body)
+            data_bytes = await offload.export(request, formats.to_csv, body)
         else:
-            data_bytes = await run_in_threadpool(formats.to_file, body, fmt, layer.id, q.crs.proj)
+            data_bytes = await offload.export(request, formats.to_file, body, fmt, layer.id, q.crs.proj)
         return respond(request, data_bytes, formats.MEDIA[fmt], disposition)
 
     async def item(request: Request, feature_id: str, q: feat.ItemsQuery = Depends(item_dep)) -> Response:
@@ -372,7 +375,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
             lang = request_lang(request)
             data = orjson.loads(body)
             fields = _html_fields(layer, lang, q.properties)
-            return render(request, "features_item.html", title=f"{layer.title(lang)} #{fid}", layer=layer,
+            return await render(request, "features_item.html", title=f"{layer.title(lang)} #{fid}", layer=layer,
                           collection_title=layer.title(lang), feature=data, fields=fields,
                           geojson=body.decode().replace("</", "<\\/"), basemap=_basemap(),
                           colour=layer.style.get("default", "#1b5e20"))
@@ -383,14 +386,14 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         doc = feat.queryables(layer, lang)
         doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         doc["$id"] = f"{base_url(request)}/collections/{layer.id}/queryables"
-        return _schema_response(request, layer, doc, lang, "Thuộc tính truy vấn", "Queryables")
+        return await _schema_response(request, layer, doc, lang, "Thuộc tính truy vấn", "Queryables")
 
     async def schema(request: Request) -> Response:
         lang = request_lang(request)
         doc = feat.schema(layer, lang)
         doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         doc["$id"] = f"{base_url(request)}/collections/{layer.id}/schema"
-        return _schema_response(request, layer, doc, lang, "Lược đồ", "Schema")
+        return await _schema_response(request, layer, doc, lang, "Lược đồ", "Schema")
 
     t = layer.title_en
     router.add_api_route(path, collection, methods=["GET"], summary=f"{t}: collection",
@@ -405,12 +408,12 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
     add_write_routes(router, layer, settings)
 
 
-def _schema_response(request: Request, layer: Layer, doc: dict[str, Any], lang: str, vi: str,
+async def _schema_response(request: Request, layer: Layer, doc: dict[str, Any], lang: str, vi: str,
                      en: str) -> Response:
     if formats.negotiate(request, ("json", "html")) == "html":
         rows = [[name, str(p.get("title", "")), str(p.get("type", p.get("format", ""))),
                  ", ".join(map(str, p.get("enum", [])))] for name, p in doc["properties"].items()]
-        return render(request, "features_document.html", title=f"{layer.title(lang)}: {_t(lang)(vi, en)}",
+        return await render(request, "features_document.html", title=f"{layer.title(lang)}: {_t(lang)(vi, en)}",
                       collection={"id": layer.id, "title": layer.title(lang)}, items=None,
                       table={"head": [_t(lang)("Tên", "Name"), _t(lang)("Nhãn", "Title"),
                                       _t(lang)("Kiểu", "Type"), _t(lang)("Giá trị", "Values")], "rows": rows})

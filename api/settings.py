@@ -42,6 +42,14 @@ class ApiSettings(BaseSettings):
     db_connect_timeout: float = 3.0
     max_body_bytes: int = 5_000_000
     public_url: str | None = None  # base URL for links when behind a proxy
+    # faults (docs/reliability.md): statement_timeout per request class, in seconds
+    read_statement_timeout: float = 5.0      # items, tiles, search, pages, metadata
+    export_statement_timeout: float = 60.0   # Folium maps, csv/gpkg/fgb downloads
+    db_acquire_timeout: float = 10.0         # s waiting for a free pooled connection before a 503
+    export_concurrency: int = 2              # exports rendered at once per worker (others wait)
+    export_processes: bool = True            # Folium maps in worker processes (false: threads)
+    export_nice: int = 10                    # CPU priority of those processes (tiles first)
+    retry_after: int = 5                     # Retry-After (s) of a 503 while the database cannot answer
 
     _lists = field_validator("cors_origins", "trusted_hosts", mode="before")(_list)
 
