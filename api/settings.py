@@ -22,6 +22,12 @@ class ApiSettings(BaseSettings):
     db_connect_timeout: float = 3.0
     max_body_bytes: int = 5_000_000
     public_url: str | None = None  # base URL for links when behind a proxy
+    # writes (OGC API Part 4): a psycopg pool opened on first write, and bounds on written geometries
+    write_pool_min_size: int = 0
+    write_pool_max_size: int = 4
+    write_statement_timeout_ms: int = 15_000
+    max_geometry_vertices: int = 20_000
+    max_geometry_bytes: int = 1_000_000
 
 
 @lru_cache
