@@ -480,18 +480,36 @@ async def _write(request: Request, fn: Any, *args: Any) -> Any:
         extra = {"errors": exc.errors} if exc.errors else {}
         raise Problem(exc.status, exc.vi, exc.en, **extra) from None   # keeps the validation issues
     except writes.DatabaseDown:
-        # like the read paths: a 503 problem+json the client may retry, never a 500; nothing was written
-        lang = request_lang(request)
-        raise StarletteHTTPException(503, "Cơ sở dữ liệu tạm thời không truy cập được; chưa ghi gì, hãy thử lại"
-                                     if lang == "vi" else "The database is unavailable; nothing was written, retry",
-                                     headers={"Retry-After": str(WRITE_RETRY_AFTER_S)}) from None
+        raise _write_unavailable(request) from None
+
+
+def _write_unavailable(request: Request) -> StarletteHTTPException:
+    """Like the read paths: a 503 problem+json the client may retry (Retry-After), never a 500; nothing written."""
+    lang = request_lang(request)
+    return StarletteHTTPException(503, "Cơ sở dữ liệu tạm thời không truy cập được; chưa ghi gì, hãy thử lại"
+                                  if lang == "vi" else "The database is unavailable; nothing was written, retry",
+                                  headers={"Retry-After": str(WRITE_RETRY_AFTER_S)})
+
+
+_DB_DOWN = (DatabaseUnavailable, OSError, TimeoutError, asyncpg.exceptions.ConnectionDoesNotExistError,
+            asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.InterfaceError)
+
+
+def _auth_or_503(dep: Any) -> Any:
+    """The API-key check reads the database (asyncpg): while it is down, a write gets the 503 too."""
+    async def dependency(request: Request) -> ApiKey:
+        try:
+            return await dep(request)   # type: ignore[no-any-return]
+        except _DB_DOWN:
+            raise _write_unavailable(request) from None
+    return dependency
 
 
 def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> None:
     if not layer.editable:
         return
     path = f"/collections/{layer.id}/items"
-    auth = require_roles(layer.write_roles)
+    auth = _auth_or_503(require_roles(layer.write_roles))
     security = [Depends(bearer_scheme), Depends(api_key_scheme)]
     body_doc = {"requestBody": {"required": True, "content": {
         "application/geo+json": {"schema": {"type": "object"}}}}}

@@ -230,6 +230,12 @@ def _db_error(exc: psycopg.Error) -> WriteError:
     if known:
         return WriteError(422, f"Dữ liệu không hợp lệ: {known[1]}", f"Invalid feature: {known[2]}",
                           [{"field": known[0], "code": "rule", "message": known[2]}])
+    prefix = f"ck_{exc.diag.table_name or ''}_"
+    if rule.startswith(prefix) and rule.endswith("_range"):      # migration 0005: dates in a sane range
+        col = rule[len(prefix):-len("_range")]
+        return WriteError(422, f"Dữ liệu không hợp lệ: {col} nằm ngoài khoảng ngày cho phép",
+                          f"Invalid feature: {col} is outside the accepted date range",
+                          [{"field": col, "code": "date_range", "message": "outside the accepted date range"}])
     if isinstance(exc, psycopg.errors.UniqueViolation):
         return WriteError(409, "Trùng khóa với một đối tượng đã có", "Duplicates the key of an existing feature")
     if isinstance(exc, psycopg.DataError):
