@@ -154,19 +154,22 @@ def _geometry(layer: Layer, g: Any, crs: CrsDef, limits: GeometryLimits | None =
     except Exception:  # shapely raises several types for malformed coordinates
         raise _geometry_error(400, "geometry GeoJSON không đọc được (kiểu hoặc tọa độ sai)",
                               "the GeoJSON geometry cannot be read (bad type or coordinates)", "geometry_invalid") from None
+    if shape.is_empty:
+        return None            # an empty geometry is no geometry (a PATCH stored EMPTY in NOT NULL columns)
     n = int(shapely.get_num_coordinates(shape))
     if n > limits.max_vertices:
         raise _geometry_error(413, f"geometry có {n} đỉnh, vượt giới hạn {limits.max_vertices} đỉnh",
                               f"geometry has {n} vertices, more than the limit of {limits.max_vertices}",
                               "geometry_too_large")
-    if not bool(shapely.is_empty(shape)) and not bool(np.isfinite(shapely.get_coordinates(shape)).all()):
-        raise _geometry_error(400, "geometry có tọa độ không hữu hạn (NaN/vô cực)",
-                              "geometry has non-finite coordinates (NaN/infinity)", "geometry_invalid")
     if crs.lat_first:
         shape = shapely.transform(shape, lambda x, y: (y, x), interleaved=False)
     if crs.srid != 4326:
         tr = transformer(crs.key, "OGC:CRS84")
         shape = shapely.transform(shape, lambda x, y: tr.transform(x, y), interleaved=False)
+    if not bool(shapely.is_empty(shape)) and not bool(np.isfinite(shapely.get_coordinates(shape)).all()):
+        # huge values the transformation sends to infinity: PostGIS would refuse them (a 500 before)
+        raise _geometry_error(400, "geometry có tọa độ không hữu hạn (ngoài miền của hệ tọa độ)",
+                              "geometry has non-finite coordinates (outside the CRS's domain)", "geometry_invalid")
     return shape
 
 
@@ -322,6 +325,10 @@ def _update(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, acto
     with _connect(target) as conn, conn.transaction():
         _begin(conn, actor)
         old = _lock(conn, layer, fid, if_match)
+        if partial and geom_given and geom is None and not layer.geometry_nullable:
+            raise WriteError(422, "Dữ liệu không hợp lệ: thiếu hình học (lớp này bắt buộc có hình học)",
+                             "Invalid feature: geometry is missing (this collection requires one)",
+                             [{"field": "geometry", "code": "geometry_required", "message": "geometry is missing"}])
         rec, g = _validate(conn, layer, props, geom, partial, fid, lang)
         if not partial:
             # PUT replaces: fields left out go back to their defaults/NULL

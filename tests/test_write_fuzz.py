@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import uuid
 from collections import Counter
 from typing import Any
@@ -31,7 +32,8 @@ from layers.registry import LAYERS, Layer, LayerField
 pytestmark = pytest.mark.fuzz
 
 FIELDS = [(layer.id, f.name) for layer in LAYERS.values() if layer.editable for f in layer.fields]
-PER_FIELD = max(2, hsettings.default.max_examples // 25)     # ci: 2 per field; fuzz profile: 200 per field
+# examples per field: ci 2, fuzz profile 200; DATSO_FUZZ_PER_FIELD sets it for a run of a chosen length
+PER_FIELD = int(os.environ.get("DATSO_FUZZ_PER_FIELD", 0)) or max(2, hsettings.default.max_examples // 25)
 STATUSES: Counter[int] = Counter()
 
 _SPECIAL = ["1e999", "-1e999", "NaN", "nan", "Infinity", "-inf", "1e308", "-1e308", "99999999999999999999999",
@@ -169,6 +171,73 @@ def test_hostile_values_never_5xx(client: TestClient, sample_db: str, admin_key:
                 assert got.status_code == 200, (method, field_name, shown, fmt, got.text[:300])
 
     run()
+
+
+COORD = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.sampled_from([1e308, -1e308, 106.3, 10.0]),
+                  st.integers(min_value=-(2**70), max_value=2**70), st.text(max_size=4), st.none())
+POSITION = st.lists(COORD, min_size=0, max_size=4)
+GEOMETRY = st.one_of(
+    st.fixed_dictionaries({"type": st.sampled_from(["Point", "Polygon", "MultiPolygon", "LineString",
+                                                    "GeometryCollection", "Feature", "", "\u0000", "polygon"]),
+                           "coordinates": st.recursive(POSITION, lambda c: st.lists(c, max_size=4), max_leaves=12)}),
+    st.builds(lambda x, y, n: {"type": "Polygon", "coordinates": [[[x, y], [x + 1e-4, y], [x, y + 1e-4]] * n + [[x, y]]]},
+              st.floats(min_value=100, max_value=112), st.floats(min_value=7, max_value=24),
+              st.integers(min_value=1, max_value=12_000)),
+    st.fixed_dictionaries({"type": st.just("GeometryCollection"), "geometries": st.lists(st.just({"type": "Point"}))}),
+    SCALARS,
+)
+
+
+@given(geometry=GEOMETRY, layer_id=st.sampled_from(["auction_plots", "packing_facilities", "trace_events"]),
+       crs=st.sampled_from([None, "http://www.opengis.net/def/crs/EPSG/0/9210", "EPSG:4326"]))
+def test_hostile_geometries_never_5xx(client: TestClient, admin_key: str, targets: dict[str, Target],
+                                      geometry: Any, layer_id: str, crs: str | None) -> None:
+    target = targets[layer_id]
+    current = client.get(target.url)
+    extra = {"If-Match": current.headers["etag"], "Content-Type": "application/merge-patch+json",
+             **({"Content-Crs": f"<{crs}>"} if crs else {})}
+    r = client.patch(target.url, content=json.dumps({"geometry": geometry}), headers=_h(admin_key, **extra))
+    STATUSES[r.status_code] += 1
+    assert r.status_code < 500, (repr(geometry)[:200], r.text[:300])
+    if r.status_code >= 400:
+        assert r.headers["content-type"].startswith(PROBLEM)
+        assert "geometry" in r.text.lower() or "Content-Crs" in r.text, (repr(geometry)[:300], crs, layer_id, r.text[:300])
+    else:
+        target.refresh()
+
+
+@given(crs=st.one_of(st.text(max_size=40), st.sampled_from(["¹", "EPSG:¹", "EPSG:٣٤٠٥", "EPSG:99999999999999999999",
+                                                          "http://www.opengis.net/def/crs/EPSG/0/¹", "<>", "<<x>>"])))
+def test_hostile_content_crs_never_5xx(client: TestClient, admin_key: str, targets: dict[str, Target],
+                                       crs: str) -> None:
+    target = targets["auction_plots"]
+    current = client.get(target.url)
+    headers = {**_h(admin_key, **{"If-Match": current.headers["etag"],
+                                  "Content-Type": "application/merge-patch+json"}),
+               "Content-Crs": crs.encode("utf-8")}
+    r = client.patch(target.url, content=b'{"properties": {"address": "crs"}}', headers=headers)  # type: ignore[arg-type]
+    STATUSES[r.status_code] += 1
+    assert r.status_code < 500, (crs, r.text[:300])
+    if r.status_code >= 400:
+        assert r.headers["content-type"].startswith(PROBLEM) and "Content-Crs" in r.json()["detail"], r.text
+    else:
+        target.refresh()
+
+
+@given(fid=st.one_of(st.text(min_size=1, max_size=24), st.sampled_from(["¹", "٣", "１", "0", "-1", "1e3",
+                                                                        "9" * 19, "00000000000000000001"])),
+       method=st.sampled_from(["GET", "PUT", "PATCH", "DELETE"]))
+def test_hostile_feature_ids_never_5xx(client: TestClient, admin_key: str, fid: str, method: str) -> None:
+    from urllib.parse import quote
+
+    url = f"/collections/parcels/items/{quote(fid, safe='')}"
+    r = client.request(method, url, content=b'{"type": "Feature", "properties": {}}',
+                       headers=_h(admin_key, **{"If-Match": '"0-0"', "Content-Type": "application/merge-patch+json"
+                                                if method == "PATCH" else "application/geo+json"}))
+    STATUSES[r.status_code] += 1
+    assert r.status_code < 500, (method, fid, r.text[:300])
+    assert r.status_code in (200, 400, 404, 405, 412, 422, 428) and r.headers["content-type"] != "text/plain", \
+        (method, fid, r.status_code, r.text[:200])
 
 
 def test_report_statuses() -> None:
