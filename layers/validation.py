@@ -103,7 +103,7 @@ def _nul(where_vi: str = "", where_en: str = "") -> LimitError:
 # ------------------------------------------------------------------------------------- value coercion
 _TRUE = {"true", "t", "1", "yes", "y", "có", "co", "x", "đúng"}
 _FALSE = {"false", "f", "0", "no", "n", "không", "khong", "sai"}
-_DMY = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+_DMY = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$", re.ASCII)
 
 
 def _is_na(v: Any) -> bool:
@@ -116,6 +116,10 @@ def _is_na(v: Any) -> bool:
 
 def _number_text(v: str) -> str:
     t = v.strip().replace(" ", "").replace("\u00a0", "")
+    if not t.isascii():
+        # Unicode digits are text: Decimal("١٢٣") would read 123, int("¹") fails in other places
+        raise CoercionError(f"phải là số viết bằng chữ số 0-9, không phải {v[:40]!r}",
+                            f"must be a number written with the digits 0-9, not {v[:40]!r}")
     if "," in t and "." not in t and t.count(",") == 1:
         t = t.replace(",", ".")       # Vietnamese decimal comma
     return t
