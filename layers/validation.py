@@ -386,7 +386,13 @@ def _coerce_column(f: LayerField, s: pd.Series) -> tuple[pd.Series, dict[int, Co
         _limit_rows(f, "string", stripped, flagged, bad)
         return stripped.where((stripped != "") & ~_mask(bad, len(s)), None).astype(object), bad
     if f.type == "array" and (f.item_type or "string") == "string" and len(values) and is_str.all():
-        fast = [_split_text(v) for v in values]
+        fast: list[list[str]] = []
+        for i, v in enumerate(values):
+            try:
+                fast.append(_split_text(v))
+            except CoercionError as exc:       # '[1e999]', '[[[...' : a JSON-looking cell that is not a list
+                bad[i] = exc
+                fast.append([])
         n = f.max_length
         for i, items in enumerate(fast):
             if any("\x00" in x or (n is not None and len(x) > n) for x in items):

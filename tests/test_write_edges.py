@@ -84,6 +84,7 @@ def test_create_refuses_edge_values_naming_the_field(client: TestClient, sample_
 ARRAY_EDGES: list[tuple[str, str, Any]] = [
     ("trace_lots", "origin_codes", ["y" * 100_000]),       # varchar(40)[]: 100 KB items gave 500
     ("trace_lots", "origin_codes", ["ok", "a\u0000"]),
+    ("trace_events", "input_epcs", "[1e999]"),            # a text cell that looks like JSON but is not a list
     ("growing_areas", "harvest_months", [2**31]),          # int4[]
     ("growing_areas", "markets", ["E" * 5]),               # varchar(4)[]
     ("trace_events", "ilmd", {"k\u0000": 1}),              # jsonb: NUL in a key

@@ -34,6 +34,7 @@ pytestmark = pytest.mark.fuzz
 FIELDS = [(layer.id, f.name) for layer in LAYERS.values() if layer.editable for f in layer.fields]
 # examples per field: ci 2, fuzz profile 200; DATSO_FUZZ_PER_FIELD sets it for a run of a chosen length
 PER_FIELD = int(os.environ.get("DATSO_FUZZ_PER_FIELD", 0)) or max(2, hsettings.default.max_examples // 25)
+EXAMPLES = int(os.environ.get("DATSO_FUZZ_EXAMPLES", 0)) or hsettings.default.max_examples   # the other fuzz tests
 STATUSES: Counter[int] = Counter()
 
 _SPECIAL = ["1e999", "-1e999", "NaN", "nan", "Infinity", "-inf", "1e308", "-1e308", "99999999999999999999999",
@@ -188,6 +189,7 @@ GEOMETRY = st.one_of(
 )
 
 
+@hsettings(max_examples=EXAMPLES)
 @given(geometry=GEOMETRY, layer_id=st.sampled_from(["auction_plots", "packing_facilities", "trace_events"]),
        crs=st.sampled_from([None, "http://www.opengis.net/def/crs/EPSG/0/9210", "EPSG:4326"]))
 def test_hostile_geometries_never_5xx(client: TestClient, admin_key: str, targets: dict[str, Target],
@@ -206,6 +208,7 @@ def test_hostile_geometries_never_5xx(client: TestClient, admin_key: str, target
         target.refresh()
 
 
+@hsettings(max_examples=EXAMPLES)
 @given(crs=st.one_of(st.text(max_size=40), st.sampled_from(["¹", "EPSG:¹", "EPSG:٣٤٠٥", "EPSG:99999999999999999999",
                                                           "http://www.opengis.net/def/crs/EPSG/0/¹", "<>", "<<x>>"])))
 def test_hostile_content_crs_never_5xx(client: TestClient, admin_key: str, targets: dict[str, Target],
@@ -224,6 +227,7 @@ def test_hostile_content_crs_never_5xx(client: TestClient, admin_key: str, targe
         target.refresh()
 
 
+@hsettings(max_examples=EXAMPLES)
 @given(fid=st.one_of(st.text(min_size=1, max_size=24), st.sampled_from(["¹", "٣", "１", "0", "-1", "1e3",
                                                                         "9" * 19, "00000000000000000001"])),
        method=st.sampled_from(["GET", "PUT", "PATCH", "DELETE"]))
