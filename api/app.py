@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,7 @@ from api.db import Database
 from api.settings import ApiSettings, get_api_settings
 from layers.config import Settings, get_settings
 from layers.logging import configure_logging
+from layers.writes import WritePool
 
 
 def create_app(settings: Settings | None = None, api_settings: ApiSettings | None = None,
@@ -27,18 +29,22 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     configure_logging()
     db = Database(dsn or s.dsn(), a.db_min_connections, a.db_max_connections, a.db_connect_timeout,
                   a.read_statement_timeout, a.export_statement_timeout, a.db_acquire_timeout)
+    write_pool = WritePool(dsn or s.dsn(), a.write_pool_min_size, a.write_pool_max_size, a.db_connect_timeout,
+                           a.write_statement_timeout_ms)    # opened by the first write
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         offload.shutdown(app)
         await db.close()
+        await asyncio.to_thread(write_pool.close)
 
     app = FastAPI(title=a.title, version="0.1.0", openapi_url="/api", docs_url=None, redoc_url=None,
                   lifespan=lifespan,
                   description="OGC API – Features and vector tiles for Vietnamese provincial land and "
                               "agriculture data (đất công, đấu giá, vùng trồng, truy xuất nguồn gốc).")
     app.state.db = db
+    app.state.write_pool = write_pool
     app.state.settings = s
     app.state.api_settings = a
     errors.install(app)

@@ -21,6 +21,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from api import formats, offload
@@ -283,7 +284,8 @@ def _not_found_item(layer: Layer, feature_id: str) -> Problem:
 
 
 def _feature_id(layer: Layer, text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
+    # ASCII digits only: str.isdigit() is also true for "¹" or "٣", which int() refuses or reads as a number
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise _not_found_item(layer, text)
     return int(text)
 
@@ -424,6 +426,7 @@ async def _schema_response(request: Request, layer: Layer, doc: dict[str, Any], 
 # -- Part 4: create / replace / update / delete ---------------------------------------------------------------
 
 _WRITE_TYPES = ("application/geo+json", "application/json", "application/merge-patch+json")
+WRITE_RETRY_AFTER_S = 5
 
 
 async def read_body(request: Request, settings: ApiSettings) -> Any:
@@ -450,10 +453,27 @@ async def read_body(request: Request, settings: ApiSettings) -> Any:
 
 def _content_crs(request: Request) -> Any:
     text = request.headers.get("content-crs")
+    value = text.strip().strip("<>") if text else None
+    if value is not None and not (value.isascii() and value.isprintable()):
+        shown = value.encode("latin-1", "replace").decode("utf-8", "replace")[:60]
+        raise Problem(400, f"Content-Crs: hệ tọa độ '{shown}' không hợp lệ (chỉ dùng URI, EPSG:xxxx hoặc bí danh ASCII)",
+                      f"Content-Crs: '{shown}' is not a valid CRS (use a URI, EPSG:xxxx or an ASCII alias)")
     try:
-        return feat.resolve_crs(text.strip().strip("<>") if text else None, "Content-Crs")
+        return feat.resolve_crs(value, "Content-Crs")
     except CqlError as exc:
         raise Problem(400, exc.message("vi"), exc.message("en")) from None
+    except ValueError:      # a CRS text the registry's parser cannot read at all
+        raise Problem(400, f"Content-Crs: hệ tọa độ '{str(value)[:60]}' không hợp lệ",
+                      f"Content-Crs: '{str(value)[:60]}' is not a valid CRS") from None
+
+
+def _write_target(request: Request) -> Any:
+    """The app's write pool (api/app.py); a plain DSN for an app built without one."""
+    return getattr(request.app.state, "write_pool", None) or request.app.state.db.dsn
+
+
+def _limits(settings: ApiSettings) -> writes.GeometryLimits:
+    return writes.GeometryLimits(settings.max_geometry_vertices, settings.max_geometry_bytes)
 
 
 async def _write(request: Request, fn: Any, *args: Any) -> Any:
@@ -462,13 +482,37 @@ async def _write(request: Request, fn: Any, *args: Any) -> Any:
     except writes.WriteError as exc:
         extra = {"errors": exc.errors} if exc.errors else {}
         raise Problem(exc.status, exc.vi, exc.en, **extra) from None   # keeps the validation issues
+    except writes.DatabaseDown:
+        raise _write_unavailable(request) from None
+
+
+def _write_unavailable(request: Request) -> StarletteHTTPException:
+    """Like the read paths: a 503 problem+json the client may retry (Retry-After), never a 500; nothing written."""
+    lang = request_lang(request)
+    return StarletteHTTPException(503, "Cơ sở dữ liệu tạm thời không truy cập được; chưa ghi gì, hãy thử lại"
+                                  if lang == "vi" else "The database is unavailable; nothing was written, retry",
+                                  headers={"Retry-After": str(WRITE_RETRY_AFTER_S)})
+
+
+_DB_DOWN = (DatabaseUnavailable, OSError, TimeoutError, asyncpg.exceptions.ConnectionDoesNotExistError,
+            asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.InterfaceError)
+
+
+def _auth_or_503(dep: Any) -> Any:
+    """The API-key check reads the database (asyncpg): while it is down, a write gets the 503 too."""
+    async def dependency(request: Request) -> ApiKey:
+        try:
+            return await dep(request)   # type: ignore[no-any-return]
+        except _DB_DOWN:
+            raise _write_unavailable(request) from None
+    return dependency
 
 
 def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> None:
     if not layer.editable:
         return
     path = f"/collections/{layer.id}/items"
-    auth = require_roles(layer.write_roles)
+    auth = _auth_or_503(require_roles(layer.write_roles))
     security = [Depends(bearer_scheme), Depends(api_key_scheme)]
     body_doc = {"requestBody": {"required": True, "content": {
         "application/geo+json": {"schema": {"type": "object"}}}}}
@@ -476,30 +520,30 @@ def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> 
     async def create(request: Request, key: ApiKey = Depends(auth)) -> Response:
         check_unknown(request, ())
         body = await read_body(request, settings)
-        fid, tag = await _write(request, writes.create, request.app.state.db.dsn, layer, body,
-                                _content_crs(request), key.actor, request_lang(request))
+        fid, tag = await _write(request, writes.create, _write_target(request), layer, body,
+                                _content_crs(request), key.actor, request_lang(request), _limits(settings))
         return Response(status_code=201, headers={"Location": f"{base_url(request)}{path}/{fid}", "ETag": tag})
 
     async def replace(request: Request, feature_id: str, key: ApiKey = Depends(auth)) -> Response:
         check_unknown(request, ())
         fid = _feature_id(layer, feature_id)
         body = await read_body(request, settings)
-        tag = await _write(request, writes.replace, request.app.state.db.dsn, layer, fid, body,
-                           _content_crs(request), key.actor, request.headers.get("if-match"), request_lang(request))
+        tag = await _write(request, writes.replace, _write_target(request), layer, fid, body, _content_crs(request),
+                           key.actor, request.headers.get("if-match"), request_lang(request), _limits(settings))
         return Response(status_code=204, headers={"ETag": tag})
 
     async def update(request: Request, feature_id: str, key: ApiKey = Depends(auth)) -> Response:
         check_unknown(request, ())
         fid = _feature_id(layer, feature_id)
         body = await read_body(request, settings)
-        tag = await _write(request, writes.update, request.app.state.db.dsn, layer, fid, body,
-                           _content_crs(request), key.actor, request.headers.get("if-match"), request_lang(request))
+        tag = await _write(request, writes.update, _write_target(request), layer, fid, body, _content_crs(request),
+                           key.actor, request.headers.get("if-match"), request_lang(request), _limits(settings))
         return Response(status_code=204, headers={"ETag": tag})
 
     async def delete(request: Request, feature_id: str, key: ApiKey = Depends(auth)) -> Response:
         check_unknown(request, ())
         fid = _feature_id(layer, feature_id)
-        await _write(request, writes.delete, request.app.state.db.dsn, layer, fid, key.actor,
+        await _write(request, writes.delete, _write_target(request), layer, fid, key.actor,
                      request.headers.get("if-match"))
         return Response(status_code=204)
 

@@ -50,6 +50,12 @@ class ApiSettings(BaseSettings):
     export_processes: bool = True            # Folium maps in worker processes (false: threads)
     export_nice: int = 10                    # CPU priority of those processes (tiles first)
     retry_after: int = 5                     # Retry-After (s) of a 503 while the database cannot answer
+    # writes (OGC API Part 4): a psycopg pool opened on first write, and bounds on written geometries
+    write_pool_min_size: int = 0
+    write_pool_max_size: int = 4
+    write_statement_timeout_ms: int = 15_000
+    max_geometry_vertices: int = 20_000
+    max_geometry_bytes: int = 1_000_000
 
     _lists = field_validator("cors_origins", "trusted_hosts", mode="before")(_list)
 

@@ -400,9 +400,12 @@ async def extent(conn: asyncpg.Connection, layer: Layer) -> dict[str, Any]:
                           "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}
     if layer.temporal:
         a, b = layer.temporal
-        end = f'max("{b}")' if b else f'max("{a}")'
+        e = b or a
+        # only values Python can decode (a year-1-BC row, stored before the date ranges were enforced, made
+        # asyncpg raise OverflowError and /collections answer 500 for everyone); min/max still use the index
         trow = await conn.fetchrow(
-            f'SELECT min("{a}")::timestamptz s, {end}::timestamptz e FROM "{layer.table}"')  # noqa: S608
+            f'SELECT (SELECT min("{a}") FROM "{layer.table}" WHERE "{a}" >= \'0001-01-03\')::timestamptz s, '  # noqa: S608
+            f'(SELECT max("{e}") FROM "{layer.table}" WHERE "{e}" <= \'9999-12-29\')::timestamptz e')
         if trow is not None and trow["s"] is not None:
             out["temporal"] = {"interval": [[trow["s"].isoformat(), trow["e"].isoformat() if trow["e"] else None]],
                                "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
