@@ -331,7 +331,11 @@ async def layer_bounds(request: Request, layers: Sequence[Layer]) -> tuple[float
     for layer in layers:
         cached = _BOUNDS.get(f"{db.dsn}|{layer.id}")
         if cached is None or time.monotonic() - cached[0] > BOUNDS_TTL:
-            row = await db.fetchrow(tilejson.bounds_sql(layer))
+            try:
+                row = await db.fetchrow(tilejson.bounds_sql(layer))
+            except DatabaseUnavailable:
+                raise Problem(503, "Cơ sở dữ liệu tạm thời không truy cập được; vui lòng thử lại sau",
+                              "The database is unreachable for the moment; please retry") from None
             box = None if row is None or row["xmin"] is None else \
                 (float(row["xmin"]), float(row["ymin"]), float(row["xmax"]), float(row["ymax"]))
             cached = _BOUNDS[f"{db.dsn}|{layer.id}"] = (time.monotonic(), box)
