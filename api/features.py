@@ -414,7 +414,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
 
 def _schema_response(request: Request, layer: Layer, doc: dict[str, Any], lang: str, vi: str,
                      en: str) -> Response:
-    if formats.negotiate(request, ("json", "html")) == "html":
+    if formats.negotiate(request, ("json", "html", "schema")) == "html":   # schema: application/schema+json
         rows = [[name, str(p.get("title", "")), str(p.get("type", p.get("format", ""))),
                  ", ".join(map(str, p.get("enum", [])))] for name, p in doc["properties"].items()]
         return render(request, "features_document.html", title=f"{layer.title(lang)}: {_t(lang)(vi, en)}",

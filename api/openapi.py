@@ -12,6 +12,7 @@ declare it themselves.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import geojson_pydantic as gj
@@ -21,7 +22,6 @@ from geojson_pydantic.geometries import Geometry
 from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
-from starlette.routing import Match
 
 from api.errors import PROBLEM, TITLES, problem_response
 
@@ -98,7 +98,7 @@ JSON_SCHEMA_DOC = component("JsonSchemaDocument", {
                    "properties": {"type": "object", "additionalProperties": {"type": "object"}},
                    "required": {"type": "array", "items": _STR}, "additionalProperties": {"type": "boolean"}},
 })
-ANY_GEOMETRY = component("Geometry", TypeAdapter(Geometry).json_schema(ref_template=REF, mode="serialization"))
+ANY_GEOMETRY = component("Geometry", TypeAdapter[Any](Geometry).json_schema(ref_template=REF, mode="serialization"))
 SEARCH_RESULTS = component("SearchResults", {
     "type": "object", "required": ["type", "features"],
     "properties": {
@@ -367,16 +367,23 @@ def install(app: FastAPI) -> None:
 
     app.openapi = openapi  # type: ignore[method-assign]
 
+    paths: list[tuple[re.Pattern[str], set[str]]] = []
+
     async def method_not_allowed(request: Request, exc: Exception) -> Response:
-        # Starlette's Allow names only the first route of the path; each method here is a route of its own
-        allowed: set[str] = set()
-        for route in app.router.routes:
-            methods = getattr(route, "methods", None)
-            if methods and route.matches(request.scope)[0] != Match.NONE:
-                allowed |= methods
+        # Starlette's Allow names only the first route of the path; each method here is a route of its own,
+        # so Allow is read from the document: every method documented for the path
+        if not paths:
+            for template, ops in app.openapi()["paths"].items():
+                rx = re.escape(template)
+                rx = re.sub(r"\\\{[^}]*\\\}", "[^/]+", rx)
+                paths.append((re.compile(f"^{rx}$"), {m.upper() for m in ops}))
+        allowed = set().union(*[methods for rx, methods in paths if rx.match(request.url.path)])
+        headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+        if allowed:
+            headers["Allow"] = ", ".join(sorted(allowed))
         detail = exc.detail if isinstance(exc, HTTPException) else "Method not allowed"
         resp = problem_response(request, 405, detail)
-        resp.headers["Allow"] = ", ".join(sorted(allowed))
+        resp.headers.update(headers)
         return resp
 
     app.add_exception_handler(405, method_not_allowed)

@@ -78,11 +78,9 @@ def test_contract(case: Any, contract_server: Any, keys: dict[str, str]) -> None
                            checks=CHECKS, timeout=30)
 
 
-def test_document_has_a_schema_for_every_body(contract_server: Any) -> None:
+def test_document_has_a_schema_for_every_body(client: Any) -> None:
     """Every documented response body has a schema, and no operation documents FastAPI's unused 422."""
-    import httpx
-
-    doc = httpx.get(f"{contract_server.url}/api").json()
+    doc = client.get("/api").json()
     empty, stray_422 = [], []
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
@@ -102,3 +100,24 @@ def test_document_has_a_schema_for_every_body(contract_server: Any) -> None:
     post = doc["paths"]["/collections/parcels/items"]["post"]["responses"]
     assert set(post) >= {"201", "400", "401", "403", "409", "413", "415", "422", "503"}
     assert post["201"]["headers"]["Location"]["required"] is True
+
+
+def test_schema_documents_answer_their_media_type(client: Any) -> None:
+    """`/queryables` and `/schema` are documented as application/schema+json: asking for it is not a 406."""
+    for doc in ("queryables", "schema"):
+        r = client.get(f"/collections/parcels/{doc}", headers={"Accept": "application/schema+json"})
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"].startswith("application/schema+json")
+        assert r.json()["properties"]
+
+
+def test_405_allow_lists_every_method_of_the_path(client: Any) -> None:
+    """Each method of /items is a route of its own; Allow names all of them (not only the first route's)."""
+    r = client.put("/collections/parcels/items", content=b"{}")
+    assert r.status_code == 405
+    assert r.headers["content-type"].startswith("application/problem+json")
+    allowed = {m.strip() for m in r.headers["allow"].split(",")}
+    assert {"GET", "POST"} <= allowed and "PUT" not in allowed
+    r = client.post("/collections/parcels/items/1", content=b"{}")
+    assert r.status_code == 405
+    assert {"GET", "PUT", "PATCH", "DELETE"} <= {m.strip() for m in r.headers["allow"].split(",")}
