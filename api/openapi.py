@@ -98,7 +98,8 @@ JSON_SCHEMA_DOC = component("JsonSchemaDocument", {
                    "properties": {"type": "object", "additionalProperties": {"type": "object"}},
                    "required": {"type": "array", "items": _STR}, "additionalProperties": {"type": "boolean"}},
 })
-ANY_GEOMETRY = component("Geometry", TypeAdapter[Any](Geometry).json_schema(ref_template=REF, mode="serialization"))
+_GEOMETRY_ADAPTER: TypeAdapter[Any] = TypeAdapter(Geometry)  # type: ignore[arg-type]   # an Annotated union
+ANY_GEOMETRY = component("Geometry", _GEOMETRY_ADAPTER.json_schema(ref_template=REF, mode="serialization"))
 SEARCH_RESULTS = component("SearchResults", {
     "type": "object", "required": ["type", "features"],
     "properties": {
