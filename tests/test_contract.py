@@ -31,19 +31,38 @@ CHECKS = [schemathesis.checks.not_a_server_error, schemathesis.checks.status_cod
 
 
 @pytest.fixture(scope="module")
-def contract_server(sample_db: str, settings: Any) -> Iterator[Any]:
+def contract_db(settings: Any) -> str:
+    """A database of its own with the sample: the fuzzed writes (creates, replaces, deletes with the right
+    ETag) must not change the sample the other tests read."""
+    from layers import db as dbmod
+    from layers import pgcluster
+    from sample_data.generate import load_sample
+
+    name = f"{settings.db_name}_contract"
+    s = settings.model_copy(update={"db_name": name})
+    if s.database_url:
+        s = s.model_copy(update={"database_url": s.dsn(name)})
+    pgcluster.drop_database(s, name)
+    pgcluster.ensure_database(s, name)
+    dbmod.migrate(s)
+    load_sample(s.dsn(), size="small", seed=7, force=True)
+    return str(s.dsn())
+
+
+@pytest.fixture(scope="module")
+def contract_server(contract_db: str, settings: Any) -> Iterator[Any]:
     """A live server over its own app (an asyncpg pool belongs to one event loop)."""
     from conftest import LiveServer, free_port
 
     from api.app import create_app
 
-    with LiveServer(create_app(settings=settings, dsn=sample_db), free_port()) as srv:
+    with LiveServer(create_app(settings=settings, dsn=contract_db), free_port()) as srv:
         yield srv
 
 
 @pytest.fixture(scope="module")
-def keys(sample_db: str) -> dict[str, str]:
-    return {role: create_key(sample_db, f"contract-{role}-{uuid.uuid4().hex[:8]}", role)
+def keys(contract_db: str) -> dict[str, str]:
+    return {role: create_key(contract_db, f"contract-{role}-{uuid.uuid4().hex[:8]}", role)
             for role in ("officer", "admin")}
 
 
