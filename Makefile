@@ -56,7 +56,7 @@ clean-db:
 # the long contract and property fuzz (not part of `make test`): schemathesis --checks all over every route of a
 # live server on its own database (bench/fuzz_api.py; FUZZ_MAX_EXAMPLES per operation and role), then the
 # hypothesis fuzz tests with the long profile
-FUZZ_MAX_EXAMPLES ?= 150
+FUZZ_MAX_EXAMPLES ?= 170
 FUZZ_PORT ?= 8105
 fuzz: venv db
 	@$(BIN)/python bench/fuzz_api.py --max-examples $(FUZZ_MAX_EXAMPLES) --port $(FUZZ_PORT)
