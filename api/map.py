@@ -205,7 +205,8 @@ async def map_page(request: Request) -> Response:
 
 @router.get("/search", summary="Tìm lô đất, địa chỉ, số tờ/số thửa, mã vùng trồng / Search",
             response_class=Response,
-            responses={**oas.ok_json(oas.SEARCH_RESULTS, media=("application/geo+json",)), **oas.problems(400, 503)})
+            responses={**oas.ok_json(oas.SEARCH_RESULTS, media=("application/geo+json",)),
+                       **oas.problems(400, 429, 503)})
 async def search_route(
     request: Request,
     q: str | None = Query(None, description="mã lô, địa chỉ, 'tờ 12 thửa 345' hoặc '12/345', mã vùng trồng"),

@@ -247,6 +247,8 @@ def problems(*codes: int, html: bool = False) -> Responses:
         r: dict[str, Any] = {"description": TITLES.get(code, ("", "Error"))[1], "content": content}
         if code == 401:
             r["headers"] = {"WWW-Authenticate": {"schema": _STR, "required": True}}
+        if code in (429, 503):
+            r["headers"] = {"Retry-After": {"schema": _STR, "description": "seconds to wait"}}
         out[code] = r
     return out
 
@@ -296,7 +298,8 @@ DOCUMENT_PROBLEMS = problems(400, 406)          # unknown parameter or f=; an Ac
 JSON_SCHEMA_RESPONSES: Responses = {
     **ok_json(JSON_SCHEMA_DOC, media=("application/schema+json",), html=True, cached=True), **DOCUMENT_PROBLEMS}
 
-_WRITE_AUTH = problems(401, 403)
+# 429: failed authentications are rate limited (issue 8); a key's writes are not
+_WRITE_AUTH = problems(401, 403, 429)
 CREATED: Responses = {201: {"description": "Created", "headers": {
     "Location": {"description": "URL of the new feature", "schema": _STR, "required": True},
     "ETag": {"description": "entity tag of the new feature (for If-Match)", "schema": _STR, "required": True}}}}
