@@ -140,3 +140,14 @@ def test_405_allow_lists_every_method_of_the_path(client: Any) -> None:
     r = client.post("/collections/parcels/items/1", content=b"{}")
     assert r.status_code == 405
     assert {"GET", "PUT", "PATCH", "DELETE"} <= {m.strip() for m in r.headers["allow"].split(",")}
+
+
+@pytest.mark.parametrize("query", ["limit=1_0", "limit=%F0%9D%9F%99", "offset=%D9%A1%D9%A2", "offset=%201",
+                                   "offset=9999999999999999999", "offset=1000000001"])
+def test_integer_parameters_are_ascii_decimal_within_range(client: Any, query: str) -> None:
+    """Documented as integers (offset up to its maximum): `1_0`, ' 1' and Unicode digits, which Python's int()
+    reads, are refused like any other non-integer, naming the parameter (found by make fuzz: offset=𝟙𝟚 gave 200)."""
+    r = client.get(f"/collections/parcels/items?{query}")
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert query.split("=")[0] in r.json()["detail"]
