@@ -14,6 +14,7 @@ from api import errors, health, offload, security
 from api import features as features_api
 from api import imagery as imagery_api
 from api import map as map_api
+from api import openapi as oas
 from api import tiles as tiles_api
 from api.db import Database
 from api.settings import ApiSettings, get_api_settings
@@ -61,4 +62,5 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.mount("/static", StaticFiles(directory=map_api.HERE / "static"), name="static")
     app.include_router(features_api.create_router(a))
     app.include_router(tiles_api.router)
+    oas.install(app)   # response schemas for every route, no unused 422s
     return app

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from api import formats, offload
+from api import openapi as oas
 from api.auth import api_key_scheme, bearer_scheme, require_roles
 from api.db import DatabaseUnavailable, RequestClass
 from api.errors import Problem, database_problem, request_lang
@@ -208,7 +209,8 @@ async def collection_doc(request: Request, layer: Layer, lang: str) -> dict[str,
 def create_router(settings: ApiSettings) -> APIRouter:
     router = APIRouter(tags=["OGC API – Features"])
 
-    @router.get("/", summary="Landing page", dependencies=[Depends(only_common)])
+    @router.get("/", summary="Landing page", dependencies=[Depends(only_common)],
+                responses={**oas.ok_json(oas.LANDING, html=True, cached=True), **oas.DOCUMENT_PROBLEMS})
     async def landing(request: Request) -> Response:
         fmt = formats.negotiate(request, formats.DOCUMENT_FORMATS)
         lang = request_lang(request)
@@ -239,7 +241,8 @@ def create_router(settings: ApiSettings) -> APIRouter:
                           links=doc["links"])
         return _json(request, doc)
 
-    @router.get("/conformance", summary="Conformance classes", dependencies=[Depends(only_common)])
+    @router.get("/conformance", summary="Conformance classes", dependencies=[Depends(only_common)],
+                responses={**oas.ok_json(oas.CONFORMANCE, html=True, cached=True), **oas.DOCUMENT_PROBLEMS})
     async def conformance(request: Request) -> Response:
         if formats.negotiate(request, formats.DOCUMENT_FORMATS) == "html":
             lang = request_lang(request)
@@ -248,7 +251,8 @@ def create_router(settings: ApiSettings) -> APIRouter:
                           items=[{"label": c} for c in CONFORMANCE], collection=None, table=None)
         return _json(request, {"conformsTo": CONFORMANCE})
 
-    @router.get("/collections", summary="Collections", dependencies=[Depends(only_common)])
+    @router.get("/collections", summary="Collections", dependencies=[Depends(only_common)],
+                responses={**oas.ok_json(oas.COLLECTIONS, html=True, cached=True), **oas.problems(400, 406, 503)})
     async def collections(request: Request) -> Response:
         fmt = formats.negotiate(request, formats.DOCUMENT_FORMATS)
         lang = request_lang(request)
@@ -399,20 +403,23 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
 
     t = layer.title_en
     router.add_api_route(path, collection, methods=["GET"], summary=f"{t}: collection",
-                         dependencies=[Depends(only_common)])
+                         dependencies=[Depends(only_common)],
+                         responses={**oas.ok_json(oas.COLLECTION, html=True, cached=True),
+                                    **oas.problems(400, 406, 503)})
     router.add_api_route(f"{path}/items", items, methods=["GET"], summary=f"{t}: items",
-                         openapi_extra={"parameters": items_params})
-    router.add_api_route(f"{path}/items/{{feature_id}}", item, methods=["GET"], summary=f"{t}: one feature")
+                         openapi_extra={"parameters": items_params}, responses=oas.items_responses(layer))
+    router.add_api_route(f"{path}/items/{{feature_id}}", item, methods=["GET"], summary=f"{t}: one feature",
+                         responses=oas.item_responses(layer))
     router.add_api_route(f"{path}/queryables", queryables, methods=["GET"], summary=f"{t}: queryables",
-                         dependencies=[Depends(only_common)])
+                         dependencies=[Depends(only_common)], responses=oas.JSON_SCHEMA_RESPONSES)
     router.add_api_route(f"{path}/schema", schema, methods=["GET"], summary=f"{t}: schema",
-                         dependencies=[Depends(only_common)])
+                         dependencies=[Depends(only_common)], responses=oas.JSON_SCHEMA_RESPONSES)
     add_write_routes(router, layer, settings)
 
 
 async def _schema_response(request: Request, layer: Layer, doc: dict[str, Any], lang: str, vi: str,
                      en: str) -> Response:
-    if formats.negotiate(request, ("json", "html")) == "html":
+    if formats.negotiate(request, ("json", "html", "schema")) == "html":   # schema: application/schema+json
         rows = [[name, str(p.get("title", "")), str(p.get("type", p.get("format", ""))),
                  ", ".join(map(str, p.get("enum", [])))] for name, p in doc["properties"].items()]
         return await render(request, "features_document.html", title=f"{layer.title(lang)}: {_t(lang)(vi, en)}",
@@ -549,13 +556,18 @@ def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> 
 
     t = layer.title_en
     router.add_api_route(path, create, methods=["POST"], status_code=201, summary=f"{t}: create a feature",
-                         dependencies=security, openapi_extra=body_doc)
+                         dependencies=security, openapi_extra={**body_doc, "parameters": oas.CONTENT_CRS_PARAM},
+                         responses=oas.CREATE_RESPONSES)
     router.add_api_route(f"{path}/{{feature_id}}", replace, methods=["PUT"], status_code=204,
                          summary=f"{t}: replace a feature (If-Match required)", dependencies=security,
-                         openapi_extra=body_doc)
+                         openapi_extra={**body_doc, "parameters": oas.IF_MATCH_PARAM + oas.CONTENT_CRS_PARAM},
+                         responses=oas.UPDATE_RESPONSES)
     router.add_api_route(f"{path}/{{feature_id}}", update, methods=["PATCH"], status_code=204,
                          summary=f"{t}: update a feature (JSON merge patch, If-Match required)",
                          dependencies=security, openapi_extra={"requestBody": {"required": True, "content": {
-                             "application/merge-patch+json": {"schema": {"type": "object"}}}}})
+                             "application/merge-patch+json": {"schema": {"type": "object"}}}},
+                             "parameters": oas.IF_MATCH_PARAM + oas.CONTENT_CRS_PARAM},
+                         responses=oas.UPDATE_RESPONSES)
     router.add_api_route(f"{path}/{{feature_id}}", delete, methods=["DELETE"], status_code=204,
-                         summary=f"{t}: delete a feature (If-Match required)", dependencies=security)
+                         summary=f"{t}: delete a feature (If-Match required)", dependencies=security,
+                         openapi_extra={"parameters": oas.IF_MATCH_PARAM}, responses=oas.DELETE_RESPONSES)

@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from api import offload
+from api import openapi as oas
 from api.db import DatabaseUnavailable, RequestClass
 from api.errors import Problem, database_problem, problem_response, request_lang, retry_after
 from api.imagery import imagery_list
@@ -167,7 +168,8 @@ def _layer_config(lang: str) -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/map", response_class=HTMLResponse, summary="Bản đồ đấu giá đất cho người dân / Citizen auction map")
+@router.get("/map", response_class=HTMLResponse, summary="Bản đồ đấu giá đất cho người dân / Citizen auction map",
+            responses={**oas.HTML_PAGE, **oas.problems(400, 503, html=True)})
 async def map_page(request: Request) -> Response:
     # Vietnamese unless asked otherwise with ?lang=en (or the page's own switch): not the browser's locale
     lang = "en" if request.query_params.get("lang") == "en" else "vi"
@@ -206,12 +208,14 @@ async def map_page(request: Request) -> Response:
 # -- search -------------------------------------------------------------------------------------------------
 
 @router.get("/search", summary="Tìm lô đất, địa chỉ, số tờ/số thửa, mã vùng trồng / Search",
-            response_class=Response)
+            response_class=Response,
+            responses={**oas.ok_json(oas.SEARCH_RESULTS, media=("application/geo+json",)),
+                       **oas.problems(400, 429, 503)})
 async def search_route(
     request: Request,
     q: str | None = Query(None, description="mã lô, địa chỉ, 'tờ 12 thửa 345' hoặc '12/345', mã vùng trồng"),
     layers: str | None = Query(None, description="comma-separated layer ids (default: every searchable layer)"),
-    limit: int = Query(10, description="1-50"),
+    limit: int = Query(10, ge=1, le=50, description="1-50"),
 ) -> Response:
     lang = request_lang(request)
     try:
@@ -242,7 +246,8 @@ def _truthy(value: str | None, name: str) -> bool:
 
 
 @router.get("/maps/{collection_id}.html", response_class=HTMLResponse,
-            summary="Bản đồ Folium (HTML tự chứa) của một lớp / Self-contained Folium map of a layer")
+            summary="Bản đồ Folium (HTML tự chứa) của một lớp / Self-contained Folium map of a layer",
+            responses={**oas.HTML_PAGE, **oas.problems(400, 404, 413, 503, html=True)})
 async def folium_map(request: Request, collection_id: str) -> Response:
     lang = request_lang(request)
     try:
