@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import cql2 as _cql2
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gis.crs import CrsError, get_crs
 from gis.errors import BilingualError
@@ -44,11 +45,243 @@ class CqlError(BilingualError):
     """A filter that cannot be used; `.message(lang)` explains why in Vietnamese or English."""
 
 
+class FilterLimits(BaseSettings):
+    """Bounds on a filter, checked on the raw input before any native or recursive parser sees it.
+
+    cql2-rs (the native parser) recurses once per nesting level and per chained operator and overflows its
+    stack (a segfault that takes the whole process down) at ~1,550 nested parentheses, ~3,400 chained NOTs,
+    ~9,000 `+` terms or ~16,000 `AND`s with an 8 MiB stack (a quarter of that on a 2 MiB thread stack); it
+    also backtracks exponentially on nested bare parentheses around a syntax error (~2-3x per level: 12 ms
+    at 10 levels, 17 s at 20). See docs/reliability.md for the measurement.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DATSO_FILTER_", extra="ignore")
+
+    max_bytes: int = 16384
+    """Length of the filter text (UTF-8 bytes; a cql2-json filter given as an object: its JSON text)."""
+    max_depth: int = 16
+    """Nesting: brackets plus chains of prefix operators (NOT, unary -) in cql2-text; logical levels in
+    cql2-json and in the parsed tree (2 * max_depth + 8 nested objects/arrays; a chain of N arithmetic
+    operators nests N levels)."""
+    max_groups: int = 8
+    """Nesting of bare parentheses `( ... )` (not function or geometry calls) in cql2-text."""
+    max_terms: int = 500
+    """Operators, functions and property names (literals are not counted); JSON objects in cql2-json."""
+
+    @property
+    def max_json_depth(self) -> int:
+        return 2 * self.max_depth + 8
+
+
+_LIMITS: FilterLimits | None = None
+
+
+def limits() -> FilterLimits:
+    """The filter limits from the environment (read once)."""
+    global _LIMITS
+    if _LIMITS is None:
+        _LIMITS = FilterLimits()
+    return _LIMITS
+
+
+def _too_big(what_vi: str, what_en: str, env: str, value: int, extra_vi: str = "", extra_en: str = "") -> CqlError:
+    return CqlError(f"Bộ lọc vượt giới hạn: {what_vi} tối đa {value} (DATSO_FILTER_{env}){extra_vi}",
+                    f"The filter exceeds a limit: {what_en} at most {value} (DATSO_FILTER_{env}){extra_en}")
+
+
+def _check_size(text: str, lim: FilterLimits) -> None:
+    if len(text) > lim.max_bytes:   # before encoding: never copy a huge text
+        nbytes = len(text)
+    else:
+        try:
+            nbytes = len(text.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise CqlError(f"Bộ lọc chứa ký tự không hợp lệ (không phải Unicode) ở vị trí {exc.start + 1}",
+                           f"The filter contains an invalid (non-Unicode) character at position {exc.start + 1}"
+                           ) from None
+    if nbytes > lim.max_bytes:
+        raise _too_big("độ dài (byte)", "length in bytes", "MAX_BYTES", lim.max_bytes,
+                       f"; bộ lọc dài {nbytes} byte", f"; the filter has {nbytes} bytes")
+
+
+_PREFIX_WORDS = frozenset({"NOT"})
+_LOGIC_WORDS = frozenset({"AND", "OR", "IN", "BETWEEN", "LIKE", "IS"})
+_OP_CHARS = frozenset("=<>!+-*/%^")
+_DELIMS = frozenset("()[],'\"") | _OP_CHARS
+
+
+def check_text(text: str, lim: FilterLimits | None = None) -> None:
+    """Refuse a cql2-text filter that is too long, unbalanced, too deeply nested or has too many terms.
+
+    One linear scan, no recursion: string literals ('...' with '' escapes) and quoted identifiers are
+    skipped; brackets must balance; depth counts open brackets plus runs of prefix operators (NOT, unary
+    +/-); bare parentheses (groups, lists) are counted separately from function and geometry calls.
+    """
+    lim = lim or limits()
+    _check_size(text, lim)
+    stack: list[tuple[str, int, bool, int]] = []   # (closing bracket, depth at open, bare, position)
+    base, run, groups, terms = 0, 0, 0, 0
+    prev = ""          # kind of the previous token: "", "open", "sep", "op", "word", "operand", "close"
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c.isspace():
+            i += 1
+            continue
+        if c in "'\"":
+            j = i + 1
+            while j < n:
+                if text[j] == c:
+                    if j + 1 < n and text[j + 1] == c:
+                        j += 2
+                        continue
+                    break
+                j += 1
+            if j >= n:
+                w = _at(text, i)
+                raise CqlError(f"Chuỗi bắt đầu{w.vi} không được đóng",
+                               f"The string or quoted name starting{w.en} is not closed")
+            if c == '"':
+                terms += 1
+            prev, run, i = ("word" if c == '"' else "operand"), 0, j + 1
+        elif c in "([":
+            bare = c == "(" and prev != "word"
+            depth = base + run + 1
+            stack.append((")" if c == "(" else "]", base, bare, i))
+            base, run = depth, 0
+            groups += bare
+            if depth > lim.max_depth:
+                raise _too_big("độ lồng nhau", "nesting depth", "MAX_DEPTH", lim.max_depth)
+            if groups > lim.max_groups:
+                raise _too_big("số cặp ngoặc lồng nhau", "nested parentheses", "MAX_GROUPS", lim.max_groups)
+            prev, i = "open", i + 1
+        elif c in ")]":
+            if not stack or stack[-1][0] != c:
+                w = _at(text, i)
+                raise CqlError(f"Lỗi cú pháp CQL2{w.vi}: dấu '{c}' không khớp với dấu mở nào",
+                               f"CQL2 syntax error{w.en}: the '{c}' does not match an opening bracket")
+            _, base, bare, _ = stack.pop()
+            groups -= bare
+            prev, run, i = "close", 0, i + 1
+        elif c == ",":
+            prev, run, i = "sep", 0, i + 1
+        elif c in _OP_CHARS:
+            if c in "+-" and prev not in ("word", "operand", "close"):
+                run += 1                      # unary sign: nests like NOT
+                if base + run > lim.max_depth:
+                    raise _too_big("độ lồng nhau", "nesting depth", "MAX_DEPTH", lim.max_depth)
+                prev, i = "op", i + 1
+                continue
+            j = i + 1
+            while j < n and text[j] in "=<>!" and j - i < 2:
+                j += 1
+            terms += 1
+            prev, run, i = "op", 0, j
+        else:
+            j = i + 1
+            if c.isdigit() or c == ".":
+                while j < n and (text[j].isalnum() or text[j] == "." or
+                                 (text[j] in "+-" and text[j - 1] in "eE")):
+                    j += 1
+                prev, run, i = "operand", 0, j
+                continue
+            while j < n and not text[j].isspace() and text[j] not in _DELIMS:
+                j += 1
+            word = text[i:j].upper()
+            terms += 1
+            if word in _PREFIX_WORDS:
+                run += 1
+                if base + run > lim.max_depth:
+                    raise _too_big("độ lồng nhau", "nesting depth", "MAX_DEPTH", lim.max_depth)
+                prev = "op"
+            elif word in _LOGIC_WORDS:
+                prev, run = "op", 0
+            else:
+                prev, run = "word", 0
+            i = j
+        if terms > lim.max_terms:
+            raise _too_big("số toán tử, hàm và tên thuộc tính", "operators, functions and property names",
+                           "MAX_TERMS", lim.max_terms)
+    if stack:
+        w = _at(text, stack[-1][3])
+        raise CqlError(f"Lỗi cú pháp CQL2{w.vi}: dấu mở ở đây thiếu dấu '{stack[-1][0]}' đóng",
+                       f"CQL2 syntax error{w.en}: the bracket opened here is never closed with '{stack[-1][0]}'")
+
+
+def _at(text: str, i: int) -> _Where:
+    line = text.count("\n", 0, i) + 1
+    col = i - (text.rfind("\n", 0, i) + 1) + 1
+    return _Where(f" tại dòng {line}, cột {col}", f" at line {line}, column {col}")
+
+
+def check_json_text(text: str, lim: FilterLimits | None = None) -> None:
+    """Refuse cql2-json text that is too long, too deeply nested or has too many objects (before json.loads,
+    which recurses too). One linear scan over brackets outside JSON strings."""
+    lim = lim or limits()
+    _check_size(text, lim)
+    depth = objects = 0
+    in_str = escaped = False
+    for ch in text:
+        if in_str:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            objects += ch == "{"
+            if depth > lim.max_json_depth:
+                raise _too_big("độ lồng nhau", "nesting depth", "MAX_DEPTH", lim.max_depth,
+                               f", tức {lim.max_json_depth} mức đối tượng/mảng JSON",
+                               f", i.e. {lim.max_json_depth} levels of JSON objects/arrays")
+            if objects > lim.max_terms:
+                raise _too_big("số đối tượng JSON", "JSON objects", "MAX_TERMS", lim.max_terms)
+        elif ch in "]}":
+            depth -= 1
+
+
+def check_tree(tree: Any, lim: FilterLimits | None = None, parsed: bool = False) -> None:
+    """Refuse a CQL2-JSON tree (a dict given directly, or what the parser produced) nested deeper than the
+    limit or with too many objects: iterative, so any Python object is safe to pass (a cycle is just too deep)."""
+    lim = lim or limits()
+    todo: list[tuple[Any, int]] = [(tree, 1)]
+    objects = 0
+    while todo:
+        node, depth = todo.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+            objects += 1
+        elif isinstance(node, list | tuple):
+            children = node
+        else:
+            continue
+        if depth > lim.max_json_depth:
+            raise _too_big("độ lồng nhau", "nesting depth", "MAX_DEPTH", lim.max_depth,
+                           *((" (mỗi phép toán số học trong một chuỗi tính là một mức)",
+                              " (each operator in a chain of arithmetic counts as one level)") if parsed else
+                             (f", tức {lim.max_json_depth} mức đối tượng/mảng JSON",
+                              f", i.e. {lim.max_json_depth} levels of JSON objects/arrays")))
+        if objects > lim.max_terms:
+            raise _too_big("số đối tượng JSON", "JSON objects", "MAX_TERMS", lim.max_terms)
+        todo.extend((c, depth + 1) for c in children)
+
+
 def parse(filter_: str | dict[str, Any], filter_lang: str = "cql2-text") -> dict[str, Any]:
-    """Parse a CQL2 filter into its CQL2-JSON tree (a dict); syntax errors name the line and column."""
+    """Parse a CQL2 filter into its CQL2-JSON tree (a dict); syntax errors name the line and column.
+
+    The limits (`FilterLimits`) are checked on the raw input first, so no native or recursive parser ever
+    sees an input that could exhaust its stack or backtrack for long."""
     if filter_lang not in FILTER_LANGS:
         raise CqlError(f"filter-lang '{filter_lang}' không được hỗ trợ; dùng: {', '.join(FILTER_LANGS)}",
                        f"filter-lang '{filter_lang}' is not supported; use one of: {', '.join(FILTER_LANGS)}")
+    if isinstance(filter_, str):
+        (check_text if filter_lang == "cql2-text" else check_json_text)(filter_)
+    elif isinstance(filter_, dict):
+        check_tree(filter_)
     try:
         if filter_lang == "cql2-text":
             if not isinstance(filter_, str):
@@ -72,6 +305,7 @@ def parse(filter_: str | dict[str, Any], filter_lang: str = "cql2-text") -> dict
                        f"CQL2 syntax error{where.en}: {_short(str(exc))}") from None
     if not isinstance(tree, dict | bool):
         raise CqlError("Bộ lọc phải là một biểu thức logic", "The filter must be a boolean expression")
+    check_tree(tree, parsed=True)   # e.g. a chain of arithmetic is flat in the text but one level per operator in the tree
     return tree if isinstance(tree, dict) else {"op": "literal_bool", "args": [tree]}
 
 
