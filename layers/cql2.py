@@ -540,7 +540,7 @@ class Translator:
             if typ not in ("date", "date-time"):
                 raise bad
         if typ == "string":
-            if not isinstance(v, str):
+            if not isinstance(v, str) or "\x00" in v:     # PostgreSQL text cannot hold NUL
                 raise bad
             return v
         if typ in ("integer", "number"):
@@ -550,10 +550,10 @@ class Translator:
                 d = Decimal(str(v))
             except InvalidOperation:
                 raise bad from None
-            if not d.is_finite():
+            if not d.is_finite() or abs(d.adjusted()) > 1000:   # 1e99999 is not a value numeric can take
                 raise bad
             if typ == "integer":
-                if d != d.to_integral_value():
+                if d != d.to_integral_value() or not -(2**63) <= d <= 2**63 - 1:   # cast to bigint
                     raise bad
                 return int(d)
             return d
@@ -585,7 +585,7 @@ class Translator:
             raise CqlError("BBOX/ENVELOPE cần 4 hoặc 6 số", "BBOX/ENVELOPE needs 4 or 6 numbers")
         if len(coords) == 6:
             coords = [coords[0], coords[1], coords[3], coords[4]]
-        x1, y1, x2, y2 = (float(c) for c in coords)
+        x1, y1, x2, y2 = (_finite(c, "BBOX/ENVELOPE") for c in coords)
         if self.flip:
             x1, y1, x2, y2 = y1, x1, y2, x2
         env = (f"ST_MakeEnvelope({self.param(x1, 'float8')}, {self.param(y1, 'float8')}, "
@@ -614,7 +614,7 @@ class Translator:
         if unit not in _UNITS:
             raise CqlError(f"Đơn vị '{unit}' không được hỗ trợ; dùng meters hoặc kilometers",
                            f"Unsupported unit '{unit}'; use meters or kilometers")
-        d = self.param(float(dist) * _UNITS[unit], "float8")
+        d = self.param(_finite(dist, op.upper()) * _UNITS[unit], "float8")
         sql = f"ST_DWithin({a.sql}::geography, {b.sql}::geography, {d})"
         return sql if op == "s_dwithin" else f"(NOT {sql})"
 
@@ -665,6 +665,17 @@ class Translator:
         if e.type not in ("date", "date-time"):
             raise CqlError(f"Toán tử thời gian cần ngày/giờ, nhận được kiểu {e.type}",
                            f"Temporal operators need a date or timestamp, got {e.type}")
+
+
+def _finite(v: int | float, what: str) -> float:
+    try:
+        f = float(v)
+    except OverflowError:
+        f = float("inf")
+    if f != f or f in (float("inf"), float("-inf")):
+        raise CqlError(f"{what} cần số hữu hạn, nhận được {str(v)[:40]}",
+                       f"{what} needs finite numbers, got {str(v)[:40]}")
+    return f
 
 
 def _is_literal(node: Any) -> bool:
