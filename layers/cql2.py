@@ -636,7 +636,10 @@ class Translator:
         }
         if op not in rules:
             raise CqlError(f"Toán tử thời gian '{op}' không được hỗ trợ", f"Unsupported temporal operator '{op}'")
-        return f"({rules[op]})"
+        rule = rules[op]
+        # a bound the rule does not use is still a parameter: PostgreSQL must see it, or it cannot type it
+        unused = [e for e in dict.fromkeys((a0, a1, b0, b1)) if "$" in e and e not in rule]
+        return f"({rule})" if not unused else f"(({rule}) AND {' AND '.join(f'({e} IS NULL OR TRUE)' for e in unused)})"
 
     def interval(self, node: Any) -> tuple[str, str]:
         """(start, end) SQL of an instant or interval; open ends are +-infinity."""

@@ -262,3 +262,15 @@ def _dumpable(tree: Any) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_found_by_fuzzing_unused_interval_bound(db: Db) -> None:
+    """T_BEFORE(INTERVAL('2000-01-01', '..'), DATE(...)) left $1 out of the SQL: PostgreSQL could not type it
+    (IndeterminateDatatypeError, a 500 on items)."""
+    layer = LAYERS["auction_plots"]
+    for tree in ({"op": "t_before", "args": [{"interval": ["2000-01-01", ".."]}, {"date": "2000-01-01"}]},
+                 {"op": "t_meets", "args": [{"interval": ["2000-01-01", "2001-01-01"]},
+                                            {"interval": ["2001-01-01", "2002-01-01"]}]},
+                 {"op": "t_after", "args": [{"property": "auction_date"}, {"interval": ["..", "2020-01-01"]}]}):
+        sql, params = to_sql(layer, tree, "cql2-json")
+        db.count(layer, sql, params)
