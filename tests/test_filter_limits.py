@@ -305,3 +305,17 @@ def test_get_crs_unicode_digits() -> None:
 
 def test_module_limits_reads_environment_once() -> None:
     assert cql2.limits() is cql2.limits()
+
+
+@pytest.mark.parametrize("text", ["area_m2 / 0 > 1", "S_INTERSECTS(geometry, POLYGON((0 0, 1 1)))"])
+def test_a_filter_value_postgresql_refuses_is_400_on_every_face(client: TestClient, text: str) -> None:
+    """Division by zero reached the tile endpoint as a 500 (items and exports already said 400)."""
+    for url, extra in _faces():
+        if "layers" in extra:
+            continue
+        r = client.get(url, params={**extra, "filter": text, "lang": "en"})
+        assert r.status_code in (400, 200, 204), (url, text, r.status_code, r.text[:200])
+        if r.status_code == 400:
+            assert r.headers["content-type"].startswith(PROBLEM)
+    r = client.get(_faces()[3][0], params={"filter": "area_m2 / 0 > 1", "lang": "en"})
+    _assert_problem(r, "refused")
