@@ -411,6 +411,10 @@ class Translator:
             lhs = self.operand(args[0])
             self._comparable(lhs, "BETWEEN")
             lo, hi = self.operand(args[1], lhs.type), self.operand(args[2], lhs.type)
+            for bound in (lo, hi):    # a property as a bound carries its own type (found by fuzzing: a 500)
+                if not _compatible(lhs.type, bound.type):
+                    raise CqlError(f"BETWEEN: không so sánh được kiểu {lhs.type} với kiểu {bound.type}",
+                                   f"BETWEEN: cannot compare a {lhs.type} with a {bound.type}")
             return f"({lhs.sql} BETWEEN {lo.sql} AND {hi.sql})"
         if op == "in":
             self._arity(op, args, 2)

@@ -108,7 +108,8 @@ def typed_value(kind: str | None) -> st.SearchStrategy[Any]:
     if kind == "number":
         return NUMBERS
     if kind == "date":
-        return DATES.filter(lambda d: "date" in d)
+        return st.one_of(st.dates().map(lambda d: {"date": d.isoformat()}),
+                         st.sampled_from([{"date": "0000-01-01"}, {"date": "2025-02-30"}, {"date": 5}]))
     if kind == "date-time":
         return DATES
     if kind == "boolean":
@@ -262,6 +263,16 @@ def _dumpable(tree: Any) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_found_by_fuzzing_between_property_bounds_of_another_type() -> None:
+    """BETWEEN with property bounds skipped the type check: `numeric >= character varying` (a 500)."""
+    layer = LAYERS["parcels"]
+    for tree in ({"op": "between", "args": [0, {"property": "commune_code"}, {"property": "commune_code"}]},
+                 {"op": "between", "args": [{"property": "commune_code"}, {"property": "commune_code"},
+                                            {"property": "map_sheet"}]}):
+        with pytest.raises(CqlError, match="BETWEEN"):
+            to_sql(layer, tree, "cql2-json")
 
 
 def test_found_by_fuzzing_unused_interval_bound(db: Db) -> None:
