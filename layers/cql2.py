@@ -405,6 +405,7 @@ class Translator:
             lhs = self.operand(args[0])
             self._need(lhs, "string", "LIKE")
             rhs = self.operand(args[1], "string")
+            self._need(rhs, "string", "LIKE")     # a property pattern carries its own type
             return f"({lhs.sql} LIKE {rhs.sql})"
         if op == "between":
             self._arity(op, args, 3)

@@ -273,6 +273,8 @@ def test_found_by_fuzzing_between_property_bounds_of_another_type() -> None:
                                             {"property": "map_sheet"}]}):
         with pytest.raises(CqlError, match="BETWEEN"):
             to_sql(layer, tree, "cql2-json")
+    with pytest.raises(CqlError, match="LIKE"):     # the same gap, found by reading
+        to_sql(layer, "address LIKE map_sheet")
 
 
 def test_found_by_fuzzing_unused_interval_bound(db: Db) -> None:
