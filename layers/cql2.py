@@ -58,16 +58,16 @@ class FilterLimits(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DATSO_FILTER_", extra="ignore")
 
-    max_bytes: int = Field(16384, ge=1)
+    max_bytes: int = Field(default=16384, ge=1)
     """Length of the filter text in UTF-8 bytes (a CQL2-JSON object passed in by code is bounded by depth and
     object count instead)."""
-    max_depth: int = Field(16, ge=1)
+    max_depth: int = Field(default=16, ge=1)
     """Nesting: brackets plus chains of prefix operators (NOT, unary -) in cql2-text; logical levels in
     cql2-json and in the parsed tree (2 * max_depth + 8 nested objects/arrays; a chain of N arithmetic
     operators nests N levels)."""
-    max_groups: int = Field(8, ge=1)
+    max_groups: int = Field(default=8, ge=1)
     """Nesting of bare parentheses `( ... )` (not function or geometry calls) in cql2-text."""
-    max_terms: int = Field(500, ge=1)
+    max_terms: int = Field(default=500, ge=1)
     """Operators, functions and property names (literals are not counted); JSON objects in cql2-json."""
 
     @property
