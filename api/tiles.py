@@ -168,6 +168,12 @@ async def serve_tile(request: Request, layers: Sequence[Layer], tile: tms.TileID
             asyncpg.exceptions.CannotConnectNowError):
         raise Problem(503, "Cơ sở dữ liệu tạm thời không truy cập được; vui lòng thử lại sau",
                       "The database is unreachable for the moment; please retry", retry_after=5) from None
+    except (asyncpg.exceptions.DataError, asyncpg.exceptions.InternalServerError) as exc:
+        if tile_filter is None:
+            raise
+        # a filter value PostgreSQL/PostGIS refuses (division by zero, an unreadable geometry): a 400 as on items
+        raise Problem(400, "Cơ sở dữ liệu không chấp nhận một giá trị trong bộ lọc (kiểm tra bộ lọc/hình học)",
+                      "The database refused a value in the filter (check the filter/geometry)") from exc
     state = "HIT" if result.cached else ("MISS" if svc.caching else "OFF")
     return tile_response(request, result, state)
 
