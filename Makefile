@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SAMPLE_SIZE ?= small
 
-.PHONY: run test check lint typecheck imports pytest deps browser-deps venv db sample serve bench clean-db
+.PHONY: run test check lint typecheck imports pytest deps browser-deps venv db sample serve bench clean-db fuzz
 
 run: deps venv db sample serve
 
@@ -56,3 +56,12 @@ pytest: venv db
 clean-db:
 	-@$(BIN)/datso db stop
 	rm -rf .data/pg
+
+# the long contract and property fuzz (not part of `make test`): schemathesis --checks all over every route of a
+# live server on its own database (bench/fuzz_api.py; FUZZ_MAX_EXAMPLES per operation and role), then the
+# hypothesis fuzz tests with the long profile
+FUZZ_MAX_EXAMPLES ?= 170
+FUZZ_PORT ?= 8105
+fuzz: venv db
+	@$(BIN)/python bench/fuzz_api.py --max-examples $(FUZZ_MAX_EXAMPLES) --port $(FUZZ_PORT)
+	@HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -m fuzz tests/ || test $$? -eq 5   # 5: no fuzz test selected

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from brotli_asgi import BrotliMiddleware
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from api import errors, health
+from api import errors, health, offload, security
 from api import features as features_api
 from api import imagery as imagery_api
 from api import map as map_api
+from api import openapi as oas
 from api import tiles as tiles_api
 from api.db import Database
 from api.settings import ApiSettings, get_api_settings
 from layers.config import Settings, get_settings
+from layers.ingest.writes import WritePool
 from layers.logging import configure_logging
 from layers.maps.folium_export import VENDOR_DIR
 
@@ -27,26 +29,34 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     s = settings or get_settings()
     a = api_settings or get_api_settings()
     configure_logging()
-    db = Database(dsn or s.dsn(), a.db_min_connections, a.db_max_connections, a.db_connect_timeout)
+    db = Database(dsn or s.dsn(), a.db_min_connections, a.db_max_connections, a.db_connect_timeout,
+                  a.read_statement_timeout, a.export_statement_timeout, a.db_acquire_timeout)
+    write_pool = WritePool(dsn or s.dsn(), a.write_pool_min_size, a.write_pool_max_size, a.db_connect_timeout,
+                           a.write_statement_timeout_ms)    # opened by the first write
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        offload.shutdown(app)
         await db.close()
+        await asyncio.to_thread(write_pool.close)
 
-    app = FastAPI(title=a.title, version="0.1.0", openapi_url="/api", docs_url="/api.html", redoc_url=None,
+    app = FastAPI(title=a.title, version="0.1.0", openapi_url="/api", docs_url=None, redoc_url=None,
                   lifespan=lifespan,
                   description="OGC API – Features and vector tiles for Vietnamese provincial land and "
                               "agriculture data (đất công, đấu giá, vùng trồng, truy xuất nguồn gốc).")
     app.state.db = db
+    app.state.write_pool = write_pool
     app.state.settings = s
     app.state.api_settings = a
     errors.install(app)
     # br for clients that ask for it, gzip otherwise (responses that are already encoded pass untouched)
     app.add_middleware(BrotliMiddleware, quality=4, minimum_size=1024, gzip_fallback=True)
-    app.add_middleware(CORSMiddleware, allow_origins=a.cors_origins, allow_methods=["*"], allow_headers=["*"],
-                       expose_headers=["ETag", "Content-Crs", "Link"])
-    app.add_middleware(tiles_api.TileFastPath)   # outermost: cached tiles skip routing and middlewares
+    security.install_rate_limits(app, a)         # /search and Folium exports per client IP
+    security.install_cors(app, a)                # only when DATSO_CORS_ORIGINS lists origins
+    app.add_middleware(tiles_api.TileFastPath)   # cached tiles skip routing and the middlewares above
+    # outermost: trusted Host (400 otherwise), security headers on every response; Swagger UI at /api.html
+    security.install_headers(app, a, map_api.get_map_settings().basemap_url, "/api.html")
     app.include_router(health.router)
     app.include_router(map_api.router)
     app.include_router(imagery_api.router)
@@ -55,4 +65,5 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.mount("/static", StaticFiles(directory=map_api.HERE / "static"), name="static")
     app.include_router(features_api.create_router(a))
     app.include_router(tiles_api.router)
+    oas.install(app)   # response schemas for every route, no unused 422s
     return app

@@ -1,7 +1,8 @@
 """Authentication for writes: `Authorization: Bearer <key>` or `X-API-Key: <key>`, looked up by SHA-256 hash.
 
 `require_roles(roles)` is a FastAPI dependency returning the `ApiKey`; anonymous requests get a 401 (with
-`WWW-Authenticate: Bearer`), a key whose role may not write this layer gets a 403.
+`WWW-Authenticate: Bearer`), a key whose role may not write this layer gets a 403. Wrong keys are counted per
+client IP (`DATSO_RATE_LIMIT_AUTH_FAILURES`): over the limit, a 429 with `Retry-After` before any lookup.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from api.errors import Problem, request_lang
+from api.security import RateLimits, client_ip, too_many
 from layers.accounts.auth import LOOKUP_SQL, ApiKey, hash_secret
 
 # declared for the OpenAPI document (security schemes); the dependency reads the headers itself
@@ -31,9 +33,15 @@ async def current_key(request: Request) -> ApiKey | None:
     secret = _secret(request)
     if secret is None:
         return None
+    limits: RateLimits | None = getattr(request.app.state, "rate_limits", None)
+    ip = client_ip(request.scope)
+    if limits is not None and (wait := limits.retry_after("auth", ip, hit=False)) is not None:
+        raise too_many(request, wait)       # a guesser over the limit costs no query
     pool = await request.app.state.db.pool()
     async with pool.acquire() as conn:
         row = await conn.fetchrow(LOOKUP_SQL, hash_secret(secret))
+    if row is None and limits is not None:
+        limits.failed_auth(ip)
     return ApiKey(row["name"], row["role"]) if row else None
 
 

@@ -21,12 +21,14 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from api import formats
+from api import formats, offload
+from api import openapi as oas
 from api.auth import api_key_scheme, bearer_scheme, require_roles
-from api.db import DatabaseUnavailable
-from api.errors import Problem, request_lang
+from api.db import DatabaseUnavailable, RequestClass
+from api.errors import Problem, database_problem, request_lang
 from api.map import get_map_settings
 from api.params import (
     check_unknown,
@@ -35,6 +37,7 @@ from api.params import (
     items_query_dependency,
     only_common,
 )
+from api.security import public_base_url
 from api.settings import ApiSettings
 from gis.crs import CRS84_URI
 from layers.accounts.auth import ApiKey
@@ -87,8 +90,7 @@ def _basemap() -> dict[str, object] | None:
 
 
 def base_url(request: Request) -> str:
-    s: ApiSettings = request.app.state.api_settings
-    return (s.public_url or str(request.base_url)).rstrip("/")
+    return public_base_url(request)   # DATSO_PUBLIC_URL or a trusted Host, never a spoofed one
 
 
 def respond(request: Request, body: bytes, media: str, headers: dict[str, str] | None = None,
@@ -119,14 +121,16 @@ def _html_fields(layer: Layer, lang: str, selected: list[str] | None) -> list[di
             for f in layer.public_fields if selected is None or f.name in selected]
 
 
-def render(request: Request, template: str, **ctx: Any) -> Response:
+async def render(request: Request, template: str, **ctx: Any) -> Response:
+    """A Jinja2 page, rendered in a worker thread (a page of 10,000 items takes a while)."""
     lang = request_lang(request)
-    body = _TEMPLATES.get_template(template).render(
+    tpl = _TEMPLATES.get_template(template)
+    text = await offload.in_thread(lambda: tpl.render(
         lang=lang, t=_t(lang), base=base_url(request),
         show=lambda f, value: format_value(f, value, lang),   # 1.250.000.000 ₫, dd/mm/yyyy, land-use names
         other_lang_query=_query_with(request, lang="en" if lang == "vi" else "vi"),
-        json_query=_query_with(request, f="json"), **ctx).encode()
-    return respond(request, body, formats.MEDIA["html"])
+        json_query=_query_with(request, f="json"), **ctx))
+    return respond(request, text.encode(), formats.MEDIA["html"])
 
 
 def _json(request: Request, data: Any, media: str = "application/json",
@@ -134,11 +138,12 @@ def _json(request: Request, data: Any, media: str = "application/json",
     return respond(request, orjson.dumps(data), media, headers)
 
 
-async def _conn_call(request: Request, fn: Any, *args: Any) -> Any:
+async def _conn_call(request: Request, fn: Any, *args: Any, kind: RequestClass = "read") -> Any:
+    """`fn(conn, *args)` on a pooled connection of request class `kind` (its statement_timeout); a database
+    that cannot answer, or a statement past its timeout, is a 503 problem (api/errors.py)."""
     db = request.app.state.db
     try:
-        pool = await db.pool()
-        async with pool.acquire(timeout=db.timeout) as conn:
+        async with db.connection(kind) as conn:
             return await fn(conn, *args)
     except CqlError as exc:
         raise Problem(400, exc.message("vi"), exc.message("en")) from None
@@ -146,9 +151,8 @@ async def _conn_call(request: Request, fn: Any, *args: Any) -> Any:
         # values the database refused (e.g. a GeoJSON literal PostGIS cannot read): the client's input
         raise Problem(400, "Cơ sở dữ liệu không chấp nhận một giá trị trong yêu cầu (kiểm tra bộ lọc/hình học)",
                       "The database refused a value in the request (check the filter/geometry)") from exc
-    except (DatabaseUnavailable, OSError, TimeoutError,
-            asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.CannotConnectNowError) as exc:
-        raise Problem(503, "Cơ sở dữ liệu tạm thời không truy cập được", "The database is unavailable") from exc
+    except DatabaseUnavailable as exc:
+        raise database_problem(exc) from exc
 
 
 # -- documents ----------------------------------------------------------------------------------------------
@@ -205,7 +209,8 @@ async def collection_doc(request: Request, layer: Layer, lang: str) -> dict[str,
 def create_router(settings: ApiSettings) -> APIRouter:
     router = APIRouter(tags=["OGC API – Features"])
 
-    @router.get("/", summary="Landing page", dependencies=[Depends(only_common)])
+    @router.get("/", summary="Landing page", dependencies=[Depends(only_common)],
+                responses={**oas.ok_json(oas.LANDING, html=True, cached=True), **oas.DOCUMENT_PROBLEMS})
     async def landing(request: Request) -> Response:
         fmt = formats.negotiate(request, formats.DOCUMENT_FORMATS)
         lang = request_lang(request)
@@ -232,27 +237,29 @@ def create_router(settings: ApiSettings) -> APIRouter:
             ],
         }
         if fmt == "html":
-            return render(request, "features_landing.html", title=doc["title"], description=doc["description"],
+            return await render(request, "features_landing.html", title=doc["title"], description=doc["description"],
                           links=doc["links"])
         return _json(request, doc)
 
-    @router.get("/conformance", summary="Conformance classes", dependencies=[Depends(only_common)])
+    @router.get("/conformance", summary="Conformance classes", dependencies=[Depends(only_common)],
+                responses={**oas.ok_json(oas.CONFORMANCE, html=True, cached=True), **oas.DOCUMENT_PROBLEMS})
     async def conformance(request: Request) -> Response:
         if formats.negotiate(request, formats.DOCUMENT_FORMATS) == "html":
             lang = request_lang(request)
-            return render(request, "features_document.html", title=_t(lang)("Các lớp phù hợp chuẩn",
+            return await render(request, "features_document.html", title=_t(lang)("Các lớp phù hợp chuẩn",
                                                                             "Conformance classes"),
                           items=[{"label": c} for c in CONFORMANCE], collection=None, table=None)
         return _json(request, {"conformsTo": CONFORMANCE})
 
-    @router.get("/collections", summary="Collections", dependencies=[Depends(only_common)])
+    @router.get("/collections", summary="Collections", dependencies=[Depends(only_common)],
+                responses={**oas.ok_json(oas.COLLECTIONS, html=True, cached=True), **oas.problems(400, 406, 503)})
     async def collections(request: Request) -> Response:
         fmt = formats.negotiate(request, formats.DOCUMENT_FORMATS)
         lang = request_lang(request)
         b = base_url(request)
         docs = [await collection_doc(request, layer, lang) for layer in LAYERS.values()]
         if fmt == "html":
-            return render(request, "features_collections.html", title=_t(lang)("Các lớp dữ liệu", "Collections"),
+            return await render(request, "features_collections.html", title=_t(lang)("Các lớp dữ liệu", "Collections"),
                           collections=docs)
         return _json(request, {
             "links": [_link(f"{b}/collections", "self", "application/json"),
@@ -281,7 +288,8 @@ def _not_found_item(layer: Layer, feature_id: str) -> Problem:
 
 
 def _feature_id(layer: Layer, text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
+    # ASCII digits only: str.isdigit() is also true for "¹" or "٣", which int() refuses or reads as a number
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise _not_found_item(layer, text)
     return int(text)
 
@@ -297,7 +305,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         lang = request_lang(request)
         doc = await collection_doc(request, layer, lang)
         if fmt == "html":
-            return render(request, "features_collection.html", title=doc["title"], c=doc,
+            return await render(request, "features_collection.html", title=doc["title"], c=doc,
                           max_limit=settings.max_limit)
         return _json(request, doc)
 
@@ -306,7 +314,8 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         if fmt in ("csv", "gpkg", "fgb", "html"):
             # files and web maps always carry x = easting/longitude
             q.crs = dataclasses.replace(q.crs, lat_first=False)
-        page, has_next = await _conn_call(request, feat.fetch_items, layer, q)
+        page, has_next = await _conn_call(request, feat.fetch_items, layer, q,
+                                          kind="export" if fmt in ("csv", "gpkg", "fgb") else "read")
         b = base_url(request)
         u = f"{b}/collections/{layer.id}/items"
         links = [_link(f"{u}?{_query_with(request)}", "self", GEOJSON if fmt != "html" else "text/html"),
@@ -335,9 +344,9 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
             return respond(request, body, GEOJSON if fmt == "geojson" else "application/json", crs_header, etag)
         if fmt == "html":
             lang = request_lang(request)
-            data = orjson.loads(body)
+            data = await offload.in_thread(orjson.loads, body)
             fields = _html_fields(layer, lang, q.properties)
-            return render(request, "features_items.html", title=layer.title(lang), layer=layer,
+            return await render(request, "features_items.html", title=layer.title(lang), layer=layer,
                           collection_title=layer.title(lang), features=data["features"], fields=fields,
                           number_returned=page.number_returned, number_matched=page.number_matched,
                           estimated=page.estimated, next=nxt and nxt.replace("f=json", "f=html"), prev=prv,
@@ -345,9 +354,9 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
                           colour=layer.style.get("default", "#1b5e20"))
         disposition = {"Content-Disposition": f'attachment; filename="{layer.id}.{fmt}"', **crs_header}
         if fmt == "csv":
-            data_bytes = await run_in_threadpool(formats.to_csv, body)
+            data_bytes = await offload.export(request, formats.to_csv, body)
         else:
-            data_bytes = await run_in_threadpool(formats.to_file, body, fmt, layer.id, q.crs.proj)
+            data_bytes = await offload.export(request, formats.to_file, body, fmt, layer.id, q.crs.proj)
         return respond(request, data_bytes, formats.MEDIA[fmt], disposition)
 
     async def item(request: Request, feature_id: str, q: feat.ItemsQuery = Depends(item_dep)) -> Response:
@@ -372,7 +381,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
             lang = request_lang(request)
             data = orjson.loads(body)
             fields = _html_fields(layer, lang, q.properties)
-            return render(request, "features_item.html", title=f"{layer.title(lang)} #{fid}", layer=layer,
+            return await render(request, "features_item.html", title=f"{layer.title(lang)} #{fid}", layer=layer,
                           collection_title=layer.title(lang), feature=data, fields=fields,
                           geojson=body.decode().replace("</", "<\\/"), basemap=_basemap(),
                           colour=layer.style.get("default", "#1b5e20"))
@@ -383,34 +392,37 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         doc = feat.queryables(layer, lang)
         doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         doc["$id"] = f"{base_url(request)}/collections/{layer.id}/queryables"
-        return _schema_response(request, layer, doc, lang, "Thuộc tính truy vấn", "Queryables")
+        return await _schema_response(request, layer, doc, lang, "Thuộc tính truy vấn", "Queryables")
 
     async def schema(request: Request) -> Response:
         lang = request_lang(request)
         doc = feat.schema(layer, lang)
         doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         doc["$id"] = f"{base_url(request)}/collections/{layer.id}/schema"
-        return _schema_response(request, layer, doc, lang, "Lược đồ", "Schema")
+        return await _schema_response(request, layer, doc, lang, "Lược đồ", "Schema")
 
     t = layer.title_en
     router.add_api_route(path, collection, methods=["GET"], summary=f"{t}: collection",
-                         dependencies=[Depends(only_common)])
+                         dependencies=[Depends(only_common)],
+                         responses={**oas.ok_json(oas.COLLECTION, html=True, cached=True),
+                                    **oas.problems(400, 406, 503)})
     router.add_api_route(f"{path}/items", items, methods=["GET"], summary=f"{t}: items",
-                         openapi_extra={"parameters": items_params})
-    router.add_api_route(f"{path}/items/{{feature_id}}", item, methods=["GET"], summary=f"{t}: one feature")
+                         openapi_extra={"parameters": items_params}, responses=oas.items_responses(layer))
+    router.add_api_route(f"{path}/items/{{feature_id}}", item, methods=["GET"], summary=f"{t}: one feature",
+                         responses=oas.item_responses(layer))
     router.add_api_route(f"{path}/queryables", queryables, methods=["GET"], summary=f"{t}: queryables",
-                         dependencies=[Depends(only_common)])
+                         dependencies=[Depends(only_common)], responses=oas.JSON_SCHEMA_RESPONSES)
     router.add_api_route(f"{path}/schema", schema, methods=["GET"], summary=f"{t}: schema",
-                         dependencies=[Depends(only_common)])
+                         dependencies=[Depends(only_common)], responses=oas.JSON_SCHEMA_RESPONSES)
     add_write_routes(router, layer, settings)
 
 
-def _schema_response(request: Request, layer: Layer, doc: dict[str, Any], lang: str, vi: str,
+async def _schema_response(request: Request, layer: Layer, doc: dict[str, Any], lang: str, vi: str,
                      en: str) -> Response:
-    if formats.negotiate(request, ("json", "html")) == "html":
+    if formats.negotiate(request, ("json", "html", "schema")) == "html":   # schema: application/schema+json
         rows = [[name, str(p.get("title", "")), str(p.get("type", p.get("format", ""))),
                  ", ".join(map(str, p.get("enum", [])))] for name, p in doc["properties"].items()]
-        return render(request, "features_document.html", title=f"{layer.title(lang)}: {_t(lang)(vi, en)}",
+        return await render(request, "features_document.html", title=f"{layer.title(lang)}: {_t(lang)(vi, en)}",
                       collection={"id": layer.id, "title": layer.title(lang)}, items=None,
                       table={"head": [_t(lang)("Tên", "Name"), _t(lang)("Nhãn", "Title"),
                                       _t(lang)("Kiểu", "Type"), _t(lang)("Giá trị", "Values")], "rows": rows})
@@ -421,6 +433,7 @@ def _schema_response(request: Request, layer: Layer, doc: dict[str, Any], lang: 
 # -- Part 4: create / replace / update / delete ---------------------------------------------------------------
 
 _WRITE_TYPES = ("application/geo+json", "application/json", "application/merge-patch+json")
+WRITE_RETRY_AFTER_S = 5
 
 
 async def read_body(request: Request, settings: ApiSettings) -> Any:
@@ -447,10 +460,27 @@ async def read_body(request: Request, settings: ApiSettings) -> Any:
 
 def _content_crs(request: Request) -> Any:
     text = request.headers.get("content-crs")
+    value = text.strip().strip("<>") if text else None
+    if value is not None and not (value.isascii() and value.isprintable()):
+        shown = value.encode("latin-1", "replace").decode("utf-8", "replace")[:60]
+        raise Problem(400, f"Content-Crs: hệ tọa độ '{shown}' không hợp lệ (chỉ dùng URI, EPSG:xxxx hoặc bí danh ASCII)",
+                      f"Content-Crs: '{shown}' is not a valid CRS (use a URI, EPSG:xxxx or an ASCII alias)")
     try:
-        return feat.resolve_crs(text.strip().strip("<>") if text else None, "Content-Crs")
+        return feat.resolve_crs(value, "Content-Crs")
     except CqlError as exc:
         raise Problem(400, exc.message("vi"), exc.message("en")) from None
+    except ValueError:      # a CRS text the registry's parser cannot read at all
+        raise Problem(400, f"Content-Crs: hệ tọa độ '{str(value)[:60]}' không hợp lệ",
+                      f"Content-Crs: '{str(value)[:60]}' is not a valid CRS") from None
+
+
+def _write_target(request: Request) -> Any:
+    """The app's write pool (api/app.py); a plain DSN for an app built without one."""
+    return getattr(request.app.state, "write_pool", None) or request.app.state.db.dsn
+
+
+def _limits(settings: ApiSettings) -> writes.GeometryLimits:
+    return writes.GeometryLimits(settings.max_geometry_vertices, settings.max_geometry_bytes)
 
 
 async def _write(request: Request, fn: Any, *args: Any) -> Any:
@@ -459,13 +489,37 @@ async def _write(request: Request, fn: Any, *args: Any) -> Any:
     except writes.WriteError as exc:
         extra = {"errors": exc.errors} if exc.errors else {}
         raise Problem(exc.status, exc.vi, exc.en, **extra) from None   # keeps the validation issues
+    except writes.DatabaseDown:
+        raise _write_unavailable(request) from None
+
+
+def _write_unavailable(request: Request) -> StarletteHTTPException:
+    """Like the read paths: a 503 problem+json the client may retry (Retry-After), never a 500; nothing written."""
+    lang = request_lang(request)
+    return StarletteHTTPException(503, "Cơ sở dữ liệu tạm thời không truy cập được; chưa ghi gì, hãy thử lại"
+                                  if lang == "vi" else "The database is unavailable; nothing was written, retry",
+                                  headers={"Retry-After": str(WRITE_RETRY_AFTER_S)})
+
+
+_DB_DOWN = (DatabaseUnavailable, OSError, TimeoutError, asyncpg.exceptions.ConnectionDoesNotExistError,
+            asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.InterfaceError)
+
+
+def _auth_or_503(dep: Any) -> Any:
+    """The API-key check reads the database (asyncpg): while it is down, a write gets the 503 too."""
+    async def dependency(request: Request) -> ApiKey:
+        try:
+            return await dep(request)   # type: ignore[no-any-return]
+        except _DB_DOWN:
+            raise _write_unavailable(request) from None
+    return dependency
 
 
 def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> None:
     if not layer.editable:
         return
     path = f"/collections/{layer.id}/items"
-    auth = require_roles(layer.write_roles)
+    auth = _auth_or_503(require_roles(layer.write_roles))
     security = [Depends(bearer_scheme), Depends(api_key_scheme)]
     body_doc = {"requestBody": {"required": True, "content": {
         "application/geo+json": {"schema": {"type": "object"}}}}}
@@ -473,42 +527,47 @@ def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> 
     async def create(request: Request, key: ApiKey = Depends(auth)) -> Response:
         check_unknown(request, ())
         body = await read_body(request, settings)
-        fid, tag = await _write(request, writes.create, request.app.state.db.dsn, layer, body,
-                                _content_crs(request), key.actor, request_lang(request))
+        fid, tag = await _write(request, writes.create, _write_target(request), layer, body,
+                                _content_crs(request), key.actor, request_lang(request), _limits(settings))
         return Response(status_code=201, headers={"Location": f"{base_url(request)}{path}/{fid}", "ETag": tag})
 
     async def replace(request: Request, feature_id: str, key: ApiKey = Depends(auth)) -> Response:
         check_unknown(request, ())
         fid = _feature_id(layer, feature_id)
         body = await read_body(request, settings)
-        tag = await _write(request, writes.replace, request.app.state.db.dsn, layer, fid, body,
-                           _content_crs(request), key.actor, request.headers.get("if-match"), request_lang(request))
+        tag = await _write(request, writes.replace, _write_target(request), layer, fid, body, _content_crs(request),
+                           key.actor, request.headers.get("if-match"), request_lang(request), _limits(settings))
         return Response(status_code=204, headers={"ETag": tag})
 
     async def update(request: Request, feature_id: str, key: ApiKey = Depends(auth)) -> Response:
         check_unknown(request, ())
         fid = _feature_id(layer, feature_id)
         body = await read_body(request, settings)
-        tag = await _write(request, writes.update, request.app.state.db.dsn, layer, fid, body,
-                           _content_crs(request), key.actor, request.headers.get("if-match"), request_lang(request))
+        tag = await _write(request, writes.update, _write_target(request), layer, fid, body, _content_crs(request),
+                           key.actor, request.headers.get("if-match"), request_lang(request), _limits(settings))
         return Response(status_code=204, headers={"ETag": tag})
 
     async def delete(request: Request, feature_id: str, key: ApiKey = Depends(auth)) -> Response:
         check_unknown(request, ())
         fid = _feature_id(layer, feature_id)
-        await _write(request, writes.delete, request.app.state.db.dsn, layer, fid, key.actor,
+        await _write(request, writes.delete, _write_target(request), layer, fid, key.actor,
                      request.headers.get("if-match"))
         return Response(status_code=204)
 
     t = layer.title_en
     router.add_api_route(path, create, methods=["POST"], status_code=201, summary=f"{t}: create a feature",
-                         dependencies=security, openapi_extra=body_doc)
+                         dependencies=security, openapi_extra={**body_doc, "parameters": oas.CONTENT_CRS_PARAM},
+                         responses=oas.CREATE_RESPONSES)
     router.add_api_route(f"{path}/{{feature_id}}", replace, methods=["PUT"], status_code=204,
                          summary=f"{t}: replace a feature (If-Match required)", dependencies=security,
-                         openapi_extra=body_doc)
+                         openapi_extra={**body_doc, "parameters": oas.IF_MATCH_PARAM + oas.CONTENT_CRS_PARAM},
+                         responses=oas.UPDATE_RESPONSES)
     router.add_api_route(f"{path}/{{feature_id}}", update, methods=["PATCH"], status_code=204,
                          summary=f"{t}: update a feature (JSON merge patch, If-Match required)",
                          dependencies=security, openapi_extra={"requestBody": {"required": True, "content": {
-                             "application/merge-patch+json": {"schema": {"type": "object"}}}}})
+                             "application/merge-patch+json": {"schema": {"type": "object"}}}},
+                             "parameters": oas.IF_MATCH_PARAM + oas.CONTENT_CRS_PARAM},
+                         responses=oas.UPDATE_RESPONSES)
     router.add_api_route(f"{path}/{{feature_id}}", delete, methods=["DELETE"], status_code=204,
-                         summary=f"{t}: delete a feature (If-Match required)", dependencies=security)
+                         summary=f"{t}: delete a feature (If-Match required)", dependencies=security,
+                         openapi_extra={"parameters": oas.IF_MATCH_PARAM}, responses=oas.DELETE_RESPONSES)

@@ -19,14 +19,16 @@ MEDIA = {
     "csv": "text/csv; charset=utf-8",
     "gpkg": "application/geopackage+sqlite3",
     "fgb": "application/flatgeobuf",
+    "schema": "application/schema+json",
 }
 _ACCEPT = {
     "application/geo+json": "geojson", "application/json": "json", "text/html": "html",
     "application/xhtml+xml": "html", "text/csv": "csv", "application/geopackage+sqlite3": "gpkg",
-    "application/flatgeobuf": "fgb",
+    "application/flatgeobuf": "fgb", "application/schema+json": "schema",
 }
 _ALIASES = {"geojson": "geojson", "json": "json", "html": "html", "csv": "csv", "gpkg": "gpkg",
-            "geopackage": "gpkg", "fgb": "fgb", "flatgeobuf": "fgb"}
+            "geopackage": "gpkg", "fgb": "fgb", "flatgeobuf": "fgb",
+            "schema": "schema"}
 DOCUMENT_FORMATS = ("json", "html")
 ITEM_FORMATS = ("geojson", "json", "html")
 ITEMS_FORMATS = ("geojson", "json", "html", "csv", "gpkg", "fgb")

@@ -6,12 +6,13 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from api import openapi as oas
 from api.db import Database, DatabaseUnavailable
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", summary="Service and database health")
+@router.get("/health", summary="Service and database health", responses=oas.HEALTH_RESPONSES)
 async def health(request: Request) -> Response:
     db: Database = request.app.state.db
     try:

@@ -10,7 +10,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from api import openapi as oas
 from api.errors import Problem, request_lang
+from api.security import public_base_url
 from tiles.raster import ImageryError, list_imagery, open_imagery, render_tile
 
 router = APIRouter(tags=["Ảnh nền / Imagery"])
@@ -22,15 +24,16 @@ def imagery_list(base: str) -> list[dict[str, Any]]:
              "tiles": [f"{base}/imagery/{img.name}/{{z}}/{{x}}/{{y}}.png"]} for img in list_imagery()]
 
 
-@router.get("/imagery", summary="Các lớp ảnh nền đã đăng ký / Registered imagery")
+@router.get("/imagery", summary="Các lớp ảnh nền đã đăng ký / Registered imagery",
+            responses=oas.ok_json(oas.IMAGERY))
 async def imagery_index(request: Request) -> Response:
-    items = await run_in_threadpool(imagery_list, str(request.base_url).rstrip("/"))
+    items = await run_in_threadpool(imagery_list, public_base_url(request))
     return Response(orjson.dumps({"imagery": items}), media_type="application/json",
                     headers={"Content-Language": request_lang(request)})
 
 
 @router.get("/imagery/{name}/{z}/{x}/{y}.png", summary="Ô ảnh PNG (WebMercatorQuad) / PNG imagery tile",
-            response_class=Response)
+            response_class=Response, responses=oas.PNG_RESPONSES)
 async def imagery_tile(name: str, z: int, x: int, y: int) -> Response:
     def work() -> bytes | None:
         return render_tile(open_imagery(name), z, x, y)

@@ -23,9 +23,12 @@ from fastapi.templating import Jinja2Templates
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from api.db import DatabaseUnavailable
-from api.errors import Problem, problem_response, request_lang
+from api import offload
+from api import openapi as oas
+from api.db import DatabaseUnavailable, RequestClass
+from api.errors import Problem, database_problem, problem_response, request_lang, retry_after
 from api.imagery import imagery_list
+from api.security import public_base_url
 from layers.catalog.registry import LAYERS, UnknownLayer, get_layer
 from layers.maps.folium_export import OfflineAssetsMissing, build_map
 from layers.maps.maps import (
@@ -73,29 +76,31 @@ def error_page(request: Request, status: int, vi: str, en: str) -> Response:
     """An HTML error page for browsers, problem+json for everything else."""
     lang = request_lang(request)
     detail = vi if lang == "vi" else en
+    headers = {"Retry-After": retry_after(request)} if status == 503 else None
     if not wants_html(request):
-        return problem_response(request, status, detail)
+        resp = problem_response(request, status, detail)
+        resp.headers.update(headers or {})
+        return resp
     return templates.TemplateResponse(request, "map_error.html", {
         "lang": lang, "status": status, "detail": detail,
         "title": ("Không thể hiển thị bản đồ" if lang == "vi" else "The map cannot be shown"),
         "back": ("Về bản đồ" if lang == "vi" else "Back to the map"),
-    }, status_code=status)
+    }, status_code=status, headers=headers)
 
 
 @asynccontextmanager
-async def db_conn(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection; an unreachable database is a 503 and a value PostGIS refuses (e.g. a filter
-    geometry it cannot read) a 400, never a 500 with database text."""
+async def db_conn(request: Request, kind: RequestClass = "read") -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection of request class `kind` (its statement_timeout); an unreachable database or a
+    statement past its timeout is a 503 and a value PostGIS refuses (e.g. a filter geometry it cannot read)
+    a 400, never a 500 with database text."""
     try:
-        pool = await request.app.state.db.pool()
-        async with pool.acquire() as conn:
+        async with request.app.state.db.connection(kind) as conn:
             yield conn
     except (asyncpg.exceptions.DataError, asyncpg.exceptions.InternalServerError) as exc:
         raise Problem(400, "Cơ sở dữ liệu không chấp nhận một giá trị trong yêu cầu (kiểm tra bộ lọc/hình học)",
                       "The database refused a value in the request (check the filter/geometry)") from exc
-    except (DatabaseUnavailable, OSError, TimeoutError, asyncpg.exceptions.ConnectionDoesNotExistError,
-            asyncpg.exceptions.CannotConnectNowError) as exc:
-        raise Problem(503, "Cơ sở dữ liệu tạm thời không truy cập được", "The database is unavailable") from exc
+    except DatabaseUnavailable as exc:
+        raise database_problem(exc) from exc
 
 
 # -- the page ----------------------------------------------------------------------------------------------
@@ -160,7 +165,8 @@ def _layer_config(lang: str) -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/map", response_class=HTMLResponse, summary="Bản đồ đấu giá đất cho người dân / Citizen auction map")
+@router.get("/map", response_class=HTMLResponse, summary="Bản đồ đấu giá đất cho người dân / Citizen auction map",
+            responses={**oas.HTML_PAGE, **oas.problems(400, 503, html=True)})
 async def map_page(request: Request) -> Response:
     # Vietnamese unless asked otherwise with ?lang=en (or the page's own switch): not the browser's locale
     lang = "en" if request.query_params.get("lang") == "en" else "vi"
@@ -178,7 +184,7 @@ async def map_page(request: Request) -> Response:
     except Problem as exc:
         return error_page(request, exc.status, exc.detail_vi, exc.detail_en)
     bounds = [row["x1"], row["y1"], row["x2"], row["y2"]] if row and row["x1"] is not None else None
-    imagery = await run_in_threadpool(imagery_list, str(request.base_url).rstrip("/"))
+    imagery = await run_in_threadpool(imagery_list, public_base_url(request))
     config = {
         "lang": lang, "initial": initial, "bounds": bounds, "layers": _layer_config(lang),
         "tileMaxzoom": ms.map_tile_maxzoom,
@@ -191,7 +197,7 @@ async def map_page(request: Request) -> Response:
         "statusLabels": {c: {"vi": label(c, "vi"), "en": label(c, "en")}
                          for c in (*vocab.AUCTION_STATUSES, *vocab.PARCEL_STATUSES, "long_term")},
     }
-    return templates.TemplateResponse(request, "map.html", {
+    return await offload.in_thread(templates.TemplateResponse, request, "map.html", {
         "lang": lang, "config_json": orjson.dumps(config).decode().replace("</", "<\\/"),
     })
 
@@ -199,12 +205,14 @@ async def map_page(request: Request) -> Response:
 # -- search -------------------------------------------------------------------------------------------------
 
 @router.get("/search", summary="Tìm lô đất, địa chỉ, số tờ/số thửa, mã vùng trồng / Search",
-            response_class=Response)
+            response_class=Response,
+            responses={**oas.ok_json(oas.SEARCH_RESULTS, media=("application/geo+json",)),
+                       **oas.problems(400, 429, 503)})
 async def search_route(
     request: Request,
     q: str | None = Query(None, description="mã lô, địa chỉ, 'tờ 12 thửa 345' hoặc '12/345', mã vùng trồng"),
     layers: str | None = Query(None, description="comma-separated layer ids (default: every searchable layer)"),
-    limit: int = Query(10, description="1-50"),
+    limit: int = Query(10, ge=1, le=50, description="1-50"),
 ) -> Response:
     lang = request_lang(request)
     try:
@@ -218,6 +226,12 @@ async def search_route(
 
 # -- Folium exports -----------------------------------------------------------------------------------------
 
+def render_folium(layer_id: str, fc_json: bytes, boundaries_json: bytes, **kwargs: Any) -> str:
+    """`build_map` from picklable arguments (runs in an export process, see api/offload.py)."""
+    return build_map(get_layer(layer_id), orjson.loads(fc_json), boundaries=orjson.loads(boundaries_json),
+                     **kwargs)
+
+
 def _truthy(value: str | None, name: str) -> bool:
     if value is None or value == "":
         return False
@@ -229,7 +243,8 @@ def _truthy(value: str | None, name: str) -> bool:
 
 
 @router.get("/maps/{collection_id}.html", response_class=HTMLResponse,
-            summary="Bản đồ Folium (HTML tự chứa) của một lớp / Self-contained Folium map of a layer")
+            summary="Bản đồ Folium (HTML tự chứa) của một lớp / Self-contained Folium map of a layer",
+            responses={**oas.HTML_PAGE, **oas.problems(400, 404, 413, 503, html=True)})
 async def folium_map(request: Request, collection_id: str) -> Response:
     lang = request_lang(request)
     try:
@@ -241,7 +256,7 @@ async def folium_map(request: Request, collection_id: str) -> Response:
     try:
         offline = _truthy(query.get("offline"), "offline")
         sel = build_selection(layer, query)
-        async with db_conn(request) as conn:
+        async with db_conn(request, "export") as conn:
             fc, plan = await select_features(conn, sel, get_export_settings())
             boundaries = await context_boundaries(conn)
     except ExportError as exc:
@@ -249,12 +264,15 @@ async def folium_map(request: Request, collection_id: str) -> Response:
     except Problem as exc:
         return error_page(request, exc.status, exc.detail_vi, exc.detail_en)
     ms = get_map_settings()
-    base = str(request.base_url).rstrip("/")
+    base = public_base_url(request)
     try:
-        page = build_map(layer, fc, lang=lang, offline=offline, asset_url=f"{base}/static/vendor/leaflet/",
-                         basemap_url=ms.basemap_url, basemap_attribution=ms.basemap_attribution,
-                         subtitle=sel.description, note=plan.note_vi if lang == "vi" else plan.note_en,
-                         boundaries=boundaries, compact=plan.compact)
+        # Folium builds the page in pure Python (~0.6-0.9 s for a big layer): an export process (or thread),
+        # never the event loop; the features travel as JSON bytes
+        page = await offload.export_process(
+            request, render_folium, layer.id, orjson.dumps(fc), orjson.dumps(boundaries), lang=lang,
+            offline=offline, asset_url=f"{base}/static/vendor/leaflet/", basemap_url=ms.basemap_url,
+            basemap_attribution=ms.basemap_attribution, subtitle=sel.description,
+            note=plan.note_vi if lang == "vi" else plan.note_en, compact=plan.compact)
     except OfflineAssetsMissing as exc:
         raise Problem(503, "Thiếu thư viện Leaflet để xuất bản đồ ngoại tuyến",
                       "Leaflet is missing for offline exports") from exc

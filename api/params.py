@@ -7,6 +7,7 @@ Each dependency declares its parameters (so they appear in the OpenAPI document)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -19,6 +20,8 @@ from layers.query import features as feat
 from layers.query.cql2 import FILTER_LANGS, CqlError
 
 COMMON = frozenset({"f", "lang"})
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
+MAX_OFFSET = 1_000_000_000   # the SQL OFFSET parameter is an int4
 ITEMS = frozenset({"limit", "offset", "bbox", "bbox-crs", "datetime", "filter", "filter-lang", "filter-crs",
                    "sortby", "properties", "skipGeometry", "crs"})
 ITEM = frozenset({"crs", "properties", "skipGeometry"})
@@ -59,6 +62,8 @@ def _int(name: str, text: str | None, default: int, minimum: int, maximum: int |
     if text is None:
         return default
     try:
+        if not _INTEGER.fullmatch(text):   # int() would also read "1_0", " 1" and Unicode digits ("𝟙", "١")
+            raise ValueError(text)
         v = int(text)
     except ValueError:
         raise Problem(400, f"'{name}' phải là số nguyên: '{text[:40]}'",
@@ -80,7 +85,8 @@ def items_openapi_parameters(layer: Layer, settings: ApiSettings) -> list[dict[s
     out = [
         param("limit", f"Số đối tượng mỗi trang / page size (default {settings.default_limit})",
               {"type": "integer", "minimum": 1, "maximum": settings.max_limit}),
-        param("offset", "Bỏ qua N đối tượng đầu / skip N features", {"type": "integer", "minimum": 0}),
+        param("offset", "Bỏ qua N đối tượng đầu / skip N features",
+              {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}),
         param("bbox", "minx,miny,maxx,maxy (in bbox-crs, default CRS84)"),
         param("bbox-crs", "CRS of bbox (URI)"),
         param("datetime", "RFC 3339 instant or interval (a/b, ../b, a/..)"),
@@ -107,7 +113,7 @@ def items_query_dependency(layer: Layer, settings: ApiSettings) -> Callable[[Req
         try:
             q = feat.ItemsQuery(
                 limit=_int("limit", get["limit"], settings.default_limit, 1, settings.max_limit),
-                offset=_int("offset", get["offset"], 0, 0),
+                offset=_int("offset", get["offset"], 0, 0, MAX_OFFSET),
                 crs=feat.resolve_crs(get["crs"], "crs"),
                 skip_geometry=_bool("skipGeometry", get["skipGeometry"]),
             )

@@ -22,8 +22,10 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api import openapi as oas
 from api.db import DatabaseUnavailable
 from api.errors import Problem, request_lang
+from api.security import public_base_url
 from layers.catalog.registry import LAYERS, Layer, UnknownLayer, get_layer
 from tiles import styles, tilejson, tms
 from tiles.archive import TileArchive
@@ -112,8 +114,7 @@ def _tile(tms_id: str, z: int, x: int, y: int) -> tms.TileID:
 
 
 def base_url(request: Request) -> str:
-    public = request.app.state.api_settings.public_url
-    return (public or str(request.base_url)).rstrip("/")
+    return public_base_url(request)
 
 
 def _json(body: Any, request: Request, media_type: str = "application/json") -> Response:
@@ -167,12 +168,18 @@ async def serve_tile(request: Request, layers: Sequence[Layer], tile: tms.TileID
             asyncpg.exceptions.CannotConnectNowError):
         raise Problem(503, "Cơ sở dữ liệu tạm thời không truy cập được; vui lòng thử lại sau",
                       "The database is unreachable for the moment; please retry", retry_after=5) from None
+    except (asyncpg.exceptions.DataError, asyncpg.exceptions.InternalServerError) as exc:
+        if tile_filter is None:
+            raise
+        # a filter value PostgreSQL/PostGIS refuses (division by zero, an unreadable geometry): a 400 as on items
+        raise Problem(400, "Cơ sở dữ liệu không chấp nhận một giá trị trong bộ lọc (kiểm tra bộ lọc/hình học)",
+                      "The database refused a value in the filter (check the filter/geometry)") from exc
     state = "HIT" if result.cached else ("MISS" if svc.caching else "OFF")
     return tile_response(request, result, state)
 
 
 # --- tile matrix sets -------------------------------------------------------------------------------
-@router.get("/tileMatrixSets", summary="Tile matrix sets")
+@router.get("/tileMatrixSets", summary="Tile matrix sets", responses=oas.ok_json(oas.TMS_LIST))
 async def tile_matrix_sets(request: Request) -> Response:
     base = base_url(request)
     sets = [{"id": t, "title": tms.get_tms(t).title, "uri": tms.get_tms(t).uri,
@@ -181,7 +188,7 @@ async def tile_matrix_sets(request: Request) -> Response:
     return _json({"tileMatrixSets": sets}, request)
 
 
-@router.get("/tileMatrixSets/{tms_id}", summary="A tile matrix set")
+@router.get("/tileMatrixSets/{tms_id}", summary="A tile matrix set", responses={**oas.ok_json(oas.TMS), **oas.problems(404)})
 async def tile_matrix_set(request: Request, tms_id: str) -> Response:
     try:
         t = tms.get_tms(tms_id)
@@ -191,7 +198,8 @@ async def tile_matrix_set(request: Request, tms_id: str) -> Response:
 
 
 # --- per collection -------------------------------------------------------------------------------
-@router.get("/collections/{collection_id}/tiles", summary="Tilesets of a collection")
+@router.get("/collections/{collection_id}/tiles", summary="Tilesets of a collection",
+            responses={**oas.ok_json(oas.TILESETS), **oas.problems(404)})
 async def collection_tilesets(request: Request, collection_id: str) -> Response:
     layer = _layer(collection_id)
     base = base_url(request)
@@ -200,7 +208,8 @@ async def collection_tilesets(request: Request, collection_id: str) -> Response:
     return _json({"links": links, "tilesets": sets}, request)
 
 
-@router.get("/collections/{collection_id}/tiles/{tms_id}", summary="Tileset metadata")
+@router.get("/collections/{collection_id}/tiles/{tms_id}", summary="Tileset metadata",
+            responses={**oas.ok_json(oas.TILESET), **oas.problems(404, 503)})
 async def collection_tileset(request: Request, collection_id: str, tms_id: str) -> Response:
     layer = _layer(collection_id)
     try:
@@ -211,7 +220,8 @@ async def collection_tileset(request: Request, collection_id: str, tms_id: str) 
     return _json(tilejson.ogc_tileset(layer, base_url(request), tms_id, bounds, request_lang(request)), request)
 
 
-@router.get("/collections/{collection_id}/tiles/{tms_id}/tilejson.json", summary="TileJSON 3.0 of a layer")
+@router.get("/collections/{collection_id}/tiles/{tms_id}/tilejson.json", summary="TileJSON 3.0 of a layer",
+            responses={**oas.ok_json(oas.TILEJSON), **oas.problems(404, 503)})
 async def collection_tilejson(request: Request, collection_id: str, tms_id: str) -> Response:
     layer = _layer(collection_id)
     _tile(tms_id, 0, 0, 0)
@@ -224,7 +234,7 @@ async def collection_tilejson(request: Request, collection_id: str, tms_id: str)
             summary="A vector tile (MVT) of one layer",
             description="Filters: `?<queryable>=<value>` (equality; for list fields, membership). "
                         "204 when the tile is empty.",
-            responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
+            response_class=Response, responses=oas.TILE_RESPONSES)
 async def collection_tile(request: Request, collection_id: str, tms_id: str, z: int, x: int, y: int) -> Response:
     layer = _layer(collection_id)
     tile = _tile(tms_id, z, x, y)
@@ -235,7 +245,8 @@ async def collection_tile(request: Request, collection_id: str, tms_id: str, z: 
     return await serve_tile(request, [layer], tile, tile_filter)
 
 
-@router.get("/collections/{collection_id}/style.json", summary="MapLibre style of a layer")
+@router.get("/collections/{collection_id}/style.json", summary="MapLibre style of a layer",
+            responses={**oas.ok_json(oas.STYLE), **oas.problems(404, 503)})
 async def collection_style(request: Request, collection_id: str) -> Response:
     layer = _layer(collection_id)
     base = base_url(request)
@@ -245,7 +256,8 @@ async def collection_style(request: Request, collection_id: str) -> Response:
 
 
 # --- multi-layer ------------------------------------------------------------------------------------
-@router.get("/tiles/tilejson.json", summary="TileJSON 3.0 of several layers in one tile")
+@router.get("/tiles/tilejson.json", summary="TileJSON 3.0 of several layers in one tile",
+            responses={**oas.ok_json(oas.TILEJSON), **oas.problems(400, 404, 503)})
 async def multi_tilejson(request: Request, layers: str | None = Query(None, description="a,b,...")) -> Response:
     chosen = _layers_param(layers)
     ids = ",".join(la.id for la in chosen)
@@ -254,8 +266,8 @@ async def multi_tilejson(request: Request, layers: str | None = Query(None, desc
     return _json(tilejson.tilejson(chosen, url, bounds, request_lang(request)), request)
 
 
-@router.get("/tiles/{z}/{x}/{y}.mvt", summary="A vector tile with several layers",
-            responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
+@router.get("/tiles/{z}/{x}/{y}.mvt", summary="A vector tile with several layers", response_class=Response,
+            responses=oas.TILE_RESPONSES)
 async def multi_tile(request: Request, z: int, x: int, y: int,
                      layers: str | None = Query(None, description="layer ids, comma-separated; default all")
                      ) -> Response:
@@ -270,7 +282,8 @@ async def multi_tile(request: Request, z: int, x: int, y: int,
     return await serve_tile(request, chosen, tile, None)
 
 
-@router.get("/styles/default.json", summary="MapLibre style with every layer")
+@router.get("/styles/default.json", summary="MapLibre style with every layer",
+            responses={**oas.ok_json(oas.STYLE), **oas.problems(503)})
 async def default_style(request: Request) -> Response:
     chosen = list(LAYERS.values())
     ids = ",".join(la.id for la in chosen)
@@ -291,7 +304,8 @@ def _archive(request: Request) -> TileArchive:
     return arch
 
 
-@router.get("/tiles/archive/tilejson.json", summary="TileJSON of the seeded archive")
+@router.get("/tiles/archive/tilejson.json", summary="TileJSON of the seeded archive",
+            responses={**oas.ok_json(oas.TILEJSON), **oas.problems(404)})
 async def archive_tilejson(request: Request) -> Response:
     arch = _archive(request)
     url = f"{base_url(request)}/tiles/archive/{{z}}/{{x}}/{{y}}.mvt"
@@ -301,7 +315,7 @@ async def archive_tilejson(request: Request) -> Response:
 
 
 @router.get("/tiles/archive/{z}/{x}/{y}.mvt", summary="A tile of the seeded archive (PMTiles/MBTiles)",
-            responses={200: {"content": {MVT: {}}}, 204: {"description": "empty or not seeded"}})
+            response_class=Response, responses=oas.TILE_RESPONSES)
 async def archive_tile(request: Request, z: int, x: int, y: int) -> Response:
     arch = _archive(request)
     tile = _tile(tms.DEFAULT_TMS, z, x, y)
@@ -323,7 +337,11 @@ async def layer_bounds(request: Request, layers: Sequence[Layer]) -> tuple[float
     for layer in layers:
         cached = _BOUNDS.get(f"{db.dsn}|{layer.id}")
         if cached is None or time.monotonic() - cached[0] > BOUNDS_TTL:
-            row = await db.fetchrow(tilejson.bounds_sql(layer))
+            try:
+                row = await db.fetchrow(tilejson.bounds_sql(layer))
+            except DatabaseUnavailable:
+                raise Problem(503, "Cơ sở dữ liệu tạm thời không truy cập được; vui lòng thử lại sau",
+                              "The database is unreachable for the moment; please retry") from None
             box = None if row is None or row["xmin"] is None else \
                 (float(row["xmin"]), float(row["ymin"]), float(row["xmax"]), float(row["ymax"]))
             cached = _BOUNDS[f"{db.dsn}|{layer.id}"] = (time.monotonic(), box)

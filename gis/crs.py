@@ -185,7 +185,7 @@ def get_crs(text: str | int) -> CrsDef:
                        + ", ".join(sorted(a for d in REGISTRY if d.vn2000 for a in d.aliases if "tm3:" in a
                                           and "-" not in a.split(":")[-1])))
     code = key.split(":", 1)[1] if key.startswith("epsg:") else key
-    if not code.isdigit():
+    if not (code.isascii() and code.isdigit()):   # int("¹") fails although "¹".isdigit()
         raise CrsError(f"unknown CRS {raw!r}")
     try:
         crs = CRS.from_epsg(int(code))

@@ -252,7 +252,7 @@ def _pick_encoding(option: str | None, cpg: str | None) -> str | None:
 
 
 def _read_ogr(path: Path, source_layer: str | None, encoding: str | None,
-              notes: list[tuple[str, str]]) -> tuple[gpd.GeoDataFrame, str | None, str, str | None]:
+              notes: list[tuple[str, str]], row_errors: list[RowError]) -> tuple[gpd.GeoDataFrame, str | None, str, str | None]:
     """(frame, CRS text from metadata, driver, encoding used)."""
     target: str = str(path)
     cpg: str | None = None
@@ -277,10 +277,20 @@ def _read_ogr(path: Path, source_layer: str | None, encoding: str | None,
                                     f"the file has several layers ({', '.join(layers)}); "
                                     "choose one with --source-layer")
         info = pyogrio.read_info(target, layer=layer)
-        if is_shp:
-            frame = pyogrio.read_dataframe(target, layer=layer, encoding="ISO-8859-1")
-        else:
-            frame = pyogrio.read_dataframe(target, layer=layer)
+        kw: dict[str, Any] = {"encoding": "ISO-8859-1"} if is_shp else {}
+        try:
+            frame = pyogrio.read_dataframe(target, layer=layer, **kw)
+        except shapely.errors.GEOSException:
+            # one geometry GEOS cannot build (e.g. a ring with NaN coordinates) must not hide the others:
+            # read them all leniently and name the rows whose geometry could not be decoded
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                frame = pyogrio.read_dataframe(target, layer=layer, on_invalid="ignore", **kw)
+            _, _, wkb, _ = pyogrio.raw.read(target, layer=layer, columns=[], **kw)[:4]
+            for i, (raw, g) in enumerate(zip(wkb, frame.geometry.values, strict=True)):
+                if raw is not None and g is None:
+                    row_errors.append(RowError(i, "geometry", "không đọc được hình học (tọa độ không hợp lệ)",
+                                               "the geometry cannot be read (invalid coordinates)"))
     except DataFileError:
         raise
     except Exception as exc:  # pyogrio raises DataSourceError/DataLayerError/FieldError...
@@ -397,7 +407,7 @@ def read_vector(path: str | Path, *, crs: str | None = None, source_layer: str |
                               used_enc, False, notes, row_errors)
         geoms = maybe
     else:
-        gdf, meta_crs, driver, used_enc = _read_ogr(p, source_layer, encoding, notes)
+        gdf, meta_crs, driver, used_enc = _read_ogr(p, source_layer, encoding, notes, row_errors)
         geoms = as_array(gdf.geometry.values)
         attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
         if driver in ("KML", "LIBKML"):

@@ -7,11 +7,11 @@ detection carries the edits into the moved files). Keep both sides of each confl
     python scripts/relayer_imports.py $(git ls-files '*.py' '*.md' '*.ipynb' '*.toml')
     ruff check --select I,F401 --fix .
 
-and mend any parenthesised `from ... import (` that the union left open. It rewrites `layers.features` ->
-`layers.query.features`, `from layers import vocab` -> `from layers.store import vocab`, `layers/writes.py` ->
+and mend any parenthesised `from ... import (` that the union left open. It rewrites `layers.query.features` ->
+`layers.query.features`, `from layers import vocab` -> `from layers.store import vocab`, `layers/ingest/writes.py` ->
 `layers/ingest/writes.py` and so on; paths already rewritten are left alone (`layers.maps.maps`,
-`layers.maps.folium_export`; a bare `layers.maps` is read as the old module). New migrations added under
-`layers/migrations/versions/` belong in `layers/store/migrations/versions/` (git moves them itself and reports
+`layers.maps.folium_export`; a bare `layers.maps.maps` is read as the old module). New migrations added under
+`layers/store/migrations/versions/` belong in `layers/store/migrations/versions/` (git moves them itself and reports
 a "file location" conflict: `git add` the moved file).
 """
 

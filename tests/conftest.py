@@ -32,6 +32,14 @@ hypothesis_settings.register_profile("fuzz", max_examples=5000, deadline=None, s
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+# the TestClient's Host is `testserver`: trusted here (DATSO_TRUSTED_HOSTS defaults to the loopback names only)
+os.environ.setdefault("DATSO_TRUSTED_HOSTS", "localhost,127.0.0.1,::1,testserver")
+# the suite hammers /search, exports and wrong keys from one address: limits far above it (tests/test_security.py
+# builds apps with strict limits of its own)
+for _kind in ("AUTH_FAILURES", "SEARCH", "EXPORTS"):
+    os.environ.setdefault(f"DATSO_RATE_LIMIT_{_kind}", "100000/minute")
+
+
 def _test_db_name() -> str:
     """`datso_test` (one per xdist worker); `DATSO_TEST_DB` names another, so two checkouts can test at once."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")

@@ -141,7 +141,7 @@ def test_search_flies_to_plot_and_opens_details(browser: Any, live_server: Any, 
         zoom_before = page.evaluate("window.datsoMap.getZoom()")
         page.fill("#search-input", code.lower())
         page.press("#search-input", "Enter")
-        page.wait_for_function("document.querySelector('#detail-title').textContent.startsWith('DG-')", timeout=15000)
+        page.wait_for_function("() => document.querySelector('#detail-title').textContent.startsWith('DG-')", timeout=15000)
         page.wait_for_timeout(1200)
         settle(page)
         center = page.evaluate("window.datsoMap.getCenter().toArray()")
@@ -165,7 +165,7 @@ def test_search_flies_to_plot_and_opens_details(browser: Any, live_server: Any, 
         # nothing found: a message, not an error
         page.fill("#search-input", "khongcodaunhe")
         page.press("#search-input", "Enter")
-        page.wait_for_function("document.querySelector('#search-status').textContent.includes('Không tìm thấy')")
+        page.wait_for_function("() => document.querySelector('#search-status').textContent.includes('Không tìm thấy')")
         assert log.console_errors() == []
         assert log.external(live_server.url) == []
     finally:
@@ -183,7 +183,7 @@ def test_click_plot_shows_price_and_dates(browser: Any, live_server: Any, conn: 
     ctx, page, log = open_map(browser, live_server, f"/map#18/{lat:.7f}/{lon:.7f}")
     try:
         click_map_centre(page)
-        page.wait_for_function("document.querySelector('#detail-title').textContent.startsWith('DG-')", timeout=15000)
+        page.wait_for_function("() => document.querySelector('#detail-title').textContent.startsWith('DG-')", timeout=15000)
         body = page.inner_text("#detail-body")
         assert page.inner_text("#detail-title") == code
         assert vnd(price) in body and vnd(deposit) in body
@@ -209,7 +209,7 @@ def test_shared_url_restores_view_filters_and_plot(browser: Any, live_server: An
         "WHERE status = 'sold' ORDER BY id LIMIT 1").fetchone()
     ctx, page, log = open_map(browser, live_server, f"/map#16/{lat:.6f}/{lon:.6f}?status=sold&plot={pid}&lang=en")
     try:
-        page.wait_for_function("document.querySelector('#detail-title').textContent.startsWith('DG-')", timeout=15000)
+        page.wait_for_function("() => document.querySelector('#detail-title').textContent.startsWith('DG-')", timeout=15000)
         assert page.inner_text("#detail-title") == code
         assert abs(page.evaluate("window.datsoMap.getZoom()") - 16) < 0.01
         assert set(page.evaluate(RENDERED_PLOTS).values()) == {"sold"}
@@ -271,7 +271,7 @@ def test_mobile_360(browser: Any, live_server: Any, conn: psycopg.Connection) ->
         page.evaluate(f"window.datsoMap.jumpTo({{center: [{lon:.7f}, {lat:.7f}], zoom: 18}})")
         settle(page)
         click_map_centre(page)
-        page.wait_for_function("document.querySelector('#detail-title').textContent.startsWith('DG-')", timeout=15000)
+        page.wait_for_function("() => document.querySelector('#detail-title').textContent.startsWith('DG-')", timeout=15000)
         assert vnd(price) in page.inner_text("#detail-body")
         sheet = page.locator("#detail").bounding_box()
         assert sheet["width"] == pytest.approx(360, abs=1)                       # a bottom sheet
@@ -316,7 +316,7 @@ def test_auction_date_and_price_filters(browser: Any, live_server: Any, conn: ps
         page.fill("#f-to", "2026-11-30")
         page.fill("#f-pmin", "2")
         page.dispatch_event("#f-pmin", "change")
-        page.wait_for_function("window.datsoDatesReady === true", timeout=15000)
+        page.wait_for_function("() => window.datsoDatesReady === true", timeout=15000)
         settle(page)
         after = page.evaluate(RENDERED_PLOTS)
         assert after and set(after) <= in_range and len(after) < len(before)
@@ -348,7 +348,7 @@ def test_click_parcel_and_search_parcel_number(browser: Any, live_server: Any, c
         box = page.locator("#map").bounding_box()
         page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         title = f"Tờ {sheet} thửa {parcel_no}"
-        page.wait_for_function(f"document.querySelector('#detail-title').textContent === {title!r}", timeout=15000)
+        page.wait_for_function(f"() => document.querySelector('#detail-title').textContent === {title!r}", timeout=15000)
         assert page.inner_text("#detail-body .parcel-area") == format_number(area) + " m²"
         assert "Đang quản lý" in page.inner_text("#detail-body")
         assert f"parcel={pid}" in page.evaluate("location.hash")
@@ -358,7 +358,7 @@ def test_click_parcel_and_search_parcel_number(browser: Any, live_server: Any, c
         page.evaluate("window.datsoMap.jumpTo({center: [106.3, 10.0], zoom: 9})")
         page.fill("#search-input", f"{sheet}/{parcel_no}")
         page.press("#search-input", "Enter")
-        page.wait_for_function(f"document.querySelector('#detail-title').textContent === {title!r}", timeout=15000)
+        page.wait_for_function(f"() => document.querySelector('#detail-title').textContent === {title!r}", timeout=15000)
         page.wait_for_timeout(1200)
         assert page.evaluate("window.datsoMap.getZoom()") > 15
         screenshot(page, "map_parcel.png")

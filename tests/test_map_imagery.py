@@ -128,7 +128,7 @@ def test_map_shows_imagery_offline(make_app: Any) -> None:
         page = browser.new_page(viewport={"width": 1000, "height": 700})
         log = PageLog(page)
         page.goto(srv.url + "/map#12/10.0/106.3")
-        page.wait_for_function("window.datsoReady === true && window.datsoMap.areTilesLoaded()", timeout=30000)
+        page.wait_for_function("() => window.datsoReady === true && window.datsoMap.areTilesLoaded()", timeout=30000)
         page.wait_for_timeout(500)
         assert page.is_checked("#layer-imagery")
         tiles = [u for u in log.requests if "/imagery/sample/" in u]

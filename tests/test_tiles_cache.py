@@ -31,7 +31,11 @@ def url(z: int, x: int, y: int, layer: str = "parcels") -> str:
 
 @pytest.fixture(scope="module")
 def client(sample_db: str, settings: Settings) -> Iterator[TestClient]:
-    with tile_client(settings, sample_db) as c:
+    # CORS is off by default; this app allows cross-origin reads from anywhere (DATSO_CORS_ORIGINS=*), as a
+    # deployment whose tiles other sites' maps use would, so the fast path's CORS answer is checked too
+    from api.settings import ApiSettings
+
+    with tile_client(settings, sample_db, api_settings=ApiSettings(cors_origins=["*"])) as c:
         yield c
 
 

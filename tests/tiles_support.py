@@ -21,11 +21,11 @@ MVT = "application/vnd.mapbox-vector-tile"
 
 
 @contextmanager
-def tile_client(settings: Settings, dsn: str, **tile_settings: Any) -> Iterator[TestClient]:
+def tile_client(settings: Settings, dsn: str, api_settings: Any = None, **tile_settings: Any) -> Iterator[TestClient]:
     """A fresh app (own cache, own LISTEN connection) on `dsn` with these tile settings."""
     from api.app import create_app
 
-    app = create_app(settings=settings, dsn=dsn)
+    app = create_app(settings=settings, api_settings=api_settings, dsn=dsn)
     app.state.tile_settings = TileSettings(**tile_settings)
     with TestClient(app) as client:
         yield client

@@ -16,7 +16,7 @@ from typing import Any
 from gis.errors import BilingualError
 from layers.catalog.registry import Layer
 from layers.query.cql2 import CqlError, to_sql
-from layers.query.features import QueryError, equality_filters
+from layers.query.features import QueryError, equality_filters, sql_cast
 
 # Query parameters that are not filters: accepted and ignored (cache busters, language, format).
 NON_FILTER_PARAMS = frozenset({"lang", "f", "nocache", "v", "layers", "filter", "filter-lang", "filter-crs"})
@@ -61,7 +61,10 @@ def parse_filters(layer: Layer, query: Mapping[str, str]) -> TileFilter | None:
         params.append(value)
         n = FIRST_PARAM + len(params) - 1
         ident = '"' + f.name + '"'
-        conditions.append(f"${n} = ANY(t.{ident})" if f.type == "array" else f"t.{ident} = ${n}")
+        # typed like the items query: without the cast asyncpg would type $n as the column (int4 for an
+        # integer column) and refuse a larger value while encoding it (a 500 instead of no match)
+        cast = sql_cast(f)
+        conditions.append(f"${n}::{cast} = ANY(t.{ident})" if f.type == "array" else f"t.{ident} = ${n}::{cast}")
         key_parts.append(f"{name}={raw}")
     text = query.get("filter")
     if text is not None:

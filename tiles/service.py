@@ -49,9 +49,10 @@ class TileResult:
 
 
 class TileService:
-    def __init__(self, dsn: str, pool: PoolGetter, settings: TileSettings) -> None:
+    def __init__(self, dsn: str, pool: PoolGetter, settings: TileSettings, acquire_timeout: float = 10.0) -> None:
         self.settings = settings
         self._pool = pool
+        self.acquire_timeout = acquire_timeout   # a busy pool: wait this long, then TimeoutError (503)
         self.cache: TileCache | None = None
         self.invalidator: Invalidator | None = None
         if settings.cache_enabled and settings.listen:
@@ -79,8 +80,17 @@ class TileService:
                 return TileResult.of_entry(hit)
         epoch = self.invalidator.epoch(ids) if self.invalidator is not None else ()
         pool = await self._pool()
-        async with pool.acquire() as conn:
-            data = await mvt.build(conn, layers, tile, self.settings, tile_filter)
+        data: bytes | None = None
+        try:
+            async with pool.acquire(timeout=self.acquire_timeout) as conn:
+                data = await mvt.build(conn, layers, tile, self.settings, tile_filter)
+        except (OSError, asyncpg.exceptions.PostgresConnectionError, asyncpg.exceptions.InterfaceError,
+                asyncpg.exceptions.InternalClientError):
+            # the tile is built; only handing the connection back failed (the server went away meanwhile:
+            # asyncpg has terminated it). Anything that failed before the tile was built goes up.
+            if data is None:
+                raise
+        assert data is not None
         # store only if no edit of these layers was announced while the tile was being built
         if self.cache is not None and self.invalidator is not None and self.caching \
                 and self.invalidator.epoch(ids) == epoch:

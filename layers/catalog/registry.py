@@ -7,16 +7,35 @@ declared once (in `layers/store/models.py`) and described once (here). See docs/
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import ARRAY, BigInteger, Boolean, Date, DateTime, Integer, Numeric, String, Text
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 
 from layers.store import models, vocab
 
 JsonType = Literal["string", "integer", "number", "boolean", "date", "date-time", "array", "object"]
+
+# The dates a date/date-time field accepts unless its entry says otherwise (`date_range=`): values outside are
+# typing mistakes (0001-01-01, 20255-01-01) that every face would have to render, and year 1 BC / > 9999 are
+# not representable in Python (they crashed /collections and the HTML pages).
+DEFAULT_DATE_RANGE: tuple[dt.date, dt.date] = (dt.date(1900, 1, 1), dt.date(2200, 12, 31))
+_INT_RANGES = {SmallInteger: (-(2**15), 2**15 - 1), BigInteger: (-(2**63), 2**63 - 1),
+               Integer: (-(2**31), 2**31 - 1)}
 
 
 @dataclass(frozen=True)
@@ -32,10 +51,13 @@ class LayerField:
     lowzoom: bool = False            # carried in tiles below the layer's detail zoom
     in_tiles: bool = True
     public: bool = True              # shown to anonymous users
+    date_range: tuple[dt.date, dt.date] | None = None   # dates accepted (default DEFAULT_DATE_RANGE)
     # filled from the model column
     type: JsonType = "string"
     item_type: JsonType | None = None
     nullable: bool = True
+    max_length: int | None = None                # varchar(n), or varchar(n)[] items
+    int_range: tuple[int, int] | None = None     # int2/int4/int8 (or their arrays): the column type's range
 
 
 @dataclass(frozen=True)
@@ -111,6 +133,13 @@ def _json_type(col_type: Any) -> JsonType:
     return "string"
 
 
+def _int_range(col_type: Any) -> tuple[int, int] | None:
+    for cls, bounds in _INT_RANGES.items():     # SmallInteger/BigInteger before their base class Integer
+        if isinstance(col_type, cls):
+            return bounds
+    return None
+
+
 def _bind(model: type[DeclarativeBase], fields: list[LayerField]) -> tuple[LayerField, ...]:
     table = model.__table__  # type: ignore[attr-defined]
     out = []
@@ -119,9 +148,13 @@ def _bind(model: type[DeclarativeBase], fields: list[LayerField]) -> tuple[Layer
             raise KeyError(f"registry field {f.name!r} is not a column of {model.__tablename__}")
         col = table.c[f.name]
         t = _json_type(col.type)
-        item = _json_type(col.type.item_type) if isinstance(col.type, ARRAY) else None
+        base = col.type.item_type if isinstance(col.type, ARRAY) else col.type
+        item = _json_type(base) if isinstance(col.type, ARRAY) else None
         nullable = bool(col.nullable) and col.server_default is None
-        out.append(LayerField(**{**f.__dict__, "type": t, "item_type": item, "nullable": nullable}))
+        length = base.length if isinstance(base, String) and base.length else None
+        dates = f.date_range or (DEFAULT_DATE_RANGE if (item or t) in ("date", "date-time") else None)
+        out.append(LayerField(**{**f.__dict__, "type": t, "item_type": item, "nullable": nullable,
+                                 "max_length": length, "int_range": _int_range(base), "date_range": dates}))
     return tuple(out)
 
 

@@ -19,7 +19,6 @@ per check); the record functions wrap it.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -28,12 +27,13 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 import pandas as pd
 import psycopg
 import shapely
 from psycopg import sql
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Numeric, String
+from sqlalchemy import Numeric
 
 from gis import geometry as geo
 from gis.errors import BilingualError
@@ -80,11 +80,30 @@ class Issue:
 class CoercionError(BilingualError):
     """A value that does not fit its field's type."""
 
+    code = "type"
+
+
+class LimitError(CoercionError):
+    """A value of the right type outside what its column can hold or the field accepts (issue code `code`)."""
+
+    def __init__(self, code: str, vi: str, en: str) -> None:
+        super().__init__(vi, en)
+        self.code = code
+
+
+INT64 = (-(2**63), 2**63 - 1)
+MAX_JSON_DEPTH = 32     # nesting of a JSON (jsonb) field's value
+
+
+def _nul(where_vi: str = "", where_en: str = "") -> LimitError:
+    return LimitError("nul", f"{where_vi} chứa ký tự NUL (\\u0000)".strip(),
+                      f"{where_en} contains a NUL character (\\u0000)".strip())
+
 
 # ------------------------------------------------------------------------------------- value coercion
 _TRUE = {"true", "t", "1", "yes", "y", "có", "co", "x", "đúng"}
 _FALSE = {"false", "f", "0", "no", "n", "không", "khong", "sai"}
-_DMY = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+_DMY = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$", re.ASCII)
 
 
 def _is_na(v: Any) -> bool:
@@ -97,27 +116,51 @@ def _is_na(v: Any) -> bool:
 
 def _number_text(v: str) -> str:
     t = v.strip().replace(" ", "").replace("\u00a0", "")
+    if not t.isascii():
+        # Unicode digits are text: Decimal("١٢٣") would read 123, int("¹") fails in other places
+        raise CoercionError(f"phải là số viết bằng chữ số 0-9, không phải {v[:40]!r}",
+                            f"must be a number written with the digits 0-9, not {v[:40]!r}")
     if "," in t and "." not in t and t.count(",") == 1:
         t = t.replace(",", ".")       # Vietnamese decimal comma
     return t
+
+
+def _int_range(n: int, bounds: tuple[int, int] = INT64) -> int:
+    if not bounds[0] <= n <= bounds[1]:
+        shown = str(n) if len(str(n)) <= 40 else f"{str(n)[:20]}…({len(str(n))} chữ số)"
+        raise LimitError("too_large", f"vượt phạm vi số nguyên của cột ({bounds[0]} … {bounds[1]}): {shown}",
+                         f"is outside the column's integer range ({bounds[0]} … {bounds[1]}): {shown}")
+    return n
 
 
 def _to_int(v: Any) -> int:
     if isinstance(v, bool):
         raise CoercionError("phải là số nguyên", "must be an integer")
     if isinstance(v, int | np.integer):
-        return int(v)
+        return _int_range(int(v))
     if isinstance(v, float | Decimal | np.floating):
-        if not math.isfinite(float(v)) or float(v) != int(v):
+        if not math.isfinite(float(v)):
+            raise CoercionError(f"phải là số nguyên hữu hạn, không phải {v}", f"must be a finite integer, not {v}")
+        if abs(float(v)) >= 2.0**64:
+            raise LimitError("too_large", f"vượt phạm vi số nguyên 64 bit: {v}", f"is beyond a 64-bit integer: {v}")
+        if float(v) != int(v):
             raise CoercionError(f"phải là số nguyên, không phải {v}", f"must be an integer, not {v}")
-        return int(v)
+        return _int_range(int(v))
+    text = _number_text(str(v))
     try:
-        d = Decimal(_number_text(str(v)))
+        d = Decimal(text)
     except ArithmeticError:
-        raise CoercionError(f"phải là số nguyên, không phải {v!r}", f"must be an integer, not {v!r}") from None
+        raise CoercionError(f"phải là số nguyên, không phải {str(v)[:40]!r}",
+                            f"must be an integer, not {str(v)[:40]!r}") from None
+    if not d.is_finite():
+        raise CoercionError(f"phải là số nguyên hữu hạn, không phải {str(v)[:40]!r}",
+                            f"must be a finite integer, not {str(v)[:40]!r}")
+    if d.adjusted() > 19:           # before int(): "1e999999999" would build a billion-digit integer
+        raise LimitError("too_large", f"vượt phạm vi số nguyên 64 bit: {str(v)[:40]!r}",
+                         f"is beyond a 64-bit integer: {str(v)[:40]!r}")
     if d != d.to_integral_value():
-        raise CoercionError(f"phải là số nguyên, không phải {v!r}", f"must be an integer, not {v!r}")
-    return int(d)
+        raise CoercionError(f"phải là số nguyên, không phải {str(v)[:40]!r}", f"must be an integer, not {str(v)[:40]!r}")
+    return _int_range(int(d))
 
 
 def _to_number(v: Any) -> float:
@@ -125,10 +168,12 @@ def _to_number(v: Any) -> float:
         raise CoercionError("phải là số", "must be a number")
     try:
         x = float(v) if isinstance(v, int | float | Decimal | np.number) else float(Decimal(_number_text(str(v))))
-    except (ArithmeticError, ValueError):
-        raise CoercionError(f"phải là số, không phải {v!r}", f"must be a number, not {v!r}") from None
+    except (ArithmeticError, ValueError, OverflowError):   # OverflowError: float() of an int past 1e308
+        raise CoercionError(f"phải là số, không phải {str(v)[:40]!r}",
+                            f"must be a number, not {str(v)[:40]!r}") from None
     if not math.isfinite(x):
-        raise CoercionError(f"phải là số hữu hạn, không phải {v!r}", f"must be a finite number, not {v!r}")
+        raise CoercionError(f"phải là số hữu hạn, không phải {str(v)[:40]!r}",
+                            f"must be a finite number, not {str(v)[:40]!r}")
     return x
 
 
@@ -160,8 +205,8 @@ def _to_datetime(v: Any) -> dt.datetime:
             else:
                 d = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
         except ValueError:
-            raise CoercionError(f"không phải ngày giờ hợp lệ: {v!r} (dùng YYYY-MM-DD hoặc dd/mm/yyyy)",
-                                f"not a valid date/time: {v!r} (use YYYY-MM-DD or dd/mm/yyyy)") from None
+            raise CoercionError(f"không phải ngày giờ hợp lệ: {t[:40]!r} (dùng YYYY-MM-DD hoặc dd/mm/yyyy)",
+                                f"not a valid date/time: {t[:40]!r} (use YYYY-MM-DD or dd/mm/yyyy)") from None
     return d if d.tzinfo else d.replace(tzinfo=VN_TZ)
 
 
@@ -190,11 +235,11 @@ def _split_array(v: Any) -> list[Any]:
     t = str(v).strip()
     if t.startswith("["):
         try:
-            parsed = json.loads(t)
-        except json.JSONDecodeError:
-            raise CoercionError(f"danh sách không hợp lệ: {v!r}", f"invalid list: {v!r}") from None
+            parsed = orjson.loads(t)    # refuses NaN/Infinity/1e999 and nesting past 1024 (json: RecursionError)
+        except orjson.JSONDecodeError:
+            raise CoercionError(f"danh sách không hợp lệ: {t[:40]!r}", f"invalid list: {t[:40]!r}") from None
         if not isinstance(parsed, list):
-            raise CoercionError(f"danh sách không hợp lệ: {v!r}", f"invalid list: {v!r}")
+            raise CoercionError(f"danh sách không hợp lệ: {t[:40]!r}", f"invalid list: {t[:40]!r}")
         return [x for x in parsed if not _is_na(x)]
     if t.startswith("{") and t.endswith("}"):
         t = t[1:-1]
@@ -220,26 +265,112 @@ def _scalar(kind: str, v: Any) -> Any:
         if isinstance(v, dict | list):
             return v
         try:
-            return json.loads(str(v))
-        except json.JSONDecodeError:
+            return orjson.loads(str(v))     # refuses NaN/Infinity/1e999, lone surrogates, nesting past 1024
+        except orjson.JSONDecodeError:
             raise CoercionError(f"JSON không hợp lệ: {str(v)[:40]!r}", f"invalid JSON: {str(v)[:40]!r}") from None
     return v
 
 
+def _check_json(v: Any) -> None:
+    """A jsonb value PostgreSQL (and every reader) can hold: finite numbers, no NUL, bounded nesting."""
+    stack: list[tuple[Any, int]] = [(v, 0)]
+    while stack:
+        x, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise LimitError("too_deep", f"lồng sâu quá {MAX_JSON_DEPTH} cấp", f"is nested deeper than {MAX_JSON_DEPTH}")
+        if isinstance(x, dict):
+            for k, item in x.items():
+                if not isinstance(k, str):
+                    raise CoercionError("có khóa không phải chuỗi", "has a key that is not a string")
+                if "\x00" in k:
+                    raise _nul("có một khóa", "has a key that")
+                stack.append((item, depth + 1))
+        elif isinstance(x, list | tuple):
+            stack.extend((item, depth + 1) for item in x)
+        elif isinstance(x, str):
+            if "\x00" in x:
+                raise _nul("có một giá trị", "has a value that")
+        elif isinstance(x, float):
+            if not math.isfinite(x):
+                raise CoercionError(f"có số không hữu hạn ({x})", f"has a non-finite number ({x})")
+        elif isinstance(x, int) and not isinstance(x, bool) and abs(x) >= 10**300:
+            raise LimitError("too_large", "có số quá lớn", "has a number that is too large")
+        elif x is not None and not isinstance(x, bool | int | Decimal):
+            raise CoercionError("có giá trị không phải JSON", "has a value that is not JSON")
+
+
+def check_limits(f: LayerField, kind: str, v: Any) -> None:
+    """LimitError when a coerced scalar `v` of type `kind` does not fit field `f` (NUL in text, varchar(n),
+    int2/int4 range, the field's date range, jsonb content)."""
+    if v is None:
+        return
+    if kind == "string" and isinstance(v, str):
+        if "\x00" in v:
+            raise _nul()
+        if f.max_length is not None and len(v) > f.max_length:
+            raise LimitError("too_long", f"dài quá {f.max_length} ký tự: {v[:40]!r}",
+                             f"is longer than {f.max_length} characters: {v[:40]!r}")
+    elif kind == "integer" and f.int_range is not None:
+        _int_range(int(v), f.int_range)
+    elif kind in ("date", "date-time") and f.date_range is not None:
+        d = v.date() if isinstance(v, dt.datetime) else v      # the calendar date as written, in its own offset
+        lo, hi = f.date_range
+        if not lo <= d <= hi:
+            raise LimitError("date_range", f"ngoài khoảng cho phép {lo:%d/%m/%Y} – {hi:%d/%m/%Y}: {v.isoformat()}",
+                             f"is outside the accepted range {lo.isoformat()} – {hi.isoformat()}: {v.isoformat()}")
+    elif kind == "object":
+        _check_json(v)
+
+
+def _single(v: Any) -> Any:
+    if isinstance(v, dict | list | tuple):
+        raise CoercionError("phải là một giá trị đơn, không phải đối tượng/danh sách",
+                            "must be a single value, not an object or a list")
+    return v
+
+
 def coerce_value(f: LayerField, v: Any) -> Any:
-    """Coerce one value to the field's type (None for an empty value); CoercionError when impossible."""
+    """Coerce one value to the field's type (None for an empty value); CoercionError when impossible,
+    LimitError (a CoercionError) when it does not fit the column or the field's range."""
     if not isinstance(v, list | tuple | np.ndarray | dict) and _is_na(v):
         return None
     if f.type == "array":
-        return [_scalar(f.item_type or "string", x) for x in _split_array(v)]
-    return _scalar(f.type, v)
+        kind = f.item_type or "string"
+        items = [_scalar(kind, _single(x)) for x in _split_array(v)]
+        for x in items:
+            check_limits(f, kind, x)
+        return items
+    out = _scalar(f.type, v if f.type == "object" else _single(v))
+    check_limits(f, f.type, out)
+    return out
+
+
+def _mask(bad: dict[int, Any], n: int) -> np.ndarray:
+    m = np.zeros(n, dtype=bool)
+    if bad:
+        m[list(bad)] = True
+    return m
+
+
+def _limit_rows(f: LayerField, kind: str, s: pd.Series, flagged: np.ndarray, bad: dict[int, CoercionError]) -> None:
+    """The LimitError of each flagged row (found vectorised) into `bad`."""
+    values = s.to_numpy(dtype=object)
+    for i in np.flatnonzero(flagged):
+        try:
+            check_limits(f, kind, _py(values[i]))
+        except CoercionError as exc:
+            bad[int(i)] = exc
 
 
 def _coerce_column(f: LayerField, s: pd.Series) -> tuple[pd.Series, dict[int, CoercionError]]:
     """Coerce a column; fast paths for columns that already have the right numeric dtype."""
     bad: dict[int, CoercionError] = {}
     if f.type == "integer" and pd.api.types.is_integer_dtype(s.dtype):
-        return s.astype("Int64"), bad
+        out_i = s.astype("Int64")
+        if f.int_range is not None and f.int_range != INT64:
+            lo, hi = f.int_range
+            _limit_rows(f, "integer", out_i, ((out_i < lo) | (out_i > hi)).fillna(False).to_numpy(dtype=bool), bad)
+        return out_i.mask(_mask(bad, len(s))), bad
     if f.type == "number" and pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
         out = s.astype("Float64")
         for i in _rows(~np.isfinite(s.to_numpy(dtype=float, na_value=0.0))):
@@ -249,11 +380,29 @@ def _coerce_column(f: LayerField, s: pd.Series) -> tuple[pd.Series, dict[int, Co
     is_str = np.fromiter((type(v) is str for v in values), dtype=bool, count=len(values))
     if f.type == "string" and len(values) and is_str.all():
         stripped = pd.Series(values, index=s.index, dtype=object).str.strip()
-        return stripped.where(stripped != "", None).astype(object), bad
+        flagged = stripped.str.contains("\x00", regex=False).to_numpy(dtype=bool, copy=True)
+        if f.max_length is not None:
+            flagged = flagged | (stripped.str.len() > f.max_length).to_numpy(dtype=bool)
+        _limit_rows(f, "string", stripped, flagged, bad)
+        return stripped.where((stripped != "") & ~_mask(bad, len(s)), None).astype(object), bad
     if f.type == "array" and (f.item_type or "string") == "string" and len(values) and is_str.all():
-        fast = [_split_text(v) for v in values]
+        fast: list[list[str]] = []
+        for i, v in enumerate(values):
+            try:
+                fast.append(_split_text(v))
+            except CoercionError as exc:       # '[1e999]', '[[[...' : a JSON-looking cell that is not a list
+                bad[i] = exc
+                fast.append([])
+        n = f.max_length
+        for i, items in enumerate(fast):
+            if any("\x00" in x or (n is not None and len(x) > n) for x in items):
+                try:
+                    for x in items:
+                        check_limits(f, "string", x)
+                except CoercionError as exc:
+                    bad[i] = exc
         return pd.Series(fast, index=s.index, dtype=object).where(
-            pd.Series([bool(v.strip()) for v in values], index=s.index), None), bad
+            pd.Series([bool(v.strip()) for v in values], index=s.index) & ~_mask(bad, len(s)), None), bad
     out_vals: list[Any] = [None] * len(values)
     for i, v in enumerate(values):
         try:
@@ -382,7 +531,7 @@ def _check_field(layer: Layer, f: LayerField, s: pd.Series, out: _Collector, par
     legacy = 0
     coerced, bad = _coerce_column(f, s)
     for i, exc in bad.items():
-        out.add(i, f.name, "type", f"{lvi} {exc.vi}", f"{len_} {exc.en}")
+        out.add(i, f.name, exc.code, f"{lvi} {exc.vi}", f"{len_} {exc.en}")
     bad_mask = np.zeros(len(s), dtype=bool)
     if bad:
         bad_mask[list(bad)] = True
@@ -403,14 +552,7 @@ def _check_field(layer: Layer, f: LayerField, s: pd.Series, out: _Collector, par
             coerced = coerced.mask(pd.Series(fill, index=coerced.index), default)
     ok = ~na & ~bad_mask
     col = _column(layer, f.name)
-    if f.type == "string" and isinstance(col.type, String) and col.type.length:
-        n = col.type.length
-        strs = coerced.to_numpy(dtype=object)
-        for i in _rows(ok):
-            v = strs[i]
-            if isinstance(v, str) and len(v) > n:
-                out.add(i, f.name, "too_long", f"{lvi} dài quá {n} ký tự: {v[:40]!r}",
-                        f"{len_} is longer than {n} characters: {v[:40]!r}")
+    # text length, NUL, integer and date ranges were checked while coercing (check_limits)
     if f.type in ("number", "integer"):
         vals = coerced.to_numpy(dtype=float, na_value=np.nan)
         if f.minimum is not None:
@@ -423,12 +565,6 @@ def _check_field(layer: Layer, f: LayerField, s: pd.Series, out: _Collector, par
             limit = 10.0 ** (col.type.precision - col.type.scale)
             with np.errstate(invalid="ignore"):
                 big = ok & (np.abs(vals) >= limit)
-            for i in _rows(big):
-                out.add(i, f.name, "too_large", f"{lvi} quá lớn: {vals[i]:g}", f"{len_} is too large: {vals[i]:g}")
-        if f.type == "integer":
-            limit_i = 2.0**31 if "BigInteger" not in type(col.type).__name__ else 2.0**63
-            with np.errstate(invalid="ignore"):
-                big = ok & (np.abs(vals) >= limit_i)
             for i in _rows(big):
                 out.add(i, f.name, "too_large", f"{lvi} quá lớn: {vals[i]:g}", f"{len_} is too large: {vals[i]:g}")
     changed = False

@@ -6,13 +6,24 @@ records who did it (`datso.actor`, read by the audit triggers that write `histor
 lifecycles of `layers.store.vocab`. Nothing is written when anything is refused.
 
 The version of a row (its ETag) is `"<id>-<xmin>"`: it changes with every committed update.
+
+The functions take where to write as `target`: a libpq DSN (one connection per call: the CLI, tests) or a
+`WritePool` (the API: a lazily opened psycopg pool, so the service starts while the database is down). A
+database that cannot be reached raises `DatabaseDown` (the API answers 503 with Retry-After).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import orjson
 import psycopg
+import psycopg_pool
 import shapely
 import shapely.geometry
 from psycopg import sql
@@ -23,6 +34,7 @@ from shapely.geometry.base import BaseGeometry
 from gis.crs import CrsDef, transformer
 from gis.errors import BilingualError
 from layers.catalog.registry import Layer
+from layers.config import API_SESSION_SETTINGS
 from layers.ingest.importer import RULES
 from layers.ingest.validation import prepare_records
 from layers.store import vocab
@@ -41,32 +53,128 @@ class WriteError(BilingualError):
         self.errors = errors or []
 
 
+class DatabaseDown(RuntimeError):
+    """The database could not be reached (or dropped the connection) during a write: nothing was written."""
+
+
 def etag(feature_id: int, xmin: str) -> str:
     return f'"{feature_id}-{xmin}"'
 
 
+# -- connections ----------------------------------------------------------------------------------------------
+
+class WritePool:
+    """A psycopg connection pool for the API's writes, opened on first use (the app starts while the database is
+    down) and refilled by itself when the database comes back. Every connection runs with the API session
+    settings (layers.config.API_SESSION_SETTINGS) and a `statement_timeout` for writes."""
+
+    def __init__(self, dsn: str, min_size: int = 0, max_size: int = 4, timeout: float = 3.0,
+                 statement_timeout_ms: int = 15_000, reconnect_timeout: float = 5.0) -> None:
+        self.dsn, self.timeout = dsn, timeout
+        options = {**API_SESSION_SETTINGS, "statement_timeout": str(int(statement_timeout_ms))}
+        self._pool = psycopg_pool.ConnectionPool(
+            dsn, min_size=min_size, max_size=max(max_size, 1, min_size), open=False, timeout=timeout,
+            # a short reconnect_timeout: after an outage the pool gives up its backoff quickly and the next
+            # write tries again at once (psycopg_pool's backoff alone grows to 16 s and more)
+            reconnect_timeout=reconnect_timeout, check=psycopg_pool.ConnectionPool.check_connection,
+            kwargs={"connect_timeout": max(1, round(timeout)),
+                    "options": " ".join(f"-c {k}={v}" for k, v in options.items())},
+            name="datso-writes")
+        self._lock = threading.Lock()
+        self._opened = False
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        if not self._opened:
+            with self._lock:
+                if not self._opened:
+                    self._pool.open(wait=False)
+                    self._opened = True
+        try:
+            conn = self._pool.getconn(timeout=self.timeout)
+        except psycopg_pool.PoolTimeout as exc:       # nothing to connect to within `timeout`
+            raise DatabaseDown(str(exc)) from exc
+        try:
+            yield conn
+        finally:
+            self._pool.putconn(conn)     # rolled back if left in a transaction, dropped if broken
+
+    def close(self) -> None:
+        if self._opened:
+            self._pool.close(timeout=5.0)
+            self._opened = False
+
+
+Target = str | WritePool
+
+
+@contextmanager
+def _connect(target: Target) -> Iterator[psycopg.Connection]:
+    """A connection (in a transaction, committed when the block ends without error) from a DSN or a pool;
+    DatabaseDown when the database cannot be reached or goes away meanwhile."""
+    try:
+        if isinstance(target, WritePool):
+            with target.connection() as conn:
+                yield conn
+        else:
+            with psycopg.connect(target) as conn:
+                yield conn
+    except psycopg.OperationalError as exc:   # connection refused/lost, server shutting down, statement timeout
+        raise DatabaseDown(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class GeometryLimits:
+    """Bounds on a written geometry (settings DATSO_MAX_GEOMETRY_VERTICES / DATSO_MAX_GEOMETRY_BYTES)."""
+
+    max_vertices: int = 20_000
+    max_bytes: int = 1_000_000
+
+
 # -- parsing of the request body ------------------------------------------------------------------------------
 
-def _geometry(layer: Layer, g: Any, crs: CrsDef) -> BaseGeometry | None:
+def _geometry_error(status: int, vi: str, en: str, code: str) -> WriteError:
+    return WriteError(status, vi, en, [{"field": "geometry", "code": code, "message": en}])
+
+
+def _geometry(layer: Layer, g: Any, crs: CrsDef, limits: GeometryLimits | None = None) -> BaseGeometry | None:
     if g is None:
         return None
     if not isinstance(g, dict) or "type" not in g:
-        raise WriteError(400, "geometry phải là một đối tượng GeoJSON", "geometry must be a GeoJSON geometry object")
+        raise _geometry_error(400, "geometry phải là một đối tượng GeoJSON", "geometry must be a GeoJSON geometry object",
+                              "geometry_type")
+    limits = limits or GeometryLimits()
+    size = len(orjson.dumps(g))
+    if size > limits.max_bytes:
+        raise _geometry_error(413, f"geometry dài {size} byte, vượt giới hạn {limits.max_bytes} byte",
+                              f"geometry is {size} bytes, more than the limit of {limits.max_bytes} bytes",
+                              "geometry_too_large")
     try:
         shape = shapely.geometry.shape(g)
     except Exception:  # shapely raises several types for malformed coordinates
-        raise WriteError(400, "geometry GeoJSON không đọc được (kiểu hoặc tọa độ sai)",
-                         "the GeoJSON geometry cannot be read (bad type or coordinates)") from None
+        raise _geometry_error(400, "geometry GeoJSON không đọc được (kiểu hoặc tọa độ sai)",
+                              "the GeoJSON geometry cannot be read (bad type or coordinates)", "geometry_invalid") from None
+    if shape.is_empty:
+        return None            # an empty geometry is no geometry (a PATCH stored EMPTY in NOT NULL columns)
+    n = int(shapely.get_num_coordinates(shape))
+    if n > limits.max_vertices:
+        raise _geometry_error(413, f"geometry có {n} đỉnh, vượt giới hạn {limits.max_vertices} đỉnh",
+                              f"geometry has {n} vertices, more than the limit of {limits.max_vertices}",
+                              "geometry_too_large")
     if crs.lat_first:
         shape = shapely.transform(shape, lambda x, y: (y, x), interleaved=False)
     if crs.srid != 4326:
         tr = transformer(crs.key, "OGC:CRS84")
         shape = shapely.transform(shape, lambda x, y: tr.transform(x, y), interleaved=False)
+    if not bool(shapely.is_empty(shape)) and not bool(np.isfinite(shapely.get_coordinates(shape)).all()):
+        # huge values the transformation sends to infinity: PostGIS would refuse them (a 500 before)
+        raise _geometry_error(400, "geometry có tọa độ không hữu hạn (ngoài miền của hệ tọa độ)",
+                              "geometry has non-finite coordinates (outside the CRS's domain)", "geometry_invalid")
     return shape
 
 
-def parse_feature(layer: Layer, body: Any, crs: CrsDef, partial: bool = False) -> tuple[dict[str, Any],
-                                                                                        BaseGeometry | None, bool]:
+def parse_feature(layer: Layer, body: Any, crs: CrsDef, partial: bool = False,
+                  limits: GeometryLimits | None = None) -> tuple[dict[str, Any], BaseGeometry | None, bool]:
     """(properties, geometry in lon/lat, geometry given?) from a GeoJSON Feature (or a merge patch of one)."""
     if not isinstance(body, dict):
         raise WriteError(400, "Nội dung phải là một GeoJSON Feature", "The body must be a GeoJSON Feature")
@@ -80,7 +188,7 @@ def parse_feature(layer: Layer, body: Any, crs: CrsDef, partial: bool = False) -
     props = body.get("properties") or {}
     if not isinstance(props, dict):
         raise WriteError(400, "properties phải là một đối tượng", "properties must be an object")
-    return dict(props), _geometry(layer, body.get("geometry"), crs), "geometry" in body
+    return dict(props), _geometry(layer, body.get("geometry"), crs, limits), "geometry" in body
 
 
 # -- the writes -----------------------------------------------------------------------------------------------
@@ -116,14 +224,28 @@ def _check_transition(layer: Layer, old: str | None, new: str | None) -> None:
                          f"Status cannot change from '{old}' to '{new}'; allowed: {ok_en}")
 
 
+_REFUSED = (psycopg.errors.IntegrityError, psycopg.DataError)
+
+
 def _db_error(exc: psycopg.Error) -> WriteError:
     rule = exc.diag.constraint_name or ""
     known = next((v for k, v in RULES.items() if rule.endswith("_" + k)), None)
     if known:
         return WriteError(422, f"Dữ liệu không hợp lệ: {known[1]}", f"Invalid feature: {known[2]}",
                           [{"field": known[0], "code": "rule", "message": known[2]}])
+    prefix = f"ck_{exc.diag.table_name or ''}_"
+    if rule.startswith(prefix) and rule.endswith("_range"):      # migration 0005: dates in a sane range
+        col = rule[len(prefix):-len("_range")]
+        return WriteError(422, f"Dữ liệu không hợp lệ: {col} nằm ngoài khoảng ngày cho phép",
+                          f"Invalid feature: {col} is outside the accepted date range",
+                          [{"field": col, "code": "date_range", "message": "outside the accepted date range"}])
     if isinstance(exc, psycopg.errors.UniqueViolation):
         return WriteError(409, "Trùng khóa với một đối tượng đã có", "Duplicates the key of an existing feature")
+    if isinstance(exc, psycopg.DataError):
+        # a value the validation let through but the column cannot hold: still the client's input, never a 500
+        return WriteError(422, "Cơ sở dữ liệu không chấp nhận một giá trị của đối tượng",
+                          "The database cannot store a value of this feature",
+                          [{"field": None, "code": "database", "message": "a value does not fit its column"}])
     return WriteError(422, "Cơ sở dữ liệu từ chối đối tượng này (vi phạm ràng buộc dữ liệu)",
                       f"The database refused this feature (rule {rule or 'unknown'})")
 
@@ -145,7 +267,11 @@ def _lock(conn: psycopg.Connection, layer: Layer, fid: int, if_match: str | None
         raise WriteError(428, f"Cần header If-Match với ETag hiện tại của đối tượng ({current})",
                          f"An If-Match header with the feature's current ETag is required ({current})")
     tags = [t.strip() for t in if_match.split(",")]
-    if "*" not in tags and current not in tags:
+    if "*" in tags:
+        # "*" matches any version: it would skip the lost-update check this header exists for
+        raise WriteError(428, f"If-Match: * không được chấp nhận; gửi ETag hiện tại của đối tượng ({current})",
+                         f"If-Match: * is not accepted; send the feature's current ETag ({current})")
+    if current not in tags:
         raise WriteError(412, "Đối tượng đã bị người khác thay đổi (ETag không khớp); hãy tải lại rồi sửa",
                          "The feature was changed by someone else (ETag mismatch); reload it and retry",
                          [{"current_etag": current}])
@@ -174,9 +300,10 @@ def _values(layer: Layer, rec: dict[str, Any], geom: BaseGeometry | None,
     return names, exprs, params
 
 
-def create(dsn: str, layer: Layer, body: Any, crs: CrsDef, actor: str, lang: str = "vi") -> tuple[int, str]:
-    props, geom, _ = parse_feature(layer, body, crs)
-    with psycopg.connect(dsn) as conn, conn.transaction():
+def create(target: Target, layer: Layer, body: Any, crs: CrsDef, actor: str, lang: str = "vi",
+           limits: GeometryLimits | None = None) -> tuple[int, str]:
+    props, geom, _ = parse_feature(layer, body, crs, limits=limits)
+    with _connect(target) as conn, conn.transaction():
         _begin(conn, actor)
         rec, g = _validate(conn, layer, props, geom, False, None, lang)
         names, exprs, params = _values(layer, rec, g, True)
@@ -186,18 +313,22 @@ def create(dsn: str, layer: Layer, body: Any, crs: CrsDef, actor: str, lang: str
         try:
             with conn.transaction():
                 row = conn.execute(q, params).fetchone()
-        except psycopg.errors.IntegrityError as exc:
+        except _REFUSED as exc:
             raise _db_error(exc) from None
         assert row is not None
         return int(row[0]), etag(int(row[0]), row[1])
 
 
-def _update(dsn: str, layer: Layer, fid: int, body: Any, crs: CrsDef, actor: str, if_match: str | None,
-            partial: bool, lang: str) -> str:
-    props, geom, geom_given = parse_feature(layer, body, crs, partial)
-    with psycopg.connect(dsn) as conn, conn.transaction():
+def _update(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, actor: str, if_match: str | None,
+            partial: bool, lang: str, limits: GeometryLimits | None) -> str:
+    props, geom, geom_given = parse_feature(layer, body, crs, partial, limits)
+    with _connect(target) as conn, conn.transaction():
         _begin(conn, actor)
         old = _lock(conn, layer, fid, if_match)
+        if partial and geom_given and geom is None and not layer.geometry_nullable:
+            raise WriteError(422, "Dữ liệu không hợp lệ: thiếu hình học (lớp này bắt buộc có hình học)",
+                             "Invalid feature: geometry is missing (this collection requires one)",
+                             [{"field": "geometry", "code": "geometry_required", "message": "geometry is missing"}])
         rec, g = _validate(conn, layer, props, geom, partial, fid, lang)
         if not partial:
             # PUT replaces: fields left out go back to their defaults/NULL
@@ -218,25 +349,25 @@ def _update(dsn: str, layer: Layer, fid: int, body: Any, crs: CrsDef, actor: str
         try:
             with conn.transaction():
                 row = conn.execute(q, [*params, fid]).fetchone()
-        except psycopg.errors.IntegrityError as exc:
+        except _REFUSED as exc:
             raise _db_error(exc) from None
         assert row is not None
         return etag(fid, row[0])
 
 
-def replace(dsn: str, layer: Layer, fid: int, body: Any, crs: CrsDef, actor: str, if_match: str | None,
-            lang: str = "vi") -> str:
-    return _update(dsn, layer, fid, body, crs, actor, if_match, False, lang)
+def replace(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, actor: str, if_match: str | None,
+            lang: str = "vi", limits: GeometryLimits | None = None) -> str:
+    return _update(target, layer, fid, body, crs, actor, if_match, False, lang, limits)
 
 
-def update(dsn: str, layer: Layer, fid: int, body: Any, crs: CrsDef, actor: str, if_match: str | None,
-           lang: str = "vi") -> str:
+def update(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, actor: str, if_match: str | None,
+           lang: str = "vi", limits: GeometryLimits | None = None) -> str:
     """JSON merge patch (RFC 7396) of a feature: only the given properties (and geometry) change."""
-    return _update(dsn, layer, fid, body, crs, actor, if_match, True, lang)
+    return _update(target, layer, fid, body, crs, actor, if_match, True, lang, limits)
 
 
-def delete(dsn: str, layer: Layer, fid: int, actor: str, if_match: str | None) -> None:
-    with psycopg.connect(dsn) as conn, conn.transaction():
+def delete(target: Target, layer: Layer, fid: int, actor: str, if_match: str | None) -> None:
+    with _connect(target) as conn, conn.transaction():
         _begin(conn, actor)
         _lock(conn, layer, fid, if_match)
         q = sql.SQL("DELETE FROM {t} WHERE {id} = %s").format(t=sql.Identifier(layer.table),
@@ -244,5 +375,5 @@ def delete(dsn: str, layer: Layer, fid: int, actor: str, if_match: str | None) -
         try:
             with conn.transaction():
                 conn.execute(q, [fid])
-        except psycopg.errors.IntegrityError as exc:
+        except _REFUSED as exc:
             raise _db_error(exc) from None

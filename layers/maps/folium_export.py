@@ -58,13 +58,17 @@ def format_number(value: Any, decimals: int = 2) -> str:
 def format_date(value: Any) -> str:
     """ISO date or timestamp -> dd/mm/yyyy (timestamps in Vietnam time, UTC+7)."""
     text = str(value)
-    if len(text) == 10:
-        d = dt.date.fromisoformat(text)
-        return d.strftime("%d/%m/%Y")
-    t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if t.tzinfo is not None:
-        t = t.astimezone(VN_TZ)
-    return t.strftime("%d/%m/%Y")
+    try:
+        if len(text) == 10:
+            d = dt.date.fromisoformat(text)
+            return d.strftime("%d/%m/%Y")
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if t.tzinfo is not None:
+            t = t.astimezone(VN_TZ)
+        return t.strftime("%d/%m/%Y")
+    except (ValueError, OverflowError):
+        # what PostgreSQL can store but Python cannot read ("0044-03-15 BC", year 294276): shown as stored
+        return text
 
 
 def format_value(f: LayerField, value: Any, lang: str = "vi") -> str:

@@ -21,6 +21,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import cql2 as _cql2
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gis.crs import CrsError, get_crs
 from gis.errors import BilingualError
@@ -44,11 +46,244 @@ class CqlError(BilingualError):
     """A filter that cannot be used; `.message(lang)` explains why in Vietnamese or English."""
 
 
+class FilterLimits(BaseSettings):
+    """Bounds on a filter, checked on the raw input before any native or recursive parser sees it.
+
+    cql2-rs (the native parser) recurses once per nesting level and per chained operator and overflows its
+    stack (a segfault that takes the whole process down) at ~1,550 nested parentheses, ~3,400 chained NOTs,
+    ~9,000 `+` terms or ~16,000 `AND`s with an 8 MiB stack (a quarter of that on a 2 MiB thread stack); it
+    also backtracks exponentially on nested bare parentheses around a syntax error (~2-3x per level: 12 ms
+    at 10 levels, 17 s at 20). See docs/reliability.md for the measurement.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DATSO_FILTER_", extra="ignore")
+
+    max_bytes: int = Field(default=16384, ge=1)
+    """Length of the filter text in UTF-8 bytes (a CQL2-JSON object passed in by code is bounded by depth and
+    object count instead)."""
+    max_depth: int = Field(default=16, ge=1)
+    """Nesting: brackets plus chains of prefix operators (NOT, unary -) in cql2-text; logical levels in
+    cql2-json and in the parsed tree (2 * max_depth + 8 nested objects/arrays; a chain of N arithmetic
+    operators nests N levels)."""
+    max_groups: int = Field(default=8, ge=1)
+    """Nesting of bare parentheses `( ... )` (not function or geometry calls) in cql2-text."""
+    max_terms: int = Field(default=500, ge=1)
+    """Operators, functions and property names (literals are not counted); JSON objects in cql2-json."""
+
+    @property
+    def max_json_depth(self) -> int:
+        return 2 * self.max_depth + 8
+
+
+_LIMITS: FilterLimits | None = None
+
+
+def limits() -> FilterLimits:
+    """The filter limits from the environment (read once)."""
+    global _LIMITS
+    if _LIMITS is None:
+        _LIMITS = FilterLimits()
+    return _LIMITS
+
+
+def _too_big(what_vi: str, what_en: str, env: str, value: int, extra_vi: str = "", extra_en: str = "") -> CqlError:
+    return CqlError(f"Bộ lọc vượt giới hạn: {what_vi} tối đa {value} (DATSO_FILTER_{env}){extra_vi}",
+                    f"The filter exceeds a limit: {what_en} at most {value} (DATSO_FILTER_{env}){extra_en}")
+
+
+def _check_size(text: str, lim: FilterLimits) -> None:
+    if len(text) > lim.max_bytes:   # before encoding: never copy a huge text
+        nbytes = len(text)
+    else:
+        try:
+            nbytes = len(text.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise CqlError(f"Bộ lọc chứa ký tự không hợp lệ (không phải Unicode) ở vị trí {exc.start + 1}",
+                           f"The filter contains an invalid (non-Unicode) character at position {exc.start + 1}"
+                           ) from None
+    if nbytes > lim.max_bytes:
+        raise _too_big("độ dài (byte)", "length in bytes", "MAX_BYTES", lim.max_bytes,
+                       f"; bộ lọc dài {nbytes} byte", f"; the filter has {nbytes} bytes")
+
+
+_PREFIX_WORDS = frozenset({"NOT"})
+_LOGIC_WORDS = frozenset({"AND", "OR", "IN", "BETWEEN", "LIKE", "IS"})
+_OP_CHARS = frozenset("=<>!+-*/%^")
+_DELIMS = frozenset("()[],'\"") | _OP_CHARS
+
+
+def check_text(text: str, lim: FilterLimits | None = None) -> None:
+    """Refuse a cql2-text filter that is too long, unbalanced, too deeply nested or has too many terms.
+
+    One linear scan, no recursion: string literals ('...' with '' escapes) and quoted identifiers are
+    skipped; brackets must balance; depth counts open brackets plus runs of prefix operators (NOT, unary
+    +/-); bare parentheses (groups, lists) are counted separately from function and geometry calls.
+    """
+    lim = lim or limits()
+    _check_size(text, lim)
+    stack: list[tuple[str, int, bool, int]] = []   # (closing bracket, depth at open, bare, position)
+    base, run, groups, terms = 0, 0, 0, 0
+    prev = ""          # kind of the previous token: "", "open", "sep", "op", "word", "operand", "close"
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c.isspace():
+            i += 1
+            continue
+        if c in "'\"":
+            j = i + 1
+            while j < n:
+                if text[j] == c:
+                    if j + 1 < n and text[j + 1] == c:
+                        j += 2
+                        continue
+                    break
+                j += 1
+            if j >= n:
+                w = _at(text, i)
+                raise CqlError(f"Chuỗi bắt đầu{w.vi} không được đóng",
+                               f"The string or quoted name starting{w.en} is not closed")
+            if c == '"':
+                terms += 1
+            prev, run, i = ("word" if c == '"' else "operand"), 0, j + 1
+        elif c in "([":
+            bare = c == "(" and prev != "word"
+            depth = base + run + 1
+            stack.append((")" if c == "(" else "]", base, bare, i))
+            base, run = depth, 0
+            groups += bare
+            if depth > lim.max_depth:
+                raise _too_big("độ lồng nhau", "nesting depth", "MAX_DEPTH", lim.max_depth)
+            if groups > lim.max_groups:
+                raise _too_big("số cặp ngoặc lồng nhau", "nested parentheses", "MAX_GROUPS", lim.max_groups)
+            prev, i = "open", i + 1
+        elif c in ")]":
+            if not stack or stack[-1][0] != c:
+                w = _at(text, i)
+                raise CqlError(f"Lỗi cú pháp CQL2{w.vi}: dấu '{c}' không khớp với dấu mở nào",
+                               f"CQL2 syntax error{w.en}: the '{c}' does not match an opening bracket")
+            _, base, bare, _ = stack.pop()
+            groups -= bare
+            prev, run, i = "close", 0, i + 1
+        elif c == ",":
+            prev, run, i = "sep", 0, i + 1
+        elif c in _OP_CHARS:
+            if c in "+-" and prev not in ("word", "operand", "close"):
+                run += 1                      # unary sign: nests like NOT
+                if base + run > lim.max_depth:
+                    raise _too_big("độ lồng nhau", "nesting depth", "MAX_DEPTH", lim.max_depth)
+                prev, i = "op", i + 1
+                continue
+            j = i + 1
+            while j < n and text[j] in "=<>!" and j - i < 2:
+                j += 1
+            terms += 1
+            prev, run, i = "op", 0, j
+        else:
+            j = i + 1
+            if c.isdigit() or c == ".":
+                while j < n and (text[j].isalnum() or text[j] == "." or
+                                 (text[j] in "+-" and text[j - 1] in "eE")):
+                    j += 1
+                prev, run, i = "operand", 0, j
+                continue
+            while j < n and not text[j].isspace() and text[j] not in _DELIMS:
+                j += 1
+            word = text[i:j].upper()
+            terms += 1
+            if word in _PREFIX_WORDS:
+                run += 1
+                if base + run > lim.max_depth:
+                    raise _too_big("độ lồng nhau", "nesting depth", "MAX_DEPTH", lim.max_depth)
+                prev = "op"
+            elif word in _LOGIC_WORDS:
+                prev, run = "op", 0
+            else:
+                prev, run = "word", 0
+            i = j
+        if terms > lim.max_terms:
+            raise _too_big("số toán tử, hàm và tên thuộc tính", "operators, functions and property names",
+                           "MAX_TERMS", lim.max_terms)
+    if stack:
+        w = _at(text, stack[-1][3])
+        raise CqlError(f"Lỗi cú pháp CQL2{w.vi}: dấu mở ở đây thiếu dấu '{stack[-1][0]}' đóng",
+                       f"CQL2 syntax error{w.en}: the bracket opened here is never closed with '{stack[-1][0]}'")
+
+
+def _at(text: str, i: int) -> _Where:
+    line = text.count("\n", 0, i) + 1
+    col = i - (text.rfind("\n", 0, i) + 1) + 1
+    return _Where(f" tại dòng {line}, cột {col}", f" at line {line}, column {col}")
+
+
+def check_json_text(text: str, lim: FilterLimits | None = None) -> None:
+    """Refuse cql2-json text that is too long, too deeply nested or has too many objects (before json.loads,
+    which recurses too). One linear scan over brackets outside JSON strings."""
+    lim = lim or limits()
+    _check_size(text, lim)
+    depth = objects = 0
+    in_str = escaped = False
+    for ch in text:
+        if in_str:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            objects += ch == "{"
+            if depth > lim.max_json_depth:
+                raise _too_big("độ lồng nhau", "nesting depth", "MAX_DEPTH", lim.max_depth,
+                               f", tức {lim.max_json_depth} mức đối tượng/mảng JSON",
+                               f", i.e. {lim.max_json_depth} levels of JSON objects/arrays")
+            if objects > lim.max_terms:
+                raise _too_big("số đối tượng JSON", "JSON objects", "MAX_TERMS", lim.max_terms)
+        elif ch in "]}":
+            depth -= 1
+
+
+def check_tree(tree: Any, lim: FilterLimits | None = None, parsed: bool = False) -> None:
+    """Refuse a CQL2-JSON tree (a dict given directly, or what the parser produced) nested deeper than the
+    limit or with too many objects: iterative, so any Python object is safe to pass (a cycle is just too deep)."""
+    lim = lim or limits()
+    todo: list[tuple[Any, int]] = [(tree, 1)]
+    objects = 0
+    while todo:
+        node, depth = todo.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+            objects += 1
+        elif isinstance(node, list | tuple):
+            children = node
+        else:
+            continue
+        if depth > lim.max_json_depth:
+            raise _too_big("độ lồng nhau", "nesting depth", "MAX_DEPTH", lim.max_depth,
+                           *((" (mỗi phép toán số học trong một chuỗi tính là một mức)",
+                              " (each operator in a chain of arithmetic counts as one level)") if parsed else
+                             (f", tức {lim.max_json_depth} mức đối tượng/mảng JSON",
+                              f", i.e. {lim.max_json_depth} levels of JSON objects/arrays")))
+        if objects > lim.max_terms:
+            raise _too_big("số đối tượng JSON", "JSON objects", "MAX_TERMS", lim.max_terms)
+        todo.extend((c, depth + 1) for c in children)
+
+
 def parse(filter_: str | dict[str, Any], filter_lang: str = "cql2-text") -> dict[str, Any]:
-    """Parse a CQL2 filter into its CQL2-JSON tree (a dict); syntax errors name the line and column."""
+    """Parse a CQL2 filter into its CQL2-JSON tree (a dict); syntax errors name the line and column.
+
+    The limits (`FilterLimits`) are checked on the raw input first, so no native or recursive parser ever
+    sees an input that could exhaust its stack or backtrack for long."""
     if filter_lang not in FILTER_LANGS:
         raise CqlError(f"filter-lang '{filter_lang}' không được hỗ trợ; dùng: {', '.join(FILTER_LANGS)}",
                        f"filter-lang '{filter_lang}' is not supported; use one of: {', '.join(FILTER_LANGS)}")
+    if isinstance(filter_, str):
+        (check_text if filter_lang == "cql2-text" else check_json_text)(filter_)
+    elif isinstance(filter_, dict):
+        check_tree(filter_)
     try:
         if filter_lang == "cql2-text":
             if not isinstance(filter_, str):
@@ -72,6 +307,7 @@ def parse(filter_: str | dict[str, Any], filter_lang: str = "cql2-text") -> dict
                        f"CQL2 syntax error{where.en}: {_short(str(exc))}") from None
     if not isinstance(tree, dict | bool):
         raise CqlError("Bộ lọc phải là một biểu thức logic", "The filter must be a boolean expression")
+    check_tree(tree, parsed=True)   # e.g. a chain of arithmetic is flat in the text but one level per operator in the tree
     return tree if isinstance(tree, dict) else {"op": "literal_bool", "args": [tree]}
 
 
@@ -171,12 +407,17 @@ class Translator:
             lhs = self.operand(args[0])
             self._need(lhs, "string", "LIKE")
             rhs = self.operand(args[1], "string")
+            self._need(rhs, "string", "LIKE")     # a property pattern carries its own type
             return f"({lhs.sql} LIKE {rhs.sql})"
         if op == "between":
             self._arity(op, args, 3)
             lhs = self.operand(args[0])
             self._comparable(lhs, "BETWEEN")
             lo, hi = self.operand(args[1], lhs.type), self.operand(args[2], lhs.type)
+            for bound in (lo, hi):    # a property as a bound carries its own type (found by fuzzing: a 500)
+                if not _compatible(lhs.type, bound.type):
+                    raise CqlError(f"BETWEEN: không so sánh được kiểu {lhs.type} với kiểu {bound.type}",
+                                   f"BETWEEN: cannot compare a {lhs.type} with a {bound.type}")
             return f"({lhs.sql} BETWEEN {lo.sql} AND {hi.sql})"
         if op == "in":
             self._arity(op, args, 2)
@@ -306,7 +547,7 @@ class Translator:
             if typ not in ("date", "date-time"):
                 raise bad
         if typ == "string":
-            if not isinstance(v, str):
+            if not isinstance(v, str) or "\x00" in v:     # PostgreSQL text cannot hold NUL
                 raise bad
             return v
         if typ in ("integer", "number"):
@@ -316,10 +557,10 @@ class Translator:
                 d = Decimal(str(v))
             except InvalidOperation:
                 raise bad from None
-            if not d.is_finite():
+            if not d.is_finite() or abs(d.adjusted()) > 1000:   # 1e99999 is not a value numeric can take
                 raise bad
             if typ == "integer":
-                if d != d.to_integral_value():
+                if d != d.to_integral_value() or not -(2**63) <= d <= 2**63 - 1:   # cast to bigint
                     raise bad
                 return int(d)
             return d
@@ -351,7 +592,7 @@ class Translator:
             raise CqlError("BBOX/ENVELOPE cần 4 hoặc 6 số", "BBOX/ENVELOPE needs 4 or 6 numbers")
         if len(coords) == 6:
             coords = [coords[0], coords[1], coords[3], coords[4]]
-        x1, y1, x2, y2 = (float(c) for c in coords)
+        x1, y1, x2, y2 = (_finite(c, "BBOX/ENVELOPE") for c in coords)
         if self.flip:
             x1, y1, x2, y2 = y1, x1, y2, x2
         env = (f"ST_MakeEnvelope({self.param(x1, 'float8')}, {self.param(y1, 'float8')}, "
@@ -380,7 +621,7 @@ class Translator:
         if unit not in _UNITS:
             raise CqlError(f"Đơn vị '{unit}' không được hỗ trợ; dùng meters hoặc kilometers",
                            f"Unsupported unit '{unit}'; use meters or kilometers")
-        d = self.param(float(dist) * _UNITS[unit], "float8")
+        d = self.param(_finite(dist, op.upper()) * _UNITS[unit], "float8")
         sql = f"ST_DWithin({a.sql}::geography, {b.sql}::geography, {d})"
         return sql if op == "s_dwithin" else f"(NOT {sql})"
 
@@ -402,7 +643,10 @@ class Translator:
         }
         if op not in rules:
             raise CqlError(f"Toán tử thời gian '{op}' không được hỗ trợ", f"Unsupported temporal operator '{op}'")
-        return f"({rules[op]})"
+        rule = rules[op]
+        # a bound the rule does not use is still a parameter: PostgreSQL must see it, or it cannot type it
+        unused = [e for e in dict.fromkeys((a0, a1, b0, b1)) if "$" in e and e not in rule]
+        return f"({rule})" if not unused else f"(({rule}) AND {' AND '.join(f'({e} IS NULL OR TRUE)' for e in unused)})"
 
     def interval(self, node: Any) -> tuple[str, str]:
         """(start, end) SQL of an instant or interval; open ends are +-infinity."""
@@ -431,6 +675,17 @@ class Translator:
         if e.type not in ("date", "date-time"):
             raise CqlError(f"Toán tử thời gian cần ngày/giờ, nhận được kiểu {e.type}",
                            f"Temporal operators need a date or timestamp, got {e.type}")
+
+
+def _finite(v: int | float, what: str) -> float:
+    try:
+        f = float(v)
+    except OverflowError:
+        f = float("inf")
+    if f != f or f in (float("inf"), float("-inf")):
+        raise CqlError(f"{what} cần số hữu hạn, nhận được {str(v)[:40]}",
+                       f"{what} needs finite numbers, got {str(v)[:40]}")
+    return f
 
 
 def _is_literal(node: Any) -> bool:

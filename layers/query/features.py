@@ -173,6 +173,11 @@ def equality_filters(layer: Layer, query: Mapping[str, str],
     return out
 
 
+INT8_MIN, INT8_MAX = -(2**63), 2**63 - 1
+_INT_RE = re.compile(r"[+-]?[0-9]{1,25}")
+_NUM_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,6})?")
+
+
 def coerce_value(f: LayerField, text: str) -> Any:
     """A query-string value for `?field=value` converted to the field's type (an array field: its item type)
     and checked against the field's vocabulary. The one parser of equality filters: items, tiles
@@ -183,10 +188,16 @@ def coerce_value(f: LayerField, text: str) -> Any:
                      f"Value '{text[:60]}' does not fit property '{f.name}' ({kind})")
     try:
         if kind == "integer":
-            return int(text)
+            # ASCII digits only ('¹' and '٣' are text, not numbers) and within bigint, the type the value is
+            # cast to (a value beyond a narrower column's range then simply matches nothing)
+            if not _INT_RE.fullmatch(text) or not INT8_MIN <= (i := int(text)) <= INT8_MAX:
+                raise bad
+            return i
         if kind == "number":
+            if not _NUM_RE.fullmatch(text):
+                raise bad
             d = Decimal(text)
-            if not d.is_finite():
+            if not d.is_finite() or abs(d.adjusted()) > 1000:   # numeric's range is wide; 1e99999 is not a value
                 raise bad
             return d
         if kind == "boolean":
@@ -204,6 +215,11 @@ def coerce_value(f: LayerField, text: str) -> Any:
         raise QueryError(f"Giá trị '{text[:60]}' của {f.name} không hợp lệ; chọn một trong: {', '.join(allowed)}",
                          f"Invalid value '{text[:60]}' for {f.name}; one of: {', '.join(allowed)}")
     return text
+
+
+def sql_cast(f: LayerField) -> str:
+    """The SQL type a `?field=value` parameter is cast to (an array field: its item type)."""
+    return _CAST.get(f.item_type or "string", "text") if f.type == "array" else _CAST.get(f.type, "text")
 
 
 _CAST = {"string": "text", "integer": "bigint", "number": "numeric", "boolean": "boolean", "date": "date",
@@ -400,9 +416,12 @@ async def extent(conn: asyncpg.Connection, layer: Layer) -> dict[str, Any]:
                           "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}
     if layer.temporal:
         a, b = layer.temporal
-        end = f'max("{b}")' if b else f'max("{a}")'
+        e = b or a
+        # only values Python can decode (a year-1-BC row, stored before the date ranges were enforced, made
+        # asyncpg raise OverflowError and /collections answer 500 for everyone); min/max still use the index
         trow = await conn.fetchrow(
-            f'SELECT min("{a}")::timestamptz s, {end}::timestamptz e FROM "{layer.table}"')  # noqa: S608
+            f'SELECT (SELECT min("{a}") FROM "{layer.table}" WHERE "{a}" >= \'0001-01-03\')::timestamptz s, '  # noqa: S608
+            f'(SELECT max("{e}") FROM "{layer.table}" WHERE "{e}" <= \'9999-12-29\')::timestamptz e')
         if trow is not None and trow["s"] is not None:
             out["temporal"] = {"interval": [[trow["s"].isoformat(), trow["e"].isoformat() if trow["e"] else None]],
                                "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}

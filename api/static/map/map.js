@@ -537,8 +537,12 @@
       });
       dark = 0.2126 * lum[0] + 0.7152 * lum[1] + 0.0722 * lum[2] > 0.2;   // the better of the two contrasts
     }
-    return '<span class="status-badge" style="background:' + colour + ";color:" + (dark ? "#1c2b33" : "#fff") + '">' +
+    /* no style attribute (the page's CSP allows no inline style): paintBadges() sets the colours */
+    return '<span class="status-badge' + (dark ? " dark" : "") + '" data-colour="' + escapeHtml(colour || "") + '">' +
       escapeHtml(text) + "</span>";
+  }
+  function paintBadges(root) {
+    root.querySelectorAll(".status-badge[data-colour]").forEach(function (b) { b.style.background = b.dataset.colour; });
   }
   function row(label, value, cls) {
     return "<dt>" + escapeHtml(label) + "</dt><dd" + (cls ? ' class="' + cls + '"' : "") + ">" + value + "</dd>";
@@ -582,6 +586,7 @@
       "</dl>";
     if (p.synthetic) html += '<p class="hint">(' + escapeHtml(t("synthetic_tag")) + ")</p>";
     el("detail-body").innerHTML = html;
+    paintBadges(el("detail-body"));
   }
   function openPlot(id, moveFocus) {
     state.plot = String(id); state.parcel = null;
@@ -632,6 +637,7 @@
       "</dl>";
     if (p.synthetic) html += '<p class="hint">(' + escapeHtml(t("synthetic_tag")) + ")</p>";
     el("detail-body").innerHTML = html;
+    paintBadges(el("detail-body"));
     var ids = p.parcel_ids || [];
     var ul = el("linked-parcels");
     if (!ids.length) ul.outerHTML = escapeHtml(t("none"));
