@@ -4,7 +4,7 @@
     .venv/bin/python bench/corpus.py record corpus-after.json    # after it
     .venv/bin/python bench/corpus.py diff corpus-before.json corpus-after.json
 
-Each run builds the database `datso_corpus` afresh (migrations + the small sample, seed 7) on the cluster
+Each run builds the database `datso_corpus` (or `DATSO_CORPUS_DB`) afresh (migrations + the small sample, seed 7) on the cluster
 `datso db start` runs (or `DATABASE_URL`), drives the app in-process, and stores for every request its status,
 media type, the headers that carry meaning and the body: JSON parsed (minus `timeStamp`), text as text,
 binary as SHA-256. Nothing is timed.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sys
 from typing import Any
@@ -113,14 +114,19 @@ def record(path: str) -> None:
     from api.app import create_app
     from sample_data.generate import load_sample
 
+    # the test suite's environment: the TestClient's Host `testserver` is trusted, rate limits out of the way
+    os.environ.setdefault("DATSO_TRUSTED_HOSTS", "localhost,127.0.0.1,::1,testserver")
+    for kind in ("AUTH_FAILURES", "SEARCH", "EXPORTS"):
+        os.environ.setdefault(f"DATSO_RATE_LIMIT_{kind}", "100000/minute")
+    name = os.environ.get("DATSO_CORPUS_DB", "datso_corpus")
     base = Settings()
     if base.embedded:
         pgcluster.start(base)
-    s = base.model_copy(update={"db_name": "datso_corpus"})
+    s = base.model_copy(update={"db_name": name})
     if s.database_url:
-        s = s.model_copy(update={"database_url": s.dsn("datso_corpus")})
-    pgcluster.drop_database(s, "datso_corpus")
-    pgcluster.ensure_database(s, "datso_corpus")
+        s = s.model_copy(update={"database_url": s.dsn(name)})
+    pgcluster.drop_database(s, name)
+    pgcluster.ensure_database(s, name)
     dbmod.migrate(s)
     load_sample(s.dsn(), size="small", seed=7, force=True)
     corpus = []
