@@ -59,6 +59,7 @@ class LayerField:
     date_range: tuple[dt.date, dt.date] | None = None   # dates accepted (default DEFAULT_DATE_RANGE)
     format: Format | None = None     # how values are shown (default from the type: date, label for enums...)
     computed: Computed | None = None  # computed on import when the file does not carry it
+    summary: bool = False            # kept in compact map exports (besides label, style and lowzoom fields)
     # filled from the model column
     type: JsonType = "string"
     item_type: JsonType | None = None
@@ -94,6 +95,7 @@ class Layer:
     tile_geometry_column: str = "geom_3857"
     geometry_nullable: bool = False
     lifecycle: Lifecycle | None = None     # the status field's states, transitions and reasons
+    boundaries_under: bool = True          # map exports draw the administrative boundaries under it
 
     def __post_init__(self) -> None:
         lc = self.lifecycle
@@ -249,7 +251,7 @@ def _layers() -> list[Layer]:
             ]),
             unique_together=("code", "scheme", "valid_from"), label_field="name",
             temporal=("valid_from", "valid_to"), search_fields=("name", "code"),
-            minzoom=0, maxzoom=16, detail_zoom=8, min_pixel_area=0.0, write_roles=("admin",),
+            minzoom=0, maxzoom=16, detail_zoom=8, min_pixel_area=0.0, write_roles=("admin",), boundaries_under=False,
             style={"kind": "line", "by": "level", "colours": {"province": "#37474f", "commune": "#78909c",
                                                               "district": "#90a4ae"}, "default": "#78909c"},
         ),
@@ -264,9 +266,9 @@ def _layers() -> list[Layer]:
                 F("old_commune_code", "Mã xã cũ", "Old commune code"),
                 F("map_sheet", "Số tờ", "Map sheet", required=True, minimum=1),
                 F("parcel_no", "Số thửa", "Parcel number", required=True, minimum=1),
-                F("address", "Địa chỉ", "Address"),
+                F("address", "Địa chỉ", "Address", summary=True),
                 F("area_m2", "Diện tích (m²)", "Area (m²)", required=True, minimum=0.01,
-                  computed="area_m2_from_geometry"),
+                  computed="area_m2_from_geometry", summary=True),
                 F("land_use_codes", "Mục đích sử dụng", "Land use", required=True,
                   items_enum=tuple(vocab.LAND_USE_CODES), lowzoom=True, format="land_use"),
                 F("managing_body", "Đơn vị quản lý", "Managing body"),
@@ -287,10 +289,10 @@ def _layers() -> list[Layer]:
             fields=_bind(models.AuctionPlot, [
                 F("plot_code", "Mã lô", "Plot code", required=True, lowzoom=True),
                 F("commune_code", "Mã xã", "Commune code", required=True),
-                F("address", "Địa chỉ", "Address"),
+                F("address", "Địa chỉ", "Address", summary=True),
                 F("parcel_ids", "Thửa liên quan", "Linked parcels", queryable=False, in_tiles=False),
                 F("area_m2", "Diện tích (m²)", "Area (m²)", required=True, minimum=0.01,
-                  computed="area_m2_from_geometry"),
+                  computed="area_m2_from_geometry", summary=True),
                 F("land_use_code", "Mục đích", "Purpose", required=True, enum=tuple(vocab.LAND_USE_CODES),
                   format="land_use"),
                 F("term", "Thời hạn", "Term", format="label"),
@@ -329,7 +331,7 @@ def _layers() -> list[Layer]:
                 F("crop", "Cây trồng", "Crop", required=True, enum=tuple(vocab.CROPS), lowzoom=True, format="crop"),
                 F("variety", "Giống", "Variety"),
                 F("area_m2", "Diện tích (m²)", "Area (m²)", required=True, minimum=0.01,
-                  computed="area_m2_from_geometry"),
+                  computed="area_m2_from_geometry", summary=True),
                 F("owner", "Chủ vùng trồng", "Owner", required=True),
                 F("cooperative", "Hợp tác xã", "Cooperative"),
                 F("commune_code", "Mã xã", "Commune code", required=True),
@@ -358,7 +360,7 @@ def _layers() -> list[Layer]:
                 F("name", "Tên cơ sở", "Name", required=True, lowzoom=True),
                 F("owner", "Chủ cơ sở", "Owner"),
                 F("commune_code", "Mã xã", "Commune code", required=True),
-                F("address", "Địa chỉ", "Address"),
+                F("address", "Địa chỉ", "Address", summary=True),
                 F("markets", "Thị trường", "Markets", items_enum=vocab.MARKETS),
                 F("status", "Trạng thái", "Status", enum=vocab.FACILITY_STATUSES, lowzoom=True),
                 F("capacity_t_per_day", "Công suất (tấn/ngày)", "Capacity (t/day)"),

@@ -42,18 +42,15 @@ def _title(f: LayerField, lang: str) -> str:
     return f.title_vi if lang == "vi" else f.title_en
 
 
-COMPACT_EXTRA = ("address", "area_m2")
-
-
 def display_collection(layer: Layer, fc: dict[str, Any], lang: str,
                        compact: bool = False) -> tuple[dict[str, Any], list[str]]:
     """Features whose properties are the formatted public fields (keys = field names) plus `_style`.
-    `compact` keeps the label, the styled field, the fields tiles carry at low zoom, address and area, with
+    `compact` keeps the label, the styled field, the fields tiles carry at low zoom and the `summary` ones, with
     codes instead of long vocabulary names (large selections)."""
     by = str(layer.style.get("by", ""))
     fields = [f for f in layer.public_fields if f.name != "synthetic"]
     if compact:
-        keep = {layer.label_field, by, *COMPACT_EXTRA, *(f.name for f in fields if f.lowzoom)}
+        keep = {layer.label_field, by, *(f.name for f in fields if f.lowzoom or f.summary)}
         fields = [f for f in fields if f.name in keep]
     used: set[str] = set()
     out = []
@@ -174,7 +171,7 @@ def build_map(layer: Layer, fc: dict[str, Any], *, lang: str = "vi", offline: bo
     if basemap_url and not offline:
         folium.TileLayer(basemap_url, attr=basemap_attribution or "basemap", name="Bản đồ nền" if lang == "vi"
                          else "Basemap", overlay=False, control=True).add_to(m)
-    if boundaries is not None and boundaries.get("features") and layer.id != "admin_units":
+    if boundaries is not None and boundaries.get("features") and layer.boundaries_under:
         admin = {"province": (2.5, "#37474f"), "commune": (1.0, "#78909c")}
         folium.GeoJson(
             boundaries, name="Ranh giới hành chính" if lang == "vi" else "Administrative boundaries",
