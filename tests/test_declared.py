@@ -184,3 +184,23 @@ def test_importer_computes_only_declared_fields(sample_db: str, tmp_path: Path,
     assert not any("computed" in en for _, en in res.notes)
     with psycopg.connect(sample_db) as c:
         assert c.execute("SELECT count(*) FROM growing_areas WHERE code = 'VN-DECL-IMP-1'").fetchone() == (0,)
+
+
+def test_folium_compact_fields_and_boundaries_follow_declarations() -> None:
+    from layers.maps.folium_export import build_map, display_collection
+
+    layer = LAYERS["parcels"]
+    fc = {"type": "FeatureCollection", "features": [{"type": "Feature", "id": 1, "geometry": BOX, "properties": {
+        "parcel_no": 5, "status": "leased", "address": "Ấp 3", "area_m2": 12.5, "managing_body": "UBND xã",
+        "commune_code": "86001", "map_sheet": 3}}]}
+    _, shown = display_collection(layer, fc, "vi", compact=True)
+    assert "address" in shown and "area_m2" in shown and "managing_body" not in shown
+    no_address = replace(layer, fields=tuple(replace(f, summary=False) if f.name == "address" else f
+                                             for f in layer.fields))
+    _, shown = display_collection(no_address, fc, "vi", compact=True)
+    assert "address" not in shown and "area_m2" in shown
+    boundaries = {"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": BOX,
+                                                             "properties": {"level": "commune"}}]}
+    assert "Administrative boundaries" in build_map(layer, fc, lang="en", boundaries=boundaries)
+    assert "Administrative boundaries" not in build_map(replace(layer, boundaries_under=False), fc, lang="en",
+                                                        boundaries=boundaries)
