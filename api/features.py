@@ -41,9 +41,9 @@ from api.security import public_base_url
 from api.settings import ApiSettings
 from gis.crs import CRS84_URI
 from layers.accounts.auth import ApiKey
+from layers.catalog.formats import format_value
 from layers.catalog.registry import LAYERS, Layer
 from layers.ingest import writes
-from layers.maps.folium_export import format_value
 from layers.query import features as feat
 from layers.query.cql2 import CqlError
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -29,6 +29,7 @@ from api.db import DatabaseUnavailable, RequestClass
 from api.errors import Problem, database_problem, problem_response, request_lang, retry_after
 from api.imagery import imagery_list
 from api.security import public_base_url
+from layers.catalog.formats import label
 from layers.catalog.registry import LAYERS, UnknownLayer, get_layer
 from layers.maps.folium_export import OfflineAssetsMissing, build_map
 from layers.maps.maps import (
@@ -37,7 +38,6 @@ from layers.maps.maps import (
     communes,
     context_boundaries,
     get_export_settings,
-    label,
     select_features,
 )
 from layers.query.search import SearchError, search
@@ -149,6 +149,10 @@ def _map_filters(q: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def _lifecycle_codes(layer_ids: Iterable[str]) -> list[str]:
+    return [c for lid in layer_ids if (lc := get_layer(lid).lifecycle) is not None for c in lc.codes]
+
+
 def _layer_config(lang: str) -> list[dict[str, Any]]:
     out = []
     for lid in MAP_LAYERS:
@@ -194,8 +198,8 @@ async def map_page(request: Request) -> Response:
         "communes": commune_list,
         "landUses": [{"code": c, "name": n} for c, n in vocab.LAND_USE_CODES.items()],
         "searchLayers": SEARCH_LAYERS,
-        "statusLabels": {c: {"vi": label(c, "vi"), "en": label(c, "en")}
-                         for c in (*vocab.AUCTION_STATUSES, *vocab.PARCEL_STATUSES, "long_term")},
+        "statusLabels": {c: {"vi": label(c, "vi"), "en": label(c, "en")}   # the map's lifecycles, auctions first
+                         for c in (*_lifecycle_codes(reversed(MAP_LAYERS)), "long_term")},
     }
     return await offload.in_thread(templates.TemplateResponse, request, "map.html", {
         "lang": lang, "config_json": orjson.dumps(config).decode().replace("</", "<\\/"),

@@ -332,7 +332,7 @@ def test_auction_date_and_price_filters(browser: Any, live_server: Any, conn: ps
 
 
 def test_click_parcel_and_search_parcel_number(browser: Any, live_server: Any, conn: psycopg.Connection) -> None:
-    from layers.maps.folium_export import format_number
+    from layers.catalog.formats import format_number
 
     pid, sheet, parcel_no, area, status, lon, lat = conn.execute(
         "SELECT p.id, p.map_sheet, p.parcel_no, p.area_m2, p.status, ST_X(ST_PointOnSurface(p.geom)), "

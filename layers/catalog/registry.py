@@ -26,9 +26,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 
+from layers.catalog.lifecycle import Lifecycle, State
 from layers.store import models, vocab
 
 JsonType = Literal["string", "integer", "number", "boolean", "date", "date-time", "array", "object"]
+# How a field's values are shown (layers/catalog/formats.py); left out, the registry picks it from the column type.
+Format = Literal["vnd", "date", "land_use", "crop", "label", "boolean", "number", "integer", "list", "text"]
+# Values the importer computes when the file has none (layers/ingest/importer.py COMPUTED).
+Computed = Literal["area_m2_from_geometry"]
 
 # The dates a date/date-time field accepts unless its entry says otherwise (`date_range=`): values outside are
 # typing mistakes (0001-01-01, 20255-01-01) that every face would have to render, and year 1 BC / > 9999 are
@@ -52,6 +57,9 @@ class LayerField:
     in_tiles: bool = True
     public: bool = True              # shown to anonymous users
     date_range: tuple[dt.date, dt.date] | None = None   # dates accepted (default DEFAULT_DATE_RANGE)
+    format: Format | None = None     # how values are shown (default from the type: date, label for enums...)
+    computed: Computed | None = None  # computed on import when the file does not carry it
+    summary: bool = False            # kept in compact map exports (besides label, style and lowzoom fields)
     # filled from the model column
     type: JsonType = "string"
     item_type: JsonType | None = None
@@ -86,6 +94,18 @@ class Layer:
     geometry_column: str = "geom"
     tile_geometry_column: str = "geom_3857"
     geometry_nullable: bool = False
+    lifecycle: Lifecycle | None = None     # the status field's states, transitions and reasons
+    boundaries_under: bool = True          # map exports draw the administrative boundaries under it
+
+    def __post_init__(self) -> None:
+        lc = self.lifecycle
+        if lc is not None:
+            f = self.get_field(lc.field)
+            if f is None or f.enum != lc.codes:
+                raise ValueError(f"layer {self.id}: lifecycle field {lc.field!r} must be a field whose enum is "
+                                 "the lifecycle's states")
+            if lc.reason_field is not None and self.get_field(lc.reason_field) is None:
+                raise ValueError(f"layer {self.id}: no reason field {lc.reason_field!r}")
 
     @property
     def table(self) -> str:
@@ -140,6 +160,16 @@ def _int_range(col_type: Any) -> tuple[int, int] | None:
     return None
 
 
+def _format(f: LayerField, t: JsonType) -> Format:
+    if t in ("date", "date-time"):
+        return "date"
+    if f.enum is not None:
+        return "label"
+    if t in ("boolean", "number", "integer"):
+        return t
+    return "list" if t == "array" else "text"
+
+
 def _bind(model: type[DeclarativeBase], fields: list[LayerField]) -> tuple[LayerField, ...]:
     table = model.__table__  # type: ignore[attr-defined]
     out = []
@@ -154,20 +184,51 @@ def _bind(model: type[DeclarativeBase], fields: list[LayerField]) -> tuple[Layer
         length = base.length if isinstance(base, String) and base.length else None
         dates = f.date_range or (DEFAULT_DATE_RANGE if (item or t) in ("date", "date-time") else None)
         out.append(LayerField(**{**f.__dict__, "type": t, "item_type": item, "nullable": nullable,
-                                 "max_length": length, "int_range": _int_range(base), "date_range": dates}))
+                                 "max_length": length, "int_range": _int_range(base), "date_range": dates,
+                                 "format": f.format or _format(f, t)}))
     return tuple(out)
 
 
 F = LayerField
-STATUS_COLOURS = {
-    "auction": {"planned": "#9e9e9e", "announced": "#1e88e5", "registration_open": "#43a047",
-                "closed": "#fb8c00", "sold": "#8e24aa", "cancelled": "#e53935"},
-    "parcel": {"managed": "#607d8b", "leased": "#00897b", "allocated": "#3949ab",
-               "planned_for_auction": "#fdd835", "auctioned": "#8e24aa", "encroached": "#e53935"},
-    "growing": {"draft": "#bdbdbd", "active": "#2e7d32", "suspended": "#f9a825", "revoked": "#c62828",
-                "expired": "#6d4c41"},
-    "facility": {"draft": "#bdbdbd", "active": "#00695c", "suspended": "#f9a825", "revoked": "#c62828"},
-}
+S = State
+PARCEL_LIFECYCLE = Lifecycle("status", (
+    S("managed", "Đang quản lý", "Managed", "#607d8b"), S("leased", "Cho thuê", "Leased", "#00897b"),
+    S("allocated", "Giao đất", "Allocated", "#3949ab"),
+    S("planned_for_auction", "Dự kiến đấu giá", "Planned for auction", "#fdd835"),
+    S("auctioned", "Đã đấu giá", "Auctioned", "#8e24aa"), S("encroached", "Bị lấn chiếm", "Encroached", "#e53935"),
+))
+AUCTION_LIFECYCLE = Lifecycle("status", (
+    S("planned", "Dự kiến", "Planned", "#9e9e9e"), S("announced", "Đã thông báo", "Announced", "#1e88e5"),
+    S("registration_open", "Đang nhận hồ sơ", "Registration open", "#43a047"),
+    S("closed", "Đã kết thúc đăng ký", "Closed", "#fb8c00"), S("sold", "Đã trúng đấu giá", "Sold", "#8e24aa"),
+    S("cancelled", "Đã hủy", "Cancelled", "#e53935"),
+), transitions={
+    "planned": ("announced", "cancelled"),
+    "announced": ("registration_open", "cancelled"),
+    "registration_open": ("closed", "cancelled"),
+    "closed": ("sold", "cancelled"),
+    "sold": (),
+    "cancelled": (),
+})
+_DRAFT, _SUSPENDED = S("draft", "Nháp", "Draft", "#bdbdbd"), S("suspended", "Tạm đình chỉ", "Suspended", "#f9a825")
+_REVOKED = S("revoked", "Đã thu hồi", "Revoked", "#c62828")
+GROWING_AREA_LIFECYCLE = Lifecycle("status", (
+    _DRAFT, S("active", "Còn hiệu lực", "Active", "#2e7d32"), _SUSPENDED, _REVOKED,
+    S("expired", "Hết hiệu lực", "Expired", "#6d4c41"),
+), transitions={
+    "draft": ("active", "revoked"),
+    "active": ("suspended", "revoked", "expired"),
+    "suspended": ("active", "revoked", "expired"),
+    "revoked": (),
+    "expired": ("active",),
+}, reason_field="status_reason", reason_states=vocab.GROWING_AREA_REASON_STATUSES)
+FACILITY_LIFECYCLE = Lifecycle("status", (_DRAFT, S("active", "Còn hiệu lực", "Active", "#00695c"), _SUSPENDED,
+                                          _REVOKED))
+
+
+def _status_style(kind: str, lifecycle: Lifecycle, default: str) -> dict[str, Any]:
+    """Colour by the lifecycle's status field, one colour per state."""
+    return {"kind": kind, "by": lifecycle.field, "colours": lifecycle.colours, "default": default}
 
 
 def _layers() -> list[Layer]:
@@ -190,7 +251,7 @@ def _layers() -> list[Layer]:
             ]),
             unique_together=("code", "scheme", "valid_from"), label_field="name",
             temporal=("valid_from", "valid_to"), search_fields=("name", "code"),
-            minzoom=0, maxzoom=16, detail_zoom=8, min_pixel_area=0.0, write_roles=("admin",),
+            minzoom=0, maxzoom=16, detail_zoom=8, min_pixel_area=0.0, write_roles=("admin",), boundaries_under=False,
             style={"kind": "line", "by": "level", "colours": {"province": "#37474f", "commune": "#78909c",
                                                               "district": "#90a4ae"}, "default": "#78909c"},
         ),
@@ -205,10 +266,11 @@ def _layers() -> list[Layer]:
                 F("old_commune_code", "Mã xã cũ", "Old commune code"),
                 F("map_sheet", "Số tờ", "Map sheet", required=True, minimum=1),
                 F("parcel_no", "Số thửa", "Parcel number", required=True, minimum=1),
-                F("address", "Địa chỉ", "Address"),
-                F("area_m2", "Diện tích (m²)", "Area (m²)", required=True, minimum=0.01),
+                F("address", "Địa chỉ", "Address", summary=True),
+                F("area_m2", "Diện tích (m²)", "Area (m²)", required=True, minimum=0.01,
+                  computed="area_m2_from_geometry", summary=True),
                 F("land_use_codes", "Mục đích sử dụng", "Land use", required=True,
-                  items_enum=tuple(vocab.LAND_USE_CODES), lowzoom=True),
+                  items_enum=tuple(vocab.LAND_USE_CODES), lowzoom=True, format="land_use"),
                 F("managing_body", "Đơn vị quản lý", "Managing body"),
                 F("status", "Tình trạng", "Status", enum=vocab.PARCEL_STATUSES, lowzoom=True),
                 F("certificate_no", "Số GCN", "Certificate no.", public=False),
@@ -216,7 +278,7 @@ def _layers() -> list[Layer]:
             ]),
             unique_together=("commune_code", "map_sheet", "parcel_no"), label_field="parcel_no",
             search_fields=("address",), minzoom=10, maxzoom=22, detail_zoom=15, min_pixel_area=1.0,
-            style={"kind": "fill", "by": "status", "colours": STATUS_COLOURS["parcel"], "default": "#607d8b"},
+            style=_status_style("fill", PARCEL_LIFECYCLE, "#607d8b"), lifecycle=PARCEL_LIFECYCLE,
         ),
         Layer(
             id="auction_plots", model=models.AuctionPlot,
@@ -227,18 +289,20 @@ def _layers() -> list[Layer]:
             fields=_bind(models.AuctionPlot, [
                 F("plot_code", "Mã lô", "Plot code", required=True, lowzoom=True),
                 F("commune_code", "Mã xã", "Commune code", required=True),
-                F("address", "Địa chỉ", "Address"),
+                F("address", "Địa chỉ", "Address", summary=True),
                 F("parcel_ids", "Thửa liên quan", "Linked parcels", queryable=False, in_tiles=False),
-                F("area_m2", "Diện tích (m²)", "Area (m²)", required=True, minimum=0.01),
-                F("land_use_code", "Mục đích", "Purpose", required=True, enum=tuple(vocab.LAND_USE_CODES)),
-                F("term", "Thời hạn", "Term"),
+                F("area_m2", "Diện tích (m²)", "Area (m²)", required=True, minimum=0.01,
+                  computed="area_m2_from_geometry", summary=True),
+                F("land_use_code", "Mục đích", "Purpose", required=True, enum=tuple(vocab.LAND_USE_CODES),
+                  format="land_use"),
+                F("term", "Thời hạn", "Term", format="label"),
                 F("starting_price_vnd", "Giá khởi điểm (₫)", "Starting price (VND)", required=True, minimum=1,
-                  lowzoom=True),
-                F("bid_step_vnd", "Bước giá (₫)", "Bid step (VND)"),
-                F("deposit_vnd", "Tiền đặt trước (₫)", "Deposit (VND)", required=True, minimum=0),
+                  lowzoom=True, format="vnd"),
+                F("bid_step_vnd", "Bước giá (₫)", "Bid step (VND)", format="vnd"),
+                F("deposit_vnd", "Tiền đặt trước (₫)", "Deposit (VND)", required=True, minimum=0, format="vnd"),
                 F("deposit_pct", "Tỷ lệ đặt trước (%)", "Deposit (%)", required=True, minimum=0),
                 F("deposit_legal_basis", "Căn cứ đặt trước", "Deposit legal basis"),
-                F("dossier_fee_vnd", "Tiền hồ sơ (₫)", "Dossier fee (VND)"),
+                F("dossier_fee_vnd", "Tiền hồ sơ (₫)", "Dossier fee (VND)", format="vnd"),
                 F("registration_start", "Mở đăng ký", "Registration opens"),
                 F("registration_end", "Hạn đăng ký", "Registration deadline"),
                 F("viewing_start", "Xem tài sản từ", "Viewing from"),
@@ -249,12 +313,12 @@ def _layers() -> list[Layer]:
                 F("organiser", "Tổ chức đấu giá", "Organiser"),
                 F("asset_owner", "Đơn vị có tài sản", "Asset owner"),
                 F("status", "Trạng thái", "Status", enum=vocab.AUCTION_STATUSES, lowzoom=True),
-                F("result_price_vnd", "Giá trúng (₫)", "Result price (VND)"),
+                F("result_price_vnd", "Giá trúng (₫)", "Result price (VND)", format="vnd"),
                 F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
             ]),
             code_field="plot_code", label_field="plot_code", temporal=("auction_date", None),
             search_fields=("plot_code", "address"), minzoom=8, maxzoom=22, detail_zoom=13, min_pixel_area=0.0,
-            style={"kind": "fill", "by": "status", "colours": STATUS_COLOURS["auction"], "default": "#9e9e9e"},
+            style=_status_style("fill", AUCTION_LIFECYCLE, "#9e9e9e"), lifecycle=AUCTION_LIFECYCLE,
         ),
         Layer(
             id="growing_areas", model=models.GrowingArea,
@@ -264,9 +328,10 @@ def _layers() -> list[Layer]:
             geometry_type="MultiPolygon",
             fields=_bind(models.GrowingArea, [
                 F("code", "Mã số vùng trồng", "Growing-area code", required=True, lowzoom=True),
-                F("crop", "Cây trồng", "Crop", required=True, enum=tuple(vocab.CROPS), lowzoom=True),
+                F("crop", "Cây trồng", "Crop", required=True, enum=tuple(vocab.CROPS), lowzoom=True, format="crop"),
                 F("variety", "Giống", "Variety"),
-                F("area_m2", "Diện tích (m²)", "Area (m²)", required=True, minimum=0.01),
+                F("area_m2", "Diện tích (m²)", "Area (m²)", required=True, minimum=0.01,
+                  computed="area_m2_from_geometry", summary=True),
                 F("owner", "Chủ vùng trồng", "Owner", required=True),
                 F("cooperative", "Hợp tác xã", "Cooperative"),
                 F("commune_code", "Mã xã", "Commune code", required=True),
@@ -282,7 +347,7 @@ def _layers() -> list[Layer]:
             ]),
             code_field="code", label_field="code", temporal=("valid_from", "valid_to"),
             search_fields=("code", "owner"), minzoom=8, maxzoom=22, detail_zoom=13, min_pixel_area=0.5,
-            style={"kind": "fill", "by": "status", "colours": STATUS_COLOURS["growing"], "default": "#2e7d32"},
+            style=_status_style("fill", GROWING_AREA_LIFECYCLE, "#2e7d32"), lifecycle=GROWING_AREA_LIFECYCLE,
         ),
         Layer(
             id="packing_facilities", model=models.PackingFacility,
@@ -295,7 +360,7 @@ def _layers() -> list[Layer]:
                 F("name", "Tên cơ sở", "Name", required=True, lowzoom=True),
                 F("owner", "Chủ cơ sở", "Owner"),
                 F("commune_code", "Mã xã", "Commune code", required=True),
-                F("address", "Địa chỉ", "Address"),
+                F("address", "Địa chỉ", "Address", summary=True),
                 F("markets", "Thị trường", "Markets", items_enum=vocab.MARKETS),
                 F("status", "Trạng thái", "Status", enum=vocab.FACILITY_STATUSES, lowzoom=True),
                 F("capacity_t_per_day", "Công suất (tấn/ngày)", "Capacity (t/day)"),
@@ -303,7 +368,7 @@ def _layers() -> list[Layer]:
             ]),
             code_field="code", label_field="name", search_fields=("code", "name"),
             minzoom=6, maxzoom=22, detail_zoom=10, min_pixel_area=0.0,
-            style={"kind": "circle", "by": "status", "colours": STATUS_COLOURS["facility"], "default": "#00695c"},
+            style=_status_style("circle", FACILITY_LIFECYCLE, "#00695c"), lifecycle=FACILITY_LIFECYCLE,
         ),
         Layer(
             id="trace_lots", model=models.TraceLot,

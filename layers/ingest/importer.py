@@ -15,6 +15,7 @@ import getpass
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from psycopg import sql
 from gis import geometry as geo
 from gis.io import DataFileError, read_vector
 from layers.catalog.registry import Layer, UnknownLayer, get_layer
+from layers.ingest.rules import rule_for
 from layers.ingest.validation import Issue, IssueSummary, Prepared, must_have, prepare_frame
 
 CHUNK = 25_000
@@ -167,27 +169,11 @@ def _progress(total: int, enabled: bool | None, label: str) -> Any:
 
 
 _COPY_LINE = re.compile(r"line (\d+)")
-# Cross-field CHECK constraints of layers/store/models.py (by name suffix): (field, vi, en).
-RULES: dict[str, tuple[str | None, str, str]] = {
-    "reason_required": ("status_reason", "trạng thái tạm dừng/thu hồi phải có lý do (status_reason)",
-                        "a suspended/revoked status needs a reason (status_reason)"),
-    "sold_has_price": ("result_price_vnd", "chỉ lô đã bán (sold) mới có giá trúng, và phải có",
-                       "result_price_vnd is required exactly when the status is sold"),
-    "result_price": ("result_price_vnd", "giá trúng phải ≥ giá khởi điểm", "result price must be ≥ the starting price"),
-    "registration_window": ("registration_end", "hạn đăng ký phải sau ngày mở đăng ký",
-                            "registration_end must not be before registration_start"),
-    "validity": ("valid_to", "ngày hết hiệu lực phải sau ngày hiệu lực", "valid_to must be after valid_from"),
-    "expiry_after_pack": ("expiry_date", "hạn sử dụng phải sau ngày đóng gói", "expiry_date must be after pack_date"),
-    "gtin_digits": ("gtin", "GTIN phải có đúng 14 chữ số", "GTIN must be exactly 14 digits"),
-    "lot_ai10": ("lot_number", "số lô phải là 1–20 ký tự ASCII in được (GS1 AI 10)",
-                 "lot_number must be 1-20 printable ASCII characters (GS1 AI 10)"),
-    "action_required": ("action", "action bắt buộc, trừ TransformationEvent (không có action)",
-                        "action is required, except for TransformationEvent (which has none)"),
-    "tz_offset": ("event_timezone_offset", "múi giờ phải dạng +07:00", "time-zone offset must look like +07:00"),
-    "code_digits": ("code", "mã đơn vị hành chính phải gồm 2–5 chữ số", "admin unit code must be 2-5 digits"),
-    "deposit_pct": ("deposit_pct", "tỷ lệ đặt trước phải từ 0 đến 100", "deposit_pct must be between 0 and 100"),
-    "prices": ("starting_price_vnd", "giá khởi điểm phải > 0 và tiền đặt trước ≥ 0",
-               "starting price must be > 0 and the deposit ≥ 0"),
+# The computed fields a registry entry may declare (`LayerField.computed`): how, and the note telling the user.
+COMPUTED: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str, str]] = {
+    "area_m2_from_geometry": (lambda geoms: np.round(geo.areas_m2(geoms), 2),
+                              "Diện tích ({field}) tính từ hình học (trắc địa, ellipsoid WGS 84)",
+                              "{field} computed from the geometry (geodesic, WGS 84 ellipsoid)"),
 }
 
 
@@ -198,7 +184,7 @@ def _db_issue(exc: psycopg.Error, first_row: int, start: int) -> Issue:
     rule = diag.constraint_name or ""
     col = diag.column_name
     if rule:
-        known = next((v for k, v in RULES.items() if rule.endswith("_" + k)), None)
+        known = rule_for(rule)
         if known:
             return Issue(row, known[0], "rule", known[1], known[2])
         return Issue(row, col, "db_constraint", f"vi phạm ràng buộc dữ liệu {rule}",
@@ -289,11 +275,11 @@ def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOption
         result.notes.append((f"Bỏ qua các cột không thuộc lớp: {', '.join(ignored)}",
                              f"ignored columns that are not layer fields: {', '.join(ignored)}"))
     frame = data.frame[list(mapping)].rename(columns=mapping)
-    area = layer.get_field("area_m2")
-    if area is not None and "area_m2" not in frame.columns and must_have(layer, area):
-        frame = frame.assign(area_m2=np.round(geo.areas_m2(data.geometry), 2))
-        result.notes.append(("Diện tích (area_m2) tính từ hình học (trắc địa, ellipsoid WGS 84)",
-                             "area_m2 computed from the geometry (geodesic, WGS 84 ellipsoid)"))
+    for f in layer.fields:
+        if f.computed is not None and f.name not in frame.columns and must_have(layer, f):
+            compute, note_vi, note_en = COMPUTED[f.computed]
+            frame = frame.assign(**{f.name: compute(data.geometry)})
+            result.notes.append((note_vi.format(field=f.name), note_en.format(field=f.name)))
     try:
         with psycopg.connect(dsn) as conn:
             prepared = prepare_frame(layer, frame, data.geometry, conn, first_row=1, repair=opts.repair)

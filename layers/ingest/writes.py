@@ -3,7 +3,7 @@
 Every write validates with `layers.ingest.validation` (the same checks as the importer), runs in one transaction
 that first locks the row (`SELECT ... FOR UPDATE`) and compares its version with the client's `If-Match`,
 records who did it (`datso.actor`, read by the audit triggers that write `history`), and enforces the status
-lifecycles of `layers.store.vocab`. Nothing is written when anything is refused.
+lifecycles declared in the registry (`Layer.lifecycle`). Nothing is written when anything is refused.
 
 The version of a row (its ETag) is `"<id>-<xmin>"`: it changes with every committed update.
 
@@ -35,14 +35,8 @@ from gis.crs import CrsDef, transformer
 from gis.errors import BilingualError
 from layers.catalog.registry import Layer
 from layers.config import API_SESSION_SETTINGS
-from layers.ingest.importer import RULES
+from layers.ingest.rules import rule_for
 from layers.ingest.validation import prepare_records
-from layers.store import vocab
-
-TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
-    "auction_plots": vocab.AUCTION_TRANSITIONS,
-    "growing_areas": vocab.GROWING_AREA_TRANSITIONS,
-}
 
 
 class WriteError(BilingualError):
@@ -213,10 +207,10 @@ def _validate(conn: psycopg.Connection, layer: Layer, props: dict[str, Any], geo
 
 
 def _check_transition(layer: Layer, old: str | None, new: str | None) -> None:
-    rules = TRANSITIONS.get(layer.id)
-    if not rules or new is None or old == new:
+    """Refuse a change of state the layer's lifecycle does not allow (none declared: any change)."""
+    allowed = layer.lifecycle.allowed(old) if layer.lifecycle is not None else None
+    if allowed is None or new is None or old == new:
         return
-    allowed = rules.get(old or "", ())
     if new not in allowed:
         ok_vi = ", ".join(allowed) if allowed else "không có (trạng thái cuối)"
         ok_en = ", ".join(allowed) if allowed else "none (final state)"
@@ -229,7 +223,7 @@ _REFUSED = (psycopg.errors.IntegrityError, psycopg.DataError)
 
 def _db_error(exc: psycopg.Error) -> WriteError:
     rule = exc.diag.constraint_name or ""
-    known = next((v for k, v in RULES.items() if rule.endswith("_" + k)), None)
+    known = rule_for(rule)
     if known:
         return WriteError(422, f"Dữ liệu không hợp lệ: {known[1]}", f"Invalid feature: {known[2]}",
                           [{"field": known[0], "code": "rule", "message": known[2]}])
@@ -255,7 +249,7 @@ def _begin(conn: psycopg.Connection, actor: str) -> None:
 
 
 def _lock(conn: psycopg.Connection, layer: Layer, fid: int, if_match: str | None) -> dict[str, Any]:
-    cols = [layer.id_column, *([c for c in ("status",) if layer.get_field(c)])]
+    cols = [layer.id_column, *([layer.lifecycle.field] if layer.lifecycle is not None else [])]
     q = sql.SQL("SELECT xmin::text AS v, {cols} FROM {t} WHERE {id} = %s FOR UPDATE").format(
         cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols), t=sql.Identifier(layer.table),
         id=sql.Identifier(layer.id_column))
@@ -275,7 +269,7 @@ def _lock(conn: psycopg.Connection, layer: Layer, fid: int, if_match: str | None
         raise WriteError(412, "Đối tượng đã bị người khác thay đổi (ETag không khớp); hãy tải lại rồi sửa",
                          "The feature was changed by someone else (ETag mismatch); reload it and retry",
                          [{"current_etag": current}])
-    return {"status": row[2] if len(row) > 2 else None}
+    return {"state": row[2] if len(row) > 2 else None}
 
 
 def _values(layer: Layer, rec: dict[str, Any], geom: BaseGeometry | None,
@@ -335,8 +329,8 @@ def _update(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, acto
             for f in layer.fields:
                 if f.nullable and f.name not in rec:
                     rec[f.name] = None
-        if "status" in rec:
-            _check_transition(layer, old["status"], rec["status"])
+        if layer.lifecycle is not None and layer.lifecycle.field in rec:
+            _check_transition(layer, old["state"], rec[layer.lifecycle.field])
         with_geom = geom_given or not partial
         names, exprs, params = _values(layer, rec, g, with_geom)
         if not names:

@@ -1,8 +1,8 @@
 """A self-contained Folium (Leaflet) HTML map of one layer's features.
 
 The layer is styled from its registry `style` (colour by a field), with a tooltip (label and status) and a
-popup listing the public fields with their Vietnamese (or English) titles and values formatted the
-Vietnamese way (1.250.000.000 ₫, dd/mm/yyyy). A legend, a layer control, a scale and the view fitted to the
+popup listing the public fields with their Vietnamese (or English) titles and values formatted as each field
+declares (`layers.catalog.formats`: 1.250.000.000 ₫, dd/mm/yyyy). A legend, a layer control, a scale and the view fitted to the
 data are added.
 
 Folium loads Leaflet, jQuery, Bootstrap and Font Awesome from CDNs by default. Only Leaflet is needed here
@@ -15,11 +15,9 @@ resulting file makes no network request at all; otherwise they are linked from `
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import html
 import re
 from collections.abc import Sequence
-from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,13 +26,11 @@ import folium
 from branca.element import Element, Figure, MacroElement
 from jinja2 import Template
 
+from layers.catalog.formats import format_value, label
 from layers.catalog.registry import Layer, LayerField
-from layers.maps.maps import label
-from layers.store import vocab
 
 VENDOR_DIR = Path(__file__).resolve().parent / "vendor"
 LEAFLET_CDN = "https://cdn.jsdelivr.net/npm/leaflet@1.9.4/dist/"
-VN_TZ = dt.timezone(dt.timedelta(hours=7))
 _URL = re.compile(r"""(?:src|href)=["'](https?:)?//""", re.I)
 
 
@@ -42,78 +38,19 @@ class OfflineAssetsMissing(RuntimeError):
     pass
 
 
-def format_vnd(value: Any) -> str:
-    """1250000000 -> '1.250.000.000 ₫'."""
-    n = int(Decimal(str(value)))
-    return f"{n:,}".replace(",", ".") + " ₫"
-
-
-def format_number(value: Any, decimals: int = 2) -> str:
-    """1234.5 -> '1.234,5' (Vietnamese separators)."""
-    d = Decimal(str(value))
-    text = f"{d:,.{decimals}f}".rstrip("0").rstrip(".") if decimals else f"{d:,.0f}"
-    return text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
-
-
-def format_date(value: Any) -> str:
-    """ISO date or timestamp -> dd/mm/yyyy (timestamps in Vietnam time, UTC+7)."""
-    text = str(value)
-    try:
-        if len(text) == 10:
-            d = dt.date.fromisoformat(text)
-            return d.strftime("%d/%m/%Y")
-        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if t.tzinfo is not None:
-            t = t.astimezone(VN_TZ)
-        return t.strftime("%d/%m/%Y")
-    except (ValueError, OverflowError):
-        # what PostgreSQL can store but Python cannot read ("0044-03-15 BC", year 294276): shown as stored
-        return text
-
-
-def format_value(f: LayerField, value: Any, lang: str = "vi") -> str:
-    if value is None or value == [] or value == "":
-        return ""
-    name = f.name
-    if name.endswith("_vnd"):
-        return format_vnd(value)
-    if f.type in ("date", "date-time"):
-        return format_date(value)
-    if name in ("land_use_code",):
-        return f"{value} – {vocab.LAND_USE_CODES.get(str(value), '')}".rstrip(" –")
-    if name == "land_use_codes" and isinstance(value, list):
-        return "; ".join(f"{v} – {vocab.LAND_USE_CODES.get(v, '')}" for v in value)
-    if name == "crop":
-        return vocab.CROPS.get(str(value), str(value)) if lang == "vi" else str(value)
-    if f.enum is not None or name == "term":
-        return label(str(value), lang)
-    if f.type == "boolean":
-        return ("có" if value else "không") if lang == "vi" else ("yes" if value else "no")
-    if f.type == "number":
-        return format_number(value) if lang == "vi" else f"{Decimal(str(value)):,}"
-    if f.type == "integer":
-        return str(value)
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return str(value)
-
-
 def _title(f: LayerField, lang: str) -> str:
     return f.title_vi if lang == "vi" else f.title_en
-
-
-COMPACT_EXTRA = ("address", "area_m2")
 
 
 def display_collection(layer: Layer, fc: dict[str, Any], lang: str,
                        compact: bool = False) -> tuple[dict[str, Any], list[str]]:
     """Features whose properties are the formatted public fields (keys = field names) plus `_style`.
-    `compact` keeps the label, the styled field, the fields tiles carry at low zoom, address and area, with
+    `compact` keeps the label, the styled field, the fields tiles carry at low zoom and the `summary` ones, with
     codes instead of long vocabulary names (large selections)."""
     by = str(layer.style.get("by", ""))
     fields = [f for f in layer.public_fields if f.name != "synthetic"]
     if compact:
-        keep = {layer.label_field, by, *COMPACT_EXTRA, *(f.name for f in fields if f.lowzoom)}
+        keep = {layer.label_field, by, *(f.name for f in fields if f.lowzoom or f.summary)}
         fields = [f for f in fields if f.name in keep]
     used: set[str] = set()
     out = []
@@ -234,7 +171,7 @@ def build_map(layer: Layer, fc: dict[str, Any], *, lang: str = "vi", offline: bo
     if basemap_url and not offline:
         folium.TileLayer(basemap_url, attr=basemap_attribution or "basemap", name="Bản đồ nền" if lang == "vi"
                          else "Basemap", overlay=False, control=True).add_to(m)
-    if boundaries is not None and boundaries.get("features") and layer.id != "admin_units":
+    if boundaries is not None and boundaries.get("features") and layer.boundaries_under:
         admin = {"province": (2.5, "#37474f"), "commune": (1.0, "#78909c")}
         folium.GeoJson(
             boundaries, name="Ranh giới hành chính" if lang == "vi" else "Administrative boundaries",

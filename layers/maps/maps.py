@@ -28,29 +28,8 @@ from layers.query import cql2
 from layers.query.features import QueryError, equality_filters
 from layers.store.sql import quote_ident as _q
 
-# Status labels shown in legends, popups and the web map (codes are in layers/store/vocab.py).
-STATUS_LABELS: dict[str, tuple[str, str]] = {
-    "planned": ("Dự kiến", "Planned"), "announced": ("Đã thông báo", "Announced"),
-    "registration_open": ("Đang nhận hồ sơ", "Registration open"), "closed": ("Đã kết thúc đăng ký", "Closed"),
-    "sold": ("Đã trúng đấu giá", "Sold"), "cancelled": ("Đã hủy", "Cancelled"),
-    "managed": ("Đang quản lý", "Managed"), "leased": ("Cho thuê", "Leased"), "allocated": ("Giao đất", "Allocated"),
-    "planned_for_auction": ("Dự kiến đấu giá", "Planned for auction"),
-    "auctioned": ("Đã đấu giá", "Auctioned"), "encroached": ("Bị lấn chiếm", "Encroached"),
-    "draft": ("Nháp", "Draft"), "active": ("Còn hiệu lực", "Active"), "suspended": ("Tạm đình chỉ", "Suspended"),
-    "revoked": ("Đã thu hồi", "Revoked"), "expired": ("Hết hiệu lực", "Expired"),
-    "province": ("Tỉnh", "Province"), "district": ("Huyện", "District"), "commune": ("Xã", "Commune"),
-    "long_term": ("Lâu dài", "Long-term"),
-}
-
 NON_FILTER_PARAMS = frozenset({"bbox", "filter", "filter-lang", "filter-crs", "datetime", "lang", "f", "offline",
                                "limit", "title", "download"})
-
-
-def label(code: str | None, lang: str = "vi") -> str:
-    if code is None:
-        return ""
-    pair = STATUS_LABELS.get(code)
-    return code if pair is None else pair[0 if lang == "vi" else 1]
 
 
 class ExportSettings(BaseSettings):

@@ -50,6 +50,11 @@ def _in(column: str, values: tuple[str, ...] | list[str]) -> str:
     return f"{column} IN ({quoted})"
 
 
+def _not_in(column: str, values: tuple[str, ...] | list[str]) -> str:
+    quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+    return f"{column} NOT IN ({quoted})"
+
+
 def _array_in(column: str, values: tuple[str, ...] | list[str]) -> str:
     quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
     return f"{column} <@ ARRAY[{quoted}]::varchar[]"
@@ -245,7 +250,7 @@ class GrowingArea(Timestamps, Base):
         CheckConstraint(_array_in("markets", vocab.MARKETS), name="markets"),
         CheckConstraint("area_m2 > 0", name="area_positive"),
         CheckConstraint("valid_to IS NULL OR valid_from IS NULL OR valid_to > valid_from", name="validity"),
-        CheckConstraint("status NOT IN ('suspended', 'revoked') OR status_reason IS NOT NULL",
+        CheckConstraint(_not_in("status", vocab.GROWING_AREA_REASON_STATUSES) + " OR status_reason IS NOT NULL",
                         name="reason_required"),
         Index("ix_growing_areas_crop", "crop"),
         tile_box_area_index("growing_areas"),

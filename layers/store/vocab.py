@@ -1,4 +1,4 @@
-"""Controlled vocabularies: land-use codes, lifecycles, EPCIS enums. Each list is enforced as a CHECK
+"""Controlled vocabularies: land-use codes, lifecycle states, EPCIS enums. Each list is enforced as a CHECK
 constraint in the database and used for validation messages on import and API writes."""
 
 from __future__ import annotations
@@ -27,22 +27,8 @@ LEGACY_LAND_USE: dict[str, str] = {"BHK": "HNK", "NHK": "HNK", "LUN": "LUK", "ON
 
 PARCEL_STATUSES = ("managed", "leased", "allocated", "planned_for_auction", "auctioned", "encroached")
 AUCTION_STATUSES = ("planned", "announced", "registration_open", "closed", "sold", "cancelled")
-AUCTION_TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "planned": ("announced", "cancelled"),
-    "announced": ("registration_open", "cancelled"),
-    "registration_open": ("closed", "cancelled"),
-    "closed": ("sold", "cancelled"),
-    "sold": (),
-    "cancelled": (),
-}
 GROWING_AREA_STATUSES = ("draft", "active", "suspended", "revoked", "expired")
-GROWING_AREA_TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "draft": ("active", "revoked"),
-    "active": ("suspended", "revoked", "expired"),
-    "suspended": ("active", "revoked", "expired"),
-    "revoked": (),
-    "expired": ("active",),
-}
+GROWING_AREA_REASON_STATUSES = ("suspended", "revoked")     # need a status_reason (CHECK reason_required)
 FACILITY_STATUSES = ("draft", "active", "suspended", "revoked")
 ADMIN_LEVELS = ("province", "district", "commune")
 ADMIN_SCHEMES = ("2004", "2025")
