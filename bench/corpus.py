@@ -22,7 +22,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from layers.catalog.registry import LAYERS
-from layers.config import Settings
+from layers.settings import Settings
 from layers.store import db as dbmod
 from layers.store import pgcluster
 
