@@ -17,11 +17,10 @@ from api import map as map_api
 from api import openapi as oas
 from api import tiles as tiles_api
 from api.db import Database
-from api.settings import ApiSettings, get_api_settings
-from layers.config import Settings, get_settings
 from layers.ingest.writes import WritePool
 from layers.logging import configure_logging
 from layers.maps.folium_export import VENDOR_DIR
+from layers.settings import ApiSettings, Settings, get_api_settings, get_map_settings, get_settings
 
 
 def create_app(settings: Settings | None = None, api_settings: ApiSettings | None = None,
@@ -56,7 +55,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     security.install_cors(app, a)                # only when DATSO_CORS_ORIGINS lists origins
     app.add_middleware(tiles_api.TileFastPath)   # cached tiles skip routing and the middlewares above
     # outermost: trusted Host (400 otherwise), security headers on every response; Swagger UI at /api.html
-    security.install_headers(app, a, map_api.get_map_settings().basemap_url, "/api.html")
+    security.install_headers(app, a, get_map_settings().basemap_url, "/api.html")
     app.include_router(health.router)
     app.include_router(map_api.router)
     app.include_router(imagery_api.router)

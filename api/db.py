@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from layers.config import API_SESSION_SETTINGS
+from layers.settings import API_SESSION_SETTINGS
 
 RequestClass = Literal["read", "export"]
 log = logging.getLogger("datso.api")

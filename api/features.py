@@ -29,7 +29,6 @@ from api import openapi as oas
 from api.auth import api_key_scheme, bearer_scheme, require_roles
 from api.db import DatabaseUnavailable, RequestClass
 from api.errors import Problem, database_problem, request_lang
-from api.map import get_map_settings
 from api.params import (
     check_unknown,
     item_query_dependency,
@@ -38,7 +37,6 @@ from api.params import (
     only_common,
 )
 from api.security import public_base_url
-from api.settings import ApiSettings
 from gis.crs import CRS84_URI
 from layers.accounts.auth import ApiKey
 from layers.catalog.formats import format_value
@@ -46,6 +44,7 @@ from layers.catalog.registry import LAYERS, Layer
 from layers.ingest import writes
 from layers.query import features as feat
 from layers.query.cql2 import CqlError
+from layers.settings import ApiSettings, get_map_settings
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",

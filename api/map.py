@@ -11,7 +11,6 @@ import datetime as dt
 import re
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from api import offload
@@ -37,10 +35,10 @@ from layers.maps.maps import (
     build_selection,
     communes,
     context_boundaries,
-    get_export_settings,
     select_features,
 )
 from layers.query.search import SearchError, search
+from layers.settings import get_export_settings, get_map_settings
 from layers.store import vocab
 
 HERE = Path(__file__).resolve().parent
@@ -49,22 +47,6 @@ router = APIRouter(tags=["Bản đồ / Map"])
 
 MAP_LAYERS = ("admin_units", "parcels", "auction_plots")
 SEARCH_LAYERS = "auction_plots,parcels,growing_areas,admin_units"
-
-
-class MapSettings(BaseSettings):
-    """Web map settings (environment, prefix `DATSO_`): the basemap is off by default (works offline)."""
-
-    model_config = SettingsConfigDict(env_prefix="DATSO_", env_file=".env", extra="ignore")
-
-    basemap_url: str | None = None            # an XYZ template, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png
-    basemap_attribution: str = ""
-    basemap_maxzoom: int = 19
-    map_tile_maxzoom: int = 16                # the map asks tiles up to this zoom and overzooms beyond
-
-
-@lru_cache
-def get_map_settings() -> MapSettings:
-    return MapSettings()
 
 
 def wants_html(request: Request) -> bool:

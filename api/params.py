@@ -14,10 +14,10 @@ from typing import Any
 from fastapi import Query, Request
 
 from api.errors import Problem
-from api.settings import ApiSettings
 from layers.catalog.registry import Layer
 from layers.query import features as feat
 from layers.query.cql2 import FILTER_LANGS, CqlError
+from layers.settings import ApiSettings
 
 COMMON = frozenset({"f", "lang"})
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")

@@ -41,7 +41,7 @@ from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem_response, request_lang
-from api.settings import ApiSettings
+from layers.settings import ApiSettings
 
 log = logging.getLogger("datso.api")
 

@@ -24,28 +24,11 @@ from typing import Any
 import h11
 import uvicorn
 import uvicorn.config
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from uvicorn.protocols.http import h11_impl, httptools_impl
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-
-class ServerSettings(BaseSettings):
-    """`datso serve` limits (environment, prefix `DATSO_`)."""
-
-    model_config = SettingsConfigDict(env_prefix="DATSO_", env_file=".env", extra="ignore")
-
-    header_timeout: float = Field(default=10.0, gt=0)     # s to send a complete request head
-    keep_alive_timeout: int = Field(default=5, ge=1)      # s an idle keep-alive connection is kept
-    max_head_bytes: int = Field(default=65536, ge=4096)   # request line + headers
-    limit_concurrency: int = Field(default=1000, ge=1)    # open connections + running requests per worker
-    backlog: int = Field(default=2048, ge=16)             # listen queue
-    graceful_shutdown_timeout: int = Field(default=30, ge=1)
-    # a new worker must answer the supervisor's ping within this many seconds (uvicorn's 5 s killed workers
-    # still importing on a busy 2-core machine, in a loop)
-    worker_healthcheck_timeout: int = Field(default=30, ge=1)
-
+from layers.settings import ServerSettings, get_server_settings
 
 _PROBLEM_503 = (b'{"type":"about:blank","title":"Service unavailable","status":503,'
                 b'"detail":"The server is at its connection limit; please retry"}')
@@ -173,7 +156,7 @@ h11_impl.service_unavailable = _over_limit  # type: ignore[assignment]
 def config(app: Any = "api.main:app", host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
            reload: bool = False, http: str = "httptools", settings: ServerSettings | None = None,
            **kwargs: Any) -> uvicorn.Config:
-    s = settings or ServerSettings()
+    s = settings or get_server_settings()
     protocol = HeadTimeoutHttpTools if http == "httptools" else HeadTimeoutH11
     cfg = uvicorn.Config(app, host=host, port=port, workers=workers, reload=reload, access_log=False,
                          log_level="info", proxy_headers=True, http=protocol, server_header=False,

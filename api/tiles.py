@@ -27,12 +27,12 @@ from api.db import DatabaseUnavailable
 from api.errors import Problem, request_lang
 from api.security import public_base_url
 from layers.catalog.registry import LAYERS, Layer, UnknownLayer, get_layer
+from layers.settings import TileSettings, get_tile_settings
 from tiles import styles, tilejson, tms
 from tiles.archive import TileArchive
 from tiles.cache import CacheKey
 from tiles.filters import NON_FILTER_PARAMS, FilterError, TileFilter, parse_filters
 from tiles.service import TileResult, TileService
-from tiles.settings import TileSettings, get_tile_settings
 
 MVT = "application/vnd.mapbox-vector-tile"
 

@@ -61,7 +61,7 @@ def fuzz_config(report: Path) -> Path:
 
 
 def prepare_database(name: str) -> str:
-    from layers.config import Settings
+    from layers.settings import Settings
     from layers.store import db as dbmod
     from layers.store import pgcluster
     from sample_data.generate import load_sample

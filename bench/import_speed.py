@@ -24,7 +24,7 @@ import shapely
 
 from gis.crs import get_crs
 from gis.io import crs_metadata
-from layers.config import Settings
+from layers.settings import Settings
 from layers.store import db as dbmod
 from layers.store import pgcluster
 

@@ -40,7 +40,7 @@ from typing import Any
 import aiohttp
 import psycopg
 
-from layers.config import Settings
+from layers.settings import Settings
 from layers.store import pgcluster
 
 

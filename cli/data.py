@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from layers.config import get_settings
+from layers.settings import get_settings
 
 console = Console(stderr=True, soft_wrap=True)
 MAX_SHOWN = 30

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from layers.config import get_settings
+from layers.settings import get_settings
 from layers.store import db as dbmod
 from layers.store import pgcluster
 

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from layers.accounts.auth import ROLES, ApiKeyError, create_key, list_keys, revoke_key
-from layers.config import get_settings
+from layers.settings import get_settings
 
 app = typer.Typer(help="API keys for editing over HTTP (stored as SHA-256 hashes).", no_args_is_help=True)
 err = Console(stderr=True)

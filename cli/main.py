@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cli import data, db, keys, maps, sample, tiles
+from layers.logging import configure_logging
 
 app = typer.Typer(name="datso", help="datso (đất số): WebGIS data service for Vietnamese provinces.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -14,6 +15,12 @@ app.add_typer(tiles.app, name="tiles")
 app.add_typer(maps.app, name="map")
 app.add_typer(keys.app, name="keys")
 data.register(app)
+
+
+@app.callback()
+def _setup() -> None:
+    # every command logs through the one logging setup (layers/logging.py)
+    configure_logging()
 
 
 @app.command()

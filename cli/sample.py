@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from layers.config import get_settings
+from layers.settings import get_settings
 from sample_data.generate import SIZES, load_sample
 
 app = typer.Typer(help="Synthetic sample province (Bến Tre / Trà Vinh / Vĩnh Long geography).",

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from layers.catalog.registry import LAYERS, UnknownLayer, get_layer
-from layers.config import get_settings
+from layers.settings import get_settings
 
 app = typer.Typer(help="Vector tiles: seed a PMTiles/MBTiles archive.", no_args_is_help=True)
 console = Console(stderr=True)

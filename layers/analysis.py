@@ -17,8 +17,8 @@ import psycopg
 from gis.crs import get_crs
 from gis.io import reproject, resolve_crs
 from layers.catalog.registry import get_layer
-from layers.config import get_settings
 from layers.query.exporter import fetch, parse_bbox, parse_where
+from layers.settings import get_settings
 
 
 def read_layer(layer_id: str, *, where: Sequence[str] = (), bbox: str | None = None, crs: str | None = None,

@@ -1,4 +1,12 @@
-"""Structured logging (structlog, JSON lines when not on a TTY)."""
+"""THE logging setup: structlog renders every record, JSON lines when stderr is not a TTY (a console view on
+one). `configure_logging()` is called once by each face (`create_app()` for the API, the `datso` callback for
+the CLI); nothing else configures logging.
+
+Code logs either way and both reach the same handler and renderer: `structlog.get_logger("datso.api")` (events
+with key-value context, e.g. the unhandled-error record in api/errors.py) or a stdlib `logging.getLogger("datso.…")`
+(libraries such as httpx and uvicorn log that way too). uvicorn's own loggers are handed over to this setup
+(their handlers removed, records propagated), so a server's log is one format.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ import sys
 import structlog
 
 _configured = False
+_HANDED_OVER = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 def configure_logging(level: int = logging.INFO) -> None:
@@ -15,12 +24,27 @@ def configure_logging(level: int = logging.INFO) -> None:
     if _configured:
         return
     _configured = True
-    renderer = (structlog.dev.ConsoleRenderer() if sys.stderr.isatty()
-                else structlog.processors.JSONRenderer())
+    tty = sys.stderr.isatty()
+    # the console view renders exceptions itself; JSON needs them as text
+    render: list[structlog.typing.Processor] = (
+        [structlog.dev.ConsoleRenderer()] if tty
+        else [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()])
+    shared: list[structlog.typing.Processor] = [structlog.contextvars.merge_contextvars, structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+              structlog.processors.TimeStamper(fmt="iso")]
     structlog.configure(
-        processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
-                    structlog.processors.TimeStamper(fmt="iso"), renderer],
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *render]))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in _HANDED_OVER:
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True

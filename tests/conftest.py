@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
-from layers.config import Settings
+from layers.settings import Settings
 from layers.store import db as dbmod
 from layers.store import pgcluster
 

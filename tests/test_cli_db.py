@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from layers.config import Settings
+from layers.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DATSO = [sys.executable, "-m", "cli.main"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from layers.config import Settings
+from layers.settings import Settings
 from layers.store import db as dbmod
 from layers.store import pgcluster
 from layers.store.models import AUDITED_TABLES

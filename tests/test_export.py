@@ -19,9 +19,9 @@ import shapely
 
 from gis.crs import get_crs
 from gis.io import DataFileError, crs_metadata
-from layers.config import Settings
 from layers.ingest.importer import ImportOptions, import_file
 from layers.query.exporter import ExportError, export_layer
+from layers.settings import Settings
 from layers.store import db as dbmod
 from layers.store import pgcluster
 

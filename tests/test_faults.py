@@ -29,8 +29,7 @@ from api import features as features_api
 from api import map as map_api
 from api.app import create_app
 from api.db import Database, QueryTimeout
-from api.settings import ApiSettings
-from layers.config import Settings
+from layers.settings import ApiSettings, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -399,7 +398,8 @@ def test_h11_protocol_has_the_same_head_timeout(settings: Settings, sample_db: s
     """`datso serve` uses httptools; the h11 protocol class (DATSO's fallback) closes half-open heads too."""
     import uvicorn
 
-    from api.server import ServerSettings, config
+    from api.server import config
+    from layers.settings import ServerSettings
 
     port = free_port()
     cfg = config(app=create_app(settings=settings, dsn=sample_db), port=port, http="h11",
@@ -438,7 +438,8 @@ def test_past_limit_concurrency_is_503_problem(settings: Settings, sample_db: st
     requests: with datso, as problem+json with Retry-After."""
     import uvicorn
 
-    from api.server import ServerSettings, config
+    from api.server import config
+    from layers.settings import ServerSettings
 
     port = free_port()
     cfg = config(app=create_app(settings=settings, dsn=sample_db), port=port,

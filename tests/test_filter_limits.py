@@ -18,8 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from layers.catalog.registry import get_layer
-from layers.query import cql2
-from layers.query.cql2 import CqlError, FilterLimits, check_json_text, check_text, check_tree, parse, to_sql
+from layers.query.cql2 import CqlError, check_json_text, check_text, check_tree, parse, to_sql
+from layers.settings import FilterLimits, get_filter_limits
 from tests.conftest import table_fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -304,7 +304,7 @@ def test_get_crs_unicode_digits() -> None:
 
 
 def test_module_limits_reads_environment_once() -> None:
-    assert cql2.limits() is cql2.limits()
+    assert get_filter_limits() is get_filter_limits()
 
 
 @pytest.mark.parametrize("text", ["area_m2 / 0 > 1", "S_INTERSECTS(geometry, POLYGON((0 0, 1 1)))"])

@@ -23,7 +23,8 @@ from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
 from layers.catalog.registry import LAYERS, Layer
-from layers.query.cql2 import CqlError, FilterLimits, to_sql
+from layers.query.cql2 import CqlError, to_sql
+from layers.settings import FilterLimits
 
 pytestmark = pytest.mark.fuzz
 LIM = FilterLimits()

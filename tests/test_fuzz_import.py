@@ -25,8 +25,8 @@ import shapely
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from layers.config import Settings
 from layers.ingest.importer import ImportOptions, import_file
+from layers.settings import Settings
 from layers.store import db as dbmod
 from layers.store import pgcluster
 from tests.conftest import table_fingerprint

@@ -12,8 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.settings import ApiSettings
-from layers.config import Settings
+from layers.settings import ApiSettings, Settings
 
 
 class Proxy:

@@ -23,8 +23,8 @@ from pyproj import CRS, Transformer
 from gis import encoding as enc
 from gis.crs import get_crs
 from gis.io import crs_metadata
-from layers.config import Settings
 from layers.ingest.importer import ImportOptions, ImportResult, import_file
+from layers.settings import Settings
 from layers.store import db as dbmod
 from layers.store import pgcluster
 

@@ -18,7 +18,7 @@ from conftest import table_fingerprint
 from map_browser_util import PageLog, chromium, screenshot
 
 from layers.catalog.formats import format_date, format_number, format_vnd
-from layers.maps.maps import get_export_settings
+from layers.settings import get_export_settings
 
 HTML_ACCEPT = {"Accept": "text/html,application/xhtml+xml"}
 

@@ -19,8 +19,8 @@ from pyproj import Transformer
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 
+from layers.settings import get_imagery_settings
 from sample_data.imagery import sample_pixels, write_sample_imagery
-from tiles.raster import get_imagery_settings
 
 BOUNDS = (105.85, 9.55, 106.75, 10.35)
 WIDTH = 1800

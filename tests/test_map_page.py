@@ -9,8 +9,8 @@ import re
 import psycopg
 import pytest
 
-from api.map import get_map_settings
 from layers.catalog.registry import get_layer
+from layers.settings import get_map_settings
 
 
 def page_config(html: str) -> dict:  # type: ignore[type-arg]

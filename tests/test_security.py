@@ -25,8 +25,8 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from tiles_support import tile_of
 
-from api.settings import ApiSettings
 from layers.accounts.auth import create_key
+from layers.settings import ApiSettings
 
 GEO = "application/geo+json"
 FOREIGN = "https://evil.example"

@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from tiles_support import WMQ, features, get_tile, tile_client, tile_of, wait_for
 
-from layers.config import Settings
+from layers.settings import Settings
 from tiles.cache import CacheKey, TileCache, make_entry
 
 PARCEL = "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_PointOnSurface(geom) c FROM parcels WHERE id = %s) s"
@@ -33,7 +33,7 @@ def url(z: int, x: int, y: int, layer: str = "parcels") -> str:
 def client(sample_db: str, settings: Settings) -> Iterator[TestClient]:
     # CORS is off by default; this app allows cross-origin reads from anywhere (DATSO_CORS_ORIGINS=*), as a
     # deployment whose tiles other sites' maps use would, so the fast path's CORS answer is checked too
-    from api.settings import ApiSettings
+    from layers.settings import ApiSettings
 
     with tile_client(settings, sample_db, api_settings=ApiSettings(cors_origins=["*"])) as c:
         yield c

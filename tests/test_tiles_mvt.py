@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from tiles_support import MVT, WMQ, features, get_tile, sql_rows, tile_client, tile_of
 
 from layers.catalog.registry import get_layer
-from layers.config import Settings
+from layers.settings import Settings
 from tiles.mvt import tile_fields
 from tiles.tms import pixel_size
 

@@ -14,7 +14,7 @@ import pytest
 from tiles_support import get_tile, tile_client
 
 from layers.catalog.registry import get_layer
-from layers.config import Settings
+from layers.settings import Settings
 from tiles.archive import TileArchive
 from tiles.seed import tile_list
 from tiles.tms import TileID

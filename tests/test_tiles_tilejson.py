@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from tiles_support import features, get_tile, tile_client
 
 from layers.catalog.registry import LAYERS
-from layers.config import Settings
+from layers.settings import Settings
 from tiles.mvt import tile_fields
 
 # The TileJSON 3.0.0 schema (github.com/mapbox/tilejson-spec/blob/master/3.0.0/schema.json), the parts that

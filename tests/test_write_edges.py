@@ -17,10 +17,10 @@ from test_features_write import PROBLEM, assert_problem, h, new_plot, post
 from test_health import Proxy
 
 from api.app import create_app
-from api.settings import ApiSettings
 from layers.accounts.auth import create_key
 from layers.catalog.registry import LAYERS
 from layers.ingest import validation, writes
+from layers.settings import ApiSettings
 
 PATCH_CT = {"Content-Type": "application/merge-patch+json"}
 

@@ -13,8 +13,7 @@ import morecantile
 import psycopg
 from fastapi.testclient import TestClient
 
-from layers.config import Settings
-from tiles.settings import TileSettings
+from layers.settings import Settings, TileSettings
 
 WMQ = morecantile.tms.get("WebMercatorQuad")
 MVT = "application/vnd.mapbox-vector-tile"

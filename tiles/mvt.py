@@ -24,9 +24,9 @@ from typing import Any
 import asyncpg
 
 from layers.catalog.registry import Layer, LayerField, get_layer
+from layers.settings import TileSettings
 from layers.store.sql import quote_ident as q
 from tiles.filters import TileFilter
-from tiles.settings import TileSettings
 from tiles.tms import WORLD, TileID, pixel_size
 
 POINT_TYPES = ("Point", "MultiPoint")

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import morecantile
 import rasterio
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
@@ -25,23 +24,11 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
 from gis.errors import BilingualError
+from layers.settings import ImagerySettings, get_imagery_settings
 
 WEB_MERCATOR = morecantile.tms.get("WebMercatorQuad")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 SUFFIXES = (".tif", ".tiff")
-
-
-class ImagerySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DATSO_", env_file=".env", extra="ignore")
-
-    imagery_dir: Path = Path(".data/imagery")
-    imagery_minzoom: int = 8
-    imagery_maxzoom: int = 19
-
-
-@lru_cache
-def get_imagery_settings() -> ImagerySettings:
-    return ImagerySettings()
 
 
 class ImageryError(BilingualError):

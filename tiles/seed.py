@@ -19,10 +19,9 @@ from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
 
 from layers.catalog.registry import Layer
-from layers.config import API_SESSION_SETTINGS
+from layers.settings import API_SESSION_SETTINGS, TileSettings
 from tiles import mvt, tms
 from tiles.cache import make_entry
-from tiles.settings import TileSettings
 from tiles.tilejson import bounds_sql, tilejson
 
 Bounds = tuple[float, float, float, float]

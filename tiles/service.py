@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import asyncpg
 
 from layers.catalog.registry import Layer
+from layers.settings import TileSettings
 from tiles import mvt
 from tiles.cache import CacheKey, Entry, TileCache, etag_of, gzip_bytes, make_entry
 from tiles.filters import TileFilter
 from tiles.invalidate import Invalidator
-from tiles.settings import TileSettings
 from tiles.tms import TileID
 
 PoolGetter = Callable[[], Awaitable[asyncpg.Pool]]

@@ -34,9 +34,9 @@ from shapely.geometry.base import BaseGeometry
 from gis.crs import CrsDef, transformer
 from gis.errors import BilingualError
 from layers.catalog.registry import Layer
-from layers.config import API_SESSION_SETTINGS
 from layers.ingest.rules import rule_for
 from layers.ingest.validation import prepare_records
+from layers.settings import API_SESSION_SETTINGS
 
 
 class WriteError(BilingualError):
@@ -60,7 +60,7 @@ def etag(feature_id: int, xmin: str) -> str:
 class WritePool:
     """A psycopg connection pool for the API's writes, opened on first use (the app starts while the database is
     down) and refilled by itself when the database comes back. Every connection runs with the API session
-    settings (layers.config.API_SESSION_SETTINGS) and a `statement_timeout` for writes."""
+    settings (layers.settings.API_SESSION_SETTINGS) and a `statement_timeout` for writes."""
 
     def __init__(self, dsn: str, min_size: int = 0, max_size: int = 4, timeout: float = 3.0,
                  statement_timeout_ms: int = 15_000, reconnect_timeout: float = 5.0) -> None:

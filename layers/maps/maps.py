@@ -16,36 +16,19 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
-
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gis.errors import BilingualError
 from layers.catalog.registry import Layer
 from layers.query import cql2
 from layers.query.features import QueryError, equality_filters
+from layers.settings import ExportSettings, get_export_settings
 from layers.store.sql import quote_ident as _q
 
 NON_FILTER_PARAMS = frozenset({"bbox", "filter", "filter-lang", "filter-crs", "datetime", "lang", "f", "offline",
                                "limit", "title", "download"})
 
 
-class ExportSettings(BaseSettings):
-    """Limits for map exports (environment, prefix `DATSO_MAP_`)."""
-
-    model_config = SettingsConfigDict(env_prefix="DATSO_MAP_", env_file=".env", extra="ignore")
-
-    simplify_above: int = Field(default=20_000, ge=1)      # more features than this: simplify
-    max_features: int = Field(default=50_000, ge=1)        # more than this: refuse, ask for a narrower filter
-    simplify_tolerance_m: float = Field(default=2.0, gt=0)  # tolerance used when simplifying
-    precision: int = Field(default=7, ge=4, le=9)           # decimals of exported coordinates
-
-
-@lru_cache
-def get_export_settings() -> ExportSettings:
-    return ExportSettings()
 
 
 class ExportError(BilingualError):

@@ -21,12 +21,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import cql2 as _cql2
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gis.crs import CrsError, get_crs
 from gis.errors import BilingualError
 from layers.catalog.registry import Layer, LayerField
+from layers.settings import FilterLimits, get_filter_limits
 
 FILTER_LANGS = ("cql2-text", "cql2-json")
 GEOMETRY_NAMES = ("geometry", "geom")
@@ -44,46 +43,6 @@ _CASTS = {"string": "text", "integer": "bigint", "number": "numeric", "boolean":
 
 class CqlError(BilingualError):
     """A filter that cannot be used; `.message(lang)` explains why in Vietnamese or English."""
-
-
-class FilterLimits(BaseSettings):
-    """Bounds on a filter, checked on the raw input before any native or recursive parser sees it.
-
-    cql2-rs (the native parser) recurses once per nesting level and per chained operator and overflows its
-    stack (a segfault that takes the whole process down) at ~1,550 nested parentheses, ~3,400 chained NOTs,
-    ~9,000 `+` terms or ~16,000 `AND`s with an 8 MiB stack (a quarter of that on a 2 MiB thread stack); it
-    also backtracks exponentially on nested bare parentheses around a syntax error (~2-3x per level: 12 ms
-    at 10 levels, 17 s at 20). See docs/reliability.md for the measurement.
-    """
-
-    model_config = SettingsConfigDict(env_prefix="DATSO_FILTER_", extra="ignore")
-
-    max_bytes: int = Field(default=16384, ge=1)
-    """Length of the filter text in UTF-8 bytes (a CQL2-JSON object passed in by code is bounded by depth and
-    object count instead)."""
-    max_depth: int = Field(default=16, ge=1)
-    """Nesting: brackets plus chains of prefix operators (NOT, unary -) in cql2-text; logical levels in
-    cql2-json and in the parsed tree (2 * max_depth + 8 nested objects/arrays; a chain of N arithmetic
-    operators nests N levels)."""
-    max_groups: int = Field(default=8, ge=1)
-    """Nesting of bare parentheses `( ... )` (not function or geometry calls) in cql2-text."""
-    max_terms: int = Field(default=500, ge=1)
-    """Operators, functions and property names (literals are not counted); JSON objects in cql2-json."""
-
-    @property
-    def max_json_depth(self) -> int:
-        return 2 * self.max_depth + 8
-
-
-_LIMITS: FilterLimits | None = None
-
-
-def limits() -> FilterLimits:
-    """The filter limits from the environment (read once)."""
-    global _LIMITS
-    if _LIMITS is None:
-        _LIMITS = FilterLimits()
-    return _LIMITS
 
 
 def _too_big(what_vi: str, what_en: str, env: str, value: int, extra_vi: str = "", extra_en: str = "") -> CqlError:
@@ -119,7 +78,7 @@ def check_text(text: str, lim: FilterLimits | None = None) -> None:
     skipped; brackets must balance; depth counts open brackets plus runs of prefix operators (NOT, unary
     +/-); bare parentheses (groups, lists) are counted separately from function and geometry calls.
     """
-    lim = lim or limits()
+    lim = lim or get_filter_limits()
     _check_size(text, lim)
     stack: list[tuple[str, int, bool, int]] = []   # (closing bracket, depth at open, bare, position)
     base, run, groups, terms = 0, 0, 0, 0
@@ -219,7 +178,7 @@ def _at(text: str, i: int) -> _Where:
 def check_json_text(text: str, lim: FilterLimits | None = None) -> None:
     """Refuse cql2-json text that is too long, too deeply nested or has too many objects (before json.loads,
     which recurses too). One linear scan over brackets outside JSON strings."""
-    lim = lim or limits()
+    lim = lim or get_filter_limits()
     _check_size(text, lim)
     depth = objects = 0
     in_str = escaped = False
@@ -249,7 +208,7 @@ def check_json_text(text: str, lim: FilterLimits | None = None) -> None:
 def check_tree(tree: Any, lim: FilterLimits | None = None, parsed: bool = False) -> None:
     """Refuse a CQL2-JSON tree (a dict given directly, or what the parser produced) nested deeper than the
     limit or with too many objects: iterative, so any Python object is safe to pass (a cycle is just too deep)."""
-    lim = lim or limits()
+    lim = lim or get_filter_limits()
     todo: list[tuple[Any, int]] = [(tree, 1)]
     objects = 0
     while todo:

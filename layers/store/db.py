@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from layers.config import Settings, get_settings
+from layers.settings import Settings, get_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

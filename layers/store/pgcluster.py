@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from layers.config import Settings
+from layers.settings import Settings
 
 
 class ClusterError(RuntimeError):
