@@ -230,7 +230,7 @@ def _truthy(value: str | None, name: str) -> bool:
 
 @router.get("/maps/{collection_id}.html", response_class=HTMLResponse,
             summary="Bản đồ Folium (HTML tự chứa) của một lớp / Self-contained Folium map of a layer",
-            responses={**oas.HTML_PAGE, **oas.problems(400, 404, 413, 503, html=True)})
+            responses={**oas.HTML_PAGE, **oas.problems(400, 404, 413, 429, 503, html=True)})
 async def folium_map(request: Request, collection_id: str) -> Response:
     lang = request_lang(request)
     try:
