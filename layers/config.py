@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "DATSO_DATABASE_URL")
     )
+    database_read_url: str | None = Field(default=None, validation_alias="DATSO_DATABASE_READ_URL", description="reads go here when set; writes always to DATABASE_URL")
     data_dir: Path = Path(".data")
     pg_port: int = 5433
     pg_bin: Path | None = None
@@ -48,9 +49,6 @@ class Settings(BaseSettings):
                 url = base.rsplit("/", 1)[0] + "/" + dbname + (("?" + query) if query else "")
             return url
         return f"postgresql://postgres@127.0.0.1:{self.pg_port}/{dbname or self.db_name}"
-
-    def sqlalchemy_url(self, dbname: str | None = None) -> str:
-        return "postgresql+psycopg://" + self.dsn(dbname)[len("postgresql://") :]
 
 
 @lru_cache

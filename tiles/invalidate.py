@@ -19,6 +19,7 @@ import asyncpg
 import orjson
 
 from layers.catalog.registry import LAYERS
+from layers.store.connect import connect_async
 from tiles.cache import Box, TileCache
 
 log = logging.getLogger("datso.tiles")
@@ -79,8 +80,7 @@ class Invalidator:
     async def _run(self) -> None:
         while True:
             try:
-                conn = await asyncpg.connect(self.dsn, timeout=5,
-                                             server_settings={"application_name": self.app_name})
+                conn = await connect_async("writer", dsn=self.dsn, timeout=5, application_name=self.app_name)
                 self._lost.clear()
                 conn.add_termination_listener(lambda _c: self._lost.set())
                 await conn.add_listener(CHANNEL, self._on_notify)

@@ -29,6 +29,7 @@ from gis import geometry as geo
 from gis.io import DataFileError, read_vector
 from layers.catalog.registry import Layer, UnknownLayer, get_layer
 from layers.ingest.validation import Issue, IssueSummary, Prepared, must_have, prepare_frame
+from layers.store.connect import connect
 
 CHUNK = 25_000
 
@@ -295,7 +296,7 @@ def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOption
         result.notes.append(("Diện tích (area_m2) tính từ hình học (trắc địa, ellipsoid WGS 84)",
                              "area_m2 computed from the geometry (geodesic, WGS 84 ellipsoid)"))
     try:
-        with psycopg.connect(dsn) as conn:
+        with connect("writer", dsn=dsn) as conn:
             prepared = prepare_frame(layer, frame, data.geometry, conn, first_row=1, repair=opts.repair)
             result.issues.extend(prepared.issues)
             if result.errors:
