@@ -265,3 +265,22 @@ def test_tile_invalidation_listens_on_the_primary(dbs: dict[str, Any], replica_c
     while svc.invalidator.received == before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert svc.invalidator.received > before
+    # with a replica, the notification also records the primary's WAL position, and a tile is cached only once
+    # the reader has replayed it (the stand-in is no standby: always current, so caching goes on)
+    assert svc.invalidator.replica
+    while (svc.invalidator._unsettled or svc.invalidator.wal_needed is None) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert svc.invalidator._unsettled == 0 and svc.invalidator.wal_needed
+    svc.cache.clear()
+    url = f"/collections/parcels/tiles/WebMercatorQuad/16/{x}/{y}"
+    first = replica_client.get(url)
+    assert first.status_code == 200 and MARK.encode() in first.content
+    assert len(svc.cache) == 1
+
+
+def test_primary_only_app_listens_without_replica_checks(primary_client: TestClient, dbs: dict[str, Any]) -> None:
+    _, lon, lat = dbs["parcel"]
+    x, y = _tile(lon, lat, 16)
+    assert primary_client.get(f"/collections/parcels/tiles/WebMercatorQuad/16/{x}/{y}").status_code == 200
+    svc = primary_client.app.state.tile_service  # type: ignore[attr-defined]
+    assert svc.invalidator is not None and not svc.invalidator.replica
