@@ -21,6 +21,7 @@ from layers.ingest.writes import WritePool
 from layers.logging import configure_logging
 from layers.maps.folium_export import VENDOR_DIR
 from layers.settings import ApiSettings, Settings, get_api_settings, get_map_settings, get_settings
+from layers.store import connect
 
 
 def create_app(settings: Settings | None = None, api_settings: ApiSettings | None = None,
@@ -28,9 +29,11 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     s = settings or get_settings()
     a = api_settings or get_api_settings()
     configure_logging()
-    db = Database(dsn or s.dsn(), a.db_min_connections, a.db_max_connections, a.db_connect_timeout,
-                  a.read_statement_timeout, a.export_statement_timeout, a.db_acquire_timeout)
-    write_pool = WritePool(dsn or s.dsn(), a.write_pool_min_size, a.write_pool_max_size, a.db_connect_timeout,
+    primary = connect.url("writer", s, primary=dsn)    # `dsn`, else DATABASE_URL / the embedded cluster
+    db = Database(connect.url("reader", s, primary=dsn), a.db_min_connections, a.db_max_connections,
+                  a.db_connect_timeout, a.read_statement_timeout, a.export_statement_timeout, a.db_acquire_timeout,
+                  primary=primary)
+    write_pool = WritePool(primary, a.write_pool_min_size, a.write_pool_max_size, a.db_connect_timeout,
                            a.write_statement_timeout_ms)    # opened by the first write
 
     @asynccontextmanager

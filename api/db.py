@@ -1,5 +1,8 @@
 """The asyncpg pool used by read paths (items, tiles, search, pages, exports). Created lazily so the app starts
-while the database is down and recovers by itself when it comes back.
+while the database is down and recovers by itself when it comes back. Its address and session settings come
+from the database seam (layers/store/connect.py): the read URL (`DATSO_DATABASE_READ_URL`) when set. A second,
+small pool on the primary (`pool("writer")`, the same pool when there is no read URL) serves the API-key
+lookup, so a key just created or revoked counts at once whatever the replica's lag.
 
 Every pooled session runs with the *read* `statement_timeout` (`DATSO_READ_STATEMENT_TIMEOUT`, server
 setting of the pool); `connection("export")` raises it for one transaction (`SET LOCAL`, from
@@ -18,7 +21,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from layers.settings import API_SESSION_SETTINGS
+from layers.store import connect
 
 RequestClass = Literal["read", "export"]
 log = logging.getLogger("datso.api")
@@ -71,12 +74,15 @@ def _ms(seconds: float) -> str:
 
 class Database:
     def __init__(self, dsn: str, min_size: int = 1, max_size: int = 10, timeout: float = 3.0,
-                 read_timeout: float = 5.0, export_timeout: float = 60.0, acquire_timeout: float = 10.0) -> None:
-        self.dsn = dsn
+                 read_timeout: float = 5.0, export_timeout: float = 60.0, acquire_timeout: float = 10.0,
+                 primary: str | None = None) -> None:
+        self.dsn = dsn                       # where reads go
+        self.primary = primary or dsn        # where the key lookup goes
         self.min_size, self.max_size, self.timeout = min_size, max_size, timeout
         self.acquire_timeout = acquire_timeout   # waiting for a free pooled connection (busy server)
         self.statement_timeouts: dict[str, float] = {"read": read_timeout, "export": export_timeout}
         self._pool: asyncpg.Pool | None = None
+        self._primary_pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
 
     async def _init_conn(self, conn: asyncpg.Connection) -> None:
@@ -86,20 +92,31 @@ class Database:
             await conn.set_type_codec(typ, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
                                       schema="pg_catalog")
 
-    async def pool(self) -> asyncpg.Pool:
+    async def pool(self, role: connect.Role = "reader") -> asyncpg.Pool:
+        if role == "writer" and self.primary != self.dsn:
+            return await self._primary()
         if self._pool is not None:
             return self._pool
         async with self._lock:
             if self._pool is None:
-                settings = {**API_SESSION_SETTINGS, "statement_timeout": _ms(self.statement_timeouts["read"])}
-                try:
-                    self._pool = await asyncpg.create_pool(
-                        self.dsn, min_size=self.min_size, max_size=self.max_size, timeout=self.timeout,
-                        server_settings=settings, init=self._init_conn,
-                        max_inactive_connection_lifetime=300.0)
-                except (asyncpg.PostgresError, *_CONNECT_ERRORS) as exc:
-                    raise DatabaseUnavailable(str(exc)) from exc
+                self._pool = await self._create("reader", self.dsn, self.min_size, self.max_size)
         return self._pool
+
+    async def _primary(self) -> asyncpg.Pool:
+        if self._primary_pool is None:
+            async with self._lock:
+                if self._primary_pool is None:
+                    self._primary_pool = await self._create("writer", self.primary, 0, 2)
+        return self._primary_pool
+
+    async def _create(self, role: connect.Role, dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
+        try:
+            return await connect.async_pool(
+                role, dsn=dsn, statement_timeout_ms=int(_ms(self.statement_timeouts["read"])),
+                min_size=min_size, max_size=max_size, timeout=self.timeout,
+                init=self._init_conn, max_inactive_connection_lifetime=300.0)
+        except (asyncpg.PostgresError, *_CONNECT_ERRORS) as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
 
     @asynccontextmanager
     async def connection(self, kind: RequestClass = "read") -> AsyncIterator[asyncpg.Connection]:
@@ -135,6 +152,7 @@ class Database:
             return await conn.fetchrow(sql, *args)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        for pool in (self._pool, self._primary_pool):
+            if pool is not None:
+                await pool.close()
+        self._pool = self._primary_pool = None

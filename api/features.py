@@ -474,8 +474,8 @@ def _content_crs(request: Request) -> Any:
 
 
 def _write_target(request: Request) -> Any:
-    """The app's write pool (api/app.py); a plain DSN for an app built without one."""
-    return getattr(request.app.state, "write_pool", None) or request.app.state.db.dsn
+    """The app's write pool (api/app.py), on the primary."""
+    return request.app.state.write_pool
 
 
 def _limits(settings: ApiSettings) -> writes.GeometryLimits:

@@ -72,7 +72,9 @@ async def service(app: FastAPI) -> TileService:
         svc = getattr(app.state, "tile_service", None)
         if svc is None:
             db = app.state.db
-            svc = TileService(db.dsn, db.pool, tile_settings(app))
+            # tiles read from the read pool; the invalidation LISTEN goes to the primary, where the triggers'
+            # NOTIFYs are sent (a replica does not relay them)
+            svc = TileService(db.primary, db.pool, tile_settings(app), replica=db.dsn != db.primary)
             await svc.start()
             app.state.tile_service = svc
     return svc

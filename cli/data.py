@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from layers.settings import get_settings
+from layers.store import connect
 
 console = Console(stderr=True, soft_wrap=True)
 MAX_SHOWN = 30
@@ -39,7 +39,7 @@ def import_cmd(
     if user:
         opts.user = user
     vi = lang == "vi"
-    result = import_file(file, layer, get_settings().dsn(), opts)
+    result = import_file(file, layer, connect.url("writer"), opts)
     for note_vi, note_en in result.notes:
         console.print(f"[dim]{note_vi if vi else note_en}[/dim]")
     for w in result.warnings[:MAX_SHOWN]:
@@ -75,7 +75,7 @@ def export_cmd(
     from layers.query.exporter import ExportError, export_layer
 
     try:
-        res = export_layer(get_settings().dsn(), layer, fmt, out, crs=crs, where=where, bbox=bbox,
+        res = export_layer(connect.url("reader"), layer, fmt, out, crs=crs, where=where, bbox=bbox,
                            public_only=public_only)
     except (ExportError, DataFileError) as exc:
         console.print(f"[red]{'lỗi' if lang == 'vi' else 'error'}:[/red] {exc.message(lang)}")

@@ -7,14 +7,14 @@ from rich.console import Console
 from rich.table import Table
 
 from layers.accounts.auth import ROLES, ApiKeyError, create_key, list_keys, revoke_key
-from layers.settings import get_settings
+from layers.store import connect
 
 app = typer.Typer(help="API keys for editing over HTTP (stored as SHA-256 hashes).", no_args_is_help=True)
 err = Console(stderr=True)
 
 
 def _dsn(db: str | None) -> str:
-    return get_settings().dsn(db)
+    return connect.url("writer", dbname=db)   # keys live on the primary (created, listed, revoked)
 
 
 @app.command()

@@ -12,19 +12,16 @@ from rich.console import Console
 from layers.catalog.registry import LAYERS, UnknownLayer, get_layer
 from layers.maps.folium_export import OfflineAssetsMissing, build_map
 from layers.maps.maps import ExportError, build_selection, context_boundaries, select_features
-from layers.settings import API_SESSION_SETTINGS, get_settings
+from layers.store.connect import connect_async
 
 app = typer.Typer(help="Web maps: self-contained Folium (Leaflet) HTML exports.", no_args_is_help=True)
 console = Console(stderr=True)
 
 
-async def _select(dsn: str, layer_id: str, query: dict[str, str]
-                  ) -> tuple[dict[str, Any], Any, str, dict[str, Any]]:
-    import asyncpg
-
+async def _select(layer_id: str, query: dict[str, str]) -> tuple[dict[str, Any], Any, str, dict[str, Any]]:
     layer = get_layer(layer_id)
     sel = build_selection(layer, query)
-    conn = await asyncpg.connect(dsn, server_settings=dict(API_SESSION_SETTINGS))
+    conn = await connect_async("reader")
     try:
         fc, plan = await select_features(conn, sel)
         boundaries = await context_boundaries(conn)
@@ -69,7 +66,7 @@ def export(
     if datetime_:
         query["datetime"] = datetime_
     try:
-        fc, plan, description, boundaries = asyncio.run(_select(get_settings().dsn(), layer, query))
+        fc, plan, description, boundaries = asyncio.run(_select(layer, query))
     except ExportError as exc:
         console.print(f"[red]error:[/red] {exc.message(lang)}")
         raise typer.Exit(2) from None
@@ -106,7 +103,7 @@ def sample_imagery(
             console.print(f"[red]error:[/red] {exc.en}")
             raise typer.Exit(2) from None
     else:
-        box = asyncio.run(_province_bbox(get_settings().dsn()))
+        box = asyncio.run(_province_bbox())
         if box is None:
             console.print("[red]error:[/red] no province in the database; load the sample or pass --bbox")
             raise typer.Exit(2)
@@ -118,10 +115,8 @@ def sample_imagery(
                   f"/imagery/{path.stem}/{{z}}/{{x}}/{{y}}.png when DATSO_IMAGERY_DIR={path.parent})")
 
 
-async def _province_bbox(dsn: str) -> list[float] | None:
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn)
+async def _province_bbox() -> list[float] | None:
+    conn = await connect_async("reader")
     try:
         row = await conn.fetchrow(
             "SELECT ST_XMin(e) x1, ST_YMin(e) y1, ST_XMax(e) x2, ST_YMax(e) y2 FROM (SELECT ST_Extent(geom) e "

@@ -8,6 +8,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from layers.settings import get_settings
+from layers.store import connect
 from sample_data.generate import SIZES, load_sample
 
 app = typer.Typer(help="Synthetic sample province (Bến Tre / Trà Vinh / Vĩnh Long geography).",
@@ -33,7 +34,7 @@ def load(
         def progress(_stage: str, done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        report = load_sample(s.dsn(), size=size, seed=seed, force=force, progress=progress)
+        report = load_sample(connect.url("writer", s), size=size, seed=seed, force=force, progress=progress)
     if report.skipped:
         console.print("sample: the database already holds data; nothing loaded (use --force to replace it)")
     table = Table("layer", "rows", title=f"sample province ({size}, seed {seed}) — synthetic data")

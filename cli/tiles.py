@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from layers.catalog.registry import LAYERS, UnknownLayer, get_layer
-from layers.settings import get_settings
+from layers.store import connect
 
 app = typer.Typer(help="Vector tiles: seed a PMTiles/MBTiles archive.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -40,7 +40,7 @@ def seed(
     except SeedError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    dsn = get_settings().dsn()
+    dsn = connect.url("reader")
     with Progress(TextColumn("[bold]seeding[/bold]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console) as bar:
         task = bar.add_task("tiles", total=None)

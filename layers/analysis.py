@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import geopandas as gpd
-import psycopg
 
 from gis.crs import get_crs
 from gis.io import reproject, resolve_crs
 from layers.catalog.registry import get_layer
 from layers.query.exporter import fetch, parse_bbox, parse_where
-from layers.settings import get_settings
+from layers.store.connect import connect
 
 
 def read_layer(layer_id: str, *, where: Sequence[str] = (), bbox: str | None = None, crs: str | None = None,
@@ -26,7 +25,7 @@ def read_layer(layer_id: str, *, where: Sequence[str] = (), bbox: str | None = N
     """The layer as a GeoDataFrame indexed by feature id, in `crs` (default OGC:CRS84 lon/lat)."""
     layer = get_layer(layer_id)
     target = resolve_crs(crs) if crs else get_crs("OGC:CRS84")
-    with psycopg.connect(dsn or get_settings().dsn()) as conn:
+    with connect("reader", dsn=dsn) as conn:   # DATSO_DATABASE_READ_URL when set, else the primary
         frame, geoms = fetch(conn, layer, parse_where(layer, where), parse_bbox(bbox))
     out = reproject(geoms, get_crs("OGC:CRS84"), target)
     gdf = gpd.GeoDataFrame(frame, geometry=list(out), crs=target.pyproj)

@@ -92,9 +92,6 @@ class Settings(BaseSettings):
             return url
         return f"postgresql://postgres@127.0.0.1:{self.pg_port}/{dbname or self.db_name}"
 
-    def sqlalchemy_url(self, dbname: str | None = None) -> str:
-        return "postgresql+psycopg://" + self.dsn(dbname)[len("postgresql://") :]
-
 
 @lru_cache
 def get_settings() -> Settings:

@@ -29,6 +29,7 @@ import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from layers.store.connect import connect
 from sample_data import names
 
 SIZES = {"small": {"parcels": 7_600, "communes": 40, "old_communes": 96, "auctions": 300,
@@ -303,7 +304,7 @@ def load_sample(dsn: str, size: str = "small", seed: int = 7, force: bool = Fals
         raise ValueError(f"unknown sample size {size!r}; use one of {', '.join(SIZES)}")
     spec = SIZES[size]
     t0 = time.perf_counter()
-    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+    with connect("writer", dsn=dsn) as conn, conn.cursor() as cur:
         existing = _counts(cur)
         if any(existing.values()) and not force:
             return LoadReport(existing, time.perf_counter() - t0, skipped=True)
@@ -331,7 +332,7 @@ def load_sample(dsn: str, size: str = "small", seed: int = 7, force: bool = Fals
         _load_trace(cur, seed, spec["lots"], fac)
         counts = _counts(cur)
         conn.commit()
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with connect("writer", dsn=dsn, autocommit=True) as conn:
         for t in ("parcels", "auction_plots", "growing_areas", "admin_units"):
             conn.execute(f"ANALYZE {t}")  # noqa: S608 - fixed names
     return LoadReport(counts, time.perf_counter() - t0)

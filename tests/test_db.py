@@ -147,10 +147,11 @@ def test_models_and_migrations_agree(empty_db: str, settings: Settings) -> None:
     from alembic.migration import MigrationContext
     from sqlalchemy import create_engine
 
+    from layers.store.connect import sqlalchemy_url
     from layers.store.migrations_filter import include_object
     from layers.store.models import Base
 
-    engine = create_engine(settings.sqlalchemy_url())
+    engine = create_engine(sqlalchemy_url(settings))
     with engine.connect() as c:
         ctx = MigrationContext.configure(c, opts={"include_object": include_object, "compare_type": True})
         diff = [d for d in compare_metadata(ctx, Base.metadata)

@@ -5,6 +5,11 @@ touch. While the connection is down nothing is cached (`live` is False) and on (
 cache is cleared, so a missed notification can never leave a stale tile behind. The cache directory (shared
 by the processes of one deployment) is kept if another process was listening meanwhile (it kept the
 directory current), and cleared otherwise. One cache directory per database.
+
+The LISTEN goes to the primary (layers.store.connect, role `writer`): the triggers notify there and a replica
+does not relay NOTIFY. When tiles are read from a replica (`DATSO_DATABASE_READ_URL`), a tile built after a
+notification may still predate the edit (replication lag): so each notification also records the primary's WAL
+position, and a tile is cached only if the replica had replayed up to it before the tile was built (`fresh`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import asyncpg
 import orjson
 
 from layers.catalog.registry import LAYERS
+from layers.store.connect import connect_async
 from tiles.cache import Box, TileCache
 
 log = logging.getLogger("datso.tiles")
@@ -30,8 +36,14 @@ def layers_of_table(table: str) -> list[str]:
 
 
 class Invalidator:
-    def __init__(self, dsn: str, cache: TileCache, margin: float, retry_seconds: float = 2.0) -> None:
+    def __init__(self, dsn: str, cache: TileCache, margin: float, retry_seconds: float = 2.0,
+                 replica: bool = False) -> None:
         self.dsn, self.cache, self.margin, self.retry = dsn, cache, margin, retry_seconds
+        self.replica = replica              # tiles are built on a replica: mind its lag
+        self.wal_needed: str | None = None  # the primary's WAL position after the last notification
+        self._unsettled = 0                 # notifications whose WAL position is not known yet
+        self._wal_lock = asyncio.Lock()
+        self._settling: set[asyncio.Task[None]] = set()
         self.epochs: dict[str, int] = {}
         self.received = 0
         self._conn: asyncpg.Connection | None = None
@@ -49,6 +61,28 @@ class Invalidator:
 
     def epoch(self, layer_ids: tuple[str, ...]) -> tuple[int, ...]:
         return tuple(self.epochs.get(lid, 0) for lid in layer_ids)
+
+    async def fresh(self, conn: asyncpg.Connection) -> bool:
+        """Whether what `conn` (on the replica) reads now includes every edit notified so far. A reader that is
+        not a standby (`pg_last_wal_replay_lsn()` is NULL) is always current."""
+        if not self.replica:
+            return True
+        if self._unsettled:
+            return False
+        if self.wal_needed is None:
+            return True
+        return bool(await conn.fetchval(
+            "SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_replay_lsn(), $1::text::pg_lsn) >= 0, true)", self.wal_needed))
+
+    async def _settle(self, conn: asyncpg.Connection) -> None:
+        try:
+            async with self._wal_lock:      # one query at a time on the listening connection
+                self.wal_needed = await conn.fetchval("SELECT pg_current_wal_lsn()::text")
+        except (OSError, asyncpg.PostgresError, asyncpg.exceptions.InterfaceError, TimeoutError) as exc:
+            # the connection is going away: the listener clears the cache and stops caching meanwhile
+            log.warning("tile invalidation: WAL position unknown: %s", exc)
+        finally:
+            self._unsettled -= 1
 
     async def start(self, wait: float = 3.0) -> None:
         if self._task is None:
@@ -79,8 +113,7 @@ class Invalidator:
     async def _run(self) -> None:
         while True:
             try:
-                conn = await asyncpg.connect(self.dsn, timeout=5,
-                                             server_settings={"application_name": self.app_name})
+                conn = await connect_async("writer", dsn=self.dsn, timeout=5, application_name=self.app_name)
                 self._lost.clear()
                 conn.add_termination_listener(lambda _c: self._lost.set())
                 await conn.add_listener(CHANNEL, self._on_notify)
@@ -120,3 +153,8 @@ class Invalidator:
                 self.cache.invalidate(lid, boxes, self.margin)
             for cb in self.listeners:
                 cb(lid)
+        if self.replica and isinstance(_conn, asyncpg.Connection):
+            self._unsettled += 1
+            task = asyncio.get_running_loop().create_task(self._settle(_conn))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)

@@ -19,7 +19,8 @@ from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
 
 from layers.catalog.registry import Layer
-from layers.settings import API_SESSION_SETTINGS, TileSettings
+from layers.settings import TileSettings
+from layers.store.connect import async_pool
 from tiles import mvt, tms
 from tiles.cache import make_entry
 from tiles.tilejson import bounds_sql, tilejson
@@ -177,8 +178,7 @@ async def seed(dsn: str, layers: Sequence[Layer], zooms: range, out: Path, bbox:
     if out.suffix not in (".pmtiles", ".mbtiles"):
         raise SeedError(f"output must end in .pmtiles or .mbtiles, not {out.name!r}")
     s = settings or TileSettings()
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=workers,
-                                     server_settings=dict(API_SESSION_SETTINGS))
+    pool = await async_pool("reader", dsn=dsn, min_size=1, max_size=workers)
     try:
         if bbox is None:
             async with pool.acquire() as conn:

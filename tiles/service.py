@@ -49,7 +49,10 @@ class TileResult:
 
 
 class TileService:
-    def __init__(self, dsn: str, pool: PoolGetter, settings: TileSettings, acquire_timeout: float = 10.0) -> None:
+    def __init__(self, dsn: str, pool: PoolGetter, settings: TileSettings, acquire_timeout: float = 10.0,
+                 replica: bool = False) -> None:
+        """`dsn`: the primary (the invalidation LISTEN); `pool`: where tiles are read (`replica`: not the
+        primary, so a tile is cached only once the replica has replayed every notified edit)."""
         self.settings = settings
         self._pool = pool
         self.acquire_timeout = acquire_timeout   # a busy pool: wait this long, then TimeoutError (503)
@@ -57,7 +60,7 @@ class TileService:
         self.invalidator: Invalidator | None = None
         if settings.cache_enabled and settings.listen:
             self.cache = TileCache(settings.cache_bytes, settings.cache_dir)
-            self.invalidator = Invalidator(dsn, self.cache, settings.buffer / settings.extent)
+            self.invalidator = Invalidator(dsn, self.cache, settings.buffer / settings.extent, replica=replica)
 
     async def start(self) -> None:
         if self.invalidator is not None:
@@ -81,8 +84,11 @@ class TileService:
         epoch = self.invalidator.epoch(ids) if self.invalidator is not None else ()
         pool = await self._pool()
         data: bytes | None = None
+        fresh = True
         try:
             async with pool.acquire(timeout=self.acquire_timeout) as conn:
+                if self.invalidator is not None and self.invalidator.replica:
+                    fresh = await self.invalidator.fresh(conn)
                 data = await mvt.build(conn, layers, tile, self.settings, tile_filter)
         except (OSError, asyncpg.exceptions.PostgresConnectionError, asyncpg.exceptions.InterfaceError,
                 asyncpg.exceptions.InternalClientError):
@@ -93,7 +99,7 @@ class TileService:
         assert data is not None
         # store only if no edit of these layers was announced while the tile was being built
         if self.cache is not None and self.invalidator is not None and self.caching \
-                and self.invalidator.epoch(ids) == epoch:
+                and self.invalidator.epoch(ids) == epoch and fresh:
             entry = make_entry(data, self.settings.gzip_level)
             self.cache.put(key, entry)
             return TileResult(entry.etag, False, data, entry)

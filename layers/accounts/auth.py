@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import psycopg
 
 from gis.errors import BilingualError
+from layers.store.connect import connect
 
 ROLES = ("officer", "admin")
 PREFIX = "datso_"
@@ -46,7 +47,7 @@ def create_key(dsn: str, name: str, role: str) -> str:
         raise ApiKeyError(f"Vai trò '{role}' không hợp lệ; dùng: {', '.join(ROLES)}",
                         f"Unknown role '{role}'; use one of: {', '.join(ROLES)}")
     secret = PREFIX + secrets.token_urlsafe(32)
-    with psycopg.connect(dsn) as conn:
+    with connect("writer", dsn=dsn) as conn:
         try:
             conn.execute("INSERT INTO api_keys (name, role, key_hash) VALUES (%s, %s, %s)",
                          [name, role, hash_secret(secret)])
@@ -56,13 +57,13 @@ def create_key(dsn: str, name: str, role: str) -> str:
 
 
 def list_keys(dsn: str) -> list[ApiKey]:
-    with psycopg.connect(dsn) as conn:
+    with connect("writer", dsn=dsn) as conn:   # the primary: a key just created or revoked shows at once
         rows = conn.execute("SELECT name, role, created_at, revoked_at FROM api_keys ORDER BY name").fetchall()
     return [ApiKey(r[0], r[1], r[2], r[3]) for r in rows]
 
 
 def revoke_key(dsn: str, name: str) -> None:
-    with psycopg.connect(dsn) as conn:
+    with connect("writer", dsn=dsn) as conn:
         cur = conn.execute("UPDATE api_keys SET revoked_at = now() WHERE name = %s AND revoked_at IS NULL", [name])
         if cur.rowcount == 0:
             raise ApiKeyError(f"Không có khóa đang hoạt động tên '{name}'", f"No active key named '{name}'")

@@ -31,6 +31,7 @@ from gis.io import DataFileError, read_vector
 from layers.catalog.registry import Layer, UnknownLayer, get_layer
 from layers.ingest.rules import rule_for
 from layers.ingest.validation import Issue, IssueSummary, Prepared, must_have, prepare_frame
+from layers.store.connect import connect
 
 CHUNK = 25_000
 
@@ -281,7 +282,7 @@ def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOption
             frame = frame.assign(**{f.name: compute(data.geometry)})
             result.notes.append((note_vi.format(field=f.name), note_en.format(field=f.name)))
     try:
-        with psycopg.connect(dsn) as conn:
+        with connect("writer", dsn=dsn) as conn:
             prepared = prepare_frame(layer, frame, data.geometry, conn, first_row=1, repair=opts.repair)
             result.issues.extend(prepared.issues)
             if result.errors:

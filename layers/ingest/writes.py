@@ -36,7 +36,7 @@ from gis.errors import BilingualError
 from layers.catalog.registry import Layer
 from layers.ingest.rules import rule_for
 from layers.ingest.validation import prepare_records
-from layers.settings import API_SESSION_SETTINGS
+from layers.store import connect
 
 
 class WriteError(BilingualError):
@@ -60,20 +60,14 @@ def etag(feature_id: int, xmin: str) -> str:
 class WritePool:
     """A psycopg connection pool for the API's writes, opened on first use (the app starts while the database is
     down) and refilled by itself when the database comes back. Every connection runs with the API session
-    settings (layers.settings.API_SESSION_SETTINGS) and a `statement_timeout` for writes."""
+    settings and a `statement_timeout` for writes (layers.store.connect: always the primary)."""
 
     def __init__(self, dsn: str, min_size: int = 0, max_size: int = 4, timeout: float = 3.0,
                  statement_timeout_ms: int = 15_000, reconnect_timeout: float = 5.0) -> None:
         self.dsn, self.timeout = dsn, timeout
-        options = {**API_SESSION_SETTINGS, "statement_timeout": str(int(statement_timeout_ms))}
-        self._pool = psycopg_pool.ConnectionPool(
-            dsn, min_size=min_size, max_size=max(max_size, 1, min_size), open=False, timeout=timeout,
-            # a short reconnect_timeout: after an outage the pool gives up its backoff quickly and the next
-            # write tries again at once (psycopg_pool's backoff alone grows to 16 s and more)
-            reconnect_timeout=reconnect_timeout, check=psycopg_pool.ConnectionPool.check_connection,
-            kwargs={"connect_timeout": max(1, round(timeout)),
-                    "options": " ".join(f"-c {k}={v}" for k, v in options.items())},
-            name="datso-writes")
+        self._pool = connect.sync_pool("writer", dsn=dsn, min_size=min_size, max_size=max_size, timeout=timeout,
+                                       statement_timeout_ms=statement_timeout_ms,
+                                       reconnect_timeout=reconnect_timeout, name="datso-writes")
         self._lock = threading.Lock()
         self._opened = False
 
@@ -111,7 +105,7 @@ def _connect(target: Target) -> Iterator[psycopg.Connection]:
             with target.connection() as conn:
                 yield conn
         else:
-            with psycopg.connect(target) as conn:
+            with connect.connect("writer", dsn=target) as conn:
                 yield conn
     except psycopg.OperationalError as exc:   # connection refused/lost, server shutting down, statement timeout
         raise DatabaseDown(str(exc)) from exc

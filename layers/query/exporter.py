@@ -25,6 +25,7 @@ from gis.errors import BilingualError
 from gis.io import FORMATS, DataFileError, reproject, resolve_crs, write_vector
 from layers.catalog.registry import Layer, get_layer
 from layers.ingest.validation import CoercionError, coerce_value
+from layers.store.connect import connect
 
 
 class ExportError(BilingualError):
@@ -133,7 +134,7 @@ def export_layer(dsn: str, layer_id: str, fmt: str, out: str | Path, *, crs: str
                             "KML is always WGS 84: drop --crs or use EPSG:4326")
     conds = parse_where(layer, where)
     box = parse_bbox(bbox)
-    with psycopg.connect(dsn) as conn:
+    with connect("reader", dsn=dsn) as conn:
         frame, geoms = fetch(conn, layer, conds, box, public_only)
     out_geoms = reproject(geoms, get_crs("OGC:CRS84"), target)
     path = write_vector(frame, out_geoms, out, fmt, target, layer.id)

@@ -7,7 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from layers.settings import Settings, get_settings
+from layers.settings import Settings
+from layers.store.connect import sqlalchemy_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -20,10 +21,8 @@ def alembic_config(url: str) -> Config:
 
 
 def migrate(settings: Settings | None = None, dbname: str | None = None, revision: str = "head") -> None:
-    s = settings or get_settings()
-    command.upgrade(alembic_config(s.sqlalchemy_url(dbname)), revision)
+    command.upgrade(alembic_config(sqlalchemy_url(settings, dbname)), revision)
 
 
 def downgrade(settings: Settings | None = None, dbname: str | None = None, revision: str = "base") -> None:
-    s = settings or get_settings()
-    command.downgrade(alembic_config(s.sqlalchemy_url(dbname)), revision)
+    command.downgrade(alembic_config(sqlalchemy_url(settings, dbname)), revision)

@@ -18,6 +18,8 @@ from pathlib import Path
 import psycopg
 
 from layers.settings import Settings
+from layers.store.connect import connect, url
+from layers.store.sql import quote_ident
 
 
 class ClusterError(RuntimeError):
@@ -135,7 +137,7 @@ def wait_ready(dsn: str, timeout: float = 30.0) -> None:
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            with psycopg.connect(dsn, connect_timeout=3):
+            with connect("writer", dsn=dsn, connect_timeout=3):
                 return
         except psycopg.OperationalError as exc:
             last = exc
@@ -147,17 +149,17 @@ def ensure_database(settings: Settings, name: str) -> None:
     """Create database `name` (with PostGIS) if missing. Name must be a plain identifier."""
     if not name.replace("_", "").isalnum():
         raise ClusterError(f"invalid database name {name!r}")
-    wait_ready(settings.dsn("postgres"))
-    with psycopg.connect(settings.dsn("postgres"), autocommit=True) as conn:
+    wait_ready(url("writer", settings, dbname="postgres"))
+    with connect("writer", settings=settings, dbname="postgres", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')  # noqa: S608 - name checked above
-    with psycopg.connect(settings.dsn(name), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {quote_ident(name)}")  # noqa: S608 - name checked above
+    with connect("writer", settings=settings, dbname=name, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
 
 
 def drop_database(settings: Settings, name: str) -> None:
     if not name.replace("_", "").isalnum():
         raise ClusterError(f"invalid database name {name!r}")
-    with psycopg.connect(settings.dsn("postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # noqa: S608 - name checked above
+    with connect("writer", settings=settings, dbname="postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")  # noqa: S608 - name checked above

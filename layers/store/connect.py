@@ -1,0 +1,105 @@
+"""The one database seam: every connection datso opens (sync psycopg, async asyncpg pools and connections, the
+psycopg pool of the API's writes, Alembic's SQLAlchemy URL) gets its address and its session settings here.
+
+Two roles:
+- `reader`: items, tiles, search, collection metadata, exports, `read_layer`, `datso export`, `datso map
+  export`, `datso tiles seed`. Goes to `DATSO_DATABASE_READ_URL` when it is set (a streaming replica), else to
+  the primary.
+- `writer`: API writes, imports, API keys (creation, revocation, listing and the lookup of a key on a write),
+  the sample load, migrations, cluster administration, and the tile-invalidation LISTEN (replicas do not relay
+  NOTIFY; the triggers fire on the primary). Always the primary: `DATABASE_URL` or the embedded cluster.
+
+Every session runs with `layers.config.API_SESSION_SETTINGS` (jit off, no parallel workers) plus, when the
+caller gives one, its request class's `statement_timeout`: as libpq `options` (psycopg) or asyncpg
+`server_settings`. A caller that already knows its address (a test's database, `--db`, the DSN handed to a
+library function) passes it as `dsn`; the role then only documents intent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import asyncpg
+import psycopg
+import psycopg_pool
+from psycopg.conninfo import conninfo_to_dict
+
+from layers.config import API_SESSION_SETTINGS, Settings, get_settings
+
+Role = Literal["reader", "writer"]
+
+
+def url(role: Role, settings: Settings | None = None, *, primary: str | None = None,
+        dbname: str | None = None) -> str:
+    """The libpq URL for `role`: the read URL for a reader when `DATSO_DATABASE_READ_URL` is set, else the
+    primary (`primary` if given, else `DATABASE_URL` / the embedded cluster, on `dbname` if given)."""
+    s = settings or get_settings()
+    if role == "reader" and s.database_read_url:
+        return s.model_copy(update={"database_url": s.database_read_url}).dsn(dbname)
+    return primary or s.dsn(dbname)
+
+
+def sqlalchemy_url(settings: Settings | None = None, dbname: str | None = None) -> str:
+    """Alembic's URL (migrations write: always the primary), for the psycopg driver."""
+    return "postgresql+psycopg://" + url("writer", settings, dbname=dbname)[len("postgresql://"):]
+
+
+def session_settings(statement_timeout_ms: int | None = None) -> dict[str, str]:
+    """The settings every session runs with, plus a `statement_timeout` (ms) when given."""
+    out = dict(API_SESSION_SETTINGS)
+    if statement_timeout_ms is not None:
+        out["statement_timeout"] = str(max(0, int(statement_timeout_ms)))
+    return out
+
+
+def _options(dsn: str, statement_timeout_ms: int | None) -> str:
+    """libpq `options` carrying the session settings, after any `options` the DSN already has."""
+    ours = " ".join(f"-c {k}={v}" for k, v in session_settings(statement_timeout_ms).items())
+    theirs = conninfo_to_dict(dsn).get("options")
+    return f"{theirs} {ours}" if theirs else ours
+
+
+@contextmanager
+def connect(role: Role, *, dsn: str | None = None, settings: Settings | None = None, dbname: str | None = None,
+            autocommit: bool = False, statement_timeout_ms: int | None = None,
+            connect_timeout: int | None = None) -> Iterator[psycopg.Connection]:
+    """A psycopg connection for `role` (or to `dsn`) with the session settings; committed when the block ends
+    without error, rolled back otherwise, closed always."""
+    target = dsn or url(role, settings, dbname=dbname)
+    kwargs: dict[str, Any] = {"options": _options(target, statement_timeout_ms)}
+    if connect_timeout is not None:
+        kwargs["connect_timeout"] = connect_timeout
+    with psycopg.connect(target, autocommit=autocommit, **kwargs) as conn:
+        yield conn
+
+
+def sync_pool(role: Role, *, dsn: str | None = None, settings: Settings | None = None, min_size: int = 0,
+              max_size: int = 4, timeout: float = 3.0, statement_timeout_ms: int | None = None,
+              reconnect_timeout: float = 5.0, name: str | None = None) -> psycopg_pool.ConnectionPool:
+    """A psycopg pool (not opened: `open=False`) whose connections carry the session settings."""
+    target = dsn or url(role, settings)
+    return psycopg_pool.ConnectionPool(
+        target, min_size=min_size, max_size=max(max_size, 1, min_size), open=False, timeout=timeout,
+        # a short reconnect_timeout: after an outage the pool gives up its backoff quickly and the next
+        # caller tries again at once (psycopg_pool's backoff alone grows to 16 s and more)
+        reconnect_timeout=reconnect_timeout, check=psycopg_pool.ConnectionPool.check_connection,
+        kwargs={"connect_timeout": max(1, round(timeout)), "options": _options(target, statement_timeout_ms)},
+        name=name)
+
+
+async def connect_async(role: Role, *, dsn: str | None = None, settings: Settings | None = None,
+                        timeout: float = 60.0, statement_timeout_ms: int | None = None,
+                        **server_settings: str) -> asyncpg.Connection:
+    """One asyncpg connection for `role` (or to `dsn`) with the session settings (+ `server_settings`)."""
+    return await asyncpg.connect(dsn or url(role, settings), timeout=timeout,
+                                 server_settings={**session_settings(statement_timeout_ms), **server_settings})
+
+
+async def async_pool(role: Role, *, dsn: str | None = None, settings: Settings | None = None,
+                     statement_timeout_ms: int | None = None, **kwargs: Any) -> asyncpg.Pool:
+    """An asyncpg pool for `role` (or to `dsn`) with the session settings; `kwargs` go to
+    `asyncpg.create_pool` (sizes, timeout, init, ...)."""
+    return await asyncpg.create_pool(dsn or url(role, settings),
+                                     server_settings=session_settings(statement_timeout_ms), **kwargs)
