@@ -20,9 +20,9 @@ import sys
 from typing import Any
 
 from fastapi.testclient import TestClient
-from layers.config import Settings
 
 from layers.catalog.registry import LAYERS
+from layers.settings import Settings
 from layers.store import db as dbmod
 from layers.store import pgcluster
 

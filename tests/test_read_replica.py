@@ -20,8 +20,8 @@ import psycopg
 import pytest
 import shapely
 from fastapi.testclient import TestClient
-from layers.config import Settings, get_settings
 
+from layers.settings import Settings, get_settings
 from layers.store import connect, pgcluster
 from layers.store import db as dbmod
 from layers.store.sql import quote_ident

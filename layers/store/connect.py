@@ -9,7 +9,7 @@ Two roles:
   the sample load, migrations, cluster administration, and the tile-invalidation LISTEN (replicas do not relay
   NOTIFY; the triggers fire on the primary). Always the primary: `DATABASE_URL` or the embedded cluster.
 
-Every session runs with `layers.config.API_SESSION_SETTINGS` (jit off, no parallel workers) plus, when the
+Every session runs with `layers.settings.API_SESSION_SETTINGS` (jit off, no parallel workers) plus, when the
 caller gives one, its request class's `statement_timeout`: as libpq `options` (psycopg) or asyncpg
 `server_settings`. A caller that already knows its address (a test's database, `--db`, the DSN handed to a
 library function) passes it as `dsn`; the role then only documents intent.
@@ -26,7 +26,7 @@ import psycopg
 import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict
 
-from layers.config import API_SESSION_SETTINGS, Settings, get_settings
+from layers.settings import API_SESSION_SETTINGS, Settings, get_settings
 
 Role = Literal["reader", "writer"]
 
