@@ -90,6 +90,8 @@ def cases(v: dict[str, str]) -> list[Case]:
         Case("bbox-crs lat-first", "auction_plots", {"bbox": "9.9,106.2,10.2,106.5", "bbox-crs": EPSG4326}),
         Case("bbox-crs projected", "auction_plots", {"bbox": BBOX_3857, "bbox-crs": EPSG3857}),
         Case("bbox empty area", "auction_plots", {"bbox": "100,20,100.1,20.1"}, nonempty=False),
+        # float() reads Unicode digits: the items API always took them in bbox, so every face does
+        Case("bbox Unicode digits", "auction_plots", {"bbox": "١٠٦,٩,١٠٧,١٠"}),
         Case("datetime date = whole UTC day", "auction_plots", {"datetime": "2026-10-01"}),
         Case("datetime interval", "auction_plots", {"datetime": "2026-11-01/2026-11-30"}),
         Case("datetime open start", "auction_plots", {"datetime": "../2026-10-01"}),
