@@ -105,7 +105,8 @@ def items_openapi_parameters(layer: Layer, settings: ApiSettings) -> list[dict[s
 
 
 def items_query_dependency(layer: Layer, settings: ApiSettings) -> Callable[[Request], Awaitable[feat.ItemsQuery]]:
-    """The dependency of `/collections/{layer}/items`: every parameter parsed by layers/query/features.py."""
+    """The dependency of `/collections/{layer}/items`: the selection parsed by layers/query/selection.py, the
+    rest by layers/query/features.py."""
     allowed = ITEMS | {f.name for f in layer.queryables}
 
     async def dependency(request: Request) -> feat.ItemsQuery:   # async: no threadpool hop per request
