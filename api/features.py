@@ -43,6 +43,7 @@ from layers.catalog.formats import format_value
 from layers.catalog.registry import LAYERS, Layer
 from layers.ingest import writes
 from layers.query import features as feat
+from layers.query import selection
 from layers.query.cql2 import CqlError
 from layers.settings import ApiSettings, get_map_settings
 
@@ -181,7 +182,7 @@ async def collection_doc(request: Request, layer: Layer, lang: str) -> dict[str,
         "id": layer.id, "title": layer.title(lang),
         "description": layer.description_vi if lang == "vi" else layer.description_en,
         "itemType": "feature",
-        "crs": [c.uri for c in feat.published_crs()],
+        "crs": [c.uri for c in selection.published_crs()],
         "storageCrs": CRS84_URI,
         "extent": await _extent(request, layer),
         "links": [
@@ -465,7 +466,7 @@ def _content_crs(request: Request) -> Any:
         raise Problem(400, f"Content-Crs: hệ tọa độ '{shown}' không hợp lệ (chỉ dùng URI, EPSG:xxxx hoặc bí danh ASCII)",
                       f"Content-Crs: '{shown}' is not a valid CRS (use a URI, EPSG:xxxx or an ASCII alias)")
     try:
-        return feat.resolve_crs(value, "Content-Crs")
+        return selection.resolve_crs(value, "Content-Crs")
     except CqlError as exc:
         raise Problem(400, exc.message("vi"), exc.message("en")) from None
     except ValueError:      # a CRS text the registry's parser cannot read at all

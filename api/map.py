@@ -37,6 +37,7 @@ from layers.maps.maps import (
     context_boundaries,
     select_features,
 )
+from layers.query.cql2 import CqlError
 from layers.query.search import SearchError, search
 from layers.settings import get_export_settings, get_map_settings
 from layers.store import vocab
@@ -245,7 +246,7 @@ async def folium_map(request: Request, collection_id: str) -> Response:
         async with db_conn(request, "export") as conn:
             fc, plan = await select_features(conn, sel, get_export_settings())
             boundaries = await context_boundaries(conn)
-    except ExportError as exc:
+    except (ExportError, CqlError) as exc:   # CqlError: a bad selection (QueryError), rendered as an HTML page
         return error_page(request, exc.status, exc.vi, exc.en)
     except Problem as exc:
         return error_page(request, exc.status, exc.detail_vi, exc.detail_en)
@@ -257,7 +258,7 @@ async def folium_map(request: Request, collection_id: str) -> Response:
         page = await offload.export_process(
             request, render_folium, layer.id, orjson.dumps(fc), orjson.dumps(boundaries), lang=lang,
             offline=offline, asset_url=f"{base}/static/vendor/leaflet/", basemap_url=ms.basemap_url,
-            basemap_attribution=ms.basemap_attribution, subtitle=sel.description,
+            basemap_attribution=ms.basemap_attribution, subtitle=sel.description(),
             note=plan.note_vi if lang == "vi" else plan.note_en, compact=plan.compact)
     except OfflineAssetsMissing as exc:
         raise Problem(503, "Thiếu thư viện Leaflet để xuất bản đồ ngoại tuyến",

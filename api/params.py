@@ -2,7 +2,8 @@
 
 Each dependency declares its parameters (so they appear in the OpenAPI document), refuses unknown ones with a
 400 (OGC API – Features /req/core/query-param-unknown), and turns the values into a plain
-`layers.query.features.ItemsQuery` with the parsing functions of `layers.query.features`.
+`layers.query.features.ItemsQuery` with the parsing functions of `layers.query.features` and the one
+selection parser (`layers.query.selection`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from fastapi import Query, Request
 from api.errors import Problem
 from layers.catalog.registry import Layer
 from layers.query import features as feat
-from layers.query.cql2 import FILTER_LANGS, CqlError
+from layers.query import selection
+from layers.query.cql2 import FILTER_LANGS
 from layers.settings import ApiSettings
 
 COMMON = frozenset({"f", "lang"})
@@ -103,54 +105,34 @@ def items_openapi_parameters(layer: Layer, settings: ApiSettings) -> list[dict[s
 
 
 def items_query_dependency(layer: Layer, settings: ApiSettings) -> Callable[[Request], Awaitable[feat.ItemsQuery]]:
-    """The dependency of `/collections/{layer}/items`: every parameter parsed by layers/query/features.py."""
+    """The dependency of `/collections/{layer}/items`: the selection parsed by layers/query/selection.py, the
+    rest by layers/query/features.py."""
     allowed = ITEMS | {f.name for f in layer.queryables}
 
     async def dependency(request: Request) -> feat.ItemsQuery:   # async: no threadpool hop per request
         check_unknown(request, allowed)
         qp = request.query_params
         get = {name: _single(request, name) for name in ITEMS}
-        try:
-            q = feat.ItemsQuery(
-                limit=_int("limit", get["limit"], settings.default_limit, 1, settings.max_limit),
-                offset=_int("offset", get["offset"], 0, 0, MAX_OFFSET),
-                crs=feat.resolve_crs(get["crs"], "crs"),
-                skip_geometry=_bool("skipGeometry", get["skipGeometry"]),
-            )
-            if get["bbox"] is not None:
-                q.bbox = feat.parse_bbox(get["bbox"])
-                q.bbox_crs = feat.resolve_crs(get["bbox-crs"], "bbox-crs")
-            elif get["bbox-crs"] is not None:
-                raise feat.QueryError("bbox-crs chỉ dùng kèm bbox", "bbox-crs needs bbox")
-            if get["datetime"] is not None:
-                if layer.temporal is None:
-                    raise feat.QueryError(f"Lớp '{layer.id}' không có trường thời gian nên không lọc được theo "
-                                          "datetime",
-                                          f"Collection '{layer.id}' has no temporal property; datetime cannot be used")
-                q.datetime = feat.parse_datetime(get["datetime"])
-            if get["filter"] is not None:
-                q.filter = get["filter"]
-                q.filter_lang = get["filter-lang"] or "cql2-text"
-                if get["filter-crs"] is not None:
-                    feat.resolve_crs(get["filter-crs"], "filter-crs")
-                q.filter_crs = get["filter-crs"]
-                # translate now so that a bad filter is a 400 before any database work
-                feat.check_filter(layer, q)
-            elif get["filter-lang"] is not None or get["filter-crs"] is not None:
-                raise feat.QueryError("filter-lang/filter-crs chỉ dùng kèm filter",
-                                      "filter-lang/filter-crs need filter")
-            if get["sortby"]:
-                q.sortby = feat.parse_sortby(layer, get["sortby"])
-            if get["properties"] is not None:
-                q.properties = feat.parse_properties(layer, get["properties"])
-            if len(qp) > len([k for k in qp if k in ITEMS or k in COMMON]):
-                for f in layer.queryables:
-                    v = _single(request, f.name)
-                    if v is not None:
-                        feat.coerce_value(f, v)
-                        q.properties_eq[f.name] = v
-        except CqlError as exc:
-            raise Problem(400, exc.message("vi"), exc.message("en")) from None
+        q = feat.ItemsQuery(
+            limit=_int("limit", get["limit"], settings.default_limit, 1, settings.max_limit),
+            offset=_int("offset", get["offset"], 0, 0, MAX_OFFSET),
+            crs=selection.resolve_crs(get["crs"], "crs"),
+            skip_geometry=_bool("skipGeometry", get["skipGeometry"]),
+        )
+        equals = {}
+        if len(qp) > len([k for k in qp if k in ITEMS or k in COMMON]):
+            for f in layer.queryables:
+                v = _single(request, f.name)
+                if v is not None:
+                    equals[f.name] = v
+        sel = selection.parse_selection(layer, bbox=get["bbox"], bbox_crs=get["bbox-crs"], datetime=get["datetime"],
+                                        equals=equals, filter=get["filter"], filter_lang=get["filter-lang"],
+                                        filter_crs=get["filter-crs"])
+        q.selection = None if sel.empty else sel
+        if get["sortby"]:
+            q.sortby = feat.parse_sortby(layer, get["sortby"])
+        if get["properties"] is not None:
+            q.properties = feat.parse_properties(layer, get["properties"])
         return q
 
     return dependency
@@ -164,12 +146,9 @@ def item_query_dependency(layer: Layer) -> Callable[..., Awaitable[feat.ItemsQue
         skip_geometry: str | None = Query(None, alias="skipGeometry"),
     ) -> feat.ItemsQuery:
         check_unknown(request, ITEM)
-        try:
-            q = feat.ItemsQuery(crs=feat.resolve_crs(crs, "crs"), skip_geometry=_bool("skipGeometry", skip_geometry))
-            if properties is not None:
-                q.properties = feat.parse_properties(layer, properties)
-        except CqlError as exc:
-            raise Problem(400, exc.message("vi"), exc.message("en")) from None
+        q = feat.ItemsQuery(crs=selection.resolve_crs(crs, "crs"), skip_geometry=_bool("skipGeometry", skip_geometry))
+        if properties is not None:
+            q.properties = feat.parse_properties(layer, properties)
         return q
 
     return dependency

@@ -240,10 +240,7 @@ async def collection_tilejson(request: Request, collection_id: str, tms_id: str)
 async def collection_tile(request: Request, collection_id: str, tms_id: str, z: int, x: int, y: int) -> Response:
     layer = _layer(collection_id)
     tile = _tile(tms_id, z, x, y)
-    try:
-        tile_filter = parse_filters(layer, dict(request.query_params))
-    except FilterError as exc:
-        raise _problem(exc) from None
+    tile_filter = parse_filters(layer, dict(request.query_params))
     return await serve_tile(request, [layer], tile, tile_filter)
 
 

@@ -12,6 +12,8 @@ from rich.console import Console
 from layers.catalog.registry import LAYERS, UnknownLayer, get_layer
 from layers.maps.folium_export import OfflineAssetsMissing, build_map
 from layers.maps.maps import ExportError, build_selection, context_boundaries, select_features
+from layers.query.cql2 import CqlError
+from layers.query.selection import parse_where
 from layers.store.connect import connect_async
 
 app = typer.Typer(help="Web maps: self-contained Folium (Leaflet) HTML exports.", no_args_is_help=True)
@@ -27,7 +29,7 @@ async def _select(layer_id: str, query: dict[str, str]) -> tuple[dict[str, Any],
         boundaries = await context_boundaries(conn)
     finally:
         await conn.close()
-    return fc, plan, sel.description, boundaries
+    return fc, plan, sel.description(), boundaries
 
 
 @app.command("export")
@@ -52,13 +54,11 @@ def export(
     except UnknownLayer as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    query: dict[str, str] = {}
-    for item in where:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            console.print(f"[red]error:[/red] --where {item!r}: expected queryable=value")
-            raise typer.Exit(2)
-        query[key.strip()] = value
+    try:
+        query = parse_where(where)
+    except CqlError as exc:
+        console.print(f"[red]error:[/red] {exc.message(lang)}")
+        raise typer.Exit(2) from None
     if filter_:
         query["filter"], query["filter-lang"] = filter_, filter_lang
     if bbox:
@@ -67,7 +67,7 @@ def export(
         query["datetime"] = datetime_
     try:
         fc, plan, description, boundaries = asyncio.run(_select(layer, query))
-    except ExportError as exc:
+    except (ExportError, CqlError) as exc:
         console.print(f"[red]error:[/red] {exc.message(lang)}")
         raise typer.Exit(2) from None
     try:
@@ -92,14 +92,14 @@ def sample_imagery(
     width: int = typer.Option(4096, help="pixels across"),
 ) -> None:
     """Write a synthetic RGB GeoTIFF (tiled, with overviews) for the map's optional imagery layer."""
-    from layers.maps.maps import parse_bbox
+    from layers.query.selection import parse_bbox
     from sample_data.imagery import write_sample_imagery
 
     box: list[float] | None
     if bbox:
         try:
-            box = parse_bbox(bbox)
-        except ExportError as exc:
+            box = list(parse_bbox(bbox))
+        except CqlError as exc:
             console.print(f"[red]error:[/red] {exc.en}")
             raise typer.Exit(2) from None
     else:

@@ -25,6 +25,7 @@ def seed(
     workers: int = typer.Option(4, "--workers", min=1, max=32, help="database connections"),
 ) -> None:
     """Build the tiles of LAYERS over ZOOMS into one archive (the same bytes the server serves)."""
+    from layers.query.selection import QueryError
     from tiles.seed import SeedError, parse_bbox, parse_zooms
     from tiles.seed import seed as run_seed
 
@@ -37,7 +38,7 @@ def seed(
     except UnknownLayer as exc:
         console.print(f"[red]--layers: {exc}[/red]")
         raise typer.Exit(2) from None
-    except SeedError as exc:
+    except (SeedError, QueryError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     dsn = connect.url("reader")

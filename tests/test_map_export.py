@@ -58,9 +58,10 @@ def test_export_whole_layer_links_local_leaflet(client, conn: psycopg.Connection
      "starting_price_vnd >= 5000000000 AND land_use_code = 'ODT'"),
     ({"bbox": "106.0,9.9,106.4,10.3"},
      "ST_Intersects(geom, ST_MakeEnvelope(106.0, 9.9, 106.4, 10.3, 4326))"),
+    # a date is the whole UTC day, as in the items API (layers/query/selection.py: one reading of datetime)
     ({"datetime": "2026-11-01/2026-11-30"},
-     "auction_date >= '2026-11-01'::timestamptz AND auction_date <= '2026-11-30'::timestamptz"),
-    ({"datetime": "../2026-10-01"}, "auction_date <= '2026-10-01'::timestamptz"),
+     "auction_date >= '2026-11-01T00:00:00Z' AND auction_date < '2026-12-01T00:00:00Z'"),
+    ({"datetime": "../2026-10-01"}, "auction_date < '2026-10-02T00:00:00Z'"),
 ])
 def test_export_filters_match_sql(client, conn: psycopg.Connection, params: dict[str, str], sql: str) -> None:
     n = conn.execute(f"SELECT count(*) FROM auction_plots WHERE {sql}").fetchone()[0]

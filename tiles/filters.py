@@ -1,9 +1,9 @@
 """Tile filters: property equality on a layer's queryables (`?status=sold&crop=buoi`) and CQL2
-(`?filter=...&filter-lang=cql2-text|cql2-json&filter-crs=...`, translated by `layers.query.cql2.to_sql`, the
-same translator the features API uses).
+(`?filter=...&filter-lang=cql2-text|cql2-json&filter-crs=...`), read by the one selection parser
+(`layers.query.selection`) and translated by the one translator, like the features API.
 
 Values are parsed by the field's type and vocabulary and passed as SQL parameters; column names come
-from the registry. A bad filter raises `FilterError` (-> 400).
+from the registry. A bad filter raises `QueryError` (-> 400) where it is detected.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from typing import Any
 
 from gis.errors import BilingualError
 from layers.catalog.registry import Layer
-from layers.query.cql2 import CqlError, to_sql
-from layers.query.features import QueryError, equality_filters, sql_cast
+from layers.query.selection import parse_selection
 
 # Query parameters that are not filters: accepted and ignored (cache busters, language, format).
 NON_FILTER_PARAMS = frozenset({"lang", "f", "nocache", "v", "layers", "filter", "filter-lang", "filter-crs"})
@@ -46,40 +45,16 @@ class TileFilter:
 
 
 def parse_filters(layer: Layer, query: Mapping[str, str]) -> TileFilter | None:
-    """Property-equality filters from query parameters; unknown parameter names are refused."""
-    conditions: list[str] = []
-    params: list[Any] = []
-    key_parts: list[str] = []
-    try:
-        pairs = equality_filters(layer, query, NON_FILTER_PARAMS)
-    except QueryError as exc:
-        raise FilterError(exc.vi, exc.en) from None
-    for f, raw, value in pairs:
-        name = f.name
-        if f.type in ("object",):
-            raise FilterError(f"Không lọc được theo {name}", f"Cannot filter on {name}")
-        params.append(value)
-        n = FIRST_PARAM + len(params) - 1
-        ident = '"' + f.name + '"'
-        # typed like the items query: without the cast asyncpg would type $n as the column (int4 for an
-        # integer column) and refuse a larger value while encoding it (a 500 instead of no match)
-        cast = sql_cast(f)
-        conditions.append(f"${n}::{cast} = ANY(t.{ident})" if f.type == "array" else f"t.{ident} = ${n}::{cast}")
-        key_parts.append(f"{name}={raw}")
-    text = query.get("filter")
-    if text is not None:
-        lang, crs = query.get("filter-lang", "cql2-text"), query.get("filter-crs")
-        try:
-            sql, cql_params = to_sql(layer, text, lang, crs, param_offset=FIRST_PARAM - 1 + len(params),
-                                     column_prefix="t.")
-        except CqlError as exc:
-            raise FilterError(exc.vi, exc.en) from None
-        conditions.append(f"({sql})")
-        params.extend(cql_params)
-        key_parts.append(f"filter={text}&filter-lang={lang}&filter-crs={crs or ''}")
-    elif "filter-lang" in query or "filter-crs" in query:
-        raise FilterError("filter-lang/filter-crs cần có tham số filter", "filter-lang/filter-crs need a filter")
-    if not conditions:
+    """The selection of a tile request: `field=value` on the queryables and a CQL2 filter, read by the one
+    selection parser (`layers.query.selection`); unknown parameter names are refused (QueryError, 400)."""
+    equals = {k: v for k, v in query.items() if k not in NON_FILTER_PARAMS}
+    sel = parse_selection(layer, equals=equals, filter=query.get("filter"), filter_lang=query.get("filter-lang"),
+                          filter_crs=query.get("filter-crs"))
+    if sel.empty:
         return None
+    where, params = sel.sql(FIRST_PARAM - 1, "t.")
+    key_parts = [f"{f.name}={raw}" for f, raw, _ in sel.equals]
+    if sel.filter is not None:
+        key_parts.append(f"filter={sel.filter_text}&filter-lang={sel.filter_lang}&filter-crs={sel.filter_crs or ''}")
     key = hashlib.blake2b("&".join(key_parts).encode(), digest_size=8).hexdigest()
-    return TileFilter(layer.id, " AND ".join(conditions), tuple(params), key)
+    return TileFilter(layer.id, where, tuple(params), key)

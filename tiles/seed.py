@@ -19,6 +19,7 @@ from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
 
 from layers.catalog.registry import Layer
+from layers.query.selection import parse_bbox as parse_selection_bbox
 from layers.settings import TileSettings
 from layers.store.connect import async_pool
 from tiles import mvt, tms
@@ -53,10 +54,9 @@ def parse_zooms(text: str) -> range:
 
 
 def parse_bbox(text: str) -> Bounds:
-    try:
-        w, s, e, n = (float(v) for v in text.split(","))
-    except ValueError:
-        raise SeedError(f"bbox must be west,south,east,north in degrees, not {text!r}") from None
+    """A lon/lat bbox read by the one selection parser (QueryError), which must also lie within the WebMercator
+    world (SeedError)."""
+    w, s, e, n = parse_selection_bbox(text)
     if not (-180 <= w < e <= 180 and -85.06 <= s < n <= 85.06):
         raise SeedError(f"bbox {text!r} is not west<east, south<north within the WebMercator world")
     return (w, s, e, n)

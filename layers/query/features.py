@@ -14,113 +14,32 @@ One concern per function (cf. TiPg's `_select` / `_where` / `_sortby`): `select_
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import asyncpg
 import orjson
 
-from gis.crs import CrsDef, CrsError, get_crs, list_crs
+from gis.crs import CrsDef
 from layers.catalog.registry import Layer, LayerField
-from layers.query.cql2 import CqlError, Translator, parse
+from layers.query.selection import CRS84, QueryError, Selection
 
 COUNT_CAP = 1_000
-CRS84 = get_crs("OGC:CRS84")
-
-
-class QueryError(CqlError):
-    """A bad query parameter (bbox, datetime, crs, sortby, ...): becomes a 400 with a bilingual detail."""
-
-
-def published_crs() -> list[CrsDef]:
-    return list(list_crs())
-
-
-def resolve_crs(text: str | None, param: str) -> CrsDef:
-    """A CRS from the registry given as URI, URN, CURIE, EPSG code or datso alias; others are refused."""
-    if text is None or text == "":
-        return CRS84
-    try:
-        c = get_crs(text)
-    except CrsError as exc:
-        raise QueryError(f"{param}: hệ tọa độ '{text}' không được hỗ trợ ({exc})",
-                         f"{param}: CRS '{text}' is not supported ({exc})") from None
-    if c not in published_crs():
-        raise QueryError(f"{param}: hệ tọa độ '{text}' không có trong danh sách của dịch vụ",
-                         f"{param}: CRS '{text}' is not one of the CRSs this service publishes")
-    return c
 
 
 @dataclass
 class ItemsQuery:
     limit: int = 10
     offset: int = 0
-    bbox: tuple[float, float, float, float] | None = None
-    bbox_crs: CrsDef = CRS84
-    datetime: tuple[dt.datetime | None, dt.datetime | None] | None = None
-    properties_eq: dict[str, str] = field(default_factory=dict)
-    filter: str | None = None
-    filter_lang: str = "cql2-text"
-    filter_crs: str | None = None
+    selection: Selection | None = None      # bbox, datetime, field=value, filter (None: every feature)
     sortby: list[tuple[str, bool]] = field(default_factory=list)   # (field, descending)
     properties: list[str] | None = None
     skip_geometry: bool = False
     crs: CrsDef = CRS84
 
 
-# -- parsing of query-parameter values (pure functions; api/params.py calls them) -----------------------------
-
-def parse_bbox(text: str) -> tuple[float, float, float, float]:
-    parts = text.split(",")
-    if len(parts) not in (4, 6):
-        raise QueryError("bbox cần 4 (hoặc 6) số cách nhau bởi dấu phẩy: minx,miny,maxx,maxy",
-                         "bbox needs 4 (or 6) comma-separated numbers: minx,miny,maxx,maxy")
-    try:
-        nums = [float(p) for p in parts]
-    except ValueError:
-        raise QueryError(f"bbox phải gồm các số: '{text[:80]}'", f"bbox values must be numbers: '{text[:80]}'") from None
-    if any(n != n or n in (float("inf"), float("-inf")) for n in nums):
-        raise QueryError("bbox phải gồm các số hữu hạn", "bbox values must be finite numbers")
-    if len(nums) == 6:
-        nums = [nums[0], nums[1], nums[3], nums[4]]
-    x1, y1, x2, y2 = nums
-    if y1 > y2:
-        raise QueryError("bbox: cạnh dưới lớn hơn cạnh trên", "bbox: the lower bound exceeds the upper bound")
-    return x1, y1, x2, y2
-
-
-def _instant(text: str, end: bool) -> dt.datetime | None:
-    if text in ("..", ""):
-        return None
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            d = dt.date.fromisoformat(text)
-            t = dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC)
-            return t + dt.timedelta(days=1) - dt.timedelta(microseconds=1) if end else t
-        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise QueryError(f"datetime '{text[:60]}' không đúng RFC 3339 (vd. 2025-07-01 hoặc 2025-07-01T00:00:00Z)",
-                         f"datetime '{text[:60]}' is not RFC 3339 (e.g. 2025-07-01 or 2025-07-01T00:00:00Z)") from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
-
-
-def parse_datetime(text: str) -> tuple[dt.datetime | None, dt.datetime | None]:
-    if "/" in text:
-        a, _, b = text.partition("/")
-        start, end = _instant(a, False), _instant(b, True)
-        if start is None and end is None:
-            raise QueryError("datetime '../..' không giới hạn gì", "datetime '../..' is not a valid interval")
-        if start and end and start > end:
-            raise QueryError("datetime: mốc đầu sau mốc cuối", "datetime: the start is after the end")
-        return start, end
-    if text == "..":
-        raise QueryError("datetime '..' chỉ dùng được trong khoảng", "datetime '..' is only valid in an interval")
-    return _instant(text, False), _instant(text, True)
-
+# -- parsing of query-parameter values (pure functions; api/params.py calls them; the selection parameters
+# are read by layers/query/selection.py) ---------------------------------------------------------------------
 
 def parse_sortby(layer: Layer, text: str) -> list[tuple[str, bool]]:
     out = []
@@ -147,83 +66,6 @@ def parse_properties(layer: Layer, text: str) -> list[str]:
             raise QueryError(f"properties: lớp '{layer.id}' không có thuộc tính '{n}'",
                              f"properties: collection '{layer.id}' has no property '{n}'")
     return names
-
-
-def get_queryable(layer: Layer, name: str) -> LayerField:
-    """The queryable `name` of `layer`, or a QueryError listing the ones there are."""
-    for f in layer.queryables:
-        if f.name == name:
-            return f
-    names = ", ".join(f.name for f in layer.queryables)
-    raise QueryError(f"Tham số '{name[:40]}' không phải thuộc tính lọc được của lớp {layer.id}; "
-                     f"có thể lọc theo: {names}",
-                     f"'{name[:40]}' is not a queryable of layer {layer.id}; queryables: {names}")
-
-
-def equality_filters(layer: Layer, query: Mapping[str, str],
-                     skip: frozenset[str] | set[str]) -> list[tuple[LayerField, str, Any]]:
-    """Every `?field=value` of `query` (names in `skip` are not filters), as (field, raw text, typed value),
-    in name order; an unknown name or a bad value raises QueryError."""
-    out = []
-    for name in sorted(query):
-        if name in skip:
-            continue
-        f = get_queryable(layer, name)
-        out.append((f, query[name], coerce_value(f, query[name])))
-    return out
-
-
-INT8_MIN, INT8_MAX = -(2**63), 2**63 - 1
-_INT_RE = re.compile(r"[+-]?[0-9]{1,25}")
-_NUM_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,6})?")
-
-
-def coerce_value(f: LayerField, text: str) -> Any:
-    """A query-string value for `?field=value` converted to the field's type (an array field: its item type)
-    and checked against the field's vocabulary. The one parser of equality filters: items, tiles
-    (tiles/filters.py) and map exports (layers/maps/maps.py) all call it."""
-    kind = f.item_type if f.type == "array" and f.item_type else f.type
-    allowed = f.items_enum if f.type == "array" else f.enum
-    bad = QueryError(f"Giá trị '{text[:60]}' không hợp với thuộc tính '{f.name}' ({kind})",
-                     f"Value '{text[:60]}' does not fit property '{f.name}' ({kind})")
-    try:
-        if kind == "integer":
-            # ASCII digits only ('¹' and '٣' are text, not numbers) and within bigint, the type the value is
-            # cast to (a value beyond a narrower column's range then simply matches nothing)
-            if not _INT_RE.fullmatch(text) or not INT8_MIN <= (i := int(text)) <= INT8_MAX:
-                raise bad
-            return i
-        if kind == "number":
-            if not _NUM_RE.fullmatch(text):
-                raise bad
-            d = Decimal(text)
-            if not d.is_finite() or abs(d.adjusted()) > 1000:   # numeric's range is wide; 1e99999 is not a value
-                raise bad
-            return d
-        if kind == "boolean":
-            if text.lower() not in ("true", "false"):
-                raise bad
-            return text.lower() == "true"
-        if kind == "date":
-            return dt.date.fromisoformat(text)
-        if kind == "date-time":
-            t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-            return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
-    except (ValueError, InvalidOperation):
-        raise bad from None
-    if allowed is not None and text not in allowed:
-        raise QueryError(f"Giá trị '{text[:60]}' của {f.name} không hợp lệ; chọn một trong: {', '.join(allowed)}",
-                         f"Invalid value '{text[:60]}' for {f.name}; one of: {', '.join(allowed)}")
-    return text
-
-
-def sql_cast(f: LayerField) -> str:
-    """The SQL type a `?field=value` parameter is cast to (an array field: its item type)."""
-    return _CAST.get(f.item_type or "string", "text") if f.type == "array" else _CAST.get(f.type, "text")
-
-
-_CAST = {"string": "text", "integer": "bigint", "number": "numeric", "boolean": "boolean", "date": "date",
-         "date-time": "timestamptz"}
 
 
 # -- SQL -----------------------------------------------------------------------------------------------------
@@ -261,54 +103,11 @@ def select_feature(layer: Layer, q: ItemsQuery, col: str = "t") -> str:
 
 def where(layer: Layer, q: ItemsQuery, params: list[Any], col: str = "t") -> str:
     """The WHERE clause (without the keyword) for a query; appends its values to `params`."""
-    parts: list[str] = []
-
-    def p(v: Any, cast: str) -> str:
-        params.append(v)
-        return f"${len(params)}::{cast}"
-
-    if q.bbox is not None:
-        x1, y1, x2, y2 = q.bbox
-        if q.bbox_crs.lat_first:
-            x1, y1, x2, y2 = y1, x1, y2, x2
-        env = f"ST_MakeEnvelope({p(x1, 'float8')}, {p(y1, 'float8')}, {p(x2, 'float8')}, {p(y2, 'float8')}, " \
-              f"{int(q.bbox_crs.srid)})"
-        g = f'{col}."{layer.geometry_column}"'
-        if q.bbox_crs.srid != 4326:
-            parts.append(f"ST_Intersects({g}, ST_Transform({env}, 4326))")
-        else:
-            # a feature whose box lies inside the (lon/lat-aligned) query box intersects it: skip the exact
-            # test for those, which are most of the page (measured: -45 % at limit 1000 on 1M parcels)
-            parts.append(f"({g} && {env} AND ({g} @ {env} OR ST_Intersects({g}, {env})))")
-    if q.datetime is not None:
-        if layer.temporal is None:
-            raise QueryError(f"Lớp '{layer.id}' không có trường thời gian nên không lọc được theo datetime",
-                             f"Collection '{layer.id}' has no temporal property; datetime cannot be used")
-        start_f, end_f = layer.temporal
-        s, e = q.datetime
-        a = f'{col}."{start_f}"'
-        b = f'{col}."{end_f}"' if end_f else a
-        if s is not None:
-            parts.append(f"coalesce({b}::timestamptz, 'infinity'::timestamptz) >= {p(s, 'timestamptz')}"
-                         if end_f else f"{a} >= {p(s, 'timestamptz')}")
-        if e is not None:
-            parts.append(f"{a} <= {p(e, 'timestamptz')}")
-        if s is None and e is None:
-            parts.append(f"{a} IS NOT NULL")
-    for name, text in q.properties_eq.items():
-        f = layer.get_field(name)
-        assert f is not None
-        if f.type == "array":
-            item = coerce_value(f, text)
-            parts.append(f'{p(item, _CAST.get(f.item_type or "string", "text"))} = ANY({col}."{f.name}")')
-        else:
-            parts.append(f'{col}."{f.name}" = {p(coerce_value(f, text), _CAST.get(f.type, "text"))}')
-    if q.filter is not None:
-        tree = parse(q.filter, q.filter_lang)
-        tr = Translator(layer, q.filter_crs, len(params), f"{col}.")
-        parts.append(tr.predicate(tree))
-        params.extend(tr.params)
-    return " AND ".join(parts) if parts else "TRUE"
+    if q.selection is None:
+        return "TRUE"
+    sql, values = q.selection.sql(len(params), f"{col}.")
+    params.extend(values)
+    return sql
 
 
 def order_by(layer: Layer, q: ItemsQuery, col: str = "t") -> str:
@@ -481,9 +280,3 @@ def schema(layer: Layer, lang: str) -> dict[str, Any]:
             props[layer.temporal[1]]["x-ogc-role"] = "primary-interval-end"
     return {"type": "object", "title": layer.title(lang), "properties": props,
             "required": [f.name for f in layer.public_fields if f.required]}
-
-
-def check_filter(layer: Layer, q: ItemsQuery) -> None:
-    """Translate the query's CQL2 filter once, so a bad filter is refused before any database work."""
-    if q.filter is not None:
-        Translator(layer, q.filter_crs).predicate(parse(q.filter, q.filter_lang))
