@@ -96,7 +96,7 @@ def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
     return t.x, t.y
 
 
-def test_url_roles(dbs: dict[str, Any]) -> None:
+def test_url_roles(dbs: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     s = dbs["settings"]
     assert connect.url("reader", s) == connect.url("writer", s) == dbs["primary"]
     r = s.model_copy(update={"database_read_url": dbs["replica"].replace("postgresql://", "postgresql+psycopg://")})
@@ -105,7 +105,9 @@ def test_url_roles(dbs: dict[str, Any]) -> None:
     assert connect.url("reader", r, dbname="other").endswith("/other")
     assert connect.sqlalchemy_url(r).startswith("postgresql+psycopg://") and \
         connect.sqlalchemy_url(r).endswith("/" + s.db_name)               # migrations: the primary
-    env = Settings(_env_file=None, DATABASE_URL=dbs["primary"], DATSO_DATABASE_READ_URL=dbs["replica"])  # type: ignore[call-arg]
+    monkeypatch.setenv("DATABASE_URL", dbs["primary"])
+    monkeypatch.setenv("DATSO_DATABASE_READ_URL", dbs["replica"])
+    env = Settings(_env_file=None)  # type: ignore[call-arg]
     assert env.database_read_url == dbs["replica"] and connect.url("reader", env) == dbs["replica"]
 
 

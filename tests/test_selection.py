@@ -22,7 +22,6 @@ import pandas as pd
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from layers.config import get_settings
 from pyproj import Transformer
 from tiles_support import features as tile_features
 from typer.testing import CliRunner
@@ -31,6 +30,7 @@ from cli.main import app as cli_app
 from layers.analysis import read_layer
 from layers.query.cql2 import CqlError
 from layers.query.selection import parse_bbox, parse_datetime, parse_selection, parse_where
+from layers.settings import get_settings
 
 WMQ = morecantile.tms.get("WebMercatorQuad")
 EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
