@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sys
 from typing import Any
@@ -116,11 +117,12 @@ def record(path: str) -> None:
     base = Settings()
     if base.embedded:
         pgcluster.start(base)
-    s = base.model_copy(update={"db_name": "datso_corpus"})
+    name = os.environ.get("DATSO_CORPUS_DB", "datso_corpus")
+    s = base.model_copy(update={"db_name": name})
     if s.database_url:
-        s = s.model_copy(update={"database_url": s.dsn("datso_corpus")})
-    pgcluster.drop_database(s, "datso_corpus")
-    pgcluster.ensure_database(s, "datso_corpus")
+        s = s.model_copy(update={"database_url": s.dsn(name)})
+    pgcluster.drop_database(s, name)
+    pgcluster.ensure_database(s, name)
     dbmod.migrate(s)
     load_sample(s.dsn(), size="small", seed=7, force=True)
     corpus = []
