@@ -37,8 +37,7 @@ async def current_key(request: Request) -> ApiKey | None:
     ip = client_ip(request.scope)
     if limits is not None and (wait := limits.retry_after("auth", ip, hit=False)) is not None:
         raise too_many(request, wait)       # a guesser over the limit costs no query
-    pool = await request.app.state.db.pool()
-    async with pool.acquire() as conn:
+    async with request.app.state.db.connection() as conn:   # database down: DatabaseUnavailable, a 503
         row = await conn.fetchrow(LOOKUP_SQL, hash_secret(secret))
     if row is None and limits is not None:
         limits.failed_auth(ip)

@@ -12,7 +12,8 @@ from rich.console import Console
 from layers.catalog.registry import LAYERS, UnknownLayer, get_layer
 from layers.config import API_SESSION_SETTINGS, get_settings
 from layers.maps.folium_export import OfflineAssetsMissing, build_map
-from layers.maps.maps import ExportError, build_selection, context_boundaries, select_features
+from layers.maps.maps import build_selection, context_boundaries, select_features
+from layers.query.exporter import ExportError
 
 app = typer.Typer(help="Web maps: self-contained Folium (Leaflet) HTML exports.", no_args_is_help=True)
 console = Console(stderr=True)

@@ -22,9 +22,9 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gis.errors import BilingualError
 from layers.catalog.registry import Layer
 from layers.query import cql2
+from layers.query.exporter import ExportError
 from layers.query.features import QueryError, equality_filters
 from layers.store.sql import quote_ident as _q
 
@@ -67,10 +67,6 @@ class ExportSettings(BaseSettings):
 @lru_cache
 def get_export_settings() -> ExportSettings:
     return ExportSettings()
-
-
-class ExportError(BilingualError):
-    """A selection that cannot be exported: `status` is the HTTP status (400 bad filter, 413 too large)."""
 
 
 @dataclass(frozen=True)
