@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.db import CLIENT_ERRORS, DB_DOWN, DatabaseUnavailable, QueryTimeout, database_fault
 from gis.errors import BilingualError
 from layers.ingest.writes import DatabaseDown
+from layers.maps.folium_export import OfflineAssetsMissing
 
 log = logging.getLogger("datso.api")
 slog = structlog.get_logger("datso.api")
@@ -124,6 +125,11 @@ def _client_error(request: Request, exc: Exception) -> BilingualError | None:
     return None if fault is None else _database(request, fault)  # type: ignore[arg-type]
 
 
+def _assets_missing(request: Request, exc: Exception) -> BilingualError:
+    # a deployment without the vendored Leaflet cannot build offline Folium exports
+    return Problem(503, "Thiếu thư viện Leaflet để xuất bản đồ ngoại tuyến", "Leaflet is missing for offline exports")
+
+
 def _refused_value(request: Request, exc: Exception) -> BilingualError:
     # a value PostgreSQL/PostGIS refuses (a division by zero in a filter, a GeoJSON literal it cannot read):
     # the client's input, on every face
@@ -141,6 +147,7 @@ ERRORS: dict[type[Exception], Answer] = {
     **{cls: _client_error for cls in CLIENT_ERRORS},
     asyncpg.exceptions.DataError: _refused_value,
     asyncpg.exceptions.InternalServerError: _refused_value,
+    OfflineAssetsMissing: _assets_missing,                    # layers/maps/folium_export.py
 }
 
 

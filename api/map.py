@@ -29,7 +29,7 @@ from api.errors import Problem, html_error_page, request_lang
 from api.imagery import imagery_list
 from api.security import public_base_url
 from layers.catalog.registry import LAYERS, get_layer
-from layers.maps.folium_export import OfflineAssetsMissing, build_map
+from layers.maps.folium_export import build_map
 from layers.maps.maps import (
     build_selection,
     communes,
@@ -222,17 +222,14 @@ async def folium_map(request: Request, collection_id: str) -> Response:
         boundaries = await context_boundaries(conn)
     ms = get_map_settings()
     base = public_base_url(request)
-    try:
-        # Folium builds the page in pure Python (~0.6-0.9 s for a big layer): an export process (or thread),
-        # never the event loop; the features travel as JSON bytes
-        page = await offload.export_process(
-            request, render_folium, layer.id, orjson.dumps(fc), orjson.dumps(boundaries), lang=lang,
-            offline=offline, asset_url=f"{base}/static/vendor/leaflet/", basemap_url=ms.basemap_url,
-            basemap_attribution=ms.basemap_attribution, subtitle=sel.description,
-            note=plan.note_vi if lang == "vi" else plan.note_en, compact=plan.compact)
-    except OfflineAssetsMissing as exc:
-        raise Problem(503, "Thiếu thư viện Leaflet để xuất bản đồ ngoại tuyến",
-                      "Leaflet is missing for offline exports") from exc
+    # Folium builds the page in pure Python (~0.6-0.9 s for a big layer): an export process (or thread),
+    # never the event loop; the features travel as JSON bytes. Leaflet missing for an offline export:
+    # OfflineAssetsMissing, a 503 (api/errors.py)
+    page = await offload.export_process(
+        request, render_folium, layer.id, orjson.dumps(fc), orjson.dumps(boundaries), lang=lang,
+        offline=offline, asset_url=f"{base}/static/vendor/leaflet/", basemap_url=ms.basemap_url,
+        basemap_attribution=ms.basemap_attribution, subtitle=sel.description,
+        note=plan.note_vi if lang == "vi" else plan.note_en, compact=plan.compact)
     headers = {"Content-Language": lang}
     if query.get("download"):
         headers["Content-Disposition"] = f'attachment; filename="{layer.id}.html"'

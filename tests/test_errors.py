@@ -27,6 +27,7 @@ from layers.accounts.auth import ApiKeyError
 from layers.config import Settings
 from layers.ingest.validation import CoercionError, LimitError
 from layers.ingest.writes import DatabaseDown, WriteError
+from layers.maps.folium_export import OfflineAssetsMissing
 from layers.query.cql2 import CqlError
 from layers.query.exporter import ExportError
 from layers.query.features import QueryError
@@ -86,6 +87,7 @@ FAULTS: list[tuple[str, Callable[[], Exception], int, str]] = [
      "database refused a value"),
     ("asyncpg.InternalServerError", lambda: asyncpg.exceptions.InternalServerError("parse error"), 400,
      "database refused a value"),
+    ("OfflineAssetsMissing", lambda: OfflineAssetsMissing("no leaflet.js"), 503, "Leaflet is missing"),
 ]
 NOT_OURS: list[tuple[str, Callable[[], Exception]]] = [
     ("InterfaceError misuse", lambda: asyncpg.exceptions.InterfaceError("connection has been released")),
