@@ -16,19 +16,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import asyncpg
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from api import formats, offload
 from api import openapi as oas
 from api.auth import api_key_scheme, bearer_scheme, require_roles
-from api.db import DatabaseUnavailable, RequestClass
-from api.errors import Problem, database_problem, request_lang
+from api.conditional import content_etag, etag_matches
+from api.db import RequestClass
+from api.errors import Problem, request_lang
 from api.params import (
     check_unknown,
     item_query_dependency,
@@ -38,13 +37,13 @@ from api.params import (
 )
 from api.security import public_base_url
 from gis.crs import CRS84_URI
+from gis.errors import BilingualError
 from layers.accounts.auth import ApiKey
 from layers.catalog.formats import format_value
 from layers.catalog.registry import LAYERS, Layer
 from layers.ingest import writes
 from layers.query import features as feat
 from layers.query import selection
-from layers.query.cql2 import CqlError
 from layers.settings import ApiSettings, get_map_settings
 
 CONFORMANCE = [
@@ -89,19 +88,14 @@ def _basemap() -> dict[str, object] | None:
     return {"url": ms.basemap_url, "attribution": ms.basemap_attribution, "maxzoom": ms.basemap_maxzoom}
 
 
-def base_url(request: Request) -> str:
-    return public_base_url(request)   # DATSO_PUBLIC_URL or a trusted Host, never a spoofed one
-
-
 def respond(request: Request, body: bytes, media: str, headers: dict[str, str] | None = None,
             etag: str | None = None) -> Response:
     """A 200 with ETag + Cache-Control, or a 304 when If-None-Match matches."""
     s: ApiSettings = request.app.state.api_settings
-    tag = etag or '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
+    tag = etag or content_etag(body)
     h = {"ETag": tag, "Cache-Control": s.cache_control, "Content-Language": request_lang(request),
          "Vary": "Accept, Accept-Language", **(headers or {})}
-    inm = request.headers.get("if-none-match")
-    if inm and (inm.strip() == "*" or tag in [x.strip().removeprefix("W/") for x in inm.split(",")]):
+    if etag_matches(request.headers.get("if-none-match"), tag):
         return Response(status_code=304, headers=h)
     return Response(body, media_type=media, headers=h)
 
@@ -126,7 +120,7 @@ async def render(request: Request, template: str, **ctx: Any) -> Response:
     lang = request_lang(request)
     tpl = _TEMPLATES.get_template(template)
     text = await offload.in_thread(lambda: tpl.render(
-        lang=lang, t=_t(lang), base=base_url(request),
+        lang=lang, t=_t(lang), base=public_base_url(request),
         show=lambda f, value: format_value(f, value, lang),   # 1.250.000.000 ₫, dd/mm/yyyy, land-use names
         other_lang_query=_query_with(request, lang="en" if lang == "vi" else "vi"),
         json_query=_query_with(request, f="json"), **ctx))
@@ -140,19 +134,10 @@ def _json(request: Request, data: Any, media: str = "application/json",
 
 async def _conn_call(request: Request, fn: Any, *args: Any, kind: RequestClass = "read") -> Any:
     """`fn(conn, *args)` on a pooled connection of request class `kind` (its statement_timeout); a database
-    that cannot answer, or a statement past its timeout, is a 503 problem (api/errors.py)."""
-    db = request.app.state.db
-    try:
-        async with db.connection(kind) as conn:
-            return await fn(conn, *args)
-    except CqlError as exc:
-        raise Problem(400, exc.message("vi"), exc.message("en")) from None
-    except (asyncpg.exceptions.DataError, asyncpg.exceptions.InternalServerError) as exc:
-        # values the database refused (e.g. a GeoJSON literal PostGIS cannot read): the client's input
-        raise Problem(400, "Cơ sở dữ liệu không chấp nhận một giá trị trong yêu cầu (kiểm tra bộ lọc/hình học)",
-                      "The database refused a value in the request (check the filter/geometry)") from exc
-    except DatabaseUnavailable as exc:
-        raise database_problem(exc) from exc
+    that cannot answer, a statement past its timeout or a value the database refuses is answered by
+    api/errors.py (503, 503, 400)."""
+    async with request.app.state.db.connection(kind) as conn:
+        return await fn(conn, *args)
 
 
 # -- documents ----------------------------------------------------------------------------------------------
@@ -176,7 +161,7 @@ async def _extent(request: Request, layer: Layer) -> dict[str, Any]:
 
 
 async def collection_doc(request: Request, layer: Layer, lang: str) -> dict[str, Any]:
-    b = base_url(request)
+    b = public_base_url(request)
     u = f"{b}/collections/{layer.id}"
     return {
         "id": layer.id, "title": layer.title(lang),
@@ -214,7 +199,7 @@ def create_router(settings: ApiSettings) -> APIRouter:
     async def landing(request: Request) -> Response:
         fmt = formats.negotiate(request, formats.DOCUMENT_FORMATS)
         lang = request_lang(request)
-        b = base_url(request)
+        b = public_base_url(request)
         t = _t(lang)
         doc = {
             "title": settings.title,
@@ -256,7 +241,7 @@ def create_router(settings: ApiSettings) -> APIRouter:
     async def collections(request: Request) -> Response:
         fmt = formats.negotiate(request, formats.DOCUMENT_FORMATS)
         lang = request_lang(request)
-        b = base_url(request)
+        b = public_base_url(request)
         docs = [await collection_doc(request, layer, lang) for layer in LAYERS.values()]
         if fmt == "html":
             return await render(request, "features_collections.html", title=_t(lang)("Các lớp dữ liệu", "Collections"),
@@ -316,7 +301,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
             q.crs = dataclasses.replace(q.crs, lat_first=False)
         page, has_next = await _conn_call(request, feat.fetch_items, layer, q,
                                           kind="export" if fmt in ("csv", "gpkg", "fgb") else "read")
-        b = base_url(request)
+        b = public_base_url(request)
         u = f"{b}/collections/{layer.id}/items"
         links = [_link(f"{u}?{_query_with(request)}", "self", GEOJSON if fmt != "html" else "text/html"),
                  _link(f"{u}?{_query_with(request, f='html')}", "alternate", "text/html"),
@@ -368,7 +353,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         if found is None:
             raise _not_found_item(layer, feature_id)
         text, version = found
-        b = base_url(request)
+        b = public_base_url(request)
         u = f"{b}/collections/{layer.id}/items/{fid}"
         links = [_link(u, "self", GEOJSON), _link(f"{u}?f=html", "alternate", "text/html"),
                  _link(f"{b}/collections/{layer.id}", "collection", "application/json")]
@@ -391,14 +376,14 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         lang = request_lang(request)
         doc = feat.queryables(layer, lang)
         doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        doc["$id"] = f"{base_url(request)}/collections/{layer.id}/queryables"
+        doc["$id"] = f"{public_base_url(request)}/collections/{layer.id}/queryables"
         return await _schema_response(request, layer, doc, lang, "Thuộc tính truy vấn", "Queryables")
 
     async def schema(request: Request) -> Response:
         lang = request_lang(request)
         doc = feat.schema(layer, lang)
         doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        doc["$id"] = f"{base_url(request)}/collections/{layer.id}/schema"
+        doc["$id"] = f"{public_base_url(request)}/collections/{layer.id}/schema"
         return await _schema_response(request, layer, doc, lang, "Lược đồ", "Schema")
 
     t = layer.title_en
@@ -433,7 +418,6 @@ async def _schema_response(request: Request, layer: Layer, doc: dict[str, Any], 
 # -- Part 4: create / replace / update / delete ---------------------------------------------------------------
 
 _WRITE_TYPES = ("application/geo+json", "application/json", "application/merge-patch+json")
-WRITE_RETRY_AFTER_S = 5
 
 
 async def read_body(request: Request, settings: ApiSettings) -> Any:
@@ -467,8 +451,8 @@ def _content_crs(request: Request) -> Any:
                       f"Content-Crs: '{shown}' is not a valid CRS (use a URI, EPSG:xxxx or an ASCII alias)")
     try:
         return selection.resolve_crs(value, "Content-Crs")
-    except CqlError as exc:
-        raise Problem(400, exc.message("vi"), exc.message("en")) from None
+    except BilingualError:
+        raise               # a CRS the service does not publish: rendered as it is
     except ValueError:      # a CRS text the registry's parser cannot read at all
         raise Problem(400, f"Content-Crs: hệ tọa độ '{str(value)[:60]}' không hợp lệ",
                       f"Content-Crs: '{str(value)[:60]}' is not a valid CRS") from None
@@ -484,42 +468,16 @@ def _limits(settings: ApiSettings) -> writes.GeometryLimits:
 
 
 async def _write(request: Request, fn: Any, *args: Any) -> Any:
-    try:
-        return await run_in_threadpool(fn, *args)
-    except writes.WriteError as exc:
-        extra = {"errors": exc.errors} if exc.errors else {}
-        raise Problem(exc.status, exc.vi, exc.en, **extra) from None   # keeps the validation issues
-    except writes.DatabaseDown:
-        raise _write_unavailable(request) from None
-
-
-def _write_unavailable(request: Request) -> StarletteHTTPException:
-    """Like the read paths: a 503 problem+json the client may retry (Retry-After), never a 500; nothing written."""
-    lang = request_lang(request)
-    return StarletteHTTPException(503, "Cơ sở dữ liệu tạm thời không truy cập được; chưa ghi gì, hãy thử lại"
-                                  if lang == "vi" else "The database is unavailable; nothing was written, retry",
-                                  headers={"Retry-After": str(WRITE_RETRY_AFTER_S)})
-
-
-_DB_DOWN = (DatabaseUnavailable, OSError, TimeoutError, asyncpg.exceptions.ConnectionDoesNotExistError,
-            asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.InterfaceError)
-
-
-def _auth_or_503(dep: Any) -> Any:
-    """The API-key check reads the database (asyncpg): while it is down, a write gets the 503 too."""
-    async def dependency(request: Request) -> ApiKey:
-        try:
-            return await dep(request)   # type: ignore[no-any-return]
-        except _DB_DOWN:
-            raise _write_unavailable(request) from None
-    return dependency
+    # a refused write (WriteError, with its validation issues) or the database down (DatabaseDown: 503 with
+    # Retry-After, nothing written) is answered by api/errors.py
+    return await run_in_threadpool(fn, *args)
 
 
 def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> None:
     if not layer.editable:
         return
     path = f"/collections/{layer.id}/items"
-    auth = _auth_or_503(require_roles(layer.write_roles))
+    auth = require_roles(layer.write_roles)   # the key lookup while the database is down: 503 (api/errors.py)
     security = [Depends(bearer_scheme), Depends(api_key_scheme)]
     body_doc = {"requestBody": {"required": True, "content": {
         "application/geo+json": {"schema": {"type": "object"}}}}}
@@ -529,7 +487,7 @@ def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> 
         body = await read_body(request, settings)
         fid, tag = await _write(request, writes.create, _write_target(request), layer, body,
                                 _content_crs(request), key.actor, request_lang(request), _limits(settings))
-        return Response(status_code=201, headers={"Location": f"{base_url(request)}{path}/{fid}", "ETag": tag})
+        return Response(status_code=201, headers={"Location": f"{public_base_url(request)}{path}/{fid}", "ETag": tag})
 
     async def replace(request: Request, feature_id: str, key: ApiKey = Depends(auth)) -> Response:
         check_unknown(request, ())

@@ -11,9 +11,9 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api import openapi as oas
-from api.errors import Problem, request_lang
+from api.errors import request_lang
 from api.security import public_base_url
-from tiles.raster import ImageryError, list_imagery, open_imagery, render_tile
+from tiles.raster import list_imagery, open_imagery, render_tile
 
 router = APIRouter(tags=["Ảnh nền / Imagery"])
 CACHE = "public, max-age=3600"
@@ -38,10 +38,7 @@ async def imagery_tile(name: str, z: int, x: int, y: int) -> Response:
     def work() -> bytes | None:
         return render_tile(open_imagery(name), z, x, y)
 
-    try:
-        png = await run_in_threadpool(work)
-    except ImageryError as exc:
-        raise Problem(exc.status, exc.vi, exc.en) from None
+    png = await run_in_threadpool(work)     # an unknown layer or a tile outside it: ImageryError (404/400)
     if png is None:
         return Response(status_code=204, headers={"Cache-Control": CACHE})
     return Response(png, media_type="image/png", headers={"Cache-Control": CACHE})

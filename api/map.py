@@ -9,36 +9,35 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from api import offload
 from api import openapi as oas
-from api.db import DatabaseUnavailable, RequestClass
-from api.errors import Problem, database_problem, problem_response, request_lang, retry_after
+from api.db import RequestClass
+from api.errors import Problem, html_error_page, request_lang
 from api.imagery import imagery_list
 from api.security import public_base_url
 from layers.catalog.formats import label
-from layers.catalog.registry import LAYERS, UnknownLayer, get_layer
-from layers.maps.folium_export import OfflineAssetsMissing, build_map
+from layers.catalog.registry import LAYERS, get_layer
+from layers.maps.folium_export import build_map
 from layers.maps.maps import (
-    ExportError,
     build_selection,
     communes,
     context_boundaries,
     select_features,
 )
-from layers.query.cql2 import CqlError
-from layers.query.search import SearchError, search
+from layers.query.exporter import ExportError
+from layers.query.search import search
 from layers.settings import get_export_settings, get_map_settings
 from layers.store import vocab
 
@@ -50,40 +49,11 @@ MAP_LAYERS = ("admin_units", "parcels", "auction_plots")
 SEARCH_LAYERS = "auction_plots,parcels,growing_areas,admin_units"
 
 
-def wants_html(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return "text/html" in accept and request.query_params.get("f") != "json"
-
-
-def error_page(request: Request, status: int, vi: str, en: str) -> Response:
-    """An HTML error page for browsers, problem+json for everything else."""
-    lang = request_lang(request)
-    detail = vi if lang == "vi" else en
-    headers = {"Retry-After": retry_after(request)} if status == 503 else None
-    if not wants_html(request):
-        resp = problem_response(request, status, detail)
-        resp.headers.update(headers or {})
-        return resp
-    return templates.TemplateResponse(request, "map_error.html", {
-        "lang": lang, "status": status, "detail": detail,
-        "title": ("Không thể hiển thị bản đồ" if lang == "vi" else "The map cannot be shown"),
-        "back": ("Về bản đồ" if lang == "vi" else "Back to the map"),
-    }, status_code=status, headers=headers)
-
-
-@asynccontextmanager
-async def db_conn(request: Request, kind: RequestClass = "read") -> AsyncIterator[asyncpg.Connection]:
+def db_conn(request: Request, kind: RequestClass = "read") -> AbstractAsyncContextManager[asyncpg.Connection]:
     """A pooled connection of request class `kind` (its statement_timeout); an unreachable database or a
     statement past its timeout is a 503 and a value PostGIS refuses (e.g. a filter geometry it cannot read)
-    a 400, never a 500 with database text."""
-    try:
-        async with request.app.state.db.connection(kind) as conn:
-            yield conn
-    except (asyncpg.exceptions.DataError, asyncpg.exceptions.InternalServerError) as exc:
-        raise Problem(400, "Cơ sở dữ liệu không chấp nhận một giá trị trong yêu cầu (kiểm tra bộ lọc/hình học)",
-                      "The database refused a value in the request (check the filter/geometry)") from exc
-    except DatabaseUnavailable as exc:
-        raise database_problem(exc) from exc
+    a 400 (api/errors.py), never a 500 with database text."""
+    return request.app.state.db.connection(kind)  # type: ignore[no-any-return]
 
 
 # -- the page ----------------------------------------------------------------------------------------------
@@ -153,23 +123,18 @@ def _layer_config(lang: str) -> list[dict[str, Any]]:
 
 
 @router.get("/map", response_class=HTMLResponse, summary="Bản đồ đấu giá đất cho người dân / Citizen auction map",
-            responses={**oas.HTML_PAGE, **oas.problems(400, 503, html=True)})
+            responses={**oas.HTML_PAGE, **oas.problems(400, 503, html=True)},
+            dependencies=[Depends(html_error_page)])
 async def map_page(request: Request) -> Response:
     # Vietnamese unless asked otherwise with ?lang=en (or the page's own switch): not the browser's locale
     lang = "en" if request.query_params.get("lang") == "en" else "vi"
-    try:
-        initial = _map_filters(dict(request.query_params))
-    except Problem as exc:
-        return error_page(request, exc.status, exc.detail_vi, exc.detail_en)
+    initial = _map_filters(dict(request.query_params))
     ms = get_map_settings()
-    try:
-        async with db_conn(request) as conn:
-            commune_list = await communes(conn)
-            row = await conn.fetchrow(
-                "SELECT ST_XMin(e) x1, ST_YMin(e) y1, ST_XMax(e) x2, ST_YMax(e) y2 FROM "
-                "(SELECT ST_Extent(geom) e FROM admin_units WHERE level = 'province' AND valid_to IS NULL) s")
-    except Problem as exc:
-        return error_page(request, exc.status, exc.detail_vi, exc.detail_en)
+    async with db_conn(request) as conn:
+        commune_list = await communes(conn)
+        row = await conn.fetchrow(
+            "SELECT ST_XMin(e) x1, ST_YMin(e) y1, ST_XMax(e) x2, ST_YMax(e) y2 FROM "
+            "(SELECT ST_Extent(geom) e FROM admin_units WHERE level = 'province' AND valid_to IS NULL) s")
     bounds = [row["x1"], row["y1"], row["x2"], row["y2"]] if row and row["x1"] is not None else None
     imagery = await run_in_threadpool(imagery_list, public_base_url(request))
     config = {
@@ -202,11 +167,8 @@ async def search_route(
     limit: int = Query(10, ge=1, le=50, description="1-50"),
 ) -> Response:
     lang = request_lang(request)
-    try:
-        async with db_conn(request) as conn:
-            body = await search(conn, q, layers, limit, lang)
-    except SearchError as exc:
-        raise Problem(400, exc.vi, exc.en) from None
+    async with db_conn(request) as conn:
+        body = await search(conn, q, layers, limit, lang)    # a search it cannot run: SearchError (400)
     return Response(orjson.dumps(body), media_type="application/geo+json",
                     headers={"Cache-Control": "public, max-age=30", "Content-Language": lang})
 
@@ -231,38 +193,30 @@ def _truthy(value: str | None, name: str) -> bool:
 
 @router.get("/maps/{collection_id}.html", response_class=HTMLResponse,
             summary="Bản đồ Folium (HTML tự chứa) của một lớp / Self-contained Folium map of a layer",
-            responses={**oas.HTML_PAGE, **oas.problems(400, 404, 413, 429, 503, html=True)})
+            responses={**oas.HTML_PAGE, **oas.problems(400, 404, 413, 429, 503, html=True)},
+            dependencies=[Depends(html_error_page)])
 async def folium_map(request: Request, collection_id: str) -> Response:
     lang = request_lang(request)
-    try:
-        layer = get_layer(collection_id)
-    except UnknownLayer:
-        return error_page(request, 404, f"Không có lớp '{collection_id[:60]}'; các lớp: {', '.join(LAYERS)}",
-                          f"No layer '{collection_id[:60]}'; layers: {', '.join(LAYERS)}")
+    layer = LAYERS.get(collection_id)
+    if layer is None:
+        raise Problem(404, f"Không có lớp '{collection_id[:60]}'; các lớp: {', '.join(LAYERS)}",
+                      f"No layer '{collection_id[:60]}'; layers: {', '.join(LAYERS)}")
     query = dict(request.query_params)
-    try:
-        offline = _truthy(query.get("offline"), "offline")
-        sel = build_selection(layer, query)
-        async with db_conn(request, "export") as conn:
-            fc, plan = await select_features(conn, sel, get_export_settings())
-            boundaries = await context_boundaries(conn)
-    except (ExportError, CqlError) as exc:   # CqlError: a bad selection (QueryError), rendered as an HTML page
-        return error_page(request, exc.status, exc.vi, exc.en)
-    except Problem as exc:
-        return error_page(request, exc.status, exc.detail_vi, exc.detail_en)
+    offline = _truthy(query.get("offline"), "offline")
+    sel = build_selection(layer, query)
+    async with db_conn(request, "export") as conn:
+        fc, plan = await select_features(conn, sel, get_export_settings())
+        boundaries = await context_boundaries(conn)
     ms = get_map_settings()
     base = public_base_url(request)
-    try:
-        # Folium builds the page in pure Python (~0.6-0.9 s for a big layer): an export process (or thread),
-        # never the event loop; the features travel as JSON bytes
-        page = await offload.export_process(
-            request, render_folium, layer.id, orjson.dumps(fc), orjson.dumps(boundaries), lang=lang,
-            offline=offline, asset_url=f"{base}/static/vendor/leaflet/", basemap_url=ms.basemap_url,
-            basemap_attribution=ms.basemap_attribution, subtitle=sel.description(),
-            note=plan.note_vi if lang == "vi" else plan.note_en, compact=plan.compact)
-    except OfflineAssetsMissing as exc:
-        raise Problem(503, "Thiếu thư viện Leaflet để xuất bản đồ ngoại tuyến",
-                      "Leaflet is missing for offline exports") from exc
+    # Folium builds the page in pure Python (~0.6-0.9 s for a big layer): an export process (or thread),
+    # never the event loop; the features travel as JSON bytes. Leaflet missing for an offline export:
+    # OfflineAssetsMissing, a 503 (api/errors.py)
+    page = await offload.export_process(
+        request, render_folium, layer.id, orjson.dumps(fc), orjson.dumps(boundaries), lang=lang,
+        offline=offline, asset_url=f"{base}/static/vendor/leaflet/", basemap_url=ms.basemap_url,
+        basemap_attribution=ms.basemap_attribution, subtitle=sel.description(),
+        note=plan.note_vi if lang == "vi" else plan.note_en, compact=plan.compact)
     headers = {"Content-Language": lang}
     if query.get("download"):
         headers["Content-Disposition"] = f'attachment; filename="{layer.id}.html"'

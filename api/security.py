@@ -40,7 +40,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import problem_response, request_lang
+from api.errors import render, request_lang
 from layers.settings import ApiSettings
 
 log = logging.getLogger("datso.api")
@@ -174,7 +174,7 @@ class SecurityHeaders:
             if raw not in self.seen and not self._check(raw) and scope["path"] not in UNCHECKED_PATHS:
                 request = Request(scope)
                 exc = _untrusted_host(request)
-                response = problem_response(request, 400, str(exc.detail))
+                response = render(request, 400, str(exc.detail))
                 await response(scope, receive, _Sender(send, self, scope["path"]))
                 return
         await self.app(scope, receive, _Sender(send, self, scope["path"]))
@@ -331,8 +331,7 @@ class LookupRateLimit:
                 if wait is not None:
                     request = Request(scope)
                     exc = too_many(request, wait)
-                    response = problem_response(request, 429, str(exc.detail))
-                    response.headers["Retry-After"] = str(wait)
+                    response = render(request, 429, str(exc.detail), exc.headers)
                     await response(scope, receive, send)
                     return
         await self.app(scope, receive, send)

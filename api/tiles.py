@@ -16,22 +16,21 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import unquote
 
-import asyncpg
 import orjson
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import openapi as oas
-from api.db import DatabaseUnavailable
+from api.conditional import etag_matches
 from api.errors import Problem, request_lang
 from api.security import public_base_url
-from layers.catalog.registry import LAYERS, Layer, UnknownLayer, get_layer
+from layers.catalog.registry import LAYERS, Layer
 from layers.settings import TileSettings, get_tile_settings
 from tiles import styles, tilejson, tms
 from tiles.archive import TileArchive
 from tiles.cache import CacheKey
-from tiles.filters import NON_FILTER_PARAMS, FilterError, TileFilter, parse_filters
+from tiles.filters import NON_FILTER_PARAMS, TileFilter, parse_filters
 from tiles.service import TileResult, TileService
 
 MVT = "application/vnd.mapbox-vector-tile"
@@ -80,23 +79,13 @@ async def service(app: FastAPI) -> TileService:
     return svc
 
 
-def _problem(exc: Exception) -> Problem:
-    if isinstance(exc, tms.TileError):
-        return Problem(exc.status, exc.vi, exc.en)
-    if isinstance(exc, FilterError):
-        return Problem(400, exc.vi, exc.en)
-    if isinstance(exc, UnknownLayer):
-        known = ", ".join(LAYERS)
-        return Problem(404, f"Không có lớp dữ liệu {exc.layer_id!r}; các lớp: {known}",
-                       f"Unknown layer {exc.layer_id!r}; layers: {known}")
-    raise exc
-
-
 def _layer(layer_id: str) -> Layer:
-    try:
-        return get_layer(layer_id)
-    except UnknownLayer as exc:
-        raise _problem(exc) from None
+    layer = LAYERS.get(layer_id)
+    if layer is None:
+        known = ", ".join(LAYERS)
+        raise Problem(404, f"Không có lớp dữ liệu {layer_id!r}; các lớp: {known}",
+                      f"Unknown layer {layer_id!r}; layers: {known}")
+    return layer
 
 
 def _layers_param(value: str | None) -> list[Layer]:
@@ -108,44 +97,29 @@ def _layers_param(value: str | None) -> list[Layer]:
     return [_layer(i) for i in ids]
 
 
-def _tile(tms_id: str, z: int, x: int, y: int) -> tms.TileID:
-    try:
-        return tms.validate(tms_id, z, x, y)
-    except tms.TileError as exc:
-        raise _problem(exc) from None
-
-
-def base_url(request: Request) -> str:
-    return public_base_url(request)
-
-
 def _json(body: Any, request: Request, media_type: str = "application/json") -> Response:
     return Response(orjson.dumps(body), media_type=media_type,
                     headers={"Cache-Control": request.app.state.api_settings.cache_control,
                              "Content-Language": request_lang(request)})
 
 
-def _etag_matches(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    if header.strip() == "*":
-        return True
-    base = etag.strip('"')
-    for tag in header.split(","):
-        t = tag.strip().removeprefix("W/").strip('"').removesuffix("-i")
-        if t == base:
-            return True
-    return False
+def _identity_etag(etag: str) -> str:
+    return etag[:-1] + '-i"'
+
+
+def _not_modified(if_none_match: str | None, result: TileResult) -> bool:
+    # both encodings carry the same tile: either tag makes a 304
+    return etag_matches(if_none_match, result.etag, _identity_etag(result.etag))
 
 
 def tile_response(request: Request, result: TileResult, cache_state: str) -> Response:
     settings = tile_settings(request.app)
     gzip_ok = "gzip" in request.headers.get("accept-encoding", "")
     # one ETag per representation: the MVT hash for gzip, with "-i" for identity
-    etag = result.etag if gzip_ok else result.etag[:-1] + '-i"'
+    etag = result.etag if gzip_ok else _identity_etag(result.etag)
     headers = {"ETag": etag, "Cache-Control": settings.cache_control, "Vary": "Accept-Encoding",
                "X-Cache": cache_state}
-    if _etag_matches(request.headers.get("if-none-match"), result.etag):
+    if _not_modified(request.headers.get("if-none-match"), result):
         return Response(status_code=304, headers=headers)
     if result.empty:
         return Response(status_code=204, headers=headers)
@@ -164,18 +138,8 @@ async def serve_tile(request: Request, layers: Sequence[Layer], tile: tms.TileID
         raise Problem(404, f"Lớp {names} chỉ có ô ở mức thu phóng {lo}–{hi} (yêu cầu z={tile.z})",
                       f"Layer {names} has tiles at zooms {lo}-{hi} only (asked z={tile.z})")
     svc = await service(request.app)
-    try:
-        result = await svc.tile(layers, tile, tile_filter)
-    except (DatabaseUnavailable, OSError, TimeoutError, asyncpg.exceptions.ConnectionDoesNotExistError,
-            asyncpg.exceptions.CannotConnectNowError):
-        raise Problem(503, "Cơ sở dữ liệu tạm thời không truy cập được; vui lòng thử lại sau",
-                      "The database is unreachable for the moment; please retry", retry_after=5) from None
-    except (asyncpg.exceptions.DataError, asyncpg.exceptions.InternalServerError) as exc:
-        if tile_filter is None:
-            raise
-        # a filter value PostgreSQL/PostGIS refuses (division by zero, an unreadable geometry): a 400 as on items
-        raise Problem(400, "Cơ sở dữ liệu không chấp nhận một giá trị trong bộ lọc (kiểm tra bộ lọc/hình học)",
-                      "The database refused a value in the filter (check the filter/geometry)") from exc
+    # the database down (503) or a filter value PostgreSQL/PostGIS refuses (400): api/errors.py answers
+    result = await svc.tile(layers, tile, tile_filter)
     state = "HIT" if result.cached else ("MISS" if svc.caching else "OFF")
     return tile_response(request, result, state)
 
@@ -183,7 +147,7 @@ async def serve_tile(request: Request, layers: Sequence[Layer], tile: tms.TileID
 # --- tile matrix sets -------------------------------------------------------------------------------
 @router.get("/tileMatrixSets", summary="Tile matrix sets", responses=oas.ok_json(oas.TMS_LIST))
 async def tile_matrix_sets(request: Request) -> Response:
-    base = base_url(request)
+    base = public_base_url(request)
     sets = [{"id": t, "title": tms.get_tms(t).title, "uri": tms.get_tms(t).uri,
              "links": [{"rel": "self", "type": "application/json", "href": f"{base}/tileMatrixSets/{t}"}]}
             for t in tms.SUPPORTED]
@@ -192,10 +156,7 @@ async def tile_matrix_sets(request: Request) -> Response:
 
 @router.get("/tileMatrixSets/{tms_id}", summary="A tile matrix set", responses={**oas.ok_json(oas.TMS), **oas.problems(404)})
 async def tile_matrix_set(request: Request, tms_id: str) -> Response:
-    try:
-        t = tms.get_tms(tms_id)
-    except tms.TileError as exc:
-        raise _problem(exc) from None
+    t = tms.get_tms(tms_id)
     return _json(t.model_dump(mode="json", exclude_none=True, by_alias=True), request)
 
 
@@ -204,7 +165,7 @@ async def tile_matrix_set(request: Request, tms_id: str) -> Response:
             responses={**oas.ok_json(oas.TILESETS), **oas.problems(404)})
 async def collection_tilesets(request: Request, collection_id: str) -> Response:
     layer = _layer(collection_id)
-    base = base_url(request)
+    base = public_base_url(request)
     sets = [tilejson.ogc_tileset_summary(layer, base, t) for t in tms.SUPPORTED]
     links = [{"rel": "self", "type": "application/json", "href": f"{base}/collections/{layer.id}/tiles"}]
     return _json({"links": links, "tilesets": sets}, request)
@@ -214,21 +175,18 @@ async def collection_tilesets(request: Request, collection_id: str) -> Response:
             responses={**oas.ok_json(oas.TILESET), **oas.problems(404, 503)})
 async def collection_tileset(request: Request, collection_id: str, tms_id: str) -> Response:
     layer = _layer(collection_id)
-    try:
-        tms.get_tms(tms_id)
-    except tms.TileError as exc:
-        raise _problem(exc) from None
+    tms.get_tms(tms_id)
     bounds = await layer_bounds(request, [layer])
-    return _json(tilejson.ogc_tileset(layer, base_url(request), tms_id, bounds, request_lang(request)), request)
+    return _json(tilejson.ogc_tileset(layer, public_base_url(request), tms_id, bounds, request_lang(request)), request)
 
 
 @router.get("/collections/{collection_id}/tiles/{tms_id}/tilejson.json", summary="TileJSON 3.0 of a layer",
             responses={**oas.ok_json(oas.TILEJSON), **oas.problems(404, 503)})
 async def collection_tilejson(request: Request, collection_id: str, tms_id: str) -> Response:
     layer = _layer(collection_id)
-    _tile(tms_id, 0, 0, 0)
+    tms.validate(tms_id, 0, 0, 0)
     bounds = await layer_bounds(request, [layer])
-    url = f"{base_url(request)}/collections/{layer.id}/tiles/{tms_id}/{{z}}/{{x}}/{{y}}"
+    url = f"{public_base_url(request)}/collections/{layer.id}/tiles/{tms_id}/{{z}}/{{x}}/{{y}}"
     return _json(tilejson.tilejson([layer], url, bounds, request_lang(request)), request)
 
 
@@ -239,7 +197,7 @@ async def collection_tilejson(request: Request, collection_id: str, tms_id: str)
             response_class=Response, responses=oas.TILE_RESPONSES)
 async def collection_tile(request: Request, collection_id: str, tms_id: str, z: int, x: int, y: int) -> Response:
     layer = _layer(collection_id)
-    tile = _tile(tms_id, z, x, y)
+    tile = tms.validate(tms_id, z, x, y)
     tile_filter = parse_filters(layer, dict(request.query_params))
     return await serve_tile(request, [layer], tile, tile_filter)
 
@@ -248,7 +206,7 @@ async def collection_tile(request: Request, collection_id: str, tms_id: str, z: 
             responses={**oas.ok_json(oas.STYLE), **oas.problems(404, 503)})
 async def collection_style(request: Request, collection_id: str) -> Response:
     layer = _layer(collection_id)
-    base = base_url(request)
+    base = public_base_url(request)
     bounds = await layer_bounds(request, [layer])
     return _json(styles.style([layer], f"{base}/collections/{layer.id}/tiles/{tms.DEFAULT_TMS}/tilejson.json",
                               bounds, request_lang(request)), request)
@@ -261,7 +219,7 @@ async def multi_tilejson(request: Request, layers: str | None = Query(None, desc
     chosen = _layers_param(layers)
     ids = ",".join(la.id for la in chosen)
     bounds = await layer_bounds(request, chosen)
-    url = f"{base_url(request)}/tiles/{{z}}/{{x}}/{{y}}.mvt?layers={ids}"
+    url = f"{public_base_url(request)}/tiles/{{z}}/{{x}}/{{y}}.mvt?layers={ids}"
     return _json(tilejson.tilejson(chosen, url, bounds, request_lang(request)), request)
 
 
@@ -271,7 +229,7 @@ async def multi_tile(request: Request, z: int, x: int, y: int,
                      layers: str | None = Query(None, description="layer ids, comma-separated; default all")
                      ) -> Response:
     chosen = _layers_param(layers)
-    tile = _tile(tms.DEFAULT_TMS, z, x, y)
+    tile = tms.validate(tms.DEFAULT_TMS, z, x, y)
     extra = sorted(k for k in request.query_params if k not in NON_FILTER_PARAMS or k.startswith("filter"))
     if extra:
         raise Problem(400, f"Ô nhiều lớp không nhận bộ lọc ({', '.join(extra)}); lọc từng lớp tại "
@@ -287,7 +245,7 @@ async def default_style(request: Request) -> Response:
     chosen = list(LAYERS.values())
     ids = ",".join(la.id for la in chosen)
     bounds = await layer_bounds(request, chosen)
-    return _json(styles.style(chosen, f"{base_url(request)}/tiles/tilejson.json?layers={ids}", bounds,
+    return _json(styles.style(chosen, f"{public_base_url(request)}/tiles/tilejson.json?layers={ids}", bounds,
                               request_lang(request)), request)
 
 
@@ -307,7 +265,7 @@ def _archive(request: Request) -> TileArchive:
             responses={**oas.ok_json(oas.TILEJSON), **oas.problems(404)})
 async def archive_tilejson(request: Request) -> Response:
     arch = _archive(request)
-    url = f"{base_url(request)}/tiles/archive/{{z}}/{{x}}/{{y}}.mvt"
+    url = f"{public_base_url(request)}/tiles/archive/{{z}}/{{x}}/{{y}}.mvt"
     chosen = [_layer(i) for i in arch.layers]
     return _json(tilejson.tilejson(chosen, url, arch.bounds, request_lang(request),
                                    minzoom=arch.minzoom, maxzoom=arch.maxzoom), request)
@@ -317,7 +275,7 @@ async def archive_tilejson(request: Request) -> Response:
             response_class=Response, responses=oas.TILE_RESPONSES)
 async def archive_tile(request: Request, z: int, x: int, y: int) -> Response:
     arch = _archive(request)
-    tile = _tile(tms.DEFAULT_TMS, z, x, y)
+    tile = tms.validate(tms.DEFAULT_TMS, z, x, y)
     if not arch.minzoom <= z <= arch.maxzoom:
         raise Problem(404, f"Gói ô chỉ có mức {arch.minzoom}–{arch.maxzoom}",
                       f"The archive holds zooms {arch.minzoom}-{arch.maxzoom} only")
@@ -336,11 +294,7 @@ async def layer_bounds(request: Request, layers: Sequence[Layer]) -> tuple[float
     for layer in layers:
         cached = _BOUNDS.get(f"{db.dsn}|{layer.id}")
         if cached is None or time.monotonic() - cached[0] > BOUNDS_TTL:
-            try:
-                row = await db.fetchrow(tilejson.bounds_sql(layer))
-            except DatabaseUnavailable:
-                raise Problem(503, "Cơ sở dữ liệu tạm thời không truy cập được; vui lòng thử lại sau",
-                              "The database is unreachable for the moment; please retry") from None
+            row = await db.fetchrow(tilejson.bounds_sql(layer))
             box = None if row is None or row["xmin"] is None else \
                 (float(row["xmin"]), float(row["ymin"]), float(row["xmax"]), float(row["ymax"]))
             cached = _BOUNDS[f"{db.dsn}|{layer.id}"] = (time.monotonic(), box)
@@ -430,13 +384,13 @@ class TileFastPath:
             state = b"MISS" if svc.caching else b"OFF"
         settings = svc.settings
         gz = b"gzip" in accept
-        etag = result.etag if gz else result.etag[:-1] + '-i"'
+        etag = result.etag if gz else _identity_etag(result.etag)
         headers = [(b"etag", etag.encode()), (b"cache-control", settings.cache_control.encode()),
                    (b"vary", b"Accept-Encoding"), (b"x-cache", state)]
         if origin is not None:
             headers += [(b"access-control-allow-origin", b"*"),
                         (b"access-control-expose-headers", b"ETag, Content-Crs, Link")]
-        if _etag_matches(inm, result.etag):
+        if _not_modified(inm, result):
             status, body = 304, b""
         elif result.empty:
             status, body = 204, b""

@@ -11,8 +11,9 @@ from rich.console import Console
 
 from layers.catalog.registry import LAYERS, UnknownLayer, get_layer
 from layers.maps.folium_export import OfflineAssetsMissing, build_map
-from layers.maps.maps import ExportError, build_selection, context_boundaries, select_features
+from layers.maps.maps import build_selection, context_boundaries, select_features
 from layers.query.cql2 import CqlError
+from layers.query.exporter import ExportError
 from layers.query.selection import parse_where
 from layers.store.connect import connect_async
 

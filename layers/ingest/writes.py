@@ -46,6 +46,9 @@ class WriteError(BilingualError):
         super().__init__(vi, en, status)
         self.errors = errors or []
 
+    def members(self) -> dict[str, Any]:
+        return {"errors": self.errors} if self.errors else {}
+
 
 class DatabaseDown(RuntimeError):
     """The database could not be reached (or dropped the connection) during a write: nothing was written."""

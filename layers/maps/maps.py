@@ -14,20 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gis.errors import BilingualError
 from layers.catalog.registry import Layer
+from layers.query.exporter import ExportError
 from layers.query.selection import Selection, parse_selection
 from layers.settings import ExportSettings, get_export_settings
 from layers.store.sql import quote_ident as _q
 
 NON_FILTER_PARAMS = frozenset({"bbox", "bbox-crs", "filter", "filter-lang", "filter-crs", "datetime", "lang", "f", "offline",
                                "limit", "title", "download"})
-
-
-
-
-class ExportError(BilingualError):
-    """A selection that cannot be exported: `status` is the HTTP status (400 bad filter, 413 too large)."""
 
 
 def build_selection(layer: Layer, query: Mapping[str, str]) -> Selection:

@@ -29,7 +29,8 @@ from layers.store.connect import connect
 
 
 class ExportError(BilingualError):
-    """Export options that cannot be used."""
+    """Export options or a selection that cannot be exported (`datso export`, Folium maps): `status` is the
+    HTTP status (400 bad option or filter, 413 a selection too large)."""
 
 
 @dataclass
