@@ -15,7 +15,6 @@ import psycopg
 import pytest
 from fastapi import Depends
 from fastapi.testclient import TestClient
-from layers.config import Settings
 from tiles_support import get_tile, tile_of
 
 from api.app import create_app
@@ -32,6 +31,7 @@ from layers.query.cql2 import CqlError
 from layers.query.exporter import ExportError
 from layers.query.features import QueryError
 from layers.query.search import SearchError
+from layers.settings import Settings
 from tiles.filters import FilterError
 from tiles.raster import ImageryError
 from tiles.tms import TileError
