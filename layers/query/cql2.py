@@ -26,6 +26,7 @@ from gis.crs import CrsError, get_crs
 from gis.errors import BilingualError
 from layers.catalog.registry import Layer, LayerField
 from layers.settings import FilterLimits, get_filter_limits
+from layers.store.sql import quote_ident
 
 FILTER_LANGS = ("cql2-text", "cql2-json")
 GEOMETRY_NAMES = ("geometry", "geom")
@@ -364,7 +365,7 @@ class Translator:
         return f
 
     def col(self, name: str) -> str:
-        return f'{self.prefix}"{name}"'
+        return self.prefix + quote_ident(name)
 
     # -- entry --------------------------------------------------------------------------------------------
     def predicate(self, node: Any) -> str:

@@ -23,6 +23,7 @@ import orjson
 from gis.crs import CrsDef
 from layers.catalog.registry import Layer, LayerField
 from layers.query.selection import CRS84, QueryError, Selection
+from layers.store.sql import quote_ident
 
 COUNT_CAP = 1_000
 
@@ -71,7 +72,7 @@ def parse_properties(layer: Layer, text: str) -> list[str]:
 # -- SQL -----------------------------------------------------------------------------------------------------
 
 def geometry_expr(layer: Layer, crs: CrsDef, col: str = "t") -> str:
-    g = f'{col}."{layer.geometry_column}"'
+    g = f"{col}.{quote_ident(layer.geometry_column)}"
     if crs.srid != 4326:
         g = f"ST_Transform({g}, {int(crs.srid)})"
     if crs.lat_first:
@@ -87,17 +88,17 @@ def properties_expr(layer: Layer, names: list[str] | None, col: str = "t") -> st
     chunks = []
     for i in range(0, len(fields), 50):   # json_build_object takes at most 100 arguments
         part = fields[i:i + 50]
-        chunks.append("jsonb_build_object(" + ", ".join(f"'{f.name}', {col}.\"{f.name}\"" for f in part) + ")")
+        chunks.append("jsonb_build_object(" + ", ".join(f"'{f.name}', {col}.{quote_ident(f.name)}" for f in part) + ")")
     if len(chunks) == 1:
         return "json_build_object(" + ", ".join(
-            f"'{f.name}', {col}.\"{f.name}\"" for f in fields) + ")::text"
+            f"'{f.name}', {col}.{quote_ident(f.name)}" for f in fields) + ")::text"
     return "(" + " || ".join(chunks) + ")::text"
 
 
 def select_feature(layer: Layer, q: ItemsQuery, col: str = "t") -> str:
     """SQL text of one GeoJSON Feature (as text) for a row of `layer`."""
     geom = "'null'" if q.skip_geometry else f"coalesce({geometry_expr(layer, q.crs, col)}, 'null')"
-    return (f"'{{\"type\":\"Feature\",\"id\":' || {col}.\"{layer.id_column}\" || ',\"geometry\":' || {geom}"
+    return (f"'{{\"type\":\"Feature\",\"id\":' || {col}.{quote_ident(layer.id_column)} || ',\"geometry\":' || {geom}"
             f" || ',\"properties\":' || {properties_expr(layer, q.properties, col)} || '}}'")
 
 
@@ -111,9 +112,9 @@ def where(layer: Layer, q: ItemsQuery, params: list[Any], col: str = "t") -> str
 
 
 def order_by(layer: Layer, q: ItemsQuery, col: str = "t") -> str:
-    keys = [f'{col}."{name}" {"DESC" if desc else "ASC"}' for name, desc in q.sortby]
+    keys = [f'{col}.{quote_ident(name)} {"DESC" if desc else "ASC"}' for name, desc in q.sortby]
     if not any(name == layer.id_column for name, _ in q.sortby):
-        keys.append(f'{col}."{layer.id_column}"')
+        keys.append(f"{col}.{quote_ident(layer.id_column)}")
     return ", ".join(keys)
 
 
@@ -134,7 +135,7 @@ def items_sql(layer: Layer, q: ItemsQuery, count_cap: int = COUNT_CAP) -> tuple[
     off = f"${len(params)}::int"
     params.append(count_cap + 1)
     cap = f"${len(params)}::int"
-    tbl = f'"{layer.table}"'
+    tbl = quote_ident(layer.table)
     sql = (f"WITH page AS MATERIALIZED (SELECT CASE WHEN t.rn <= {lim} THEN {select_feature(layer, q)} END AS f "  # noqa: S608
            f"FROM (SELECT t.*, row_number() OVER () AS rn FROM (SELECT * FROM {tbl} t WHERE {w} "
            f"ORDER BY {order_by(layer, q)} LIMIT {lim} + 1 OFFSET {off}) t) t) "
@@ -148,7 +149,7 @@ def items_sql(layer: Layer, q: ItemsQuery, count_cap: int = COUNT_CAP) -> tuple[
 def count_estimate_sql(layer: Layer, q: ItemsQuery) -> tuple[str, list[Any]]:
     params: list[Any] = []
     w = where(layer, q, params)
-    return f'EXPLAIN (FORMAT JSON) SELECT 1 FROM "{layer.table}" t WHERE {w}', params  # noqa: S608
+    return f'EXPLAIN (FORMAT JSON) SELECT 1 FROM {quote_ident(layer.table)} t WHERE {w}', params  # noqa: S608
 
 
 @dataclass
@@ -188,8 +189,8 @@ async def fetch_items(conn: asyncpg.Connection, layer: Layer, q: ItemsQuery,
 
 
 def item_sql(layer: Layer, q: ItemsQuery) -> str:
-    return (f"SELECT {select_feature(layer, q)} AS f, t.xmin::text AS v FROM \"{layer.table}\" t "  # noqa: S608
-            f"WHERE t.\"{layer.id_column}\" = $1::bigint")
+    return (f"SELECT {select_feature(layer, q)} AS f, t.xmin::text AS v FROM {quote_ident(layer.table)} t "  # noqa: S608
+            f"WHERE t.{quote_ident(layer.id_column)} = $1::bigint")
 
 
 async def fetch_item(conn: asyncpg.Connection, layer: Layer, feature_id: int,
@@ -208,7 +209,7 @@ async def extent(conn: asyncpg.Connection, layer: Layer) -> dict[str, Any]:
     row = await conn.fetchrow(
         f'SELECT ST_XMin(e) x1, ST_YMin(e) y1, ST_XMax(e) x2, ST_YMax(e) y2 FROM '  # noqa: S608
         f'(SELECT coalesce(ST_EstimatedExtent(\'public\', \'{layer.table}\', \'{g}\'), '
-        f'(SELECT ST_Extent("{g}") FROM "{layer.table}")) e) s')
+        f'(SELECT ST_Extent({quote_ident(g)}) FROM {quote_ident(layer.table)})) e) s')
     out: dict[str, Any] = {}
     if row is not None and row["x1"] is not None:
         out["spatial"] = {"bbox": [[row["x1"], row["y1"], row["x2"], row["y2"]]],
@@ -219,8 +220,8 @@ async def extent(conn: asyncpg.Connection, layer: Layer) -> dict[str, Any]:
         # only values Python can decode (a year-1-BC row, stored before the date ranges were enforced, made
         # asyncpg raise OverflowError and /collections answer 500 for everyone); min/max still use the index
         trow = await conn.fetchrow(
-            f'SELECT (SELECT min("{a}") FROM "{layer.table}" WHERE "{a}" >= \'0001-01-03\')::timestamptz s, '  # noqa: S608
-            f'(SELECT max("{e}") FROM "{layer.table}" WHERE "{e}" <= \'9999-12-29\')::timestamptz e')
+            f'SELECT (SELECT min({quote_ident(a)}) FROM {quote_ident(layer.table)} WHERE {quote_ident(a)} >= \'0001-01-03\')::timestamptz s, '  # noqa: S608
+            f'(SELECT max({quote_ident(e)}) FROM {quote_ident(layer.table)} WHERE {quote_ident(e)} <= \'9999-12-29\')::timestamptz e')
         if trow is not None and trow["s"] is not None:
             out["temporal"] = {"interval": [[trow["s"].isoformat(), trow["e"].isoformat() if trow["e"] else None]],
                                "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
