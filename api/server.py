@@ -52,6 +52,14 @@ class _HeadTimeout:
     _head_timer: asyncio.TimerHandle | None = None
     _head_bytes: int = 0
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)  # type: ignore[misc]
+
     def _arm_head_timer(self) -> None:
         if self._head_timer is None:
             self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
@@ -76,14 +84,6 @@ class HeadTimeoutHttpTools(_HeadTimeout, HttpToolsProtocol):
         super().__init__(config, *args, **kwargs)
         self.header_timeout = getattr(config, "datso_header_timeout", 10.0)
         self.max_head_bytes = getattr(config, "datso_max_head_bytes", 65536)
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm_head_timer()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_timer()
-        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._head_timer is not None:
@@ -119,14 +119,6 @@ class HeadTimeoutH11(_HeadTimeout, H11Protocol):
     def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
         self.header_timeout = getattr(config, "datso_header_timeout", 10.0)
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm_head_timer()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_timer()
-        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self.conn.their_state is h11.IDLE:

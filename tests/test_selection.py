@@ -347,3 +347,14 @@ def test_parse_where(pairs: list[str], out: dict[str, str] | None, error: str | 
         with pytest.raises(CqlError) as err:
             parse_where(pairs)
         assert error in err.value.en
+
+
+@pytest.mark.parametrize("value", ["0001-01-01/9999-12-31", "9999-12-31", "../9999-12-31",
+                                   "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00/..",
+                                   "9999-12-31T23:59:59-14:00/.."])
+def test_datetime_at_the_ends_of_the_calendar_is_never_a_500(client: TestClient, value: str) -> None:
+    """Found by `make fuzz`: the last day of year 9999 has no next day (OverflowError -> 500)."""
+    r = client.get("/collections/trace_events/items", params={"datetime": value, "limit": 1})
+    assert r.status_code in (200, 400), r.text[:300]
+    if r.status_code == 400:
+        assert r.headers["content-type"] == "application/problem+json"

@@ -90,7 +90,8 @@ def _instant(text: str, end: bool) -> dt.datetime | None:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
             d = dt.date.fromisoformat(text)
             t = dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC)
-            return t + dt.timedelta(days=1) - dt.timedelta(microseconds=1) if end else t
+            # the last instant of the day (no `+ 1 day`: 9999-12-31 has no next day)
+            return dt.datetime.combine(d, dt.time.max, tzinfo=dt.UTC) if end else t
         t = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise QueryError(f"datetime '{text[:60]}' không hợp lệ: không đúng RFC 3339 hoặc ngày giờ không tồn tại "
