@@ -33,8 +33,8 @@ from layers.maps.folium_export import build_map
 from layers.maps.maps import (
     build_selection,
     communes,
-    context_boundaries,
-    select_features,
+    context_boundaries_json,
+    select_features_json,
 )
 from layers.query.exporter import ExportError
 from layers.query.search import search
@@ -175,7 +175,7 @@ async def search_route(
 
 # -- Folium exports -----------------------------------------------------------------------------------------
 
-def render_folium(layer_id: str, fc_json: bytes, boundaries_json: bytes, **kwargs: Any) -> str:
+def render_folium(layer_id: str, fc_json: str | bytes, boundaries_json: str | bytes, **kwargs: Any) -> str:
     """`build_map` from picklable arguments (runs in an export process, see api/offload.py)."""
     return build_map(get_layer(layer_id), orjson.loads(fc_json), boundaries=orjson.loads(boundaries_json),
                      **kwargs)
@@ -205,15 +205,15 @@ async def folium_map(request: Request, collection_id: str) -> Response:
     offline = _truthy(query.get("offline"), "offline")
     sel = build_selection(layer, query)
     async with db_conn(request, "export") as conn:
-        fc, plan = await select_features(conn, sel, get_export_settings())
-        boundaries = await context_boundaries(conn)
+        fc_json, plan = await select_features_json(conn, sel, get_export_settings())
+        boundaries_json = await context_boundaries_json(conn)
     ms = get_map_settings()
     base = public_base_url(request)
     # Folium builds the page in pure Python (~0.6-0.9 s for a big layer): an export process (or thread),
     # never the event loop; the features travel as JSON bytes. Leaflet missing for an offline export:
     # OfflineAssetsMissing, a 503 (api/errors.py)
     page = await offload.export_process(
-        request, render_folium, layer.id, orjson.dumps(fc), orjson.dumps(boundaries), lang=lang,
+        request, render_folium, layer.id, fc_json, boundaries_json, lang=lang,
         offline=offline, asset_url=f"{base}/static/vendor/leaflet/", basemap_url=ms.basemap_url,
         basemap_attribution=ms.basemap_attribution, subtitle=sel.description(),
         note=plan.note_vi if lang == "vi" else plan.note_en, compact=plan.compact)

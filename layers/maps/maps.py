@@ -85,15 +85,24 @@ def plan_export(count: int, settings: ExportSettings | None = None) -> ExportPla
     return ExportPlan(count, None, s.precision, "", "")
 
 
+async def select_features_json(conn: Any, sel: Selection, settings: ExportSettings | None = None
+                               ) -> tuple[str, ExportPlan]:
+    """Run the selection on an asyncpg connection: (the GeoJSON FeatureCollection as the database wrote it,
+    the plan used). The server passes the text on to the export process untouched: parsing and
+    re-serialising a large selection would hold the event loop."""
+    where, params = sel.sql(0, "t.")
+    count = int(await conn.fetchval(count_sql(sel, where), *params))
+    plan = plan_export(count, settings)
+    text = await conn.fetchval(features_sql(sel, where, plan.simplify_deg, plan.precision), *params)
+    return str(text), plan
+
+
 async def select_features(conn: Any, sel: Selection, settings: ExportSettings | None = None
                           ) -> tuple[dict[str, Any], ExportPlan]:
     """Run the selection on an asyncpg connection: (GeoJSON FeatureCollection, the plan used)."""
     import orjson
 
-    where, params = sel.sql(0, "t.")
-    count = int(await conn.fetchval(count_sql(sel, where), *params))
-    plan = plan_export(count, settings)
-    text = await conn.fetchval(features_sql(sel, where, plan.simplify_deg, plan.precision), *params)
+    text, plan = await select_features_json(conn, sel, settings)
     return orjson.loads(text), plan
 
 
@@ -109,10 +118,15 @@ async def context_boundaries(conn: Any, tolerance_deg: float = 0.0002) -> dict[s
     """Current province and commune boundaries (simplified, ~20 m) as GeoJSON: context for map exports."""
     import orjson
 
+    return orjson.loads(await context_boundaries_json(conn, tolerance_deg))
+
+
+async def context_boundaries_json(conn: Any, tolerance_deg: float = 0.0002) -> str:
+    """`context_boundaries` as the database wrote the GeoJSON text."""
     text = await conn.fetchval(
         "SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(json_build_object("
         "'type', 'Feature', 'id', id, 'geometry', ST_AsGeoJSON(ST_SimplifyPreserveTopology(geom, $1), 6)::json, "
         "'properties', json_build_object('code', code, 'name', name, 'level', level)) ORDER BY level, code), "
         "'[]'::json))::text FROM admin_units WHERE valid_to IS NULL AND geom IS NOT NULL "
         "AND scheme = (SELECT max(scheme) FROM admin_units) AND level IN ('province', 'commune')", tolerance_deg)
-    return orjson.loads(text)
+    return str(text)
