@@ -22,9 +22,6 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from layers.catalog.registry import LAYERS
-from layers.settings import Settings
-from layers.store import db as dbmod
-from layers.store import pgcluster
 
 KEEP_HEADERS = ("content-type", "content-crs", "link", "location", "content-language", "retry-after",
                 "www-authenticate", "allow", "content-disposition")
@@ -111,24 +108,15 @@ def normalise(resp: Any) -> dict[str, Any]:
 
 
 def record(path: str) -> None:
+    from sampledb import fresh_sample_db
+
     from api.app import create_app
-    from sample_data.generate import load_sample
 
     # the test suite's environment: the TestClient's Host `testserver` is trusted, rate limits out of the way
     os.environ.setdefault("DATSO_TRUSTED_HOSTS", "localhost,127.0.0.1,::1,testserver")
     for kind in ("AUTH_FAILURES", "SEARCH", "EXPORTS"):
         os.environ.setdefault(f"DATSO_RATE_LIMIT_{kind}", "100000/minute")
-    name = os.environ.get("DATSO_CORPUS_DB", "datso_corpus")
-    base = Settings()
-    if base.embedded:
-        pgcluster.start(base)
-    s = base.model_copy(update={"db_name": name})
-    if s.database_url:
-        s = s.model_copy(update={"database_url": s.dsn(name)})
-    pgcluster.drop_database(s, name)
-    pgcluster.ensure_database(s, name)
-    dbmod.migrate(s)
-    load_sample(s.dsn(), size="small", seed=7, force=True)
+    s = fresh_sample_db(os.environ.get("DATSO_CORPUS_DB", "datso_corpus"))
     corpus = []
     with TestClient(create_app(settings=s, dsn=s.dsn())) as client:
         for method, url, headers in requests():

@@ -61,23 +61,9 @@ def fuzz_config(report: Path) -> Path:
 
 
 def prepare_database(name: str) -> str:
-    from layers.settings import Settings
-    from layers.store import db as dbmod
-    from layers.store import pgcluster
-    from sample_data.generate import load_sample
+    from sampledb import fresh_sample_db
 
-    base = Settings()
-    if base.embedded:
-        pgcluster.start(base)
-    s = base.model_copy(update={"db_name": name})
-    if s.database_url:
-        s = s.model_copy(update={"database_url": s.dsn(name)})
-    pgcluster.drop_database(s, name)
-    pgcluster.ensure_database(s, name)
-    dbmod.migrate(s)
-    dsn = s.dsn()
-    load_sample(dsn, size="small", seed=7, force=True)
-    return dsn
+    return fresh_sample_db(name).dsn()
 
 
 def wait_up(url: str, timeout: float = 60.0) -> None:
