@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the system packages datso needs: PostgreSQL 15 + PostGIS 3 (and, with --browser, Chromium for
-# the browser tests). Idempotent: does nothing when everything is already there.
+# the browser tests, and gdal-bin for the GDAL client tests). Idempotent: does nothing when everything is already there.
 set -euo pipefail
 
 want_browser=0
@@ -14,9 +14,11 @@ if ! ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1; then
   pkgs+=("postgresql-${major}-postgis-3")
 fi
 if ((want_browser)) && [[ ! -x /usr/bin/chromium ]]; then pkgs+=(chromium fonts-dejavu-core); fi
+# the GIS clients the tests drive: ogrinfo/ogr2ogr (GDAL from Debian, as analysts have it)
+if ((want_browser)) && ! command -v ogr2ogr >/dev/null 2>&1; then pkgs+=(gdal-bin); fi
 
 if ((${#pkgs[@]} == 0)); then
-  echo "system deps: PostgreSQL + PostGIS already installed"; exit 0
+  echo "system deps: already installed"; exit 0
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
