@@ -33,6 +33,7 @@ from api.params import (
     item_query_dependency,
     items_openapi_parameters,
     items_query_dependency,
+    metadata_dependency,
     only_common,
 )
 from api.security import public_base_url
@@ -284,6 +285,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
     items_dep = items_query_dependency(layer, settings)
     item_dep = item_query_dependency(layer)
     items_params = items_openapi_parameters(layer, settings)
+    metadata = [Depends(metadata_dependency(layer))]   # what clients forward from their URL is accepted
 
     async def collection(request: Request) -> Response:
         fmt = formats.negotiate(request, formats.DOCUMENT_FORMATS)
@@ -388,7 +390,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
 
     t = layer.title_en
     router.add_api_route(path, collection, methods=["GET"], summary=f"{t}: collection",
-                         dependencies=[Depends(only_common)],
+                         dependencies=metadata,
                          responses={**oas.ok_json(oas.COLLECTION, html=True, cached=True),
                                     **oas.problems(400, 406, 503)})
     router.add_api_route(f"{path}/items", items, methods=["GET"], summary=f"{t}: items",
@@ -396,9 +398,9 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
     router.add_api_route(f"{path}/items/{{feature_id}}", item, methods=["GET"], summary=f"{t}: one feature",
                          responses=oas.item_responses(layer))
     router.add_api_route(f"{path}/queryables", queryables, methods=["GET"], summary=f"{t}: queryables",
-                         dependencies=[Depends(only_common)], responses=oas.JSON_SCHEMA_RESPONSES)
+                         dependencies=metadata, responses=oas.JSON_SCHEMA_RESPONSES)
     router.add_api_route(f"{path}/schema", schema, methods=["GET"], summary=f"{t}: schema",
-                         dependencies=[Depends(only_common)], responses=oas.JSON_SCHEMA_RESPONSES)
+                         dependencies=metadata, responses=oas.JSON_SCHEMA_RESPONSES)
     add_write_routes(router, layer, settings)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import Query, Request
 
 from api.errors import Problem
-from layers.catalog.registry import Layer
+from layers.catalog.registry import LAYERS, Layer
 from layers.query import features as feat
 from layers.query import selection
 from layers.query.cql2 import FILTER_LANGS
@@ -27,6 +27,11 @@ MAX_OFFSET = 1_000_000_000   # the SQL OFFSET parameter is an int4
 ITEMS = frozenset({"limit", "offset", "bbox", "bbox-crs", "datetime", "filter", "filter-lang", "filter-crs",
                    "sortby", "properties", "skipGeometry", "crs"})
 ITEM = frozenset({"crs", "properties", "skipGeometry"})
+# OGC parameters that clients forward to every request, metadata documents included: GDAL's OAPIF driver
+# appends the query of its connection URL (`OAPIF:…/collections/parcels?crs=…`) to /, /api, /collections/{id}
+# and /queryables; QGIS and OWSLib add crs/bbox-crs/limit to the collection documents. Metadata endpoints accept
+# them and answer the same document (a CRS list, not data); data endpoints still refuse unknown parameters.
+METADATA = ITEMS | {"datetime", "filter", "filter-lang", "filter-crs"}
 
 
 def check_unknown(request: Request, allowed: Iterable[str]) -> None:
@@ -38,9 +43,27 @@ def check_unknown(request: Request, allowed: Iterable[str]) -> None:
                       f"Unknown query parameter(s): {names}. Allowed: {', '.join(sorted(allowed))}")
 
 
+def _forwarded(layers: Iterable[Layer]) -> frozenset[str]:
+    return METADATA | {f.name for layer in layers for f in layer.queryables}
+
+
+_FORWARDED_ANY = _forwarded(LAYERS.values())
+
+
 async def only_common(request: Request) -> None:
-    """For pages that take no parameter besides f and lang."""
-    check_unknown(request, ())
+    """For metadata documents: f and lang, and what a client forwards from its connection URL to every request
+    (the OGC items parameters, a queryable's `?field=value`), ignored; anything else is refused."""
+    check_unknown(request, _FORWARDED_ANY)
+
+
+def metadata_dependency(layer: Layer) -> Callable[[Request], Awaitable[None]]:
+    """`only_common` for one collection's documents (its own queryables only)."""
+    allowed = _forwarded([layer])
+
+    async def dependency(request: Request) -> None:
+        check_unknown(request, allowed)
+
+    return dependency
 
 
 def _single(request: Request, name: str) -> str | None:

@@ -109,3 +109,34 @@ def _dimension(geometry_type: str) -> int | None:
     if "Point" in geometry_type:
         return 0
     return None
+
+
+# MBTiles/tippecanoe metadata: what GDAL's MVT driver reads next to a tile directory (`{tms}/metadata.json`
+# beside `{tms}/{z}/{x}/{y}.pbf`): vector_layers with field *types*, tilestats with the geometry, bounds as text.
+_MVT_TYPE = {"integer": "Number", "number": "Number", "boolean": "Boolean"}
+_TILESTATS_GEOMETRY = {0: "Point", 1: "LineString", 2: "Polygon"}
+
+
+def mbtiles_metadata(layer: Layer, bounds: Bounds | None, lang: str) -> dict[str, Any]:
+    b = _clip(bounds or WORLD_BOUNDS)
+    hi = min(layer.maxzoom, tms.get_tms(tms.DEFAULT_TMS).maxzoom)
+    fields = tile_fields(layer, detail=True)
+    geometry = _TILESTATS_GEOMETRY.get(_dimension(layer.geometry_type) or -1)
+    stats: dict[str, Any] = {"layer": layer.id, "attributeCount": len(fields),
+                             "attributes": [{"attribute": f.name, "type": _stat_type(f.type)} for f in fields]}
+    if geometry:
+        stats["geometry"] = geometry
+    return {
+        "name": layer.title(lang), "description": layer.description_vi if lang == "vi" else layer.description_en,
+        "version": "2", "type": "overlay", "format": "pbf", "attribution": ATTRIBUTION,
+        "minzoom": str(layer.minzoom), "maxzoom": str(hi),
+        "bounds": ",".join(f"{v:.7f}" for v in b),
+        "center": f"{(b[0] + b[2]) / 2:.7f},{(b[1] + b[3]) / 2:.7f},{max(layer.minzoom, min(hi, 12))}",
+        "vector_layers": [{"id": layer.id, "description": layer.title(lang), "minzoom": layer.minzoom,
+                           "maxzoom": hi, "fields": {f.name: _MVT_TYPE.get(f.type, "String") for f in fields}}],
+        "tilestats": {"layerCount": 1, "layers": [stats]},
+    }
+
+
+def _stat_type(json_type: str) -> str:
+    return {"integer": "number", "number": "number", "boolean": "boolean"}.get(json_type, "string")
