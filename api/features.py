@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from api import formats, offload
 from api import openapi as oas
+from api import tiles as tiles_api
 from api.auth import api_key_scheme, bearer_scheme, require_roles
 from api.conditional import content_etag, etag_matches
 from api.db import RequestClass
@@ -72,6 +73,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
     "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/schemas",
     "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/core-roles-features",
+    *tiles_api.CONFORMANCE,
 ]
 GEOJSON = "application/geo+json"
 EXTENT_TTL = 60.0
@@ -104,7 +106,7 @@ def respond(request: Request, body: bytes, media: str, headers: dict[str, str] |
 def _query_with(request: Request, **changes: Any) -> str:
     pairs = [(k, v) for k, v in request.query_params.multi_items() if k not in changes]
     pairs += [(k, str(v)) for k, v in changes.items() if v is not None]
-    return urlencode(pairs)
+    return urlencode(list(dict.fromkeys(pairs)))   # a parameter repeated with the same value once
 
 
 def _t(lang: str) -> Any:

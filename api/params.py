@@ -68,7 +68,9 @@ def metadata_dependency(layer: Layer) -> Callable[[Request], Awaitable[None]]:
 
 def _single(request: Request, name: str) -> str | None:
     values = request.query_params.getlist(name)
-    if len(values) > 1:
+    # the same value twice counts once: GDAL appends its connection URL's query (`?crs=…`) to every request,
+    # the `next` links included, which already carry it
+    if len(set(values)) > 1:
         raise Problem(400, f"Tham số '{name}' chỉ được dùng một lần", f"Parameter '{name}' may be given only once")
     return values[0] if values else None
 
