@@ -130,6 +130,33 @@ def test_gdal36_crs_in_the_connection_url(live_server: Any, sample_db: str, tmp_
     assert (((b.minx - e).abs() < 0.01) & ((b.miny - n).abs() < 0.01)).any()
 
 
+def test_metadata_endpoints_accept_forwarded_parameters_data_endpoints_refuse(client: Any) -> None:
+    """What GDAL/QGIS/OWSLib forward to every request (crs, bbox-crs, limit, a queryable from the connection URL)
+    is accepted by the metadata documents, which answer the same document; a parameter nobody defines is still a
+    400 there, and data endpoints keep refusing anything unknown with a problem naming it."""
+    forwarded = {"crs": VN2000_URI, "bbox-crs": VN2000_URI, "limit": "1000", "status": "leased", "f": "json"}
+    for path in ("/", "/conformance", "/collections", "/collections/parcels", "/collections/parcels/queryables",
+                 "/collections/parcels/schema"):
+        plain = client.get(path)
+        got = client.get(path, params=forwarded)
+        assert got.status_code == 200, (path, got.text)
+        assert got.json() == plain.json() or path == "/collections"   # /collections: extents are cached alike
+        r = client.get(path, params={"nosuch": "1", "lang": "en"})
+        assert r.status_code == 400 and "nosuch" in r.json()["detail"], path
+    for path, params in [("/collections/parcels/items", {"nosuch": "1"}), ("/collections/parcels/items/1", {"limit": "5"}),
+                         ("/collections/parcels/items", {"crs": "EPSG:99999"}),
+                         ("/collections/parcels/items", [("crs", VN2000_URI), ("crs", "http://www.opengis.net/def/crs/OGC/1.3/CRS84")])]:
+        r = client.get(path, params={**dict(params), "lang": "en"} if isinstance(params, dict) else params + [("lang", "en")])
+        assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json", (path, params)
+        names = [k for k, _ in (params.items() if isinstance(params, dict) else params)]
+        assert names[0] in r.json()["detail"], r.json()
+    # the same value twice (GDAL's appended query beside the next link's own) counts once
+    r = client.get("/collections/parcels/items", params=[("crs", VN2000_URI), ("crs", VN2000_URI), ("limit", "2")])
+    assert r.status_code == 200 and r.headers["content-crs"] == f"<{VN2000_URI}>"
+    nxt = next(li["href"] for li in r.json()["links"] if li["rel"] == "next")
+    assert nxt.count("crs=") == 1
+
+
 # -- OAPIF: pyogrio (GDAL 3.12) -------------------------------------------------------------------------------
 
 def test_pyogrio_oapif_vn2000_crs_where_and_bbox(live_server: Any, sample_db: str) -> None:
