@@ -204,12 +204,12 @@ async def collection_tilejson(request: Request, collection_id: str, tms_id: str)
 
 @router.get("/collections/{collection_id}/tiles/{tms_id}/metadata.json",
             summary="MBTiles metadata of a layer (for GDAL's MVT driver on a tile directory)",
-            responses={**oas.ok_json(oas.TILEJSON), **oas.problems(404, 503)})
+            responses={**oas.ok_json(oas.MBTILES_METADATA), **oas.problems(404, 503)})
 async def collection_tile_metadata(request: Request, collection_id: str, tms_id: str) -> Response:
     layer = _layer(collection_id)
     tms.validate(tms_id, 0, 0, 0)
     bounds = await layer_bounds(request, [layer])
-    return _json(tilejson.mbtiles_metadata(layer, bounds, request_lang(request)), request)
+    return _json(tilejson.mbtiles_metadata([layer], bounds, request_lang(request)), request)
 
 
 @router.get("/collections/{collection_id}/tiles/{tms_id}/{z}/{x}/{y}.{ext}",
@@ -258,6 +258,16 @@ async def multi_tilejson(request: Request, layers: str | None = Query(None, desc
     return _json(tilejson.tilejson(chosen, url, bounds, request_lang(request)), request)
 
 
+@router.get("/tiles/metadata.json", summary="MBTiles metadata of several layers (GDAL's MVT driver: `MVT:…/tiles/{z}`)",
+            responses={**oas.ok_json(oas.MBTILES_METADATA), **oas.problems(400, 404, 503)})
+async def multi_tile_metadata(request: Request, layers: str | None = Query(None, description="a,b,...")) -> Response:
+    chosen = _layers_param(layers)
+    bounds = await layer_bounds(request, chosen)
+    return _json(tilejson.mbtiles_metadata(chosen, bounds, request_lang(request)), request)
+
+
+@router.get("/tiles/{z}/{x}/{y}.pbf", summary="A vector tile with several layers (.pbf, as tile directories name it)",
+            response_class=Response, responses=oas.TILE_RESPONSES)
 @router.get("/tiles/{z}/{x}/{y}.mvt", summary="A vector tile with several layers", response_class=Response,
             responses=oas.TILE_RESPONSES)
 async def multi_tile(request: Request, z: int, x: int, y: int,
@@ -342,7 +352,7 @@ async def layer_bounds(request: Request, layers: Sequence[Layer]) -> tuple[float
 
 # --- the cached-tile fast path ----------------------------------------------------------------------
 _FAST_SINGLE = re.compile(r"^/collections/([a-z_]+)/tiles/WebMercatorQuad/(\d+)/(\d+)/(\d+)(?:\.pbf|\.mvt)?$")
-_FAST_MULTI = re.compile(r"^/tiles/(\d+)/(\d+)/(\d+)\.mvt$")
+_FAST_MULTI = re.compile(r"^/tiles/(\d+)/(\d+)/(\d+)\.(?:mvt|pbf)$")
 _ALL_LAYERS = tuple(LAYERS)
 
 

@@ -219,6 +219,11 @@ def test_mvt_driver_reads_a_tile_directory_with_its_metadata(live_server: Any, s
         assert "1: parcels" in listed
     r = gdal312(url=f"MVT:{tms}/{t.z}", kind="layers")
     assert r == [["parcels", "MultiPolygon"]]
+    # the multi-layer tiles as a directory: every layer, typed by its declared geometry
+    listed = gdal_cli(OGRINFO, "-ro", "-so", f"MVT:{live_server.url}/tiles/{t.z}")
+    for i, layer in enumerate(LAYERS.values(), 1):
+        assert f"{i}: {layer.id}" in listed
+    assert "trace_lots (Multi Point)" in listed or "trace_lots (Point)" in listed
 
 
 def test_tile_suffix_routes_answer_like_the_plain_route(client: Any, sample_db: str) -> None:

@@ -117,24 +117,31 @@ _MVT_TYPE = {"integer": "Number", "number": "Number", "boolean": "Boolean"}
 _TILESTATS_GEOMETRY = {0: "Point", 1: "LineString", 2: "Polygon"}
 
 
-def mbtiles_metadata(layer: Layer, bounds: Bounds | None, lang: str) -> dict[str, Any]:
+def mbtiles_metadata(layers: Sequence[Layer], bounds: Bounds | None, lang: str) -> dict[str, Any]:
     b = _clip(bounds or WORLD_BOUNDS)
-    hi = min(layer.maxzoom, tms.get_tms(tms.DEFAULT_TMS).maxzoom)
-    fields = tile_fields(layer, detail=True)
-    geometry = _TILESTATS_GEOMETRY.get(_dimension(layer.geometry_type) or -1)
-    stats: dict[str, Any] = {"layer": layer.id, "attributeCount": len(fields),
-                             "attributes": [{"attribute": f.name, "type": _stat_type(f.type)} for f in fields]}
-    if geometry:
-        stats["geometry"] = geometry
+    top = tms.get_tms(tms.DEFAULT_TMS).maxzoom
+    lo, hi = min(la.minzoom for la in layers), min(max(la.maxzoom for la in layers), top)
+    vector_layers, stats = [], []
+    for layer in layers:
+        fields = tile_fields(layer, detail=True)
+        vector_layers.append({"id": layer.id, "description": layer.title(lang), "minzoom": layer.minzoom,
+                              "maxzoom": min(layer.maxzoom, top),
+                              "fields": {f.name: _MVT_TYPE.get(f.type, "String") for f in fields}})
+        stat: dict[str, Any] = {"layer": layer.id, "attributeCount": len(fields),
+                                "attributes": [{"attribute": f.name, "type": _stat_type(f.type)} for f in fields]}
+        dim = _dimension(layer.geometry_type)
+        if dim is not None:      # a layer of mixed geometries leaves it out (GDAL then reads it from the tiles)
+            stat["geometry"] = _TILESTATS_GEOMETRY[dim]
+        stats.append(stat)
     return {
-        "name": layer.title(lang), "description": layer.description_vi if lang == "vi" else layer.description_en,
+        "name": " + ".join(la.title(lang) for la in layers),
+        "description": " ".join((la.description_vi if lang == "vi" else la.description_en) for la in layers),
         "version": "2", "type": "overlay", "format": "pbf", "attribution": ATTRIBUTION,
-        "minzoom": str(layer.minzoom), "maxzoom": str(hi),
+        "minzoom": str(lo), "maxzoom": str(hi),
         "bounds": ",".join(f"{v:.7f}" for v in b),
-        "center": f"{(b[0] + b[2]) / 2:.7f},{(b[1] + b[3]) / 2:.7f},{max(layer.minzoom, min(hi, 12))}",
-        "vector_layers": [{"id": layer.id, "description": layer.title(lang), "minzoom": layer.minzoom,
-                           "maxzoom": hi, "fields": {f.name: _MVT_TYPE.get(f.type, "String") for f in fields}}],
-        "tilestats": {"layerCount": 1, "layers": [stats]},
+        "center": f"{(b[0] + b[2]) / 2:.7f},{(b[1] + b[3]) / 2:.7f},{max(lo, min(hi, 12))}",
+        "vector_layers": vector_layers,
+        "tilestats": {"layerCount": len(layers), "layers": stats},
     }
 
 
