@@ -92,3 +92,23 @@ def test_head_in_process_client(client: Any) -> None:
     # a data endpoint still refuses an unknown parameter, on HEAD as on GET
     r = client.head("/collections/parcels/items", params={"foo": "1"})
     assert (r.status_code, r.headers["content-type"], r.content) == (400, "application/problem+json", b"")
+
+
+def test_options_answers_allow_like_qgis_needs(live_server: Any) -> None:
+    """QGIS's OAPIF provider sends OPTIONS to /items and /items/{id} and enables editing from `Allow`."""
+    with httpx.Client(base_url=live_server.url) as c:
+        r = c.options("/collections/parcels/items")
+        assert r.status_code == 204 and r.content == b""
+        assert {"GET", "HEAD", "OPTIONS", "POST"} <= {m.strip() for m in r.headers["allow"].split(",")}
+        assert "PUT" not in r.headers["allow"]
+        r = c.options("/collections/parcels/items/1")
+        assert r.status_code == 204
+        assert {"GET", "HEAD", "PUT", "PATCH", "DELETE"} <= {m.strip() for m in r.headers["allow"].split(",")}
+        r = c.options("/health")
+        assert r.status_code == 204 and {m.strip() for m in r.headers["allow"].split(",")} == {"GET", "HEAD",
+                                                                                               "OPTIONS"}
+        assert r.headers["x-content-type-options"] == "nosniff"     # the security headers still apply
+        assert c.options("/nope").status_code == 404
+        # a method the path does not have is still 405 with its Allow
+        r = c.put("/collections/parcels/items", content=b"{}")
+        assert r.status_code == 405 and "POST" in r.headers["allow"]
