@@ -34,13 +34,18 @@ ITEM = frozenset({"crs", "properties", "skipGeometry"})
 METADATA = ITEMS | {"datetime", "filter", "filter-lang", "filter-crs"}
 
 
-def check_unknown(request: Request, allowed: Iterable[str]) -> None:
+def check_unknown(request: Request, allowed: Iterable[str], forwarded: bool = False) -> None:
+    """400 naming the unknown parameters; `forwarded`: a metadata document, whose message names f and lang and
+    says that the forwarded OGC parameters are ignored (rather than listing every queryable)."""
     allowed = set(allowed) | COMMON
     unknown = sorted({k for k in request.query_params if k not in allowed})
     if unknown:
         names = ", ".join(unknown)
-        raise Problem(400, f"Tham số không được hỗ trợ: {names}. Tham số hợp lệ: {', '.join(sorted(allowed))}",
-                      f"Unknown query parameter(s): {names}. Allowed: {', '.join(sorted(allowed))}")
+        listed = ", ".join(sorted(COMMON if forwarded else allowed))
+        vi_more = " (crs, bbox-crs, limit… và thuộc tính truy vấn được chấp nhận, bỏ qua)" if forwarded else ""
+        en_more = " (crs, bbox-crs, limit… and queryables are accepted and ignored)" if forwarded else ""
+        raise Problem(400, f"Tham số không được hỗ trợ: {names}. Tham số hợp lệ: {listed}{vi_more}",
+                      f"Unknown query parameter(s): {names}. Allowed: {listed}{en_more}")
 
 
 def _forwarded(layers: Iterable[Layer]) -> frozenset[str]:
@@ -53,7 +58,7 @@ _FORWARDED_ANY = _forwarded(LAYERS.values())
 async def only_common(request: Request) -> None:
     """For metadata documents: f and lang, and what a client forwards from its connection URL to every request
     (the OGC items parameters, a queryable's `?field=value`), ignored; anything else is refused."""
-    check_unknown(request, _FORWARDED_ANY)
+    check_unknown(request, _FORWARDED_ANY, forwarded=True)
 
 
 def metadata_dependency(layer: Layer) -> Callable[[Request], Awaitable[None]]:
@@ -61,7 +66,7 @@ def metadata_dependency(layer: Layer) -> Callable[[Request], Awaitable[None]]:
     allowed = _forwarded([layer])
 
     async def dependency(request: Request) -> None:
-        check_unknown(request, allowed)
+        check_unknown(request, allowed, forwarded=True)
 
     return dependency
 
