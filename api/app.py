@@ -17,6 +17,7 @@ from api import map as map_api
 from api import openapi as oas
 from api import tiles as tiles_api
 from api.db import Database
+from api.head import HeadAndOptions
 from layers.ingest.writes import WritePool
 from layers.logging import configure_logging
 from layers.maps.folium_export import VENDOR_DIR
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.add_middleware(tiles_api.TileFastPath)   # cached tiles skip routing and the middlewares above
     # outermost: trusted Host (400 otherwise), security headers on every response; Swagger UI at /api.html
     security.install_headers(app, a, get_map_settings().basemap_url, "/api.html")
+    app.add_middleware(HeadAndOptions)   # HEAD on every GET route (no body), OPTIONS answers Allow (QGIS editing)
     app.include_router(health.router)
     app.include_router(map_api.router)
     app.include_router(imagery_api.router)

@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from api import formats, offload
 from api import openapi as oas
+from api import tiles as tiles_api
 from api.auth import api_key_scheme, bearer_scheme, require_roles
 from api.conditional import content_etag, etag_matches
 from api.db import RequestClass
@@ -33,6 +34,7 @@ from api.params import (
     item_query_dependency,
     items_openapi_parameters,
     items_query_dependency,
+    metadata_dependency,
     only_common,
 )
 from api.security import public_base_url
@@ -71,6 +73,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
     "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/schemas",
     "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/core-roles-features",
+    *tiles_api.CONFORMANCE,
 ]
 GEOJSON = "application/geo+json"
 EXTENT_TTL = 60.0
@@ -103,7 +106,7 @@ def respond(request: Request, body: bytes, media: str, headers: dict[str, str] |
 def _query_with(request: Request, **changes: Any) -> str:
     pairs = [(k, v) for k, v in request.query_params.multi_items() if k not in changes]
     pairs += [(k, str(v)) for k, v in changes.items() if v is not None]
-    return urlencode(pairs)
+    return urlencode(list(dict.fromkeys(pairs)))   # a parameter repeated with the same value once
 
 
 def _t(lang: str) -> Any:
@@ -284,6 +287,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
     items_dep = items_query_dependency(layer, settings)
     item_dep = item_query_dependency(layer)
     items_params = items_openapi_parameters(layer, settings)
+    metadata = [Depends(metadata_dependency(layer))]   # what clients forward from their URL is accepted
 
     async def collection(request: Request) -> Response:
         fmt = formats.negotiate(request, formats.DOCUMENT_FORMATS)
@@ -388,7 +392,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
 
     t = layer.title_en
     router.add_api_route(path, collection, methods=["GET"], summary=f"{t}: collection",
-                         dependencies=[Depends(only_common)],
+                         dependencies=metadata,
                          responses={**oas.ok_json(oas.COLLECTION, html=True, cached=True),
                                     **oas.problems(400, 406, 503)})
     router.add_api_route(f"{path}/items", items, methods=["GET"], summary=f"{t}: items",
@@ -396,9 +400,9 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
     router.add_api_route(f"{path}/items/{{feature_id}}", item, methods=["GET"], summary=f"{t}: one feature",
                          responses=oas.item_responses(layer))
     router.add_api_route(f"{path}/queryables", queryables, methods=["GET"], summary=f"{t}: queryables",
-                         dependencies=[Depends(only_common)], responses=oas.JSON_SCHEMA_RESPONSES)
+                         dependencies=metadata, responses=oas.JSON_SCHEMA_RESPONSES)
     router.add_api_route(f"{path}/schema", schema, methods=["GET"], summary=f"{t}: schema",
-                         dependencies=[Depends(only_common)], responses=oas.JSON_SCHEMA_RESPONSES)
+                         dependencies=metadata, responses=oas.JSON_SCHEMA_RESPONSES)
     add_write_routes(router, layer, settings)
 
 

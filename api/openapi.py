@@ -131,6 +131,16 @@ STYLE = component("MapLibreStyle", {
     "properties": {"version": {"const": 8}, "name": _STR, "sources": {"type": "object"},
                    "layers": {"type": "array", "items": {"type": "object", "required": ["id", "type"]}}},
 })
+# MBTiles 1.3 / tippecanoe metadata.json, as GDAL's MVT driver reads it beside a tile directory
+MBTILES_METADATA = component("MBTilesMetadata", {
+    "type": "object", "required": ["format", "bounds", "minzoom", "maxzoom", "vector_layers"],
+    "properties": {"name": _STR, "format": {"const": "pbf"}, "bounds": _STR, "center": _STR, "minzoom": _STR,
+                   "maxzoom": _STR, "vector_layers": {"type": "array", "items": {
+                       "type": "object", "required": ["id", "fields"],
+                       "properties": {"id": _STR, "fields": {"type": "object", "additionalProperties": {
+                           "enum": ["Number", "String", "Boolean"]}}}}},
+                   "tilestats": {"type": "object"}},
+})
 TILESETS = component("TileSets", {
     "type": "object", "required": ["links", "tilesets"],
     "properties": {"links": LINKS, "tilesets": {"type": "array", "items": {"type": "object",

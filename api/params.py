@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import Query, Request
 
 from api.errors import Problem
-from layers.catalog.registry import Layer
+from layers.catalog.registry import LAYERS, Layer
 from layers.query import features as feat
 from layers.query import selection
 from layers.query.cql2 import FILTER_LANGS
@@ -27,25 +27,55 @@ MAX_OFFSET = 1_000_000_000   # the SQL OFFSET parameter is an int4
 ITEMS = frozenset({"limit", "offset", "bbox", "bbox-crs", "datetime", "filter", "filter-lang", "filter-crs",
                    "sortby", "properties", "skipGeometry", "crs"})
 ITEM = frozenset({"crs", "properties", "skipGeometry"})
+# OGC parameters that clients forward to every request, metadata documents included: GDAL's OAPIF driver
+# appends the query of its connection URL (`OAPIF:…/collections/parcels?crs=…`) to /, /api, /collections/{id}
+# and /queryables; QGIS and OWSLib add crs/bbox-crs/limit to the collection documents. Metadata endpoints accept
+# them and answer the same document (a CRS list, not data); data endpoints still refuse unknown parameters.
+METADATA = ITEMS | {"datetime", "filter", "filter-lang", "filter-crs"}
 
 
-def check_unknown(request: Request, allowed: Iterable[str]) -> None:
+def check_unknown(request: Request, allowed: Iterable[str], forwarded: bool = False) -> None:
+    """400 naming the unknown parameters; `forwarded`: a metadata document, whose message names f and lang and
+    says that the forwarded OGC parameters are ignored (rather than listing every queryable)."""
     allowed = set(allowed) | COMMON
     unknown = sorted({k for k in request.query_params if k not in allowed})
     if unknown:
         names = ", ".join(unknown)
-        raise Problem(400, f"Tham số không được hỗ trợ: {names}. Tham số hợp lệ: {', '.join(sorted(allowed))}",
-                      f"Unknown query parameter(s): {names}. Allowed: {', '.join(sorted(allowed))}")
+        listed = ", ".join(sorted(COMMON if forwarded else allowed))
+        vi_more = " (crs, bbox-crs, limit… và thuộc tính truy vấn được chấp nhận, bỏ qua)" if forwarded else ""
+        en_more = " (crs, bbox-crs, limit… and queryables are accepted and ignored)" if forwarded else ""
+        raise Problem(400, f"Tham số không được hỗ trợ: {names}. Tham số hợp lệ: {listed}{vi_more}",
+                      f"Unknown query parameter(s): {names}. Allowed: {listed}{en_more}")
+
+
+def _forwarded(layers: Iterable[Layer]) -> frozenset[str]:
+    return METADATA | {f.name for layer in layers for f in layer.queryables}
+
+
+_FORWARDED_ANY = _forwarded(LAYERS.values())
 
 
 async def only_common(request: Request) -> None:
-    """For pages that take no parameter besides f and lang."""
-    check_unknown(request, ())
+    """For metadata documents: f and lang, and what a client forwards from its connection URL to every request
+    (the OGC items parameters, a queryable's `?field=value`), ignored; anything else is refused."""
+    check_unknown(request, _FORWARDED_ANY, forwarded=True)
+
+
+def metadata_dependency(layer: Layer) -> Callable[[Request], Awaitable[None]]:
+    """`only_common` for one collection's documents (its own queryables only)."""
+    allowed = _forwarded([layer])
+
+    async def dependency(request: Request) -> None:
+        check_unknown(request, allowed, forwarded=True)
+
+    return dependency
 
 
 def _single(request: Request, name: str) -> str | None:
     values = request.query_params.getlist(name)
-    if len(values) > 1:
+    # the same value twice counts once: GDAL appends its connection URL's query (`?crs=…`) to every request,
+    # the `next` links included, which already carry it
+    if len(set(values)) > 1:
         raise Problem(400, f"Tham số '{name}' chỉ được dùng một lần", f"Parameter '{name}' may be given only once")
     return values[0] if values else None
 

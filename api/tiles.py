@@ -34,6 +34,19 @@ from tiles.filters import NON_FILTER_PARAMS, TileFilter, parse_filters
 from tiles.service import TileResult, TileService
 
 MVT = "application/vnd.mapbox-vector-tile"
+TILE_SUFFIXES = ("pbf", "mvt")
+# OGC API – Tiles 1.0 and TMS 2.0 classes these routes implement (listed by /conformance)
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
+    "http://www.opengis.net/spec/tms/2.0/conf/tilematrixset",
+    "http://www.opengis.net/spec/tms/2.0/conf/json-tilematrixset",
+    "http://www.opengis.net/spec/tms/2.0/conf/tilesetmetadata",
+    "http://www.opengis.net/spec/tms/2.0/conf/json-tilesetmetadata",
+]
 
 
 @asynccontextmanager
@@ -156,8 +169,7 @@ async def tile_matrix_sets(request: Request) -> Response:
 
 @router.get("/tileMatrixSets/{tms_id}", summary="A tile matrix set", responses={**oas.ok_json(oas.TMS), **oas.problems(404)})
 async def tile_matrix_set(request: Request, tms_id: str) -> Response:
-    t = tms.get_tms(tms_id)
-    return _json(t.model_dump(mode="json", exclude_none=True, by_alias=True), request)
+    return _json(tms.document(tms_id), request)
 
 
 # --- per collection -------------------------------------------------------------------------------
@@ -188,6 +200,29 @@ async def collection_tilejson(request: Request, collection_id: str, tms_id: str)
     bounds = await layer_bounds(request, [layer])
     url = f"{public_base_url(request)}/collections/{layer.id}/tiles/{tms_id}/{{z}}/{{x}}/{{y}}"
     return _json(tilejson.tilejson([layer], url, bounds, request_lang(request)), request)
+
+
+@router.get("/collections/{collection_id}/tiles/{tms_id}/metadata.json",
+            summary="MBTiles metadata of a layer (for GDAL's MVT driver on a tile directory)",
+            responses={**oas.ok_json(oas.MBTILES_METADATA), **oas.problems(404, 503)})
+async def collection_tile_metadata(request: Request, collection_id: str, tms_id: str) -> Response:
+    layer = _layer(collection_id)
+    tms.validate(tms_id, 0, 0, 0)
+    bounds = await layer_bounds(request, [layer])
+    return _json(tilejson.mbtiles_metadata([layer], bounds, request_lang(request)), request)
+
+
+@router.get("/collections/{collection_id}/tiles/{tms_id}/{z}/{x}/{y}.{ext}",
+            summary="A vector tile (MVT) of one layer, with a file suffix (.pbf, .mvt)",
+            description="The same tile as without suffix: for clients that know a tile by its extension "
+                        "(GDAL's MVT driver: `MVT:…/{z}/{x}/{y}.pbf`, or a tile directory `MVT:…/{tms}/{z}`).",
+            response_class=Response, responses=oas.TILE_RESPONSES)
+async def collection_tile_file(request: Request, collection_id: str, tms_id: str, z: int, x: int, y: int,
+                               ext: str) -> Response:
+    if ext not in TILE_SUFFIXES:
+        raise Problem(404, f"Đuôi tệp ô '.{ext[:10]}' không hỗ trợ; dùng .pbf hoặc .mvt",
+                      f"Tile suffix '.{ext[:10]}' is not served; use .pbf or .mvt")
+    return await collection_tile(request, collection_id, tms_id, z, x, y)
 
 
 @router.get("/collections/{collection_id}/tiles/{tms_id}/{z}/{x}/{y}",
@@ -223,6 +258,16 @@ async def multi_tilejson(request: Request, layers: str | None = Query(None, desc
     return _json(tilejson.tilejson(chosen, url, bounds, request_lang(request)), request)
 
 
+@router.get("/tiles/metadata.json", summary="MBTiles metadata of several layers (GDAL's MVT driver: `MVT:…/tiles/{z}`)",
+            responses={**oas.ok_json(oas.MBTILES_METADATA), **oas.problems(400, 404, 503)})
+async def multi_tile_metadata(request: Request, layers: str | None = Query(None, description="a,b,...")) -> Response:
+    chosen = _layers_param(layers)
+    bounds = await layer_bounds(request, chosen)
+    return _json(tilejson.mbtiles_metadata(chosen, bounds, request_lang(request)), request)
+
+
+@router.get("/tiles/{z}/{x}/{y}.pbf", summary="A vector tile with several layers (.pbf, as tile directories name it)",
+            response_class=Response, responses=oas.TILE_RESPONSES)
 @router.get("/tiles/{z}/{x}/{y}.mvt", summary="A vector tile with several layers", response_class=Response,
             responses=oas.TILE_RESPONSES)
 async def multi_tile(request: Request, z: int, x: int, y: int,
@@ -306,8 +351,8 @@ async def layer_bounds(request: Request, layers: Sequence[Layer]) -> tuple[float
 
 
 # --- the cached-tile fast path ----------------------------------------------------------------------
-_FAST_SINGLE = re.compile(r"^/collections/([a-z_]+)/tiles/WebMercatorQuad/(\d+)/(\d+)/(\d+)$")
-_FAST_MULTI = re.compile(r"^/tiles/(\d+)/(\d+)/(\d+)\.mvt$")
+_FAST_SINGLE = re.compile(r"^/collections/([a-z_]+)/tiles/WebMercatorQuad/(\d+)/(\d+)/(\d+)(?:\.pbf|\.mvt)?$")
+_FAST_MULTI = re.compile(r"^/tiles/(\d+)/(\d+)/(\d+)\.(?:mvt|pbf)$")
 _ALL_LAYERS = tuple(LAYERS)
 
 

@@ -498,6 +498,19 @@ CLASS_TESTS = {
     "ogcapi-features-4/1.0/conf/features": ["test_features_write.test_create_refuses_bad_input_and_writes_nothing"],
     "ogcapi-features-5/1.0/conf/schemas": ["test_queryables_documents", "test_schema_roles"],
     "ogcapi-features-5/1.0/conf/core-roles-features": ["test_schema_roles"],
+    # OGC API – Tiles and TMS 2.0 (api/tiles.py)
+    "ogcapi-tiles-1/1.0/conf/core": ["test_tiles_mvt.test_features_and_attributes_match_sql",
+                                     "test_tiles_mvt.test_bad_input_gives_problem_json"],
+    "ogcapi-tiles-1/1.0/conf/tileset": ["test_tiles_tilejson.test_ogc_tiles_documents",
+                                        "test_gdal_clients.test_ogcapi_driver_lists_tile_layers"],
+    "ogcapi-tiles-1/1.0/conf/tilesets-list": ["test_tiles_tilejson.test_ogc_tiles_documents"],
+    "ogcapi-tiles-1/1.0/conf/geodata-tilesets": ["test_gdal_clients.test_ogcapi_driver_lists_tile_layers"],
+    "ogcapi-tiles-1/1.0/conf/mvt": ["test_tiles_mvt.test_tile_decodes_with_mapbox_vector_tile_and_gdal",
+                                    "test_gdal_clients.test_mvt_driver_reads_a_tile_url"],
+    "tms/2.0/conf/tilematrixset": ["test_gdal_clients.test_tilematrixset_is_readable_as_tms_1_and_2"],
+    "tms/2.0/conf/json-tilematrixset": ["test_gdal_clients.test_tilematrixset_is_readable_as_tms_1_and_2"],
+    "tms/2.0/conf/tilesetmetadata": ["test_tiles_tilejson.test_ogc_tiles_documents"],
+    "tms/2.0/conf/json-tilesetmetadata": ["test_tiles_tilejson.test_ogc_tiles_documents"],
 }
 
 

@@ -109,3 +109,41 @@ def _dimension(geometry_type: str) -> int | None:
     if "Point" in geometry_type:
         return 0
     return None
+
+
+# MBTiles/tippecanoe metadata: what GDAL's MVT driver reads next to a tile directory (`{tms}/metadata.json`
+# beside `{tms}/{z}/{x}/{y}.pbf`): vector_layers with field *types*, tilestats with the geometry, bounds as text.
+_MVT_TYPE = {"integer": "Number", "number": "Number", "boolean": "Boolean"}
+_TILESTATS_GEOMETRY = {0: "Point", 1: "LineString", 2: "Polygon"}
+
+
+def mbtiles_metadata(layers: Sequence[Layer], bounds: Bounds | None, lang: str) -> dict[str, Any]:
+    b = _clip(bounds or WORLD_BOUNDS)
+    top = tms.get_tms(tms.DEFAULT_TMS).maxzoom
+    lo, hi = min(la.minzoom for la in layers), min(max(la.maxzoom for la in layers), top)
+    vector_layers, stats = [], []
+    for layer in layers:
+        fields = tile_fields(layer, detail=True)
+        vector_layers.append({"id": layer.id, "description": layer.title(lang), "minzoom": layer.minzoom,
+                              "maxzoom": min(layer.maxzoom, top),
+                              "fields": {f.name: _MVT_TYPE.get(f.type, "String") for f in fields}})
+        stat: dict[str, Any] = {"layer": layer.id, "attributeCount": len(fields),
+                                "attributes": [{"attribute": f.name, "type": _stat_type(f.type)} for f in fields]}
+        dim = _dimension(layer.geometry_type)
+        if dim is not None:      # a layer of mixed geometries leaves it out (GDAL then reads it from the tiles)
+            stat["geometry"] = _TILESTATS_GEOMETRY[dim]
+        stats.append(stat)
+    return {
+        "name": " + ".join(la.title(lang) for la in layers),
+        "description": " ".join((la.description_vi if lang == "vi" else la.description_en) for la in layers),
+        "version": "2", "type": "overlay", "format": "pbf", "attribution": ATTRIBUTION,
+        "minzoom": str(lo), "maxzoom": str(hi),
+        "bounds": ",".join(f"{v:.7f}" for v in b),
+        "center": f"{(b[0] + b[2]) / 2:.7f},{(b[1] + b[3]) / 2:.7f},{max(lo, min(hi, 12))}",
+        "vector_layers": vector_layers,
+        "tilestats": {"layerCount": len(layers), "layers": stats},
+    }
+
+
+def _stat_type(json_type: str) -> str:
+    return {"integer": "number", "number": "number", "boolean": "boolean"}.get(json_type, "string")

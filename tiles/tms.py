@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import morecantile
 
@@ -52,6 +53,22 @@ def get_tms(tms_id: str) -> morecantile.TileMatrixSet:
         raise TileError(404, f"Không có tập ma trận lưới {tms_id!r}; hỗ trợ: {', '.join(SUPPORTED)}",
                         f"Unknown tile matrix set {tms_id!r}; supported: {', '.join(SUPPORTED)}")
     return _load(tms_id)[0]
+
+
+@lru_cache(maxsize=8)
+def document(tms_id: str) -> dict[str, Any]:
+    """The matrix set as OGC TMS 2.0 JSON (morecantile), with the TMS 1.0 members beside it (`type`,
+    `identifier`, `supportedCRS`, `tileMatrix` with `topLeftCorner`): GDAL before 3.7 reads only TMS 1.0 and
+    fails with "Invalid tiling matrix set name" otherwise; readers of 2.0 ignore the extra members."""
+    doc: dict[str, Any] = get_tms(tms_id).model_dump(mode="json", exclude_none=True, by_alias=True)
+    doc.update({
+        "type": "TileMatrixSetType", "identifier": doc["id"], "supportedCRS": doc["crs"],
+        "tileMatrix": [{"type": "TileMatrixType", "identifier": m["id"], "scaleDenominator": m["scaleDenominator"],
+                        "topLeftCorner": m["pointOfOrigin"], "tileWidth": m["tileWidth"],
+                        "tileHeight": m["tileHeight"], "matrixWidth": m["matrixWidth"],
+                        "matrixHeight": m["matrixHeight"]} for m in doc["tileMatrices"]],
+    })
+    return doc
 
 
 def validate(tms_id: str, z: int, x: int, y: int) -> TileID:
