@@ -137,8 +137,10 @@ def connect_snippets(b: str, layer: Layer, lang: str) -> dict[str, str]:
     if where:
         gdal += [("# chỉ những gì cần: bộ lọc chạy ở máy chủ" if vi else "# only what you need: filtered on the server"),
                  f'ogr2ogr -f GPKG {lid}_{state}.gpkg OAPIF:{b}/collections/{lid} -where "{where}"']
-    gdal += [("# ô vector (TileJSON)" if vi else "# vector tiles (TileJSON)"),
-             f"ogrinfo MVT:{b}/collections/{lid}/tiles/WebMercatorQuad/tilejson.json"]
+    zoom = max(layer.minzoom, min(layer.detail_zoom - 1, layer.maxzoom))     # a zoom the layer's tiles carry
+    gdal += [(f"# ô vector ở mức thu phóng {zoom} (GDAL đọc metadata.json bên cạnh)" if vi
+              else f"# vector tiles at zoom {zoom} (GDAL reads the metadata.json beside them)"),
+             f"ogrinfo -so MVT:{b}/collections/{lid}/tiles/WebMercatorQuad/{zoom}"]
     python = ["import geopandas as gpd", "import pyogrio", "",
               "# cả lớp, một tệp GeoPackage" if vi else "# the whole layer, one GeoPackage",
               f'{lid} = gpd.read_file("{b}/collections/{lid}/items?f=gpkg")']

@@ -130,7 +130,7 @@ def test_connect_snippets_use_the_public_base_url(client: TestClient, settings: 
     gdal = css(html, "#gdal-snippet")[0].text_content()
     python = css(html, "#python-snippet")[0].text_content()
     assert "ogr2ogr -f GPKG parcels.gpkg OAPIF:http://testserver/collections/parcels" in gdal
-    assert "ogrinfo MVT:http://testserver/collections/parcels/tiles/WebMercatorQuad/tilejson.json" in gdal
+    assert "ogrinfo -so MVT:http://testserver/collections/parcels/tiles/WebMercatorQuad/14" in gdal
     assert 'gpd.read_file("http://testserver/collections/parcels/items?f=gpkg")' in python
     assert 'pyogrio.read_dataframe("OAPIF:http://testserver/collections/parcels"' in python
     assert css(html, "#qgis-url")[0].text_content() == "http://testserver"
