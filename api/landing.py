@@ -23,7 +23,8 @@ from layers.catalog.registry import LAYERS, Layer
 from layers.query.summary import LayerSummary, layer_summaries
 
 SUMMARY_TTL = 60.0      # seconds: same as the collections' extent cache (api/features.EXTENT_TTL)
-DOWNLOADS = (("gpkg", "GeoPackage"), ("csv", "CSV"), ("geojson", "GeoJSON"))
+# whole-layer downloads (the GeoJSON of `items` is a page unless `download=true`: i10-downloads)
+DOWNLOADS = (("GeoPackage", "f=gpkg"), ("CSV", "f=csv"), ("GeoJSON", "f=geojson&download=true"))
 EXAMPLE_LAYER = "parcels"   # the layer the connect snippets name (the first layer when it is not published)
 _ANY = ("Điểm hoặc vùng", "Points or polygons")
 _KINDS = {"Polygon": ("Vùng", "Polygons"), "MultiPolygon": ("Vùng", "Polygons"),
@@ -117,7 +118,7 @@ def _card(layer: Layer, s: LayerSummary | None, b: str, lang: str) -> dict[str, 
         "map_url": map_url, "on_web_map": layer.id in MAP_LAYERS,
         "collection_url": f"{u}?f=html{'&lang=en' if q else ''}",
         "items_url": f"{u}/items?f=html{'&lang=en' if q else ''}",
-        "downloads": [(label, f"{u}/items?f={f}") for f, label in DOWNLOADS],
+        "downloads": [(label, f"{u}/items?{query}") for label, query in DOWNLOADS],
     }
 
 

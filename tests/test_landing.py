@@ -96,8 +96,8 @@ def test_cards_show_each_layer_from_the_database(client: TestClient, conn: psyco
         base = "http://testserver"
         assert f"{base}/collections/{layer.id}?f=html" in hrefs
         assert f"{base}/collections/{layer.id}/items?f=html" in hrefs
-        for f in ("gpkg", "csv", "geojson"):
-            assert f"{base}/collections/{layer.id}/items?f={f}" in hrefs
+        for query in ("f=gpkg", "f=csv", "f=geojson&download=true"):
+            assert f"{base}/collections/{layer.id}/items?{query}" in hrefs
         assert any(h.startswith((f"{base}/map", f"{base}/collections/{layer.id}/items")) for h in hrefs)
     total = sum(n for n, _ in truth.values())
     assert css(html, "#total-count")[0].text_content() == f"{total:,}".replace(",", ".")
