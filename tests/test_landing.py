@@ -56,9 +56,16 @@ def _truth(conn: psycopg.Connection) -> dict[str, tuple[int, dt.datetime | None]
         cols = {r[0] for r in conn.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (layer.table,))}
         upd = "max(updated_at)" if "updated_at" in cols else "NULL::timestamptz"
-        n, t = conn.execute(f'SELECT count(*), {upd} FROM "{layer.table}"').fetchone()  # noqa: S608 - registry
-        out[layer.id] = (n, t)
+        row = conn.execute(f'SELECT count(*), {upd} FROM "{layer.table}"').fetchone()  # noqa: S608 - registry
+        assert row is not None
+        out[layer.id] = (row[0], row[1])
     return out
+
+
+def _one(conn: psycopg.Connection, sql: str) -> int:
+    row = conn.execute(sql).fetchone()  # type: ignore[call-overload]
+    assert row is not None
+    return int(row[0])
 
 
 def test_json_landing_keeps_its_ogc_structure(client: TestClient) -> None:
@@ -112,8 +119,9 @@ def test_extent_matches_the_collection_and_the_map_link_centres_on_it(client: Te
         assert css(card, ".extent")[0].text_content() == (
             f"{lo[0]}–{lo[2]}°\u00a0Đ · {lo[1]}–{lo[3]}°\u00a0B")
         href = css(card, "a.btn.primary")[0].get("href")
-        z, lat, lon = (float(v) for v in re.fullmatch(r"http://testserver/map#([\d.]+)/([\d.]+)/([\d.]+)",
-                                                     href).groups())
+        m = re.fullmatch(r"http://testserver/map#([\d.]+)/([\d.]+)/([\d.]+)", href)
+        assert m, href
+        z, lat, lon = (float(v) for v in m.groups())
         assert bbox[1] < lat < bbox[3] and bbox[0] < lon < bbox[2] and 6 <= z <= 14
 
 
@@ -167,7 +175,7 @@ def test_large_layers_say_about(sample_db: str, conn: psycopg.Connection) -> Non
     """Above the limit the count is the planner's estimate, labelled 'khoảng'/'about'; no table is scanned."""
     conn.execute("ANALYZE parcels")
     conn.commit()
-    n = conn.execute("SELECT count(*) FROM parcels").fetchone()[0]
+    n = _one(conn, "SELECT count(*) FROM parcels")
 
     async def run() -> dict[str, summary.LayerSummary]:
         c = await asyncpg.connect(sample_db)
@@ -179,11 +187,11 @@ def test_large_layers_say_about(sample_db: str, conn: psycopg.Connection) -> Non
     sums = asyncio.run(run())
     s = sums["parcels"]
     assert s.estimated and s.updated is None and s.bbox is not None
-    assert abs(s.count - n) <= n * 0.05 if s.count is not None else False
+    assert s.count is not None and abs(s.count - n) <= n * 0.05
     assert landing.count_text(s, "vi").startswith("khoảng ")
     assert landing.count_text(s, "en").startswith("about ")
     small = sums["auction_plots"]
-    assert not small.estimated and small.count == conn.execute("SELECT count(*) FROM auction_plots").fetchone()[0]
+    assert not small.estimated and small.count == _one(conn, "SELECT count(*) FROM auction_plots")
     assert landing.count_text(summary.LayerSummary(1_234_567, True, None, None), "vi") == "khoảng 1.200.000"
     assert landing.count_text(summary.LayerSummary(1_234_567, True, None, None), "en") == "about 1,200,000"
 
