@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from brotli_asgi import BrotliMiddleware
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import errors, health, offload, security
@@ -67,6 +68,12 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     # Leaflet is vendored next to the Folium export that inlines it; served at the same URL as the rest
     app.mount("/static/vendor/leaflet", StaticFiles(directory=VENDOR_DIR / "leaflet"), name="leaflet")
     app.mount("/static", StaticFiles(directory=map_api.HERE / "static"), name="static")
+
+    @app.api_route("/favicon.ico", methods=["GET", "HEAD"], include_in_schema=False)
+    async def favicon() -> FileResponse:     # what browsers ask for; pages also link /static/favicon.svg
+        return FileResponse(map_api.HERE / "static" / "favicon.ico",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
     app.include_router(features_api.create_router(a))
     app.include_router(tiles_api.router)
     oas.install(app)   # response schemas for every route, no unused 422s

@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import Response
 
 from api import formats, offload
+from api import landing as landing_page
 from api import openapi as oas
 from api import tiles as tiles_api
 from api.auth import api_key_scheme, bearer_scheme, require_roles
@@ -224,9 +225,9 @@ def create_router(settings: ApiSettings) -> APIRouter:
                       "application/json", t("Lưới ô bản đồ", "Tile matrix sets")),
             ],
         }
-        if fmt == "html":
+        if fmt == "html":   # the portal's front door: a card per layer, downloads, connecting (api/landing.py)
             return await render(request, "features_landing.html", title=doc["title"], description=doc["description"],
-                          links=doc["links"])
+                                **await landing_page.context(request, lang, doc))
         return _json(request, doc)
 
     @router.get("/conformance", summary="Conformance classes", dependencies=[Depends(only_common)],

@@ -47,7 +47,7 @@ log = logging.getLogger("datso.api")
 
 DEFAULT_TRUSTED_HOSTS = ("localhost", "127.0.0.1", "::1")
 UNCHECKED_PATHS = frozenset({"/health"})   # no links in it; probes (load balancers, k8s) use any Host
-SWAGGER_CDN = "https://cdn.jsdelivr.net"
+SWAGGER_VENDOR = "/static/vendor/swagger-ui"   # swagger-ui-dist, vendored (api/static/vendor/README.md)
 
 
 # -- trusted hosts and the public base URL -------------------------------------------------------------------
@@ -221,21 +221,24 @@ _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
 
 
 def install_docs(app: FastAPI, path: str) -> None:
-    """Swagger UI at `path`, with a policy of its own: its bundle and CSS come from the CDN FastAPI uses
-    (until they are vendored), and its one inline script is allowed by its SHA-256 hash, nothing else."""
+    """Swagger UI at `path`, served from our own files (no CDN: it works offline), with a policy of its own:
+    its one inline script is allowed by its SHA-256 hash, nothing else; Swagger UI styles elements inline."""
 
     @app.get(path, include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         page = get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
-                                   swagger_ui_parameters=app.swagger_ui_parameters)
+                                   swagger_js_url=f"{root}{SWAGGER_VENDOR}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}{SWAGGER_VENDOR}/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}/static/favicon.svg",
+                                   # no validator badge: it would load an image from validator.swagger.io
+                                   swagger_ui_parameters={"validatorUrl": None, **(app.swagger_ui_parameters or {})})
         body = bytes(page.body)
         hashes = " ".join("'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
                           for s in _INLINE_SCRIPT.findall(body.decode()))
-        csp = (f"default-src 'none'; script-src 'self' {SWAGGER_CDN} {hashes}; "
-               f"style-src 'self' {SWAGGER_CDN} 'unsafe-inline'; img-src 'self' data: https://fastapi.tiangolo.com; "
-               "connect-src 'self'; font-src 'self' data:; base-uri 'none'; form-action 'self'; "
-               "frame-ancestors 'none'")
+        csp = (f"default-src 'none'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data:; connect-src 'self'; font-src 'self' data:; base-uri 'none'; "
+               "form-action 'self'; frame-ancestors 'none'")
         return HTMLResponse(body, headers={"Content-Security-Policy": csp})
 
 
