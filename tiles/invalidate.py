@@ -64,7 +64,8 @@ class Invalidator:
 
     async def fresh(self, conn: asyncpg.Connection) -> bool:
         """Whether what `conn` (on the replica) reads now includes every edit notified so far. A reader that is
-        not a standby (`pg_last_wal_replay_lsn()` is NULL) is always current."""
+        not a standby (`pg_is_in_recovery()` false) is always current: a primary that went through crash
+        recovery still reports the last LSN it replayed then, which must not count as lag."""
         if not self.replica:
             return True
         if self._unsettled:
@@ -72,7 +73,8 @@ class Invalidator:
         if self.wal_needed is None:
             return True
         return bool(await conn.fetchval(
-            "SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_replay_lsn(), $1::text::pg_lsn) >= 0, true)", self.wal_needed))
+            "SELECT NOT pg_is_in_recovery() "
+            "OR coalesce(pg_wal_lsn_diff(pg_last_wal_replay_lsn(), $1::text::pg_lsn) >= 0, true)", self.wal_needed))
 
     async def _settle(self, conn: asyncpg.Connection) -> None:
         try:
