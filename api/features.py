@@ -341,7 +341,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         if fmt == "csv":
             data_bytes = await offload.export(request, formats.to_csv, body)
         else:
-            data_bytes = await offload.export(request, formats.to_file, body, fmt, layer.id, q.crs.proj)
+            data_bytes = await offload.export(request, formats.to_file, body, fmt, layer.id, q.crs.output_wkt)
         return respond(request, data_bytes, formats.MEDIA[fmt], disposition)
 
     async def item(request: Request, feature_id: str, q: feat.ItemsQuery = Depends(item_dep)) -> Response:
