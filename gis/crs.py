@@ -304,3 +304,13 @@ def frame_crs(text: str | int | CrsDef) -> CRS:
     """The `.crs` of a GeoDataFrame datso hands out (read_layer): `output_crs`, with `to_epsg()` the code."""
     out = output_crs(text)
     return EpsgBoundCRS(out.to_wkt()) if out.is_bound else out
+
+
+def geojson_crs(d: CrsDef) -> dict[str, object] | None:
+    """The legacy GeoJSON (2008) `crs` member for output in `d`, the one GDAL/geopandas read
+    (`{"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::9210"}}`); None for CRS84 (RFC 7946's
+    default) and for latitude-first CRSs (EPSG:4326, 4756): GDAL reads GeoJSON coordinates as x = longitude
+    whatever the member says, so naming them would swap the axes (those clients should ask for JSON-FG)."""
+    if d.key == "OGC:CRS84" or d.lat_first or d.epsg is None:
+        return None
+    return {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{d.epsg}"}}
