@@ -13,6 +13,7 @@ EPSG code (`gis.crs.frame_crs`) while `to_crs()` keeps the official shift. A bad
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import geopandas as gpd
@@ -23,21 +24,21 @@ from gis.io import reproject
 from layers.catalog.registry import get_layer
 from layers.query.cql2 import CqlError
 from layers.query.exporter import fetch
-from layers.query.selection import Selection, parse_selection
+from layers.query.selection import QueryError, Selection, parse_selection
 from layers.store.connect import connect
 
 
-class ReadLayerError(BilingualError):
+class ReadLayerError(QueryError):
     """A bad argument of `read_layer` (layer, filter, bbox, bbox_crs, datetime, where, crs). It is a
-    `ValueError`; `str(exc)` is English, `exc.vi` Vietnamese, and both start with the argument's name."""
+    `ValueError` (and the API's `QueryError`); `str(exc)` is English, `exc.vi` Vietnamese, and both start with
+    the argument's name; the rest is the items API's message for the same input."""
 
 
 def _arg(name: str, exc: BilingualError) -> ReadLayerError:
-    vi, en = exc.vi, exc.en
-    for prefix in (f"{name}:", f"{name} ", "--where "):   # messages that already name it (or the CLI flag)
-        vi = vi.removeprefix(prefix).strip()
-        en = en.removeprefix(prefix).strip()
-    return ReadLayerError(f"{name}: {vi}", f"{name}: {en}")
+    """The parser's message (the items API's), prefixed with the argument's name unless it starts with it."""
+    def named(text: str) -> str:
+        return text if re.match(rf"{re.escape(name)}[: ]", text) else f"{name}: {text}"
+    return ReadLayerError(named(exc.vi), named(exc.en))
 
 
 def _where(pairs: Sequence[str] | str) -> dict[str, str]:

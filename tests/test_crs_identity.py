@@ -160,9 +160,20 @@ def test_read_layer_errors_name_the_argument(sample_db: str, kwargs: dict[str, A
     with pytest.raises(ReadLayerError) as info:
         read_layer("parcels", dsn=sample_db, **kwargs)
     assert isinstance(info.value, ValueError)
-    assert str(info.value).startswith(starts) and info.value.vi.startswith(starts)
+    name = starts.rstrip(": ")
+    assert re.match(rf"{name}[: ]", str(info.value)) and re.match(rf"{name}[: ]", info.value.vi), str(info.value)
     assert "--" not in str(info.value) and "--" not in info.value.vi
     assert "sold" in str(info.value) or "where" not in starts or "status" in str(info.value)
+
+
+def test_filter_vocabulary_is_checked_like_field_equals(client: TestClient, sample_db: str) -> None:
+    """`filter` names an unknown code of a vocabulary field, in read_layer and in the API (as `?status=`)."""
+    with pytest.raises(ReadLayerError, match=r"^filter: unknown value 'sold' for status; one of: managed"):
+        read_layer("parcels", filter="status = 'sold'", dsn=sample_db)
+    with pytest.raises(ReadLayerError, match=r"^filter: unknown value 'XYZ' for land_use_codes"):
+        read_layer("parcels", filter="A_CONTAINS(land_use_codes, ('XYZ'))", dsn=sample_db)
+    r = client.get("/collections/parcels/items", params={"filter": "status IN ('leased', 'sold')", "lang": "en"})
+    assert r.status_code == 400 and "unknown value 'sold' for status" in r.json()["detail"]
 
 
 def test_read_layer_unknown_layer(sample_db: str) -> None:
