@@ -247,6 +247,14 @@ def test_prj_carries_towgs84_and_gives_the_official_shift(sample_db: str, tmp_pa
                          timeout=60, check=True).stdout
     got = np.array([[float(v) for v in line.split()] for line in out.strip().splitlines()])
     assert max_metres(got, wgs[:: max(1, len(tm) // 50)]) < 0.001
+    # the whole file through ogr2ogr -t_srs EPSG:4326 (GDAL 3.6), told to use the file's definition
+    wgs_file = tmp_path / "wgs.gpkg"
+    subprocess.run(["ogr2ogr", "--config", "OGR_CT_PREFER_OFFICIAL_SRS_DEF", "NO", "-t_srs", "EPSG:4326", "-f",
+                    "GPKG", str(wgs_file), str(shp)], capture_output=True, text=True, timeout=120, check=True)
+    conv = pyogrio.read_dataframe(wgs_file)
+    byid = {int(i): g for i, g in zip(conv["id"], conv.geometry, strict=True)}
+    a = np.vstack([shapely.get_coordinates(shapely.normalize(byid[k])) for k in sorted(stored)])
+    assert max_metres(a, wgs) < 0.001
 
 
 @pytest.mark.parametrize("fmt", ["gpkg", "fgb"])
@@ -285,8 +293,9 @@ def test_esri_prj_is_read_as_the_tm3_zone(tmp_path: Path, prj: str) -> None:
     lonlat = [(106.31, 10.02), (106.52, 10.24)]
     pts = [shapely.Point(*transformer("OGC:CRS84", "EPSG:9210").transform(x, y)) for x, y in lonlat]
     shp = tmp_path / "thua.shp"
-    pyogrio.write_dataframe(gpd.GeoDataFrame({"so_thua": [1, 2]}, geometry=pts), shp, driver="ESRI Shapefile")
-    shp.with_suffix(".prj").write_text(prj)           # a real .prj as desktop software writes it
+    pyogrio.write_dataframe(gpd.GeoDataFrame({"so_thua": [1, 2]}, geometry=pts, crs=ZONE.output), shp,
+                            driver="ESRI Shapefile")
+    shp.with_suffix(".prj").write_text(prj)           # replaced by a .prj as desktop software writes it
     res = read_vector(shp)
     assert res.source_crs.key == "EPSG:9210"
     got = np.array([[g.x, g.y] for g in res.geometry])
@@ -351,6 +360,13 @@ def test_jsonfg_items_and_item(client: TestClient, sample_db: str, tmp_path: Pat
     one = client.get(f"/collections/auction_plots/items/{f0['id']}", params={"f": "jsonfg", "crs": URI_9210})
     assert one.status_code == 200 and one.json()["coordRefSys"] == URI_9210 and one.json()["place"]
     assert one.json()["time"] == f0["time"]
+    # an interval layer: [valid_from, valid_to], ".." for a still-valid area; a date field stays a date
+    areas = client.get("/collections/growing_areas/items", params={"f": "jsonfg", "limit": 50}).json()["features"]
+    for f in areas:
+        start, end = f["properties"]["valid_from"], f["properties"]["valid_to"]
+        assert f["time"] == {"interval": [start, ".." if end is None else end]}
+    lots = client.get("/collections/trace_lots/items", params={"f": "jsonfg", "limit": 5}).json()["features"]
+    assert lots and all(f["time"] == {"date": f["properties"]["pack_date"]} for f in lots)
     # offered as an alternate and by Accept
     links = client.get("/collections/parcels/items", params={"limit": 1}).json()["links"]
     assert any(lk["type"] == "application/vnd.ogc.fg+json" and lk["rel"] == "alternate" for lk in links)
