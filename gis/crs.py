@@ -317,3 +317,9 @@ def geojson_crs(d: CrsDef) -> dict[str, object] | None:
     if d.key == "OGC:CRS84" or d.lat_first or d.epsg is None:
         return None
     return {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{d.epsg}"}}
+
+
+def postgis_proj4(d: CrsDef) -> str:
+    """The `proj4text` of `d`'s row in PostGIS's spatial_ref_sys (custom SRID `d.srid` for VN-2000): the same
+    PROJ string as pyproj's. Migrations keep a frozen copy; tests check the database against this."""
+    return d.proj.replace(" +type=crs", "")

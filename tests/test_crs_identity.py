@@ -26,7 +26,7 @@ import shapely
 from fastapi.testclient import TestClient
 from pyproj import CRS, Geod, Transformer
 
-from gis.crs import REGISTRY, frame_crs, get_crs, output_crs, prj_wkt, transformer
+from gis.crs import REGISTRY, frame_crs, get_crs, output_crs, postgis_proj4, prj_wkt, transformer
 from gis.io import read_vector
 from layers.analysis import ReadLayerError, read_layer
 from layers.query.exporter import export_layer
@@ -94,6 +94,9 @@ def test_one_definition_serves_pyproj_files_and_postgis(conn: psycopg.Connection
             assert row is not None
             pts.append(row)
         assert max_metres(np.array(pts), lonlat) < 0.001, d.key
+        row = conn.execute("SELECT auth_name, proj4text FROM spatial_ref_sys WHERE srid = %s", [d.srid]).fetchone()
+        assert row is not None and row[0] == "DATSO"
+        assert CRS(row[1].strip()).equals(CRS(postgis_proj4(d))) and row[1].split() == postgis_proj4(d).split(), d.key
 
 
 # -- read_layer -------------------------------------------------------------------------------------------
@@ -321,6 +324,7 @@ def test_geojson_in_9210_carries_its_crs(client: TestClient, sample_db: str, tmp
     path.write_bytes(r.content)
     gdf = gpd.read_file(path, fid_as_index=True)       # GDAL makes the integer feature id the FID
     assert gdf.crs.to_epsg() == 9210
+    assert 'ID["EPSG",9210]' in ogrinfo(path)           # GDAL 3.6 too
     same_coords(dict(zip(gdf.index.astype(int), gdf.geometry, strict=True)),
                 db_geoms(sample_db, "status = 'leased'", ZONE.srid), 0.001)
     fid = int(gdf.index[0])
