@@ -478,14 +478,14 @@ class Translator:
         if not (isinstance(prop, dict) and isinstance(prop.get("property"), str)):
             return
         f = self.layer.get_field(prop["property"])
-        if f is None:
+        if f is None or not f.queryable or not f.public:    # operand() answers "unknown property" for those
             return
         codes = f.items_enum if items or f.type == "array" else f.enum
         if not codes:
             return
         for v in values:
             if isinstance(v, str) and v not in codes:
-                raise CqlError(f"Giá trị '{v[:40]}' của {f.name} không có; chọn một trong: {', '.join(codes)}",
+                raise CqlError(f"Giá trị '{v[:40]}' của {f.name} không hợp lệ; chọn một trong: {', '.join(codes)}",
                                f"unknown value '{v[:40]}' for {f.name}; one of: {', '.join(codes)}")
 
     def compare(self, sqlop: str, a: Any, b: Any) -> str:
