@@ -22,7 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import Response
 
-from api import formats, offload
+from api import formats, jsonfg, offload
 from api import landing as landing_page
 from api import openapi as oas
 from api import tiles as tiles_api
@@ -39,7 +39,7 @@ from api.params import (
     only_common,
 )
 from api.security import public_base_url
-from gis.crs import CRS84_URI
+from gis.crs import CRS84_URI, geojson_crs
 from gis.errors import BilingualError
 from layers.accounts.auth import ApiKey
 from layers.catalog.formats import format_value
@@ -310,6 +310,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         u = f"{b}/collections/{layer.id}/items"
         links = [_link(f"{u}?{_query_with(request)}", "self", GEOJSON if fmt != "html" else "text/html"),
                  _link(f"{u}?{_query_with(request, f='html')}", "alternate", "text/html"),
+                 _link(f"{u}?{_query_with(request, f='jsonfg')}", "alternate", jsonfg.MEDIA, "JSON-FG"),
                  _link(f"{b}/collections/{layer.id}", "collection", "application/json")]
         nxt = prv = None
         if has_next:
@@ -328,10 +329,15 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         etag = f'"{tag.hexdigest()}"'
         meta["timeStamp"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         meta["links"] = links
-        body = b'{"type":"FeatureCollection","features":[' + features + b"]," + orjson.dumps(meta)[1:]
+        member = geojson_crs(q.crs)     # GDAL/geopandas read the CRS of non-CRS84 GeoJSON from it
+        body = b'{"type":"FeatureCollection",' + (b'"crs":' + orjson.dumps(member) + b"," if member else b"") \
+            + b'"features":[' + features + b"]," + orjson.dumps(meta)[1:]
         crs_header = {"Content-Crs": f"<{q.crs.uri}>"}
         if fmt in ("json", "geojson"):
             return respond(request, body, GEOJSON if fmt == "geojson" else "application/json", crs_header, etag)
+        if fmt == "jsonfg":
+            fg = await offload.in_thread(jsonfg.collection, layer, body, q.crs)
+            return respond(request, fg, jsonfg.MEDIA, crs_header, etag)
         if fmt == "html":
             lang = request_lang(request)
             data = await offload.in_thread(orjson.loads, body)
@@ -346,7 +352,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         if fmt == "csv":
             data_bytes = await offload.export(request, formats.to_csv, body)
         else:
-            data_bytes = await offload.export(request, formats.to_file, body, fmt, layer.id, q.crs.proj)
+            data_bytes = await offload.export(request, formats.to_file, body, fmt, layer.id, q.crs.output_wkt)
         return respond(request, data_bytes, formats.MEDIA[fmt], disposition)
 
     async def item(request: Request, feature_id: str, q: feat.ItemsQuery = Depends(item_dep)) -> Response:
@@ -361,8 +367,11 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         b = public_base_url(request)
         u = f"{b}/collections/{layer.id}/items/{fid}"
         links = [_link(u, "self", GEOJSON), _link(f"{u}?f=html", "alternate", "text/html"),
+                 _link(f"{u}?f=jsonfg", "alternate", jsonfg.MEDIA, "JSON-FG"),
                  _link(f"{b}/collections/{layer.id}", "collection", "application/json")]
-        body = text[:-1].encode() + b',"links":' + orjson.dumps(links) + b"}"
+        member = geojson_crs(q.crs)
+        body = text[:-1].encode() + (b',"crs":' + orjson.dumps(member) if member else b"") \
+            + b',"links":' + orjson.dumps(links) + b"}"
         default_repr = fmt in ("json", "geojson") and q.crs == feat.CRS84 and q.properties is None \
             and not q.skip_geometry
         etag = f'"{version}"' if default_repr else None
@@ -375,6 +384,8 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
                           collection_title=layer.title(lang), feature=data, fields=fields,
                           geojson=body.decode().replace("</", "<\\/"), basemap=_basemap(),
                           colour=layer.style.get("default", "#1b5e20"))
+        if fmt == "jsonfg":
+            return respond(request, jsonfg.single(layer, body, q.crs), jsonfg.MEDIA, headers, etag)
         return respond(request, body, GEOJSON if fmt == "geojson" else "application/json", headers, etag)
 
     async def queryables(request: Request) -> Response:

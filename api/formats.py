@@ -20,18 +20,19 @@ MEDIA = {
     "gpkg": "application/geopackage+sqlite3",
     "fgb": "application/flatgeobuf",
     "schema": "application/schema+json",
+    "jsonfg": "application/vnd.ogc.fg+json",
 }
 _ACCEPT = {
     "application/geo+json": "geojson", "application/json": "json", "text/html": "html",
     "application/xhtml+xml": "html", "text/csv": "csv", "application/geopackage+sqlite3": "gpkg",
-    "application/flatgeobuf": "fgb", "application/schema+json": "schema",
+    "application/flatgeobuf": "fgb", "application/schema+json": "schema", "application/vnd.ogc.fg+json": "jsonfg",
 }
 _ALIASES = {"geojson": "geojson", "json": "json", "html": "html", "csv": "csv", "gpkg": "gpkg",
             "geopackage": "gpkg", "fgb": "fgb", "flatgeobuf": "fgb",
-            "schema": "schema"}
+            "schema": "schema", "jsonfg": "jsonfg", "json-fg": "jsonfg"}
 DOCUMENT_FORMATS = ("json", "html")
-ITEM_FORMATS = ("geojson", "json", "html")
-ITEMS_FORMATS = ("geojson", "json", "html", "csv", "gpkg", "fgb")
+ITEM_FORMATS = ("geojson", "json", "html", "jsonfg")
+ITEMS_FORMATS = ("geojson", "json", "html", "csv", "gpkg", "fgb", "jsonfg")
 
 
 def negotiate(request: Request, allowed: tuple[str, ...]) -> str:

@@ -195,6 +195,11 @@ def _geometry(kind: str) -> dict[str, Any]:
     return ref(name)
 
 
+# GeoJSON 2008 `crs` member, given when `crs=` is neither CRS84 nor latitude-first (gis.crs.geojson_crs)
+CRS_MEMBER = {"type": "object", "properties": {"type": {"const": "name"}, "properties": {
+    "type": "object", "properties": {"name": _STR}}}}
+
+
 def feature_schemas(layer: Any) -> tuple[dict[str, str], dict[str, str]]:
     """(`$ref` of the layer's Feature, `$ref` of its FeatureCollection), built from the registry: geometry
     type, and one property per public field with the type, enum and nullability `/schema` publishes."""
@@ -218,7 +223,7 @@ def feature_schemas(layer: Any) -> tuple[dict[str, str], dict[str, str]]:
         "type": "object", "description": f"A feature of '{layer.id}' (GeoJSON)",
         "required": ["type", "geometry", "properties"],
         "properties": {
-            "type": {"const": "Feature"}, "id": {"type": ["integer", "string"]},
+            "type": {"const": "Feature"}, "id": {"type": ["integer", "string"]}, "crs": CRS_MEMBER,
             # skipGeometry=true gives null; a nullable geometry column too
             "geometry": {"anyOf": [_geometry(layer.geometry_type), {"type": "null"}]},
             "properties": {"type": ["object", "null"], "properties": props, "additionalProperties": False},
@@ -229,7 +234,7 @@ def feature_schemas(layer: Any) -> tuple[dict[str, str], dict[str, str]]:
         "type": "object", "description": f"Features of '{layer.id}' (GeoJSON FeatureCollection, OGC API – Features)",
         "required": ["type", "features"],
         "properties": {
-            "type": {"const": "FeatureCollection"}, "features": {"type": "array", "items": feature},
+            "type": {"const": "FeatureCollection"}, "features": {"type": "array", "items": feature}, "crs": CRS_MEMBER,
             "numberMatched": {"type": "integer", "minimum": 0}, "numberReturned": {"type": "integer", "minimum": 0},
             "numberMatchedEstimated": {"type": "boolean"}, "timeStamp": {"type": "string", "format": "date-time"},
             "links": LINKS,
@@ -286,20 +291,26 @@ def ok_json(schema: dict[str, Any], description: str = "OK", html: bool = False,
 NOT_MODIFIED: Responses = {304: {"description": "Not modified (If-None-Match matched the ETag)", "headers": ETAG}}
 DOWNLOADS = {"text/csv": {"schema": _STR}, "application/geopackage+sqlite3": {"schema": _BINARY},
              "application/flatgeobuf": {"schema": _BINARY}}
+# OGC JSON-FG (api/jsonfg.py): coordinates in `place` (CRS of `coordRefSys`) or `geometry` (CRS84)
+JSONFG = {"application/vnd.ogc.fg+json": {"schema": {
+    "type": "object", "required": ["type", "conformsTo", "coordRefSys"],
+    "properties": {"type": {"enum": ["Feature", "FeatureCollection"]}, "conformsTo": {"type": "array", "items": _STR},
+                   "coordRefSys": _STR, "featureType": _STR}}}}
 
 
 def items_responses(layer: Any) -> Responses:
     _, fc = feature_schemas(layer)
-    out = ok("The features (GeoJSON; or a page, CSV, GeoPackage, FlatGeobuf by `f=`/Accept)",
+    out = ok("The features (GeoJSON; or a page, CSV, GeoPackage, FlatGeobuf, JSON-FG by `f=`/Accept)",
              {"application/geo+json": {"schema": fc}, "application/json": {"schema": fc}, HTML: {"schema": _STR},
-              **DOWNLOADS}, {**ETAG, **CONTENT_CRS})
+              **DOWNLOADS, **JSONFG}, {**ETAG, **CONTENT_CRS})
     return {**out, **NOT_MODIFIED, **problems(400, 406, 503)}
 
 
 def item_responses(layer: Any) -> Responses:
     feature, _ = feature_schemas(layer)
-    out = ok("The feature (GeoJSON, or a page)", {"application/geo+json": {"schema": feature},
-                                                  "application/json": {"schema": feature}, HTML: {"schema": _STR}},
+    out = ok("The feature (GeoJSON, JSON-FG, or a page)", {"application/geo+json": {"schema": feature},
+                                                  "application/json": {"schema": feature}, HTML: {"schema": _STR},
+                                                  **JSONFG},
              {**ETAG, **CONTENT_CRS})
     return {**out, **NOT_MODIFIED, **problems(400, 404, 406, 503)}
 

@@ -5,6 +5,11 @@ VN-2000 <-> WGS84 always goes through the official 7-parameter transformation of
 position-vector convention, so the rotation signs are flipped here (a common 0.5-0.75 m bug otherwise).
 Every VN-2000 CRS is defined by an explicit PROJ string carrying those parameters, in Python (pyproj) and in
 PostGIS (custom `spatial_ref_sys` rows, see `postgis_srid`), so PROJ never picks another transformation.
+
+What leaves datso names the EPSG code AND carries the same shift (`output_crs`): the EPSG definition bound to
+WGS 84 by the official Helmert (`BOUNDCRS`, OGC WKT1 `TOWGS84[...]` + `AUTHORITY["EPSG","9210"]`). Every file
+writer (GeoPackage, Shapefile `.prj` via `prj_wkt`, FlatGeobuf, GeoJSON) and every GeoDataFrame (`frame_crs`)
+gets it from here; `tests/test_crs_identity.py` checks it against the PROJ strings and PostGIS's ST_Transform.
 """
 
 from __future__ import annotations
@@ -68,6 +73,16 @@ class CrsDef:
     @property
     def pyproj(self) -> CRS:
         return _crs(self.proj)
+
+    @property
+    def output(self) -> CRS:
+        """What files and GeoDataFrames carry: see `output_crs`."""
+        return _output(self.key)
+
+    @property
+    def output_wkt(self) -> str:
+        """OGC WKT1 (as GDAL writes it) of `output`: TOWGS84 + AUTHORITY for VN-2000."""
+        return self.output.to_wkt("WKT1_GDAL")
 
 
 @lru_cache(maxsize=256)
@@ -220,3 +235,91 @@ def transformer(src_key: str, dst_key: str) -> Transformer:
 
 def postgis_srid(text: str | int) -> int:
     return get_crs(text).srid
+
+
+# ------------------------------------------------------------------------------------- output identity
+def towgs84_values() -> tuple[float, ...]:
+    """The 7 `+towgs84` numbers (position-vector convention, arc-seconds, ppm)."""
+    return tuple(float(v) for v in TOWGS84.split(","))
+
+
+@lru_cache(maxsize=64)
+def _output(key: str) -> CRS:
+    d = get_crs(key)
+    if d.key in ("OGC:CRS84", "EPSG:4326"):
+        return CRS.from_epsg(4326)        # files: GDAL's traditional lon/lat order for EPSG:4326
+    if not d.vn2000 or d.epsg is None:
+        return CRS.from_epsg(d.epsg) if d.epsg else _crs(d.proj)
+    from pyproj.crs import BoundCRS
+    from pyproj.crs.coordinate_operation import ToWGS84Transformation
+
+    source = CRS.from_epsg(d.epsg)
+    return BoundCRS(source_crs=source, target_crs="EPSG:4326",
+                    transformation=ToWGS84Transformation(source.geodetic_crs, *towgs84_values()))
+
+
+def output_crs(text: str | int | CrsDef) -> CRS:
+    """The CRS every writer puts in a file: the EPSG definition, and for VN-2000 the same definition bound
+    to WGS 84 by the official Decision 05/2007 Helmert (pyproj BoundCRS; WKT1 `TOWGS84` + `AUTHORITY`).
+
+    Give it to pyogrio/geopandas as is (geopandas' `to_file` then writes `to_wkt("WKT1_GDAL")`: GeoPackage
+    srs organization EPSG / code 9210 with the TOWGS84 in its definition, FlatGeobuf EPSG 9210, GeoJSON's
+    `urn:ogc:def:crs:EPSG::9210`). Shapefiles need `prj_wkt` written over GDAL's ESRI `.prj`, which has no
+    TOWGS84.
+
+    GDAL itself (ogr2ogr, gdaltransform) replaces a CRS that has an EPSG code by the EPSG definition when it
+    transforms (OGR_CT_PREFER_OFFICIAL_SRS_DEF=YES by default) and then lets PROJ pick a shift: for VN-2000
+    PROJ picks EPSG:6959 "VN-2000 to WGS 84 (1)", ~0.8 m off the official EPSG:6960. Readers that build the
+    CRS from the WKT (pyproj) use the TOWGS84; with GDAL add `--config OGR_CT_PREFER_OFFICIAL_SRS_DEF NO`
+    (Shapefile: measured 0.13 mm from datso's coordinates, 814 mm without). GDAL's GeoPackage, FlatGeobuf and
+    GeoJSON readers load an EPSG-named CRS from GDAL's own EPSG database whatever the stored definition says,
+    so for those only `-s_srs` with `prj_wkt` (or a .prj) brings the official shift back.
+    """
+    d = text if isinstance(text, CrsDef) else get_crs(text)
+    return d.output
+
+
+def prj_wkt(text: str | int | CrsDef) -> str:
+    """The Shapefile `.prj` text: OGC WKT1 as GDAL writes it, with TOWGS84 and AUTHORITY for VN-2000."""
+    return output_crs(text).to_wkt("WKT1_GDAL")
+
+
+class EpsgBoundCRS(CRS):
+    """A GeoDataFrame's CRS for VN-2000 output (`frame_crs`): the BoundCRS of `output_crs`, so `gdf.to_crs()`
+    uses the official shift, whose `to_epsg()` / `to_authority()` answer the EPSG code of its source CRS.
+
+    Plain pyproj answers None for every BoundCRS; a GeoDataFrame labelled plain `EPSG:9210` instead would
+    make `to_crs(4326)` use PROJ's pick (EPSG:6959, ~0.8 m off).
+    """
+
+    def to_epsg(self, min_confidence: int = 70) -> int | None:
+        src = self.source_crs
+        return src.to_epsg(min_confidence) if self.is_bound and src is not None else super().to_epsg(min_confidence)
+
+    def to_authority(self, auth_name: str | None = None, min_confidence: int = 70) -> tuple[str, str] | None:
+        src = self.source_crs
+        if self.is_bound and src is not None:
+            return src.to_authority(auth_name, min_confidence)
+        return super().to_authority(auth_name, min_confidence)
+
+
+def frame_crs(text: str | int | CrsDef) -> CRS:
+    """The `.crs` of a GeoDataFrame datso hands out (read_layer): `output_crs`, with `to_epsg()` the code."""
+    out = output_crs(text)
+    return EpsgBoundCRS(out.to_wkt()) if out.is_bound else out
+
+
+def geojson_crs(d: CrsDef) -> dict[str, object] | None:
+    """The legacy GeoJSON (2008) `crs` member for output in `d`, the one GDAL/geopandas read
+    (`{"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::9210"}}`); None for CRS84 (RFC 7946's
+    default) and for latitude-first CRSs (EPSG:4326, 4756): GDAL reads GeoJSON coordinates as x = longitude
+    whatever the member says, so naming them would swap the axes (those clients should ask for JSON-FG)."""
+    if d.key == "OGC:CRS84" or d.lat_first or d.epsg is None:
+        return None
+    return {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{d.epsg}"}}
+
+
+def postgis_proj4(d: CrsDef) -> str:
+    """The `proj4text` of `d`'s row in PostGIS's spatial_ref_sys (custom SRID `d.srid` for VN-2000): the same
+    PROJ string as pyproj's. Migrations keep a frozen copy; tests check the database against this."""
+    return d.proj.replace(" +type=crs", "")

@@ -30,7 +30,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError as PyprojCRSError
 
 from gis import encoding as enc
-from gis.crs import CrsDef, CrsError, crs_for_zone, get_crs, transformer
+from gis.crs import CrsDef, CrsError, crs_for_zone, get_crs, output_crs, prj_wkt, transformer
 from gis.errors import BilingualError
 from gis.geometry import as_array, force_2d
 
@@ -469,10 +469,9 @@ def _writable(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def crs_metadata(crs: CrsDef) -> str:
-    """What to write as a file's CRS: the EPSG code (names VN-2000 and the zone) or the PROJ string."""
-    if crs.key in WGS84_KEYS:
-        return "EPSG:4326"
-    return f"EPSG:{crs.epsg}" if crs.epsg else crs.proj
+    """What to write as a file's CRS (`gis.crs.output_crs` as OGC WKT1): the EPSG code, and for VN-2000 the
+    official TOWGS84 with it."""
+    return crs.output_wkt
 
 
 def write_vector(frame: pd.DataFrame, geoms: Any, path: str | Path, fmt: str, crs: CrsDef,
@@ -498,13 +497,22 @@ def write_vector(frame: pd.DataFrame, geoms: Any, path: str | Path, fmt: str, cr
     if fmt == "kml" and crs.key not in WGS84_KEYS:
         raise DataFileError("KML luôn dùng WGS 84: bỏ --crs hoặc chọn EPSG:4326",
                             "KML is always WGS 84: drop --crs or use EPSG:4326")
-    gdf = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(arr, index=data.index), crs=crs_metadata(crs))
+    gdf = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(arr, index=data.index), crs=output_crs(crs))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Normalized/laundered field name")
-        return _write_ogr(gdf, out, fmt, layer_name)
+        return _write_ogr(gdf, out, fmt, layer_name, prj_wkt(crs))
 
 
-def _write_ogr(gdf: gpd.GeoDataFrame, out: Path, fmt: str, layer_name: str) -> Path:
+def _write_shp(gdf: gpd.GeoDataFrame, shp: Path, prj: str) -> None:
+    """A UTF-8 Shapefile with a .cpg, and a .prj in OGC WKT1 with the TOWGS84 (GDAL writes ESRI WKT1, which
+    drops it, so desktop GIS would pick its own datum shift)."""
+    pyogrio.write_dataframe(gdf, shp, driver="ESRI Shapefile", encoding="UTF-8")
+    if not shp.with_suffix(".cpg").exists():
+        shp.with_suffix(".cpg").write_text("UTF-8")
+    shp.with_suffix(".prj").write_text(prj, encoding="ascii")
+
+
+def _write_ogr(gdf: gpd.GeoDataFrame, out: Path, fmt: str, layer_name: str, prj: str) -> Path:
     if fmt == "gpkg":
         out.parent.mkdir(parents=True, exist_ok=True)
         pyogrio.write_dataframe(gdf, out, layer=layer_name, driver="GPKG")
@@ -519,9 +527,7 @@ def _write_ogr(gdf: gpd.GeoDataFrame, out: Path, fmt: str, layer_name: str) -> P
         if out.suffix.lower() == ".zip":
             with tempfile.TemporaryDirectory() as tmp:
                 shp = Path(tmp) / f"{layer_name}.shp"
-                pyogrio.write_dataframe(gdf, shp, driver="ESRI Shapefile", encoding="UTF-8")
-                if not shp.with_suffix(".cpg").exists():
-                    shp.with_suffix(".cpg").write_text("UTF-8")
+                _write_shp(gdf, shp, prj)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
                     for f in sorted(Path(tmp).iterdir()):
@@ -531,9 +537,7 @@ def _write_ogr(gdf: gpd.GeoDataFrame, out: Path, fmt: str, layer_name: str) -> P
         shp.parent.mkdir(parents=True, exist_ok=True)
         for old in shp.parent.glob(shp.stem + ".*"):
             old.unlink()
-        pyogrio.write_dataframe(gdf, shp, driver="ESRI Shapefile", encoding="UTF-8")
-        if not shp.with_suffix(".cpg").exists():
-            shp.with_suffix(".cpg").write_text("UTF-8")
+        _write_shp(gdf, shp, prj)
         return shp
     return out
 

@@ -242,8 +242,9 @@ def face_read_layer(case: Case, dsn: str, **_: Any) -> tuple[str, Any]:
     try:
         gdf = read_layer(case.layer, where=[f"{k}={v}" for k, v in case.equals.items()],
                          bbox=case.params.get("bbox"), dsn=dsn)
-    except CqlError as exc:
-        return "error", exc.en
+    except CqlError as exc:     # read_layer names its argument first (issue 10), then the items API's message
+        assert re.match(r"(where|bbox|bbox_crs|filter|datetime|crs|layer)[: ]", exc.en), exc.en
+        return "error", re.sub(r"^(where|bbox_crs|filter|datetime|crs|layer): ", "", exc.en)
     return "ok", sorted(int(i) for i in gdf.index)
 
 

@@ -421,6 +421,7 @@ class Translator:
             self._comparable(lhs, "IN")
             if not isinstance(args[1], list) or not args[1]:
                 raise CqlError("IN cần một danh sách giá trị không rỗng", "IN needs a non-empty list of values")
+            self._vocab(args[0], args[1])
             values = [self.literal(v, lhs.type, "IN") for v in args[1]]
             return f"({lhs.sql} = ANY({self.param(values, _CASTS[lhs.type] + '[]')}))"
         if op == "isnull":
@@ -450,6 +451,7 @@ class Translator:
             if not isinstance(args[1], list):
                 raise CqlError(f"{op.upper()} cần một danh sách giá trị", f"{op.upper()} needs a list of values")
             item = a.item_type or "string"
+            self._vocab(args[0], args[1], items=True)
             vals = [self.literal(v, item, op.upper()) for v in args[1]]
             return f"({a.sql}::{_CASTS[item]}[] {_ARRAY[op]} {self.param(vals, _CASTS[item] + '[]')})"
         raise CqlError(f"Toán tử hoặc hàm '{node.get('op')}' không được hỗ trợ",
@@ -471,7 +473,25 @@ class Translator:
             raise CqlError(f"{what} không dùng được với giá trị kiểu {e.type}",
                            f"{what} cannot be used with a {e.type} operand")
 
+    def _vocab(self, prop: Any, values: list[Any], items: bool = False) -> None:
+        """A string compared with a property that has a vocabulary must be one of its codes (as `?field=`)."""
+        if not (isinstance(prop, dict) and isinstance(prop.get("property"), str)):
+            return
+        f = self.layer.get_field(prop["property"])
+        if f is None or not f.queryable or not f.public:    # operand() answers "unknown property" for those
+            return
+        codes = f.items_enum if items or f.type == "array" else f.enum
+        if not codes:
+            return
+        for v in values:
+            if isinstance(v, str) and v not in codes:
+                raise CqlError(f"Giá trị '{v[:40]}' của {f.name} không hợp lệ; chọn một trong: {', '.join(codes)}",
+                               f"unknown value '{v[:40]}' for {f.name}; one of: {', '.join(codes)}")
+
     def compare(self, sqlop: str, a: Any, b: Any) -> str:
+        if sqlop in ("=", "<>"):
+            self._vocab(a, [b])
+            self._vocab(b, [a])
         left = self.operand(a) if not _is_literal(a) else None
         if left is not None and left.type == "array":
             item = left.item_type or "string"
