@@ -267,6 +267,14 @@ def get_user(target: Target, name: str) -> User:
     return _user(row)
 
 
+def principal_for(target: Target, name: str) -> Principal:
+    """The Principal of an active user (`datso import --as NAME`: the CLI acting as that user, with their scope)."""
+    user = get_user(target, name)
+    if user.disabled_at is not None:
+        raise AccountError(f"Người dùng '{name}' đã bị vô hiệu hóa", f"User '{name}' is disabled", 403, "name")
+    return user.principal
+
+
 def list_users(target: Target) -> list[User]:
     with _connect(target) as conn:
         return [_user(r) for r in conn.execute(_USER_SQL + "ORDER BY u.name").fetchall()]
@@ -381,4 +389,5 @@ def principal_from_row(row: Any) -> Principal:
 
 
 __all__ = ["LOOKUP_SQL", "AccountError", "Created", "User", "create_user", "disable_user", "get_user",
-           "hash_secret", "list_users", "login", "logout", "new_key", "principal_from_row", "update_user"]
+           "hash_secret", "list_users", "login", "logout", "new_key", "principal_for", "principal_from_row",
+           "update_user"]
