@@ -29,10 +29,10 @@ from shapely import wkb
 from shapely.geometry.base import BaseGeometry
 
 from gis.errors import BilingualError
-from layers.catalog.registry import Layer
+from layers.catalog.registry import SCOPE_GEOMETRY, Layer
 
 ROLES = ("officer", "admin")
-GEOMETRY = "__geometry__"      # the key of a row's geometry in the rows given to check_scope
+GEOMETRY = SCOPE_GEOMETRY      # the key of a row's geometry in the rows given to check_scope
 PROVINCE_SCHEME = "2025"
 
 

@@ -39,6 +39,8 @@ Computed = Literal["area_m2_from_geometry"]
 # typing mistakes (0001-01-01, 20255-01-01) that every face would have to render, and year 1 BC / > 9999 are
 # not representable in Python (they crashed /collections and the HTML pages).
 DEFAULT_DATE_RANGE: tuple[dt.date, dt.date] = (dt.date(1900, 1, 1), dt.date(2200, 12, 31))
+# the key of a row's geometry in the rows the scope rule reads (layers/accounts/principal.py, ingest/writes.py)
+SCOPE_GEOMETRY = "__geometry__"
 _INT_RANGES = {SmallInteger: (-(2**15), 2**15 - 1), BigInteger: (-(2**63), 2**63 - 1),
                Integer: (-(2**31), 2**31 - 1)}
 

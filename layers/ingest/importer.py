@@ -28,10 +28,10 @@ from psycopg import sql
 
 from gis import geometry as geo
 from gis.io import DataFileError, read_vector
-from layers.catalog.registry import Layer, UnknownLayer, get_layer
+from layers.catalog.registry import SCOPE_GEOMETRY, Layer, UnknownLayer, get_layer
 from layers.ingest.rules import rule_for
 from layers.ingest.validation import Issue, IssueSummary, Prepared, must_have, prepare_frame
-from layers.ingest.writes import SCOPE_GEOMETRY, Writer
+from layers.ingest.writes import Writer
 from layers.store.connect import connect
 
 CHUNK = 25_000

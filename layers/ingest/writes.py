@@ -33,7 +33,7 @@ from shapely.geometry.base import BaseGeometry
 
 from gis.crs import CrsDef, transformer
 from gis.errors import BilingualError
-from layers.catalog.registry import Layer
+from layers.catalog.registry import SCOPE_GEOMETRY, Layer
 from layers.ingest.rules import rule_for
 from layers.ingest.validation import prepare_records
 from layers.store import connect
@@ -71,7 +71,6 @@ class Writer(Protocol):
 
 
 Actor = str | Writer
-SCOPE_GEOMETRY = "__geometry__"     # the key of a row's geometry for check_scope (= principal.GEOMETRY)
 
 
 def etag(feature_id: int, xmin: str) -> str:
@@ -273,9 +272,10 @@ def _lock(conn: psycopg.Connection, layer: Layer, fid: int, if_match: str | None
     """Lock the row, check If-Match; returns its state and its place (`place`: the scope field's value and the
     geometry, for the scope check)."""
     cols = [layer.id_column, *([layer.lifecycle.field] if layer.lifecycle is not None else [])]
-    place = sql.SQL(", {} AS scope_value, ST_AsBinary({}) AS scope_geom").format(
+    by_geometry = layer.scope_field is None and not layer.national_only     # else the geometry is not read
+    place = sql.SQL(", {} AS scope_value, {} AS scope_geom").format(
         sql.Identifier(layer.scope_field) if layer.scope_field else sql.SQL("NULL"),
-        sql.Identifier(layer.geometry_column))
+        sql.SQL("ST_AsBinary({})").format(sql.Identifier(layer.geometry_column)) if by_geometry else sql.SQL("NULL"))
     q = sql.SQL("SELECT xmin::text AS v, {cols}{place} FROM {t} WHERE {id} = %s FOR UPDATE").format(
         cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols), place=place, t=sql.Identifier(layer.table),
         id=sql.Identifier(layer.id_column))
