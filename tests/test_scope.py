@@ -307,3 +307,33 @@ def test_import_of_a_geometry_scoped_layer(tmp_path: Path, sample_db: str, http:
         principal=principal_for(sample_db, users["officer_a"][0]), progress=False))
     assert [(e.row, e.field, e.code) for e in res.errors] == [(2, "geometry", "scope")]
     assert fingerprints(sample_db, layer) == before
+
+
+def test_scope_via_a_referenced_feature(sample_db: str, users: dict[str, tuple[str, str]]) -> None:
+    """`Layer.scope_via`: records placed by the feature they refer to (season/inspection → growing area). Shown on
+    trace events placed by their lot, through the write seam itself."""
+    import dataclasses
+
+    from gis.crs import get_crs
+    from layers.accounts.principal import ScopeError, rows_outside
+    from layers.accounts.users import principal_for
+    from layers.ingest import writes
+
+    layer = dataclasses.replace(LAYERS["trace_events"], scope_via=("lot_id", "trace_lots"))
+    officer_a = principal_for(sample_db, users["officer_a"][0])
+    officer_b = principal_for(sample_db, users["officer_b"][0])
+    with psycopg.connect(sample_db) as c:
+        ev = c.execute("SELECT id, lot_id, xmin::text FROM trace_events WHERE lot_id IS NOT NULL ORDER BY id "
+                       "LIMIT 1").fetchone()
+        assert ev is not None
+        rows = [{"lot_id": ev[1]}, {"lot_id": 10**12}, {"lot_id": None}]
+        assert [r[0:2] for r in rows_outside(c, officer_a, layer, rows)] == [(1, "lot_id"), (2, "lot_id")]
+        assert [r[0] for r in rows_outside(c, officer_b, layer, rows)] == [0, 1, 2]
+    before = fingerprints(sample_db, layer)
+    patch = {"properties": {"read_point": "urn:test"}}
+    with pytest.raises(ScopeError) as exc:
+        writes.update(sample_db, layer, ev[0], patch, get_crs("OGC:CRS84"), officer_b, f'"{ev[0]}-{ev[2]}"')
+    assert "lot_id" in exc.value.en and exc.value.status == 403
+    assert fingerprints(sample_db, layer) == before
+    tag = writes.update(sample_db, layer, ev[0], patch, get_crs("OGC:CRS84"), officer_a, f'"{ev[0]}-{ev[2]}"')
+    assert tag.startswith(f'"{ev[0]}-')

@@ -272,9 +272,9 @@ def _lock(conn: psycopg.Connection, layer: Layer, fid: int, if_match: str | None
     """Lock the row, check If-Match; returns its state and its place (`place`: the scope field's value and the
     geometry, for the scope check)."""
     cols = [layer.id_column, *([layer.lifecycle.field] if layer.lifecycle is not None else [])]
-    by_geometry = layer.scope_field is None and not layer.national_only     # else the geometry is not read
+    by_geometry = layer.scope_key is None and not layer.national_only     # else the geometry is not read
     place = sql.SQL(", {} AS scope_value, {} AS scope_geom").format(
-        sql.Identifier(layer.scope_field) if layer.scope_field else sql.SQL("NULL"),
+        sql.Identifier(layer.scope_key) if layer.scope_key else sql.SQL("NULL"),
         sql.SQL("ST_AsBinary({})").format(sql.Identifier(layer.geometry_column)) if by_geometry else sql.SQL("NULL"))
     q = sql.SQL("SELECT xmin::text AS v, {cols}{place} FROM {t} WHERE {id} = %s FOR UPDATE").format(
         cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols), place=place, t=sql.Identifier(layer.table),
@@ -296,8 +296,8 @@ def _lock(conn: psycopg.Connection, layer: Layer, fid: int, if_match: str | None
                          "The feature was changed by someone else (ETag mismatch); reload it and retry",
                          [{"current_etag": current}])
     old_place: dict[str, Any] = {SCOPE_GEOMETRY: wkb.loads(bytes(row[-1])) if row[-1] is not None else None}
-    if layer.scope_field:
-        old_place[layer.scope_field] = row[-2]
+    if layer.scope_key:
+        old_place[layer.scope_key] = row[-2]
     return {"state": row[2] if layer.lifecycle is not None else None, "place": old_place}
 
 
@@ -307,8 +307,8 @@ def _new_place(layer: Layer, rec: dict[str, Any], geom: BaseGeometry | None, old
     place: dict[str, Any] = dict(old or {})
     if geom_given or old is None:
         place[SCOPE_GEOMETRY] = geom
-    if layer.scope_field and (layer.scope_field in rec or old is None):
-        place[layer.scope_field] = rec.get(layer.scope_field)
+    if layer.scope_key and (layer.scope_key in rec or old is None):
+        place[layer.scope_key] = rec.get(layer.scope_key)
     return place
 
 
