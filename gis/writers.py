@@ -81,6 +81,7 @@ FILE_FORMATS: dict[str, FileFormat] = {
     "kml": FileFormat("kml", "application/vnd.google-earth.kml+xml", ".kml", "KML", "KML"),
 }
 STREAMED = ("geojson", "csv")
+KML_ID = "feature_id"     # the id column's name in KML (LIBKML reads a field `id` as the Placemark's id)
 WGS84_ONLY = ("kml",)
 _TYPE_NAMES = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint", 5: "MultiLineString", 6: "MultiPolygon"}
 OGR_GEOMETRY = {"Point": "Point", "MultiPoint": "MultiPoint", "LineString": "LineString",
@@ -168,10 +169,10 @@ def _ogr_fields(batch: Batch, columns: list[Column], fmt: str) -> tuple[list[np.
             data.append(np.array([v if isinstance(v, dt.date) else None for v in vals], dtype="datetime64[D]"))
             masks.append(None)
         elif c.kind == "datetime" and not text_times:
-            local = [v.astimezone(VN_TZ).replace(tzinfo=None) if isinstance(v, dt.datetime) else None
-                     for v in vals]
-            data.append(np.array(local, dtype="datetime64[ms]"))
-            offsets[c.name] = np.full(n, 100 + 7 * 4, dtype=np.int64)    # GDAL's TZ flag: 100 + quarters
+            # in UTC (GDAL's time-zone flag 100): GeoPackage requires it, FlatGeobuf keeps the same instant
+            utc = [v.astimezone(dt.UTC).replace(tzinfo=None) if isinstance(v, dt.datetime) else None for v in vals]
+            data.append(np.array(utc, dtype="datetime64[ms]"))
+            offsets[c.name] = np.full(n, 100, dtype=np.int64)
             masks.append(None)
         elif c.kind == "json":
             data.append(np.array([json_text(v) for v in vals], dtype=object))
@@ -187,7 +188,7 @@ class _OgrFile:
     """One layer written batch by batch (the first batch creates it, the next ones append)."""
 
     def __init__(self, path: Path, fmt: str, columns: list[Column], crs: CrsDef, layer_name: str,
-                 geometry_type: str, dbf: dict[str, str] | None = None) -> None:
+                 geometry_type: str, dbf: dict[str, str] | None = None, id_name: str | None = None) -> None:
         self.path, self.fmt, self.columns, self.crs, self.layer_name = path, fmt, columns, crs, layer_name
         self.geometry_type = OGR_GEOMETRY.get(geometry_type, "Unknown")
         self.mixed = self.geometry_type == "Unknown"
@@ -195,6 +196,9 @@ class _OgrFile:
         if fmt == "shp":
             short = {**dbf_names(self.names), **(dbf or {})}
             self.names = [short[n] for n in self.names]
+        if fmt == "kml" and id_name in self.names:
+            # LIBKML takes a field called `id` for the Placemark's own id (renumbered): ours keeps its value
+            self.names[self.names.index(id_name)] = KML_ID
         self.driver = FILE_FORMATS[fmt].driver
         if fmt == "kml" and "LIBKML" in pyogrio.list_drivers(write=True):
             self.driver = "LIBKML"
@@ -258,7 +262,7 @@ def write_file(batches: Iterable[Batch], columns: list[Column], path: str | Path
         if out.suffix.lower() == ".zip":
             with tempfile.TemporaryDirectory(prefix="datso-shp-") as tmp:
                 shp = Path(tmp) / f"{layer_name}.shp"
-                _write_ogr(batches, columns, shp, fmt, crs, layer_name, geometry_type, dbf)
+                _write_ogr(batches, columns, shp, fmt, crs, layer_name, geometry_type, dbf, id_name)
                 with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
                     for f in sorted(Path(tmp).iterdir()):
                         zf.write(f, f.name)
@@ -267,17 +271,18 @@ def write_file(batches: Iterable[Batch], columns: list[Column], path: str | Path
         shp.parent.mkdir(parents=True, exist_ok=True)
         for old in shp.parent.glob(shp.stem + ".*"):
             old.unlink()
-        _write_ogr(batches, columns, shp, fmt, crs, layer_name, geometry_type, dbf)
+        _write_ogr(batches, columns, shp, fmt, crs, layer_name, geometry_type, dbf, id_name)
         return shp
     if out.exists():
         out.unlink()
-    _write_ogr(batches, columns, out, fmt, crs, layer_name, geometry_type, dbf)
+    _write_ogr(batches, columns, out, fmt, crs, layer_name, geometry_type, dbf, id_name)
     return out
 
 
 def _write_ogr(batches: Iterable[Batch], columns: list[Column], path: Path, fmt: str, crs: CrsDef,
-               layer_name: str, geometry_type: str, dbf: dict[str, str] | None = None) -> None:
-    w = _OgrFile(path, fmt, columns, crs, layer_name, geometry_type, dbf)
+               layer_name: str, geometry_type: str, dbf: dict[str, str] | None = None,
+               id_name: str | None = None) -> None:
+    w = _OgrFile(path, fmt, columns, crs, layer_name, geometry_type, dbf, id_name)
     for batch in batches:
         w.write(batch)
     if not w.created:    # an empty selection: the file still has the layer and its fields
