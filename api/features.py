@@ -338,8 +338,8 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
             return await render(request, "features_items.html", title=layer.title(lang), layer=layer,
                           count=downloads.count_text(matched, lang, more), downloads=downloads.links(u, request, layer.id),
                           collection_title=layer.title(lang), features=data["features"], fields=fields,
-                          number_returned=page.number_returned, number_matched=page.number_matched,
-                          estimated=page.estimated, next=nxt and nxt.replace("f=json", "f=html"), prev=prv,
+                          number_returned=page.number_returned, number_matched=matched if not more else page.number_matched,
+                          estimated=page.estimated and more, next=nxt and nxt.replace("f=json", "f=html"), prev=prv,
                           geojson=body.decode().replace("</", "<\\/"), basemap=_basemap(),
                           colour=layer.style.get("default", "#1b5e20"))
         return respond(request, body, GEOJSON if fmt == "geojson" else "application/json", crs_header, etag)

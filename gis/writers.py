@@ -279,10 +279,38 @@ def write_file(batches: Iterable[Batch], columns: list[Column], path: str | Path
     return out
 
 
+def regroup(batches: Iterable[Batch], size: int) -> Iterator[Batch]:
+    """Batches of about `size` rows made of smaller ones."""
+    pending: list[Batch] = []
+    n = 0
+    for batch in batches:
+        pending.append(batch)
+        n += len(batch)
+        if n >= size:
+            yield _concat(pending)
+            pending, n = [], 0
+    if pending:
+        yield _concat(pending)
+
+
+def _concat(parts: list[Batch]) -> Batch:
+    if len(parts) == 1:
+        return parts[0]
+    values = {k: [v for p in parts for v in p.values[k]] for k in parts[0].values}
+    return Batch(values, np.concatenate([np.asarray(p.geoms, dtype=object) for p in parts]))
+
+
+# GDAL's FlatGeobuf writer rewrites the file on every append (the cost grows with the square of the number of
+# appends): FlatGeobuf is written in fewer, larger appends (memory: about this many rows)
+FGB_ROWS_PER_WRITE = 50_000
+
+
 def _write_ogr(batches: Iterable[Batch], columns: list[Column], path: Path, fmt: str, crs: CrsDef,
                layer_name: str, geometry_type: str, dbf: dict[str, str] | None = None,
                id_name: str | None = None) -> None:
     w = _OgrFile(path, fmt, columns, crs, layer_name, geometry_type, dbf, id_name)
+    if fmt == "fgb":
+        batches = regroup(batches, FGB_ROWS_PER_WRITE)
     for batch in batches:
         w.write(batch)
     if not w.created:    # an empty selection: the file still has the layer and its fields
