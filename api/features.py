@@ -160,6 +160,17 @@ async def _extent(request: Request, layer: Layer) -> dict[str, Any]:
     return dict(ext)
 
 
+async def _layer_count(request: Request, layer: Layer, cap: int) -> tuple[int, bool]:
+    """The layer's feature count for its page (up to `cap`), cached like the extent."""
+    cache: dict[str, tuple[float, tuple[int, bool]]] = request.app.state.__dict__.setdefault("features_count", {})
+    hit = cache.get(layer.id)
+    if hit and time.monotonic() - hit[0] < EXTENT_TTL:
+        return hit[1]
+    value = await _conn_call(request, feat.count_matches, layer, feat.ItemsQuery(), cap)
+    cache[layer.id] = (time.monotonic(), value)
+    return value
+
+
 async def collection_doc(request: Request, layer: Layer, lang: str) -> dict[str, Any]:
     b = public_base_url(request)
     u = f"{b}/collections/{layer.id}"
@@ -289,8 +300,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         lang = request_lang(request)
         doc = await collection_doc(request, layer, lang)
         if fmt == "html":
-            n, more = await _conn_call(request, feat.count_matches, layer, feat.ItemsQuery(),
-                                       settings.download_max_features)
+            n, more = await _layer_count(request, layer, settings.download_max_features)
             return await render(request, "features_collection.html", title=doc["title"], c=doc,
                           max_limit=settings.max_limit, count=downloads.count_text(n, lang, more),
                           downloads=downloads.links(f"{public_base_url(request)}{path}/items", None, layer.id))
