@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,13 +246,27 @@ def open_download(dsn: str, d: Download, fmt: str, maximum: int | None, statemen
     if fmt in STREAMED:
         extra = {"numberMatched": n, "numberReturned": n, **(head or {})}
 
-        def stream() -> Iterator[bytes]:
+        def stream() -> Generator[bytes, None, None]:
             with stack:
                 rows = batches(conn, d)
                 yield from (csv_chunks(rows, columns(d)) if fmt == "csv"
                             else geojson_chunks(rows, columns(d), d.layer.id_column, extra))
 
-        return Prepared(n, spec.media, filename, chunks=stream())
+        gen = stream()
+        try:
+            head_chunk = next(gen)      # started: closing it (or collecting it) closes the connection
+        except BaseException:
+            stack.close()
+            raise
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield head_chunk
+                yield from gen
+            finally:
+                gen.close()
+
+        return Prepared(n, spec.media, filename, chunks=chunks())
     tmpdir = tempfile.mkdtemp(prefix="datso-dl-")
     try:
         with stack:
