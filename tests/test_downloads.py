@@ -213,6 +213,20 @@ def test_ceiling_answers_413_with_the_count(client: TestClient, sample_db: str, 
     assert r.status_code == 200 and r.headers["x-total-count"] == "50"
 
 
+def test_download_runs_on_the_export_statement_timeout(client: TestClient, sample_db: str, scratch_tmp: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A download waiting past the export class's statement_timeout is a 503 problem, and nothing is kept."""
+    monkeypatch.setitem(client.app.state.db.statement_timeouts, "export", 0.5)  # type: ignore[attr-defined]
+    with psycopg.connect(sample_db) as c:
+        c.execute("LOCK TABLE parcels IN ACCESS EXCLUSIVE MODE")     # the download's count must wait for it
+        for fmt in ("gpkg", "csv"):
+            r = client.get("/collections/parcels/items", params={"f": fmt, "status": "leased", "lang": "en"})
+            assert r.status_code == 503, (fmt, r.status_code, r.text[:200])
+            assert r.headers["content-type"] == "application/problem+json" and "time limit" in r.json()["detail"]
+        c.rollback()
+    assert list(scratch_tmp.iterdir()) == []
+
+
 @pytest.mark.parametrize("params", [
     {"f": "xls"},
     {"f": "gpkg", "filter": "area_m2 >>> 5"},
