@@ -22,7 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import Response
 
-from api import formats, jsonfg, offload
+from api import downloads, formats, jsonfg, offload
 from api import landing as landing_page
 from api import openapi as oas
 from api import tiles as tiles_api
@@ -164,6 +164,17 @@ async def _extent(request: Request, layer: Layer) -> dict[str, Any]:
     return dict(ext)
 
 
+async def _layer_count(request: Request, layer: Layer, cap: int) -> tuple[int, bool]:
+    """The layer's feature count for its page (up to `cap`), cached like the extent."""
+    cache: dict[str, tuple[float, tuple[int, bool]]] = request.app.state.__dict__.setdefault("features_count", {})
+    hit = cache.get(layer.id)
+    if hit and time.monotonic() - hit[0] < EXTENT_TTL:
+        return hit[1]
+    value = await _conn_call(request, feat.count_matches, layer, feat.ItemsQuery(), cap)
+    cache[layer.id] = (time.monotonic(), value)
+    return value
+
+
 async def collection_doc(request: Request, layer: Layer, lang: str) -> dict[str, Any]:
     b = public_base_url(request)
     u = f"{b}/collections/{layer.id}"
@@ -183,8 +194,7 @@ async def collection_doc(request: Request, layer: Layer, lang: str) -> dict[str,
                   "application/schema+json", "Queryables"),
             _link(f"{u}/schema", "http://www.opengis.net/def/rel/ogc/1.0/schema", "application/schema+json",
                   "Schema"),
-            *[_link(f"{u}/items?f={f}", "enclosure", formats.MEDIA[f].split(";")[0], f"{layer.id}.{f}")
-              for f in ("csv", "gpkg", "fgb")],
+            *[_link(d["href"], "enclosure", d["type"], d["title"]) for d in downloads.links(f"{u}/items", None, layer.id)],
             _link(f"{u}/tiles", "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", "application/json",
                   "Vector tiles"),
             _link(f"{b}/maps/{layer.id}.html", "related", "text/html",
@@ -295,17 +305,20 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         lang = request_lang(request)
         doc = await collection_doc(request, layer, lang)
         if fmt == "html":
+            n, more = await _layer_count(request, layer, settings.download_max_features)
             return await render(request, "features_collection.html", title=doc["title"], c=doc,
-                          max_limit=settings.max_limit)
+                          max_limit=settings.max_limit, count=downloads.count_text(n, lang, more),
+                          downloads=downloads.links(f"{public_base_url(request)}{path}/items", None, layer.id))
         return _json(request, doc)
 
     async def items(request: Request, q: feat.ItemsQuery = Depends(items_dep)) -> Response:
         fmt = formats.negotiate(request, formats.ITEMS_FORMATS)
-        if fmt in ("csv", "gpkg", "fgb", "html"):
-            # files and web maps always carry x = easting/longitude
+        if downloads.wants_download(request, fmt):   # the whole selection (api/downloads.py)
+            return await downloads.send(request, layer, q, fmt)
+        if fmt == "html":
+            # web maps always carry x = easting/longitude
             q.crs = dataclasses.replace(q.crs, lat_first=False)
-        page, has_next = await _conn_call(request, feat.fetch_items, layer, q,
-                                          kind="export" if fmt in ("csv", "gpkg", "fgb") else "read")
+        page, has_next = await _conn_call(request, feat.fetch_items, layer, q)
         b = public_base_url(request)
         u = f"{b}/collections/{layer.id}/items"
         links = [_link(f"{u}?{_query_with(request)}", "self", GEOJSON if fmt != "html" else "text/html"),
@@ -342,22 +355,25 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
             lang = request_lang(request)
             data = await offload.in_thread(orjson.loads, body)
             fields = _html_fields(layer, lang, q.properties)
+            matched, more = page.number_matched, False
+            if page.estimated:    # the download links say how many features the files will hold: exactly
+                matched, more = await _conn_call(request, feat.count_matches, layer, q, settings.download_max_features)
             return await render(request, "features_items.html", title=layer.title(lang), layer=layer,
+                          count=downloads.count_text(matched, lang, more), downloads=downloads.links(u, request, layer.id),
                           collection_title=layer.title(lang), features=data["features"], fields=fields,
-                          number_returned=page.number_returned, number_matched=page.number_matched,
-                          estimated=page.estimated, next=nxt and nxt.replace("f=json", "f=html"), prev=prv,
+                          number_returned=page.number_returned, number_matched=matched if not more else page.number_matched,
+                          estimated=page.estimated and more, next=nxt and nxt.replace("f=json", "f=html"), prev=prv,
                           geojson=body.decode().replace("</", "<\\/"), basemap=_basemap(),
                           colour=layer.style.get("default", "#1b5e20"))
-        disposition = {"Content-Disposition": f'attachment; filename="{layer.id}.{fmt}"', **crs_header}
-        if fmt == "csv":
-            data_bytes = await offload.export(request, formats.to_csv, body)
-        else:
-            data_bytes = await offload.export(request, formats.to_file, body, fmt, layer.id, q.crs.output_wkt)
-        return respond(request, data_bytes, formats.MEDIA[fmt], disposition)
+        return respond(request, body, GEOJSON if fmt == "geojson" else "application/json", crs_header, etag)
 
     async def item(request: Request, feature_id: str, q: feat.ItemsQuery = Depends(item_dep)) -> Response:
         fmt = formats.negotiate(request, formats.ITEM_FORMATS)
         fid = _feature_id(layer, feature_id)
+        if downloads.wants_download(request, fmt):   # this one feature as a file
+            if await _conn_call(request, feat.fetch_item, layer, fid, q) is None:
+                raise _not_found_item(layer, feature_id)
+            return await downloads.send(request, layer, q, fmt, feature_id=fid)
         if fmt == "html":
             q.crs = dataclasses.replace(q.crs, lat_first=False)
         found = await _conn_call(request, feat.fetch_item, layer, fid, q)
@@ -381,6 +397,8 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
             data = orjson.loads(body)
             fields = _html_fields(layer, lang, q.properties)
             return await render(request, "features_item.html", title=f"{layer.title(lang)} #{fid}", layer=layer,
+                          count=downloads.count_text(1, lang),
+                          downloads=downloads.links(u, None, f"{layer.id}-{fid}"),
                           collection_title=layer.title(lang), feature=data, fields=fields,
                           geojson=body.decode().replace("</", "<\\/"), basemap=_basemap(),
                           colour=layer.style.get("default", "#1b5e20"))

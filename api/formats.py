@@ -1,13 +1,8 @@
-"""Output formats: `f=` and `Accept` negotiation, and the download encoders (CSV, GeoPackage, FlatGeobuf)."""
+"""Output formats: `f=` and `Accept` negotiation. The downloads themselves (csv, gpkg, fgb, shp, kml, GeoJSON
+with `download=true`) are written by `layers.query.download` (api/downloads.py sends them)."""
 
 from __future__ import annotations
 
-import csv
-import io
-import tempfile
-from pathlib import Path
-
-import orjson
 from fastapi import Request
 
 from api.errors import Problem
@@ -19,6 +14,8 @@ MEDIA = {
     "csv": "text/csv; charset=utf-8",
     "gpkg": "application/geopackage+sqlite3",
     "fgb": "application/flatgeobuf",
+    "shp": "application/zip",
+    "kml": "application/vnd.google-earth.kml+xml",
     "schema": "application/schema+json",
     "jsonfg": "application/vnd.ogc.fg+json",
 }
@@ -26,13 +23,15 @@ _ACCEPT = {
     "application/geo+json": "geojson", "application/json": "json", "text/html": "html",
     "application/xhtml+xml": "html", "text/csv": "csv", "application/geopackage+sqlite3": "gpkg",
     "application/flatgeobuf": "fgb", "application/schema+json": "schema", "application/vnd.ogc.fg+json": "jsonfg",
+    "application/vnd.google-earth.kml+xml": "kml", "application/x-shapefile": "shp",
 }
 _ALIASES = {"geojson": "geojson", "json": "json", "html": "html", "csv": "csv", "gpkg": "gpkg",
-            "geopackage": "gpkg", "fgb": "fgb", "flatgeobuf": "fgb",
-            "schema": "schema", "jsonfg": "jsonfg", "json-fg": "jsonfg"}
+            "geopackage": "gpkg", "fgb": "fgb", "flatgeobuf": "fgb", "shp": "shp", "shapefile": "shp",
+            "kml": "kml", "schema": "schema", "jsonfg": "jsonfg", "json-fg": "jsonfg"}
 DOCUMENT_FORMATS = ("json", "html")
-ITEM_FORMATS = ("geojson", "json", "html", "jsonfg")
-ITEMS_FORMATS = ("geojson", "json", "html", "csv", "gpkg", "fgb", "jsonfg")
+DOWNLOADS = ("csv", "gpkg", "fgb", "shp", "kml")     # always a whole selection (or the given limit/offset)
+ITEM_FORMATS = ("geojson", "json", "html", "jsonfg", *DOWNLOADS)
+ITEMS_FORMATS = ("geojson", "json", "html", "jsonfg", *DOWNLOADS)
 
 
 def negotiate(request: Request, allowed: tuple[str, ...]) -> str:
@@ -78,60 +77,3 @@ def negotiate(request: Request, allowed: tuple[str, ...]) -> str:
                       f"No representation matches Accept: {accept[:80]}. Available: {offered}")
     choices.sort(key=lambda c: (-c[0], c[1]))
     return choices[0][2]
-
-
-def _frame(feature_collection: bytes):  # type: ignore[no-untyped-def]
-    import geopandas as gpd
-
-    data = orjson.loads(feature_collection)
-    feats = data.get("features", [])
-    if feats:
-        gdf = gpd.GeoDataFrame.from_features(feats)
-        gdf.insert(0, "id", [f.get("id") for f in feats])
-    else:
-        gdf = gpd.GeoDataFrame({"id": []}, geometry=gpd.GeoSeries([]))
-    for col in gdf.columns:   # lists/dicts (arrays, JSON) are written as JSON text
-        if col != "geometry" and gdf[col].dtype == object:
-            gdf[col] = gdf[col].map(lambda v: orjson.dumps(v).decode() if isinstance(v, list | dict) else v)
-    return gdf
-
-
-def to_csv(feature_collection: bytes) -> bytes:
-    """CSV with the properties and the geometry as WKT (UTF-8 with BOM so Excel reads Vietnamese)."""
-    data = orjson.loads(feature_collection)
-    feats = data.get("features", [])
-    names: list[str] = []
-    for feat in feats:
-        for k in feat.get("properties") or {}:
-            if k not in names:
-                names.append(k)
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["id", *names, "geometry_wkt"])
-    import shapely.geometry
-
-    for feat in feats:
-        props = feat.get("properties") or {}
-        g = feat.get("geometry")
-        wkt = shapely.geometry.shape(g).wkt if g else ""
-        w.writerow([feat.get("id"), *[_cell(props.get(n)) for n in names], wkt])
-    return ("\ufeff" + buf.getvalue()).encode("utf-8")
-
-
-def _cell(v: object) -> object:
-    if isinstance(v, list | dict):
-        return orjson.dumps(v).decode()
-    if v is None:
-        return ""
-    return v
-
-
-def to_file(feature_collection: bytes, fmt: str, layer_name: str, crs_wkt: str) -> bytes:
-    """GeoPackage or FlatGeobuf bytes (written by pyogrio through geopandas)."""
-    gdf = _frame(feature_collection)
-    gdf = gdf.set_crs(crs_wkt, allow_override=True)
-    driver = {"gpkg": "GPKG", "fgb": "FlatGeobuf"}[fmt]
-    with tempfile.TemporaryDirectory(prefix="datso-dl-") as tmp:
-        path = Path(tmp) / f"{layer_name}.{fmt}"
-        gdf.to_file(path, driver=driver, layer=layer_name, engine="pyogrio")
-        return path.read_bytes()

@@ -290,7 +290,8 @@ def ok_json(schema: dict[str, Any], description: str = "OK", html: bool = False,
 
 NOT_MODIFIED: Responses = {304: {"description": "Not modified (If-None-Match matched the ETag)", "headers": ETAG}}
 DOWNLOADS = {"text/csv": {"schema": _STR}, "application/geopackage+sqlite3": {"schema": _BINARY},
-             "application/flatgeobuf": {"schema": _BINARY}}
+             "application/flatgeobuf": {"schema": _BINARY}, "application/zip": {"schema": _BINARY},
+             "application/vnd.google-earth.kml+xml": {"schema": _STR}}
 # OGC JSON-FG (api/jsonfg.py): coordinates in `place` (CRS of `coordRefSys`) or `geometry` (CRS84)
 JSONFG = {"application/vnd.ogc.fg+json": {"schema": {
     "type": "object", "required": ["type", "conformsTo", "coordRefSys"],
@@ -300,19 +301,20 @@ JSONFG = {"application/vnd.ogc.fg+json": {"schema": {
 
 def items_responses(layer: Any) -> Responses:
     _, fc = feature_schemas(layer)
-    out = ok("The features (GeoJSON; or a page, CSV, GeoPackage, FlatGeobuf, JSON-FG by `f=`/Accept)",
+    out = ok("The features (GeoJSON; or a page; JSON-FG with f=jsonfg; the whole selection as a file with "
+             "f=csv|gpkg|fgb|shp|kml or f=geojson&download=true)",
              {"application/geo+json": {"schema": fc}, "application/json": {"schema": fc}, HTML: {"schema": _STR},
               **DOWNLOADS, **JSONFG}, {**ETAG, **CONTENT_CRS})
-    return {**out, **NOT_MODIFIED, **problems(400, 406, 503)}
+    return {**out, **NOT_MODIFIED, **problems(400, 406, 413, 503)}    # 413: a download past its ceiling
 
 
 def item_responses(layer: Any) -> Responses:
-    feature, _ = feature_schemas(layer)
-    out = ok("The feature (GeoJSON, JSON-FG, or a page)", {"application/geo+json": {"schema": feature},
-                                                  "application/json": {"schema": feature}, HTML: {"schema": _STR},
-                                                  **JSONFG},
+    feature, fc = feature_schemas(layer)
+    out = ok("The feature (GeoJSON, JSON-FG, or a page, or a file with f=csv|gpkg|fgb|shp|kml)",
+             {"application/geo+json": {"schema": {"anyOf": [feature, fc]}},   # fc: download=true
+              "application/json": {"schema": feature}, HTML: {"schema": _STR}, **DOWNLOADS, **JSONFG},
              {**ETAG, **CONTENT_CRS})
-    return {**out, **NOT_MODIFIED, **problems(400, 404, 406, 503)}
+    return {**out, **NOT_MODIFIED, **problems(400, 404, 406, 413, 503)}
 
 
 DOCUMENT_PROBLEMS = problems(400, 406)          # unknown parameter or f=; an Accept we cannot answer

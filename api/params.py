@@ -25,8 +25,8 @@ COMMON = frozenset({"f", "lang"})
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 MAX_OFFSET = 1_000_000_000   # the SQL OFFSET parameter is an int4
 ITEMS = frozenset({"limit", "offset", "bbox", "bbox-crs", "datetime", "filter", "filter-lang", "filter-crs",
-                   "sortby", "properties", "skipGeometry", "crs"})
-ITEM = frozenset({"crs", "properties", "skipGeometry"})
+                   "sortby", "properties", "skipGeometry", "crs", "download"})
+ITEM = frozenset({"crs", "properties", "skipGeometry", "download"})
 # OGC parameters that clients forward to every request, metadata documents included: GDAL's OAPIF driver
 # appends the query of its connection URL (`OAPIF:…/collections/parcels?crs=…`) to /, /api, /collections/{id}
 # and /queryables; QGIS and OWSLib add crs/bbox-crs/limit to the collection documents. Metadata endpoints accept
@@ -129,6 +129,8 @@ def items_openapi_parameters(layer: Layer, settings: ApiSettings) -> list[dict[s
         param("properties", "comma-separated property names"),
         param("skipGeometry", "true: no geometry", {"type": "boolean"}),
         param("crs", "output CRS (see the collection's `crs` list)"),
+        param("download", "true: the whole selection as a file (f=geojson); f=csv|gpkg|fgb|shp|kml always are "
+              "(without limit: every matching feature, up to DATSO_DOWNLOAD_MAX_FEATURES)", {"type": "boolean"}),
     ]
     out += [param(f.name, f"{f.title_vi} / {f.title_en} (=)") for f in layer.queryables]
     return out
@@ -149,6 +151,7 @@ def items_query_dependency(layer: Layer, settings: ApiSettings) -> Callable[[Req
             crs=selection.resolve_crs(get["crs"], "crs"),
             skip_geometry=_bool("skipGeometry", get["skipGeometry"]),
         )
+        _bool("download", get["download"])     # read by api/downloads.py; checked here
         equals = {}
         if len(qp) > len([k for k in qp if k in ITEMS or k in COMMON]):
             for f in layer.queryables:
@@ -174,8 +177,11 @@ def item_query_dependency(layer: Layer) -> Callable[..., Awaitable[feat.ItemsQue
         crs: str | None = Query(None, description="output CRS"),
         properties: str | None = Query(None),
         skip_geometry: str | None = Query(None, alias="skipGeometry"),
+        download: str | None = Query(None, description="true: this feature as a GeoJSON file (f=csv|gpkg|fgb|shp|kml "
+                                     "always are)"),
     ) -> feat.ItemsQuery:
         check_unknown(request, ITEM)
+        _bool("download", download)
         q = feat.ItemsQuery(crs=selection.resolve_crs(crs, "crs"), skip_geometry=_bool("skipGeometry", skip_geometry))
         if properties is not None:
             q.properties = feat.parse_properties(layer, properties)

@@ -70,7 +70,7 @@ def import_cmd(
 
 def export_cmd(
     layer: str = typer.Option(..., "--layer", "-l", help="layer id, e.g. parcels"),
-    fmt: str = typer.Option(..., "--format", "-f", help="gpkg | geojson | shp | csv | kml"),
+    fmt: str = typer.Option(..., "--format", "-f", help="gpkg | fgb | geojson | shp (a .zip or a folder) | csv | kml"),
     out: Path = typer.Option(..., "--out", "-o", help="output file (shp: .zip or a folder)"),
     crs: str | None = typer.Option(None, help="output CRS: EPSG:4326 (default), vn2000:ben-tre, EPSG:9210, ..."),
     where: list[str] = typer.Option([], "--where", help="field=value on a queryable field (repeatable)"),

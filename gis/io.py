@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -30,7 +28,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError as PyprojCRSError
 
 from gis import encoding as enc
-from gis.crs import CrsDef, CrsError, crs_for_zone, get_crs, output_crs, prj_wkt, transformer
+from gis.crs import CrsDef, CrsError, crs_for_zone, get_crs, transformer
 from gis.errors import BilingualError
 from gis.geometry import as_array, force_2d
 
@@ -438,109 +436,11 @@ def read_vector(path: str | Path, *, crs: str | None = None, source_layer: str |
 
 
 # ---------------------------------------------------------------------------------------------- writing
-def _text_value(v: Any) -> Any:
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return None
-    if isinstance(v, list | tuple):
-        return ",".join("" if x is None else str(x) for x in v)
-    if isinstance(v, dict):
-        return json.dumps(v, ensure_ascii=False)
-    if hasattr(v, "isoformat"):
-        return v.isoformat()
-    return v
-
-
-def _writable(frame: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame(index=frame.index)
-    for c in frame.columns:
-        s = frame[c]
-        if s.dtype == object:
-            vals = [_text_value(v) for v in s]
-            nums = [v for v in vals if v is not None]
-            if nums and all(isinstance(v, int | float) and not isinstance(v, bool) for v in nums):
-                out[c] = pd.to_numeric(pd.Series(vals, index=frame.index, dtype=object))
-            elif nums and all(isinstance(v, bool) for v in nums):
-                out[c] = pd.Series(vals, index=frame.index, dtype="boolean")
-            else:
-                out[c] = pd.Series(vals, index=frame.index, dtype=object)
-        else:
-            out[c] = s
-    return out
-
-
 def crs_metadata(crs: CrsDef) -> str:
     """What to write as a file's CRS (`gis.crs.output_crs` as OGC WKT1): the EPSG code, and for VN-2000 the
     official TOWGS84 with it."""
     return crs.output_wkt
 
 
-def write_vector(frame: pd.DataFrame, geoms: Any, path: str | Path, fmt: str, crs: CrsDef,
-                 layer_name: str) -> Path:
-    """Write attributes + geometries (already in `crs` coordinates, x = lon/easting) to a file.
-
-    shp: `path` ending in .zip gives a zipped Shapefile, otherwise a folder (or .shp path); always UTF-8
-    with a .cpg. csv: geometry as full-precision WKT in a `wkt` column, UTF-8 with BOM (Excel-friendly).
-    kml: WGS 84 only.
-    """
-    out = Path(path)
-    fmt = fmt.lower()
-    if fmt not in FORMATS:
-        raise DataFileError(f"Định dạng không hỗ trợ: {fmt}", f"unsupported format: {fmt}")
-    data = _writable(frame)
-    arr = as_array(geoms)
-    if fmt == "csv":
-        data = data.copy()
-        data["wkt"] = shapely.to_wkt(arr, rounding_precision=-1)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        data.to_csv(out, index=False, encoding="utf-8-sig")
-        return out
-    if fmt == "kml" and crs.key not in WGS84_KEYS:
-        raise DataFileError("KML luôn dùng WGS 84: bỏ --crs hoặc chọn EPSG:4326",
-                            "KML is always WGS 84: drop --crs or use EPSG:4326")
-    gdf = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(arr, index=data.index), crs=output_crs(crs))
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Normalized/laundered field name")
-        return _write_ogr(gdf, out, fmt, layer_name, prj_wkt(crs))
-
-
-def _write_shp(gdf: gpd.GeoDataFrame, shp: Path, prj: str) -> None:
-    """A UTF-8 Shapefile with a .cpg, and a .prj in OGC WKT1 with the TOWGS84 (GDAL writes ESRI WKT1, which
-    drops it, so desktop GIS would pick its own datum shift)."""
-    pyogrio.write_dataframe(gdf, shp, driver="ESRI Shapefile", encoding="UTF-8")
-    if not shp.with_suffix(".cpg").exists():
-        shp.with_suffix(".cpg").write_text("UTF-8")
-    shp.with_suffix(".prj").write_text(prj, encoding="ascii")
-
-
-def _write_ogr(gdf: gpd.GeoDataFrame, out: Path, fmt: str, layer_name: str, prj: str) -> Path:
-    if fmt == "gpkg":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        pyogrio.write_dataframe(gdf, out, layer=layer_name, driver="GPKG")
-    elif fmt == "geojson":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        pyogrio.write_dataframe(gdf, out, driver="GeoJSON")
-    elif fmt == "kml":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        driver = "LIBKML" if "LIBKML" in pyogrio.list_drivers(write=True) else "KML"
-        pyogrio.write_dataframe(gdf, out, layer=layer_name, driver=driver)
-    else:
-        if out.suffix.lower() == ".zip":
-            with tempfile.TemporaryDirectory() as tmp:
-                shp = Path(tmp) / f"{layer_name}.shp"
-                _write_shp(gdf, shp, prj)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-                    for f in sorted(Path(tmp).iterdir()):
-                        zf.write(f, f.name)
-            return out
-        shp = out if out.suffix.lower() == ".shp" else out / f"{layer_name}.shp"
-        shp.parent.mkdir(parents=True, exist_ok=True)
-        for old in shp.parent.glob(shp.stem + ".*"):
-            old.unlink()
-        _write_shp(gdf, shp, prj)
-        return shp
-    return out
-
-
 __all__ = ["DataFileError", "ReadResult", "RowError", "crs_from_metadata", "detect_swapped", "read_vector",
-           "reproject", "resolve_crs", "swap_xy", "write_vector"]
+           "reproject", "resolve_crs", "swap_xy"]

@@ -111,6 +111,9 @@ class HttpSettings(BaseSettings):
                                                         "Accept-Language asks English")
     default_limit: int = Field(default=10, description="items per page when `limit` is not given")
     max_limit: int = Field(default=10000, description="largest `limit` accepted on items")
+    download_max_features: int = Field(default=1_000_000, ge=1, description="most features in one download "
+                                       "(items?f=csv|gpkg|fgb|shp|kml, f=geojson&download=true); more: 413 "
+                                       "with the matching count")
     cache_control: str = Field(default="public, max-age=60",
                                description="Cache-Control of features, metadata and pages (tiles: DATSO_TILE_CACHE_CONTROL)")
     max_body_bytes: int = Field(default=5_000_000, description="largest request body accepted by a write, in bytes")

@@ -28,7 +28,6 @@ README_BASE = "http://127.0.0.1:8000"
 # README lines that need work of another branch of issue 10; strict: once that work is merged the test XPASSes
 # and fails, so the marker is removed then
 WAITING = {
-    "items?f=gpkg": "i10-downloads: a download holds every row, not the first page",
 }
 
 

@@ -28,6 +28,7 @@ from psycopg import sql
 
 from gis import geometry as geo
 from gis.io import DataFileError, read_vector
+from gis.writers import dbf_names
 from layers.catalog.registry import SCOPE_GEOMETRY, Layer, UnknownLayer, get_layer
 from layers.ingest.rules import rule_for
 from layers.ingest.validation import Issue, IssueSummary, Prepared, must_have, prepare_frame
@@ -97,10 +98,12 @@ def parse_field_map(text: str | dict[str, str] | None) -> dict[str, str]:
 def map_columns(layer: Layer, columns: list[str], field_map: dict[str, str]) -> tuple[
         dict[str, str], list[str], list[Issue]]:
     """(file column -> field, ignored columns, issues). Besides the explicit map, columns match fields by
-    name, case-insensitively, or as a Shapefile-truncated (10-character) prefix of exactly one field."""
+    name, case-insensitively, as the Shapefile name datso writes (`gis.writers.dbf_names`: 10 characters, `_1`
+    on a clash) or as a Shapefile-truncated (10-character) prefix of exactly one field."""
     issues: list[Issue] = []
     names = set(layer.field_names)
     mapping: dict[str, str] = {}
+    short = {v.lower(): k for k, v in dbf_names(layer.field_names).items() if v != k}
     for src, dst in field_map.items():
         if dst not in names:
             issues.append(Issue(None, dst, "field_map",
@@ -117,7 +120,8 @@ def map_columns(layer: Layer, columns: list[str], field_map: dict[str, str]) -> 
         low = col.lower()
         exact = [f for f in layer.field_names if f == col] or [f for f in layer.field_names if f.lower() == low]
         prefix = [f for f in layer.field_names if len(col) == 10 and f.lower().startswith(low)]
-        match = exact or (prefix if len(prefix) == 1 else [])
+        dbf = [short[low]] if len(col) <= 10 and low in short else []
+        match = exact or dbf or (prefix if len(prefix) == 1 else [])
         if match and match[0] not in mapping.values():
             mapping[col] = match[0]
     targets: dict[str, str] = {}

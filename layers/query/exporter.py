@@ -1,4 +1,5 @@
-"""Export a layer to gpkg | geojson | shp | csv | kml in any registry CRS.
+"""Export a layer to gpkg | fgb | geojson | shp | csv | kml in any registry CRS (the writer path of the items
+downloads: `layers.query.download`).
 
 Filters are `field=value` pairs on the registry's queryables and an optional lon/lat bbox, read by the one
 selection parser (`layers.query.selection`, the items API's rules) — never SQL from the user.
@@ -21,8 +22,10 @@ from psycopg import sql
 
 from gis.crs import get_crs
 from gis.errors import BilingualError
-from gis.io import FORMATS, DataFileError, reproject, resolve_crs, write_vector
+from gis.io import DataFileError, resolve_crs
+from gis.writers import FILE_FORMATS
 from layers.catalog.registry import Layer, get_layer
+from layers.query import download
 from layers.query.cql2 import CqlError
 from layers.query.selection import Selection, parse_selection, parse_where
 from layers.store.connect import connect
@@ -77,9 +80,9 @@ def export_layer(dsn: str, layer_id: str, fmt: str, out: str | Path, *, crs: str
     t0 = time.perf_counter()
     layer = get_layer(layer_id)
     fmt = fmt.lower()
-    if fmt not in FORMATS:
-        raise ExportError(f"Định dạng không hỗ trợ: {fmt}; dùng {', '.join(FORMATS)}",
-                          f"unsupported format {fmt}; use {', '.join(FORMATS)}")
+    if fmt not in FILE_FORMATS:
+        raise ExportError(f"Định dạng không hỗ trợ: {fmt}; dùng {', '.join(FILE_FORMATS)}",
+                          f"unsupported format {fmt}; use {', '.join(FILE_FORMATS)}")
     target = resolve_crs(crs) if crs else get_crs("OGC:CRS84")
     if fmt == "kml" and target.key not in ("OGC:CRS84", "EPSG:4326"):
         raise DataFileError("KML luôn dùng WGS 84: bỏ --crs hoặc chọn EPSG:4326",
@@ -88,11 +91,11 @@ def export_layer(dsn: str, layer_id: str, fmt: str, out: str | Path, *, crs: str
         sel = cli_selection(layer, where, bbox)
     except CqlError as exc:   # export_layer's contract: bad options are an ExportError
         raise ExportError(exc.vi, exc.en) from None
+    d = download.Download(layer, None if sel.empty else sel,
+                          list(layer.public_fields if public_only else layer.fields), target)
     with connect("reader", dsn=dsn) as conn:
-        frame, geoms = fetch(conn, sel, public_only)
-    out_geoms = reproject(geoms, get_crs("OGC:CRS84"), target)
-    path = write_vector(frame, out_geoms, out, fmt, target, layer.id)
-    return ExportResult(Path(path), len(frame), target.key, time.perf_counter() - t0)
+        path, rows = download.export(conn, d, fmt, out)
+    return ExportResult(Path(path), rows, target.key, time.perf_counter() - t0)
 
 
 __all__ = ["ExportError", "ExportResult", "cli_selection", "export_layer", "fetch"]

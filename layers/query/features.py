@@ -188,6 +188,17 @@ async def fetch_items(conn: asyncpg.Connection, layer: Layer, q: ItemsQuery,
     return ItemsPage(features, returned, matched, estimated), has_next
 
 
+async def count_matches(conn: asyncpg.Connection, layer: Layer, q: ItemsQuery, cap: int) -> tuple[int, bool]:
+    """The exact number of matches, counted up to `cap` rows: (count, True when there are more than `cap`).
+    The HTML pages show it next to the download links (whose ceiling `cap` is)."""
+    params: list[Any] = []
+    w = where(layer, q, params)
+    params.append(cap + 1)
+    n = int(await conn.fetchval(f"SELECT count(*) FROM (SELECT 1 FROM {quote_ident(layer.table)} t "  # noqa: S608
+                                f"WHERE {w} LIMIT ${len(params)}::int) c", *params))
+    return min(n, cap), n > cap
+
+
 def item_sql(layer: Layer, q: ItemsQuery) -> str:
     return (f"SELECT {select_feature(layer, q)} AS f, t.xmin::text AS v FROM {quote_ident(layer.table)} t "  # noqa: S608
             f"WHERE t.{quote_ident(layer.id_column)} = $1::bigint")
