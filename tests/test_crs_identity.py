@@ -189,9 +189,10 @@ def test_read_layer_unknown_layer(sample_db: str) -> None:
 def _check_file(path: Path, want: dict[int, shapely.Geometry], id_col: str = "id") -> None:
     """pyogrio (GDAL 3.12) and ogrinfo (GDAL 3.6) both name EPSG:9210; coordinates match PostGIS."""
     assert pyogrio.read_info(path)["crs"] == "EPSG:9210"
-    df = pyogrio.read_dataframe(path)
+    df = pyogrio.read_dataframe(path, fid_as_index=True)
     assert df.crs.to_epsg() == 9210
-    same_coords(dict(zip(df[id_col].astype(int), df.geometry, strict=True)), want, 0.001)
+    ids = df[id_col] if id_col in df.columns else df.index     # GeoJSON: the feature id is GDAL's FID
+    same_coords(dict(zip(ids.astype(int), df.geometry, strict=True)), want, 0.001)
     info = ogrinfo(path)
     assert re.search(r'ID\["EPSG",9210\]\]\s*$', info.split("Data axis")[0].strip() + "\n") \
         or 'ID["EPSG",9210]]' in info, info[-3000:]

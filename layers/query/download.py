@@ -201,11 +201,17 @@ def batches(conn: psycopg.Connection, d: Download, size: int = BATCH) -> Iterato
             yield Batch(values, reproject(geoms, CRS84, d.crs))
 
 
+def _crs_member(d: Download) -> dict[str, Any]:
+    """GDAL/geopandas read a non-CRS84 GeoJSON's CRS from the legacy `crs` member (gis.crs.geojson_crs)."""
+    member = geojson_crs(d.crs)
+    return {"crs": member} if member is not None else {}
+
+
 def export(conn: psycopg.Connection, d: Download, fmt: str, out: str | Path,
            maximum: int | None = None, head: dict[str, Any] | None = None) -> tuple[Path, int]:
     """Write the download to `out` (any of `gis.writers.FILE_FORMATS`): (path written, rows)."""
     n = begin(conn, d, maximum)
-    extra = {"numberMatched": n, "numberReturned": n, **(head or {})} if fmt == "geojson" else None
+    extra = {**_crs_member(d), "numberMatched": n, "numberReturned": n, **(head or {})} if fmt == "geojson" else None
     path = write_file(batches(conn, d), columns(d), out, fmt, d.crs, d.layer.id, d.layer.geometry_type,
                       d.layer.id_column, extra, dbf(d))
     return path, n
@@ -231,8 +237,6 @@ def open_download(dsn: str, d: Download, fmt: str, maximum: int | None, statemen
                   connect_timeout: int | None = None, head: dict[str, Any] | None = None) -> Prepared:
     """Count (413 past `maximum`), then write a temporary file or open a stream. Blocking: run it in a thread."""
     spec = FILE_FORMATS[fmt]
-    if fmt == "geojson" and head is None and (member := geojson_crs(d.crs)) is not None:
-        head = {"crs": member}      # GDAL/geopandas read a non-CRS84 GeoJSON's CRS from this member
     if fmt in WGS84_ONLY and d.crs.key not in ("OGC:CRS84", "EPSG:4326"):
         raise DataFileError("KML luôn dùng WGS 84: bỏ tham số crs hoặc chọn EPSG:4326",
                             "KML is always WGS 84: drop the crs parameter or use EPSG:4326")
@@ -246,7 +250,7 @@ def open_download(dsn: str, d: Download, fmt: str, maximum: int | None, statemen
         stack.close()
         raise
     if fmt in STREAMED:
-        extra = {"numberMatched": n, "numberReturned": n, **(head or {})}
+        extra = {**_crs_member(d), "numberMatched": n, "numberReturned": n, **(head or {})}
 
         def stream() -> Generator[bytes, None, None]:
             with stack:
