@@ -16,6 +16,8 @@ fi
 if ((want_browser)) && [[ ! -x /usr/bin/chromium ]]; then pkgs+=(chromium fonts-dejavu-core); fi
 # the GIS clients the tests drive: ogrinfo/ogr2ogr (GDAL from Debian, as analysts have it)
 if ((want_browser)) && ! command -v ogr2ogr >/dev/null 2>&1; then pkgs+=(gdal-bin); fi
+# PgBouncer, which the operations tests put in front of the embedded cluster
+if ((want_browser)) && [[ ! -x /usr/sbin/pgbouncer ]]; then pkgs+=(pgbouncer); fi
 
 if ((${#pkgs[@]} == 0)); then
   echo "system deps: already installed"; exit 0
