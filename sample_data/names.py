@@ -19,7 +19,7 @@ MALE_GIVEN = ["An", "Bình", "Cường", "Dũng", "Hùng", "Long", "Nam", "Phúc
 HAMLETS = ["Phú Hòa", "Chợ", "1", "2", "3", "4", "Tân Lợi", "Bình Thạnh", "Mỹ Hòa", "An Bình", "Giồng Kè",
            "Cây Da", "Thạnh Hưng", "Long Hòa"]
 STREETS = ["Đồng Khởi", "Nguyễn Đình Chiểu", "Hùng Vương", "Trần Phú", "Lê Lợi", "Quốc lộ 60", "Quốc lộ 57",
-           "Đường tỉnh 883", "Đường tỉnh 887", "Phạm Hùng", "Ấp Chợ", "Ấp 3", "Ấp Phú Hòa"]
+           "Đường tỉnh 883", "Đường tỉnh 887", "Phạm Hùng"]
 
 
 def place_names(rng: random.Random, n: int) -> list[str]:
