@@ -10,6 +10,7 @@ from brotli_asgi import BrotliMiddleware
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from api import admin as admin_api
 from api import errors, health, offload, security
 from api import features as features_api
 from api import imagery as imagery_api
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     security.install_headers(app, a, get_map_settings().basemap_url, "/api.html")
     app.include_router(health.router)
     app.include_router(map_api.router)
+    app.include_router(admin_api.router)
     app.include_router(imagery_api.router)
     # Leaflet is vendored next to the Folium export that inlines it; served at the same URL as the rest
     app.mount("/static/vendor/leaflet", StaticFiles(directory=VENDOR_DIR / "leaflet"), name="leaflet")
