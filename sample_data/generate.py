@@ -363,6 +363,7 @@ def load_sample(dsn: str, size: str = "small", seed: int = 7, force: bool = Fals
     with connect("writer", dsn=dsn, autocommit=True) as conn:
         for t in ("parcels", "auction_plots", "growing_areas", "admin_units"):
             conn.execute(f"ANALYZE {t}")  # noqa: S608 - fixed names
+        conn.execute("REFRESH MATERIALIZED VIEW search_words")   # the words search corrects typos to (0010)
     return LoadReport(counts, time.perf_counter() - t0)
 
 
@@ -423,16 +424,20 @@ def dossier_fee_cap(use: str, starting_price: int, area_m2: float) -> int:
 
 def _load_auctions(cur: psycopg.Cursor[Any], seed: int, n: int, prov: Province) -> None:
     rng = random.Random(seed + 41)
-    rows = cur.execute(   # housing lots first: that is what provinces auction most
-        "SELECT id, commune_code, address, area_m2, land_use_codes[1], ST_AsBinary(geom) FROM parcels "
-        "WHERE status IN ('planned_for_auction', 'auctioned') "
-        "ORDER BY land_use_codes[1] IN ('ONT', 'ODT') DESC, id LIMIT %s", (n,)).fetchall()
+    housing = n * 4 // 5   # mostly housing lots, as provinces auction; the rest commercial and other land
+    rows = cur.execute(
+        "(SELECT id, commune_code, address, area_m2, land_use_codes[1], ST_AsBinary(geom) FROM parcels "
+        " WHERE status IN ('planned_for_auction', 'auctioned') AND land_use_codes[1] IN ('ONT', 'ODT') "
+        " ORDER BY id LIMIT %s) UNION ALL "
+        "(SELECT id, commune_code, address, area_m2, land_use_codes[1], ST_AsBinary(geom) FROM parcels "
+        " WHERE status IN ('planned_for_auction', 'auctioned') AND land_use_codes[1] NOT IN ('ONT', 'ODT') "
+        " ORDER BY id LIMIT %s) ORDER BY 1", (housing, n - housing)).fetchall()
     names_by_code = {c[0]: prov.full_name(c[0]) for c in prov.communes}
     statuses = ["planned", "announced", "registration_open", "closed", "sold", "cancelled"]
     out = []
     for i, (pid, commune, addr, area, use, wkb) in enumerate(rows):
         status = statuses[i % len(statuses)] if i < 60 else rng.choices(statuses, [15, 20, 25, 10, 25, 5])[0]
-        use = use if use in ("ONT", "ODT", "TMD", "SKC", "CLN") else rng.choice(["ONT", "ODT", "TMD"])
+        use = use if use in ("ONT", "ODT", "TMD", "SKC", "CLN") else "TMD"   # other public land: commercial
         # starting prices per m² of the Mekong delta's 2025-2026 auctions: town lots 8-25 M, rural lots 2-8 M
         per_m2 = (rng.choice([8, 10, 12, 15, 18, 20, 25]) if use == "ODT" else rng.choice([2, 3, 4, 5, 6, 8]) if
                   use == "ONT" else rng.choice([1, 2, 3, 5])) * 1_000_000

@@ -3,9 +3,14 @@
 Driven by the layer registry: every layer with `search_fields` is searchable on those fields, folded by the
 database function `datso_fold` (unaccent + lower, migration 0010) and matched with GIN trigram indexes. The
 search forgives in tiers, each tried only when the one before found nothing:
-1. the text as written, case- and accent-insensitive ("ben tre" finds "Bến Tre");
-2. every word, in any order and as parts of words ("dong khoi xuan phong" finds "85 Đồng Khởi, xã Xuân Phong");
-3. similar text (pg_trgm word similarity: typos).
+1. the text as written, case- and accent-insensitive ("ben tre" finds "Bến Tre"), the last word possibly cut
+   short ("nguyen dinh chie");
+2. every word, in any order ("dong khoi xuan phong" finds "85 Đồng Khởi, xã Xuân Phong");
+3. every word as a part of a word ("ong khoi");
+4. misspelt words corrected to the nearest word of the searched text (`search_words`, levenshtein distance;
+   words with digits — numbers, codes — are never corrected), then 2 again.
+Tiers 1, 2 and 4 are driven by a GIN index on the words (to_tsvector 'simple'), tier 3 by a GIN trigram
+index; a text found nowhere costs a few index probes.
 An administrative unit abolished in 2025 is returned with the units that replaced it. A parcel number written
 the surveyors' way —
 "tờ 12 thửa 345", "t12 th345" or "12/345" — is matched on the layers that have map-sheet and parcel-number
@@ -43,7 +48,8 @@ _PARCEL_PATTERNS = (
 )
 MAX_TOKENS = 8
 CANDIDATES = 200     # rows read per layer before ranking (a common word must not rank the whole table)
-TIERS = ("phrase", "words", "similar")
+TIERS = ("phrase", "words", "partial", "similar")
+PREFIX_MIN = 4         # a last word this long may be cut short ("nguyen dinh chie"); shorter ones are common prefixes
 
 
 class SearchError(BilingualError):
@@ -63,6 +69,17 @@ def document_sql(layer: Layer, prefix: str = "t.") -> str:
     if len(cols) == 1:
         return f"datso_fold({cols[0]}::text)"
     return "datso_fold(" + " || ' ' || ".join(f"coalesce({c}::text, '')" for c in cols) + ")"
+
+
+def words_sql(layer: Layer, prefix: str = "t.") -> str:
+    """The words of `document_sql` (the expression of the migration's words index)."""
+    return f"to_tsvector('simple'::regconfig, {document_sql(layer, prefix)})"
+
+
+def tsquery_sql(text_param: str, prefix_last: bool) -> str:
+    """Every word of the text; the last one may be cut short (`:*`)."""
+    q = f"plainto_tsquery('simple'::regconfig, {text_param})"
+    return f"(CASE WHEN {q}::text = '' THEN {q} ELSE ({q}::text || ':*')::tsquery END)" if prefix_last else q
 
 
 def like_pattern(text: str) -> str:
@@ -163,7 +180,8 @@ class _Params:
         return f"${len(self.values)}"
 
 
-def _layer_select(layer: Layer, parsed: ParsedQuery, tier: str, p: _Params, text: str, limit: str) -> str | None:
+def _layer_select(layer: Layer, parsed: ParsedQuery, tier: str, p: _Params, text: str, limit: str,
+                  words: str | None = None) -> str | None:
     """One SELECT for `layer` in a search tier. Rank 0 = exact (code, name without its prefix, parcel
     number), 1 = prefix, 2 = contained, 3 = similar; then word similarity."""
     t = "t."
@@ -171,19 +189,18 @@ def _layer_select(layer: Layer, parsed: ParsedQuery, tier: str, p: _Params, text
     fields = [n for n in layer.search_fields if (f := layer.get_field(n)) is not None and f.public]
     doc = document_sql(layer, t) if fields and len(fields) == len(layer.search_fields) else None
     if doc is not None:
-        if tier == "phrase":
-            conds.append(f"{doc} LIKE {p.add(like_pattern(parsed.folded))}")
-        elif tier == "words":
+        if tier in ("phrase", "words", "similar") and words is not None:
+            conds.append(f"{words_sql(layer, t)} @@ {words}"
+                         + (f" AND strpos({doc}, {text}) > 0" if tier == "phrase" else ""))
+        elif tier == "partial":
             conds.append(" AND ".join(f"{doc} LIKE {p.add(like_pattern(w))}" for w in parsed.tokens))
-        else:
-            conds.append(f"{text} <% {doc}")
     ranks: list[str] = []
     for name in fields:
         col = f"datso_fold({t}{_q(name)}::text)"
         bare = f"regexp_replace({col}, '{ADMIN_PREFIX}', '')"
         ranks.append(f"CASE WHEN {col} = {text} OR {bare} = {text} THEN 0 WHEN left({col}, length({text})) = {text} "
                      f"THEN 1 WHEN strpos({col}, {text}) > 0 THEN 2 ELSE 3 END")
-    if parsed.sheet_parcel is not None and tier == "phrase":
+    if parsed.sheet_parcel is not None and tier == "phrase" and (_has_sheet(layer) or _links(layer)):
         sheet, parcel = p.add(parsed.sheet_parcel[0]), p.add(parsed.sheet_parcel[1])
         if _has_sheet(layer):
             conds.append(f"({t}{_q(SHEET_FIELD)} = {sheet} AND {t}{_q(PARCEL_FIELD)} = {parcel})")
@@ -201,7 +218,7 @@ def _layer_select(layer: Layer, parsed: ParsedQuery, tier: str, p: _Params, text
     label = layer.label_field or layer.id_column
     g = f"{t}{_q(layer.geometry_column)}"
     rank = "3" if not ranks else ranks[0] if len(ranks) == 1 else f"LEAST({', '.join(ranks)})"
-    score = f"word_similarity({text}, {doc})" if doc is not None else "0"
+    score = f"similarity({text}, {doc})" if doc is not None else "0"
     shown = (*layer.search_fields, label, *((SHEET_FIELD, PARCEL_FIELD) if _has_sheet(layer) else ()))
     props = ", ".join(f"'{name}', {t}{_q(name)}" for name in dict.fromkeys(shown)
                       if (fl := layer.get_field(name)) is not None and fl.public)
@@ -216,12 +233,20 @@ def _layer_select(layer: Layer, parsed: ParsedQuery, tier: str, p: _Params, text
     )
 
 
-def search_sql(layers: Sequence[Layer], parsed: ParsedQuery, limit: int, tier: str = "phrase"
-               ) -> tuple[str, list[Any]]:
-    """The one statement searching `layers` in one tier, and its parameters."""
+def search_sql(layers: Sequence[Layer], parsed: ParsedQuery, limit: int, tier: str = "phrase",
+               corrected: str | None = None) -> tuple[str, list[Any]]:
+    """The one statement searching `layers` in one tier, and its parameters (`corrected`: the text with its
+    misspelt words corrected, for the "similar" tier)."""
     p = _Params()
     text, lim = p.add(parsed.folded), p.add(limit)
-    selects = [s for layer in layers if (s := _layer_select(layer, parsed, tier, p, text, lim)) is not None]
+    last = parsed.tokens[-1] if parsed.tokens else ""
+    words = None
+    if tier in ("phrase", "words"):
+        words = tsquery_sql(text, len(last) >= PREFIX_MIN and last.isalnum())
+    elif tier == "similar" and corrected is not None:
+        words = tsquery_sql(p.add(corrected), False)
+    selects = [s for layer in layers
+               if (s := _layer_select(layer, parsed, tier, p, text, lim, words)) is not None]
     if not selects:
         raise SearchError("Không lớp nào trong danh sách hỗ trợ kiểu tìm kiếm này",
                           "None of these layers supports this kind of search")
@@ -232,13 +257,33 @@ def search_sql(layers: Sequence[Layer], parsed: ParsedQuery, limit: int, tier: s
 
 
 def _tiers(parsed: ParsedQuery) -> tuple[str, ...]:
-    """The tiers worth trying: reordered words need two words; similarity needs three letters."""
+    """The tiers worth trying: reordered words need two words; parts of words and corrections need a word of
+    three letters (a shorter one cannot use the trigram index)."""
     out = ["phrase"]
     if len(parsed.tokens) > 1:
         out.append("words")
-    if len(parsed.folded) >= 3:
-        out.append("similar")
+    if any(len(w) >= 3 for w in parsed.tokens):
+        out += ["partial", "similar"]
     return tuple(out)
+
+
+async def corrected_text(conn: Any, parsed: ParsedQuery) -> str | None:
+    """The text with each unknown word (three letters or more, no digit) replaced by the nearest word of
+    `search_words`: at most one edit (levenshtein) in a word of up to five letters, two in a longer one; the
+    most frequent of the nearest. None when nothing was corrected."""
+    candidates = [w for w in parsed.tokens if len(w) >= 3 and w.isalpha()]
+    if not candidates:
+        return None
+    rows = await conn.fetch(
+        "SELECT t.tok, (SELECT w.word FROM search_words w WHERE length(w.word) BETWEEN length(t.tok) - 2 "
+        "AND length(t.tok) + 2 AND levenshtein(w.word, t.tok) <= CASE WHEN length(t.tok) <= 5 THEN 1 ELSE 2 END "
+        "ORDER BY levenshtein(w.word, t.tok), w.ndoc DESC, w.word LIMIT 1) AS fix "
+        "FROM unnest($1::text[]) AS t(tok) WHERE NOT EXISTS (SELECT 1 FROM search_words k WHERE k.word = t.tok)",
+        candidates)
+    fixes = {r["tok"]: r["fix"] for r in rows if r["fix"]}
+    if not fixes:
+        return None
+    return " ".join(fixes.get(w, w) for w in parsed.tokens)
 
 
 async def _successors(conn: Any, rows: list[Any]) -> dict[str, list[dict[str, Any]]]:
@@ -299,7 +344,12 @@ async def search(conn: Any, q: str | None, layers: str | None = None, limit: int
     rows: list[Any] = []
     tier = "phrase"
     for tier in _tiers(parsed):
-        sql, params = search_sql(chosen, parsed, limit, tier)
+        corrected = None
+        if tier == "similar":
+            corrected = await corrected_text(conn, parsed)
+            if corrected is None:
+                continue
+        sql, params = search_sql(chosen, parsed, limit, tier, corrected)
         rows = await conn.fetch(sql, *params)
         if rows:
             break
