@@ -8,16 +8,29 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
+from api import openapi as oas
 from api.errors import request_lang
 from api.map import db_conn
 from layers.query.admin import convert_address, crosswalk
 
 router = APIRouter(tags=["Đơn vị hành chính / Administrative units"])
+_UNIT = {"type": "object", "required": ["code", "name"],
+         "properties": {"code": {"type": "string"}, "scheme": {"type": "string"}, "name": {"type": "string"},
+                        "level": {"type": "string"}, "share": {"type": ["number", "null"]}}}
+CROSSWALK = oas.component("AdminCrosswalk", {
+    "type": "object", "description": "old -> new units (`old`), new -> old units (`new`) or a converted address",
+    "properties": {"old": {"anyOf": [_UNIT, {"type": "array", "items": _UNIT}]},
+                   "new": {"anyOf": [_UNIT, {"type": "array", "items": _UNIT}, {"type": "object"}]},
+                   "effective": {"type": "string", "format": "date"}, "legal_basis": {"type": ["string", "null"]},
+                   "split": {"type": "boolean"}, "address": {"type": "string"}, "converted": {"type": "string"}},
+})
 
 
 @router.get("/admin/crosswalk", summary="Chuyển đổi đơn vị hành chính cũ ↔ mới (2025) / Old ↔ new units",
-            response_class=Response)
+            response_class=Response,
+            responses={**oas.ok_json(CROSSWALK), **oas.problems(400, 404, 422, 429, 503)})
 async def crosswalk_route(
     request: Request,
     old: str | None = Query(None, description="mã đơn vị cũ (trước 01/07/2025), vd. 28756"),
@@ -27,7 +40,7 @@ async def crosswalk_route(
     lang = request_lang(request)
     body: dict[str, Any]
     if address is not None and old is None and new is None:
-        body = convert_address(address)
+        body = await run_in_threadpool(convert_address, address)   # the package's parser is plain Python
     else:
         async with db_conn(request) as conn:
             body = await crosswalk(conn, old, new)   # bad or unknown code: CrosswalkError (400/404)
