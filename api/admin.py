@@ -30,12 +30,16 @@ CROSSWALK = oas.component("AdminCrosswalk", {
 
 @router.get("/admin/crosswalk", summary="Chuyển đổi đơn vị hành chính cũ ↔ mới (2025) / Old ↔ new units",
             response_class=Response,
-            responses={**oas.ok_json(CROSSWALK), **oas.problems(400, 404, 422, 429, 503)})
+            responses={**oas.ok_json(CROSSWALK), **oas.problems(400, 404, 429, 503)})
 async def crosswalk_route(
     request: Request,
-    old: str | None = Query(None, description="mã đơn vị cũ (trước 01/07/2025), vd. 28756"),
-    new: str | None = Query(None, description="mã đơn vị mới (từ 01/07/2025), vd. 28756"),
-    address: str | None = Query(None, description="địa chỉ viết theo đơn vị cũ, để chuyển sang đơn vị mới"),
+    old: str | None = Query(None, description="mã đơn vị cũ (trước 01/07/2025), vd. 28756",
+                            json_schema_extra={"pattern": "^[0-9]{2,5}$"}),
+    new: str | None = Query(None, description="mã đơn vị mới (từ 01/07/2025), vd. 28756",
+                            json_schema_extra={"pattern": "^[0-9]{2,5}$"}),
+    address: str | None = Query(None, description="địa chỉ viết theo đơn vị cũ, để chuyển sang đơn vị mới "
+                                "(chỉ dùng một trong ba tham số old, new, address)",
+                                json_schema_extra={"maxLength": 200}),
 ) -> Response:
     lang = request_lang(request)
     body: dict[str, Any]

@@ -69,8 +69,7 @@ def convert_address(address: str | None) -> dict[str, Any]:
         unit = None
     if unit is None or not getattr(unit, "ward", None):
         raise CrosswalkError("address: không nhận ra xã/phường, huyện, tỉnh cũ trong địa chỉ",
-                             "address: no old commune/ward, district and province recognised in the address",
-                             status=422)
+                             "address: no old commune/ward, district and province recognised in the address")
     return {"address": text, "converted": unit.get_address(),
             "new": {"province": unit.province, "province_code": unit.province_code, "ward": unit.ward,
                     "ward_code": unit.ward_code, "street": unit.street or None}}
