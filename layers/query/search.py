@@ -4,7 +4,7 @@ Driven by the layer registry: every layer with `search_fields` is searchable on 
 database function `datso_fold` (unaccent + lower, migration 0010) and matched with GIN trigram indexes. The
 search forgives in tiers, each tried only when the one before found nothing:
 1. the text as written, case- and accent-insensitive ("ben tre" finds "Bến Tre"), the last word possibly cut
-   short ("nguyen dinh chie");
+   short ("nguyen dinh chie": a last word of four letters or more that is no known word);
 2. every word, in any order ("dong khoi xuan phong" finds "85 Đồng Khởi, xã Xuân Phong");
 3. every word as a part of a word ("ong khoi");
 4. misspelt words corrected to the nearest word of the searched text (`search_words`, levenshtein distance;
@@ -48,6 +48,7 @@ _PARCEL_PATTERNS = (
 )
 MAX_TOKENS = 8
 CANDIDATES = 200     # rows read per layer before ranking (a common word must not rank the whole table)
+PHRASE_SCAN = 2000   # rows with every word of the text checked for the whole phrase, per layer
 TIERS = ("phrase", "words", "partial", "similar")
 PREFIX_MIN = 4         # a last word this long may be cut short ("nguyen dinh chie"); shorter ones are common prefixes
 
@@ -189,9 +190,14 @@ def _layer_select(layer: Layer, parsed: ParsedQuery, tier: str, p: _Params, text
     fields = [n for n in layer.search_fields if (f := layer.get_field(n)) is not None and f.public]
     doc = document_sql(layer, t) if fields and len(fields) == len(layer.search_fields) else None
     if doc is not None:
-        if tier in ("phrase", "words", "similar") and words is not None:
-            conds.append(f"{words_sql(layer, t)} @@ {words}"
-                         + (f" AND strpos({doc}, {text}) > 0" if tier == "phrase" else ""))
+        if tier == "phrase" and words is not None:
+            # rows with every word, then the phrase among at most PHRASE_SCAN of them: common words (a commune's
+            # name is in every address of the commune) must not make the phrase check read the whole table
+            pick = (f"ARRAY(SELECT x.{_q(layer.id_column)} FROM {_q(layer.table)} x "  # noqa: S608 - registry
+                    f"WHERE {words_sql(layer, 'x.')} @@ {words} LIMIT {PHRASE_SCAN})")
+            conds.append(f"({t}{_q(layer.id_column)} = ANY({pick}) AND strpos({doc}, {text}) > 0)")
+        elif tier in ("words", "similar") and words is not None:
+            conds.append(f"{words_sql(layer, t)} @@ {words}")
         elif tier == "partial":
             conds.append(" AND ".join(f"{doc} LIKE {p.add(like_pattern(w))}" for w in parsed.tokens))
     ranks: list[str] = []
@@ -234,15 +240,14 @@ def _layer_select(layer: Layer, parsed: ParsedQuery, tier: str, p: _Params, text
 
 
 def search_sql(layers: Sequence[Layer], parsed: ParsedQuery, limit: int, tier: str = "phrase",
-               corrected: str | None = None) -> tuple[str, list[Any]]:
+               corrected: str | None = None, prefix_last: bool = False) -> tuple[str, list[Any]]:
     """The one statement searching `layers` in one tier, and its parameters (`corrected`: the text with its
-    misspelt words corrected, for the "similar" tier)."""
+    misspelt words corrected, for the "similar" tier; `prefix_last`: the last word may be cut short)."""
     p = _Params()
     text, lim = p.add(parsed.folded), p.add(limit)
-    last = parsed.tokens[-1] if parsed.tokens else ""
     words = None
     if tier in ("phrase", "words"):
-        words = tsquery_sql(text, len(last) >= PREFIX_MIN and last.isalnum())
+        words = tsquery_sql(text, prefix_last)
     elif tier == "similar" and corrected is not None:
         words = tsquery_sql(p.add(corrected), False)
     selects = [s for layer in layers
@@ -265,6 +270,15 @@ def _tiers(parsed: ParsedQuery) -> tuple[str, ...]:
     if any(len(w) >= 3 for w in parsed.tokens):
         out += ["partial", "similar"]
     return tuple(out)
+
+
+async def last_word_is_cut(conn: Any, parsed: ParsedQuery) -> bool:
+    """Whether the last word looks cut short: four letters or more and not a word of `search_words`. A whole
+    word is matched as such (a prefix search of a common word reads its whole posting list and more)."""
+    last = parsed.tokens[-1] if parsed.tokens else ""
+    if len(last) < PREFIX_MIN or not last.isalpha():
+        return False
+    return not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM search_words WHERE word = $1)", last)
 
 
 async def corrected_text(conn: Any, parsed: ParsedQuery) -> str | None:
@@ -343,13 +357,14 @@ async def search(conn: Any, q: str | None, layers: str | None = None, limit: int
     chosen = resolve_layers(layers)
     rows: list[Any] = []
     tier = "phrase"
+    prefix_last = await last_word_is_cut(conn, parsed)
     for tier in _tiers(parsed):
         corrected = None
         if tier == "similar":
             corrected = await corrected_text(conn, parsed)
             if corrected is None:
                 continue
-        sql, params = search_sql(chosen, parsed, limit, tier, corrected)
+        sql, params = search_sql(chosen, parsed, limit, tier, corrected, prefix_last)
         rows = await conn.fetch(sql, *params)
         if rows:
             break
