@@ -168,6 +168,18 @@ def test_search_without_accents_and_reordered(client, conn: psycopg.Connection) 
         assert str(pid) in {f["id"] for f in body["features"]}, q
 
 
+def test_search_parts_of_words(client, conn: psycopg.Connection) -> None:
+    pid, address = _ward_parcel(conn)
+    words = _strip(address).replace(",", "").split(" ")
+    longest = max(words, key=len)
+    q = " ".join(w[1:-1] if w == longest else w for w in words)     # "85 ong kho phuong phu khuong"
+    body = _search(client, q, layers="parcels", limit="50")
+    assert str(pid) in {f["id"] for f in body["features"]}, q
+    cut = " ".join(words)[:-1]                                        # the last word typed halfway
+    body = _search(client, cut, layers="parcels", limit="50")
+    assert str(pid) in {f["id"] for f in body["features"]}, cut
+
+
 def test_search_with_a_typo(client, conn: psycopg.Connection) -> None:
     pid, address = _ward_parcel(conn)
     folded = _strip(address)
