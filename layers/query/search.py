@@ -201,8 +201,9 @@ def _layer_select(layer: Layer, parsed: ParsedQuery, tier: str, p: _Params, text
         elif tier == "partial":
             conds.append(" AND ".join(f"{doc} LIKE {p.add(like_pattern(w))}" for w in parsed.tokens))
     ranks: list[str] = []
-    for name in fields:
-        col = f"datso_fold({t}{_q(name)}::text)"
+    folded = [f"datso_fold({t}{_q(name)}::text) AS f{i}" for i, name in enumerate(fields)]   # once per row
+    for i, _name in enumerate(fields):
+        col = f"fo.f{i}"
         bare = f"regexp_replace({col}, '{ADMIN_PREFIX}', '')"
         ranks.append(f"CASE WHEN {col} = {text} OR {bare} = {text} THEN 0 WHEN left({col}, length({text})) = {text} "
                      f"THEN 1 WHEN strpos({col}, {text}) > 0 THEN 2 ELSE 3 END")
@@ -224,7 +225,9 @@ def _layer_select(layer: Layer, parsed: ParsedQuery, tier: str, p: _Params, text
     label = layer.label_field or layer.id_column
     g = f"{t}{_q(layer.geometry_column)}"
     rank = "3" if not ranks else ranks[0] if len(ranks) == 1 else f"LEAST({', '.join(ranks)})"
-    score = f"similarity({text}, {doc})" if doc is not None else "0"
+    score = (f"similarity({text}, " + " || ' ' || ".join(f"coalesce(fo.f{i}, '')" for i in range(len(fields))) + ")"
+             if doc is not None else "0")
+    lateral = f" CROSS JOIN LATERAL (SELECT {', '.join(folded)}) fo" if folded else ""
     shown = (*layer.search_fields, label, *((SHEET_FIELD, PARCEL_FIELD) if _has_sheet(layer) else ()))
     props = ", ".join(f"'{name}', {t}{_q(name)}" for name in dict.fromkeys(shown)
                       if (fl := layer.get_field(name)) is not None and fl.public)
@@ -235,7 +238,7 @@ def _layer_select(layer: Layer, parsed: ParsedQuery, tier: str, p: _Params, text
         f"ST_XMin({g}) AS xmin, ST_YMin({g}) AS ymin, ST_XMax({g}) AS xmax, ST_YMax({g}) AS ymax, "
         f"ST_X(ST_PointOnSurface({g})) AS lon, ST_Y(ST_PointOnSurface({g})) AS lat "
         f"FROM (SELECT * FROM {_q(layer.table)} t WHERE {g} IS NOT NULL AND ({' OR '.join(conds)}) "
-        f"LIMIT {CANDIDATES}) t ORDER BY 5, 6 DESC, 3 LIMIT {limit})"
+        f"LIMIT {CANDIDATES}) t{lateral} ORDER BY 5, 6 DESC, 3 LIMIT {limit})"
     )
 
 
