@@ -234,6 +234,9 @@ def test_every_searchable_layer_has_its_trigram_index(conn: psycopg.Connection) 
         assert row is not None, layer.id
         assert "gin_trgm_ops" in row[0] and "datso_fold" in row[0]
         assert all(name in row[0] for name in layer.search_fields), (layer.id, row[0])
+        words = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s",
+                             [f"ix_{layer.table}_search_words"]).fetchone()
+        assert words is not None and "to_tsvector" in words[0], layer.id
     # and the planner uses it for the search's own expression
     conn.execute("SET enable_seqscan = off")
     plan = "\n".join(r[0] for r in conn.execute(
@@ -332,3 +335,40 @@ def test_growing_area_codes_use_the_units_of_their_issue_date(conn: psycopg.Conn
             after += 1
         assert parts[-1] == f"{issued.year % 100:02d}"
     assert before > 0 and after > 0
+
+
+def test_parcel_key_is_per_old_commune(sample_db: str) -> None:
+    """The import's duplicate check follows the key (commune, old commune, sheet, parcel), an empty old commune
+    being one value, like the database's UNIQUE NULLS NOT DISTINCT."""
+    from shapely.geometry import shape
+
+    from layers.catalog.registry import get_layer
+    from layers.ingest.validation import validate_records
+
+    parcels = get_layer("parcels")
+    square = shape({"type": "MultiPolygon", "coordinates": [[[[106.3, 10.2], [106.3003, 10.2], [106.3003, 10.2003],
+                                                              [106.3, 10.2003], [106.3, 10.2]]]]})
+    with psycopg.connect(sample_db) as c:
+        commune, old, sheet, parcel = c.execute(
+            "SELECT commune_code, old_commune_code, map_sheet, parcel_no FROM parcels ORDER BY id LIMIT 1").fetchone()
+        other_old = c.execute("SELECT code FROM admin_units WHERE scheme = '2004' AND level = 'commune' "
+                              "AND code <> %s ORDER BY code LIMIT 1", [old]).fetchone()[0]
+        base = {"commune_code": commune, "map_sheet": sheet, "parcel_no": parcel, "area_m2": 100.0,
+                "land_use_codes": ["ONT"]}
+        same = validate_records(parcels, [({**base, "old_commune_code": old}, square)], c)
+        assert [i.code for i in same] == ["duplicate_in_db"]
+        # the same sheet and parcel number in another old commune of the same new commune is another parcel
+        assert validate_records(parcels, [({**base, "old_commune_code": other_old}, square)], c) == []
+        # without an old commune: one key; twice in a batch is a duplicate
+        assert validate_records(parcels, [(base, square)], c) == []
+        twice = validate_records(parcels, [(base, square), (base, square)], c)
+        assert [i.code for i in twice] == ["duplicate_in_batch"]
+        c.execute("INSERT INTO parcels (commune_code, map_sheet, parcel_no, area_m2, land_use_codes, geom) "
+                  "VALUES (%s, %s, %s, 100, ARRAY['ONT'], ST_Multi(ST_GeomFromText(%s, 4326)))",
+                  [commune, sheet, parcel, square.geoms[0].wkt])
+        assert [i.code for i in validate_records(parcels, [(base, square)], c)] == ["duplicate_in_db"]
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            c.execute("INSERT INTO parcels (commune_code, map_sheet, parcel_no, area_m2, land_use_codes, geom) "
+                      "VALUES (%s, %s, %s, 100, ARRAY['ONT'], ST_Multi(ST_GeomFromText(%s, 4326)))",
+                      [commune, sheet, parcel, square.geoms[0].wkt])
+        c.rollback()
