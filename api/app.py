@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import accounts, errors, health, offload, security
+from api import admin as admin_api
 from api import features as features_api
 from api import imagery as imagery_api
 from api import map as map_api
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.add_middleware(HeadAndOptions)   # HEAD on every GET route (no body), OPTIONS answers Allow (QGIS editing)
     app.include_router(health.router)
     app.include_router(map_api.router)
+    app.include_router(admin_api.router)
     app.include_router(imagery_api.router)
     # Leaflet is vendored next to the Folium export that inlines it; served at the same URL as the rest
     app.mount("/static/vendor/leaflet", StaticFiles(directory=VENDOR_DIR / "leaflet"), name="leaflet")

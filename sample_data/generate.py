@@ -26,22 +26,17 @@ from typing import Any
 import numpy as np
 import psycopg
 import shapely
-from shapely.geometry import MultiPolygon, Point, Polygon
+from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from layers.store.connect import connect
-from sample_data import names
+from sample_data import admin, names
 
-SIZES = {"small": {"parcels": 7_600, "communes": 40, "old_communes": 96, "auctions": 300,
-                   "growing": 420, "facilities": 40, "lots": 300},
-         "large": {"parcels": 1_000_000, "communes": 120, "old_communes": 300, "auctions": 600,
-                   "growing": 3_000, "facilities": 200, "lots": 2_000}}
-PROVINCE_OUTLINE = [(105.86, 10.30), (106.10, 10.38), (106.45, 10.35), (106.80, 10.20), (106.76, 9.95),
-                    (106.56, 9.56), (106.30, 9.55), (106.05, 9.80), (105.86, 10.05), (105.86, 10.30)]
+SIZES = {"small": {"parcels": 7_600, "auctions": 300, "growing": 420, "facilities": 40, "lots": 300},
+         "large": {"parcels": 1_000_000, "auctions": 600, "growing": 3_000, "facilities": 200, "lots": 2_000}}
 TOWNS = [(106.375, 10.240, 2500.0), (105.967, 10.253, 2200.0), (106.343, 9.935, 2000.0),
          (106.60, 10.05, 1500.0), (106.15, 10.10, 1500.0)]  # Bến Tre, Vĩnh Long, Trà Vinh, two market towns
-OLD_PROVINCES = [("83", "Bến Tre"), ("84", "Trà Vinh"), ("86", "Vĩnh Long")]
-NEW_PROVINCE = ("86", "Vĩnh Long")
+NEW_PROVINCE = admin.NEW_PROVINCE
 REFORM_DATE = dt.date(2025, 7, 1)
 REFERENCE_DATE = dt.date(2026, 11, 1)  # the sample's "today": auction dates are placed around it
 M_PER_DEG_LAT = 110_574.0
@@ -57,48 +52,34 @@ CROP_SPECS = {  # crop: (min ha, max ha, varieties, yield t/ha, harvest months)
 @dataclass
 class Province:
     outline: Polygon
-    communes: list[tuple[str, str, Polygon]] = field(default_factory=list)      # (code, name, polygon)
+    communes: list[tuple[str, str, Polygon]] = field(default_factory=list)      # (code, short name, polygon)
     old_communes: list[tuple[str, str, str, Polygon]] = field(default_factory=list)  # (code, name, prov, poly)
+    units: dict[str, Any] = field(default_factory=dict)       # code -> admin.NewUnit / admin.OldUnit
+    geometry: admin.AdminGeometry | None = None
+
+    def full_name(self, code: str) -> str:
+        return str(self.units[code].name)
+
+    def kind(self, code: str) -> str:
+        return str(self.units[code].kind)
 
 
 def _lon_scale(lat: float) -> float:
     return 111_320.0 * float(np.cos(np.radians(lat)))
 
 
-def _voronoi_cells(rng: np.random.Generator, outline: Polygon, n: int) -> list[Polygon]:
-    minx, miny, maxx, maxy = outline.bounds
-    pts: list[Point] = []
-    while len(pts) < n:
-        p = Point(rng.uniform(minx, maxx), rng.uniform(miny, maxy))
-        if outline.contains(p):
-            pts.append(p)
-    cells = shapely.voronoi_polygons(shapely.MultiPoint(pts), extend_to=outline)
-    out = []
-    for cell in cells.geoms:
-        clipped = cell.intersection(outline)
-        if clipped.is_empty:
-            continue
-        if clipped.geom_type == "MultiPolygon":
-            clipped = max(clipped.geoms, key=lambda g: g.area)
-        out.append(shapely.make_valid(clipped.buffer(0)))
-    out.sort(key=lambda g: (-round(g.centroid.y, 3), round(g.centroid.x, 3)))
-    return out
-
-
-def build_province(seed: int, n_communes: int, n_old: int) -> Province:
-    rng = np.random.default_rng(seed)
-    prng = random.Random(seed)
-    outline = Polygon(PROVINCE_OUTLINE)
-    prov = Province(outline)
-    for i, (cell, name) in enumerate(zip(_voronoi_cells(rng, outline, n_communes),
-                                         names.place_names(prng, n_communes), strict=True)):
-        prov.communes.append((f"{29000 + 3 * i:05d}", name, cell))
-    old_names = names.place_names(random.Random(seed + 1), n_old)
-    for i, cell in enumerate(_voronoi_cells(rng, outline, n_old)):
-        c = cell.centroid
-        # old provinces split the area: Vĩnh Long west, Bến Tre north-east, Trà Vinh south-east
-        old_prov = "86" if c.x < 106.12 else ("83" if c.y > 10.02 else "84")
-        prov.old_communes.append((f"{28000 + 2 * i:05d}", old_names[i], old_prov, cell))
+def build_province(seed: int) -> Province:
+    """The real units of Vĩnh Long (2025) and of the three old provinces, with synthetic shapes."""
+    geo = admin.build_geometry(seed)
+    prov = Province(geo.outline, geometry=geo)
+    for u in admin.new_units():
+        prov.communes.append((u.code, u.short, geo.new[u.code]))
+        prov.units[u.code] = u
+    for o in admin.old_units():
+        g = geo.old[o.code]
+        poly = g if isinstance(g, Polygon) else max(getattr(g, "geoms", [g]), key=lambda p: p.area)
+        prov.old_communes.append((o.code, o.short, o.province_code, poly))
+        prov.units["old:" + o.code] = o
     return prov
 
 
@@ -118,6 +99,13 @@ def generate_parcel_geometries(seed: int, n: int, outline: Polygon,
     """`n` non-overlapping quadrilateral lots in rotated blocks (one block per grid cell), denser near towns.
 
     Returns an array of shapely Polygons (EPSG:4326)."""
+    return generate_parcel_blocks(seed, n, outline, exclude)[0]
+
+
+def generate_parcel_blocks(seed: int, n: int, outline: Polygon,
+                           exclude: Sequence[Polygon] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """(lots, residential): the lots of `generate_parcel_geometries` and whether each one lies in a residential
+    block (street-front lots of 100–300 m², more of them near towns)."""
     rng = np.random.default_rng(seed + 11)
     dense = n > 100_000
     cell_m = 300.0 if dense else 450.0
@@ -144,14 +132,20 @@ def generate_parcel_geometries(seed: int, n: int, outline: Polygon,
         d2 = ((gx - tx) * kx) ** 2 + ((gy - ty) * M_PER_DEG_LAT) ** 2
         weight += np.exp(-d2 / (2 * (sigma * (3 if dense else 2)) ** 2))
     order = rng.choice(gx.size, size=gx.size, replace=False, p=weight / weight.sum())
+    town = weight - 0.15
     polys: list[np.ndarray] = []
+    resid: list[np.ndarray] = []
     total = 0
     max_side = cell_m * 0.95
     for idx in order:
         if total >= n:
             break
-        w = rng.uniform(10, 22) if dense else rng.uniform(14, 34)
-        d = rng.uniform(18, 34) if dense else rng.uniform(22, 60)
+        residential = bool(rng.random() < min(0.8, 0.2 + 0.6 * float(town[idx])))
+        if residential:   # 5–10 m frontage, 20–28 m deep: 100–300 m² once the gaps are taken off
+            w, d = rng.uniform(5.9, 10.3), rng.uniform(20.9, 28.0)
+        else:
+            w = rng.uniform(10, 22) if dense else rng.uniform(14, 34)
+            d = rng.uniform(18, 34) if dense else rng.uniform(22, 60)
         cols = int(rng.integers(4, 13))
         rows = int(rng.integers(2, 9))
         # the block may have any rotation: keep its diagonal inside the cell so blocks never overlap
@@ -166,7 +160,8 @@ def generate_parcel_geometries(seed: int, n: int, outline: Polygon,
         x0 = (ii.ravel() - cols / 2) * w + 0.3
         y0 = (jj.ravel() - rows / 2) * d + 0.3
         ww, dd = w - 0.6, d - 0.6
-        jitter = rng.uniform(-0.25, 0.25, size=(x0.size, 4, 2))  # metres; gaps are 0.6 m
+        j = 0.1 if residential else 0.25
+        jitter = rng.uniform(-j, j, size=(x0.size, 4, 2))  # metres; gaps are 0.6 m
         corners = np.stack([np.stack([x0, y0], -1), np.stack([x0 + ww, y0], -1),
                             np.stack([x0 + ww, y0 + dd], -1), np.stack([x0, y0 + dd], -1)], axis=1)
         corners = corners + jitter
@@ -178,20 +173,36 @@ def generate_parcel_geometries(seed: int, n: int, outline: Polygon,
         ring = np.stack([lon, lat], -1)
         ring = np.concatenate([ring, ring[:, :1, :]], axis=1)
         polys.append(ring)
+        resid.append(np.full(ring.shape[0], residential))
         total += ring.shape[0]
     if total < n:
         raise RuntimeError(f"province too small for {n} parcels ({total} generated)")
     rings = np.concatenate(polys)[:n]
-    return shapely.polygons(rings)
+    return shapely.polygons(rings), np.concatenate(resid)[:n]
 
 
 PUBLIC_USES = ["TSC", "DGD", "DYT", "DVH", "DTT", "DKH", "DSK", "TMD", "SKC", "DGT", "DTL", "MNC", "PNK",
-               "BCS", "NTS", "CLN", "LUC", "HNK", "ONT", "ODT", "TIN"]
-USE_WEIGHTS = np.array([6, 5, 2, 2, 2, 1, 3, 4, 3, 5, 4, 3, 3, 8, 6, 10, 9, 6, 12, 6, 1], dtype=float)
+               "BCS", "NTS", "CLN", "LUC", "HNK", "TIN"]
+USE_WEIGHTS = np.array([6, 5, 2, 2, 2, 1, 3, 4, 3, 5, 4, 3, 3, 8, 6, 10, 9, 6, 1], dtype=float)
 PARCEL_STATUS = ["managed", "leased", "allocated", "planned_for_auction", "auctioned", "encroached"]
-STATUS_WEIGHTS = np.array([60, 14, 12, 6, 5, 3], dtype=float)
-MANAGERS = ["UBND xã", "Trung tâm Phát triển quỹ đất tỉnh", "Sở Nông nghiệp và Môi trường",
-            "Sở Giáo dục và Đào tạo", "Sở Y tế", "Công an tỉnh", "Ban quản lý dự án tỉnh"]
+STATUS_WEIGHTS = np.array([62, 17, 14, 2, 2, 3], dtype=float)            # public land other than housing lots
+RESIDENTIAL_STATUS_WEIGHTS = np.array([45, 2, 8, 25, 15, 5], dtype=float)  # housing lots: mostly for auction
+# who manages public land of each use ({unit}: the commune or ward); 2025 department names
+MANAGER_BY_USE = {
+    "TSC": "UBND {unit}", "DGD": "Sở Giáo dục và Đào tạo", "DYT": "Sở Y tế",
+    "DVH": "Sở Văn hóa, Thể thao và Du lịch", "DTT": "Sở Văn hóa, Thể thao và Du lịch",
+    "DKH": "Sở Khoa học và Công nghệ", "DSK": "UBND {unit}", "TMD": "Trung tâm Phát triển quỹ đất tỉnh",
+    "SKC": "Trung tâm Phát triển quỹ đất tỉnh", "DGT": "Sở Xây dựng", "DTL": "Sở Nông nghiệp và Môi trường",
+    "MNC": "UBND {unit}", "PNK": "UBND {unit}", "BCS": "UBND {unit}", "NTS": "UBND {unit}", "CLN": "UBND {unit}",
+    "LUC": "UBND {unit}", "HNK": "UBND {unit}", "TIN": "UBND {unit}", "ONT": "Trung tâm Phát triển quỹ đất tỉnh",
+    "ODT": "Trung tâm Phát triển quỹ đất tỉnh",
+}
+SHEET_DEG = 0.008   # one cadastral map sheet per ~900 m square, numbered within each old commune
+
+
+def managing_body(use: str, unit_name: str) -> str:
+    kind, _, rest = unit_name.partition(" ")
+    return MANAGER_BY_USE[use].format(unit=f"{kind.lower()} {rest}")
 
 
 def _copy_rows(cur: psycopg.Cursor[Any], table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
@@ -208,26 +219,42 @@ def _pg_array(values: Sequence[Any]) -> str:
 
 
 def _parcel_rows(seed: int, polys: np.ndarray, prov: Province, start: int,
-                 progress: Callable[[int], None] | None) -> Iterable[tuple[Any, ...]]:
+                 progress: Callable[[int], None] | None, residential: np.ndarray | None = None
+                 ) -> Iterable[tuple[Any, ...]]:
+    import pandas as pd
+
     rng = np.random.default_rng(seed + 23)
     n = polys.size
+    if residential is None:
+        residential = np.zeros(n, dtype=bool)
+    geo = prov.geometry
+    assert geo is not None
     cent = shapely.centroid(polys)
-    tree = shapely.STRtree([c[2] for c in prov.communes])
-    pi, ci = tree.query(cent, predicate="within")
-    commune_idx = np.full(n, -1)
-    commune_idx[pi] = ci
-    missing = commune_idx < 0
-    if missing.any():  # centroids on a boundary: nearest commune
-        commune_idx[missing] = tree.nearest(cent[missing])
-    old_tree = shapely.STRtree([c[3] for c in prov.old_communes])
-    opi, oci = old_tree.query(cent, predicate="within")
-    old_idx = np.full(n, -1)
-    old_idx[opi] = oci
+    # each lot lies in one piece (old commune x new commune): both its units at once
+    keys = list(geo.pieces)
+    tree = shapely.STRtree([geo.pieces[k] for k in keys])
+    pi, gi = tree.query(cent, predicate="within")
+    piece = np.full(n, -1)
+    piece[pi] = gi
+    missing = piece < 0
+    if missing.any():  # centroids on a boundary: nearest piece
+        piece[missing] = tree.nearest(cent[missing])
+    old_code = np.array([keys[i][0] for i in piece])
+    new_code = np.array([keys[i][1] for i in piece])
+    # map sheets numbered within each old commune (north to south, west to east), parcels within a sheet
+    x, y = shapely.get_x(cent), shapely.get_y(cent)
+    frame = pd.DataFrame({"old": old_code, "cell": np.floor((10.6 - y) / SHEET_DEG) * 10_000
+                          + np.floor((x - 105.5) / SHEET_DEG), "y": -y, "x": x})
+    frame["sheet"] = frame.groupby("old")["cell"].rank(method="dense").astype(int)
+    frame = frame.sort_values(["old", "sheet", "y", "x"])
+    frame["no"] = frame.groupby(["old", "sheet"]).cumcount() + 1
+    frame = frame.sort_index()
+    sheets, numbers = frame["sheet"].to_numpy(), frame["no"].to_numpy()
     uses = rng.choice(len(PUBLIC_USES), size=n, p=USE_WEIGHTS / USE_WEIGHTS.sum())
     second = rng.random(n) < 0.08
     uses2 = rng.choice(len(PUBLIC_USES), size=n, p=USE_WEIGHTS / USE_WEIGHTS.sum())
     status = rng.choice(len(PARCEL_STATUS), size=n, p=STATUS_WEIGHTS / STATUS_WEIGHTS.sum())
-    managers = rng.integers(0, len(MANAGERS), size=n)
+    status_r = rng.choice(len(PARCEL_STATUS), size=n, p=RESIDENTIAL_STATUS_WEIGHTS / RESIDENTIAL_STATUS_WEIGHTS.sum())
     lat = shapely.get_y(cent)
     kx = 111_320.0 * np.cos(np.radians(lat))
     # planar area in a local equirectangular frame (metres), good to ~0.1 % for lots this small
@@ -236,26 +263,27 @@ def _parcel_rows(seed: int, polys: np.ndarray, prov: Province, start: int,
     area = 0.5 * np.abs(np.sum(xm[:, :-1] * ym[:, 1:] - xm[:, 1:] * ym[:, :-1], axis=1))
     chunk = 50_000
     wkb: np.ndarray | None = None
-    sheet_counter: dict[tuple[int, int], int] = {}
     prng = random.Random(seed + 29)
     for k in range(n):
-        c = int(commune_idx[k])
-        code, cname, _ = prov.communes[c]
-        # map sheets: 1 sheet per ~0.02 deg cell inside a commune; parcels numbered within a sheet
-        sheet = 1 + (int((cent[k].x - 105.8) / 0.02) * 31 + int((cent[k].y - 9.5) / 0.02)) % 180
-        key = (c, sheet)
-        sheet_counter[key] = sheet_counter.get(key, 0) + 1
-        codes = [PUBLIC_USES[uses[k]]]
-        if second[k] and uses2[k] != uses[k]:
-            codes.append(PUBLIC_USES[uses2[k]])
+        code = str(new_code[k])
+        unit = prov.full_name(code)
+        if residential[k]:   # urban land in wards, rural land in communes; a garden on some rural lots
+            codes = ["ODT" if prov.kind(code) == "ward" else "ONT"]
+            if codes[0] == "ONT" and second[k]:
+                codes.append("CLN")
+            st = PARCEL_STATUS[status_r[k]]
+        else:
+            codes = [PUBLIC_USES[uses[k]]]
+            if second[k] and uses2[k] != uses[k]:
+                codes.append(PUBLIC_USES[uses2[k]])
+            st = PARCEL_STATUS[status[k]]
         if k % chunk == 0:
             part = polys[k : k + chunk]
             wkb = shapely.to_wkb(shapely.multipolygons(part, indices=np.arange(part.size)), hex=True)
         assert wkb is not None
         geom_hex = wkb[k % chunk]
-        old_code = prov.old_communes[int(old_idx[k])][0] if old_idx[k] >= 0 else None
-        yield (start + k, code, old_code, sheet, sheet_counter[key], names.address(prng, cname),
-               round(float(area[k]), 2), _pg_array(codes), MANAGERS[managers[k]], PARCEL_STATUS[status[k]],
+        yield (start + k, code, str(old_code[k]), int(sheets[k]), int(numbers[k]), names.address(prng, unit),
+               round(float(area[k]), 2), _pg_array(codes), managing_body(codes[0], unit), st,
                None, True, geom_hex)
         if progress and k % 10_000 == 0:
             progress(k)
@@ -312,7 +340,7 @@ def load_sample(dsn: str, size: str = "small", seed: int = 7, force: bool = Fals
         cur.execute("SET LOCAL synchronous_commit = off")
         if force:
             cur.execute("TRUNCATE " + ", ".join(LAYER_TABLES) + " RESTART IDENTITY CASCADE")
-        prov = build_province(seed, spec["communes"], spec["old_communes"])
+        prov = build_province(seed)
         _load_admin(cur, prov)
         n = spec["parcels"]
 
@@ -321,8 +349,8 @@ def load_sample(dsn: str, size: str = "small", seed: int = 7, force: bool = Fals
                 progress("parcels", k, n)
 
         growing = place_growing_areas(seed, spec["growing"], prov)
-        polys = generate_parcel_geometries(seed, n, prov.outline, exclude=[g[0] for g in growing])
-        _copy_rows(cur, "parcels", PARCEL_COLUMNS, _parcel_rows(seed, polys, prov, 1, tick))
+        polys, residential = generate_parcel_blocks(seed, n, prov.outline, exclude=[g[0] for g in growing])
+        _copy_rows(cur, "parcels", PARCEL_COLUMNS, _parcel_rows(seed, polys, prov, 1, tick, residential))
         if progress:
             progress("parcels", n, n)
         cur.execute("SELECT setval(pg_get_serial_sequence('parcels', 'id'), (SELECT max(id) FROM parcels))")
@@ -335,56 +363,84 @@ def load_sample(dsn: str, size: str = "small", seed: int = 7, force: bool = Fals
     with connect("writer", dsn=dsn, autocommit=True) as conn:
         for t in ("parcels", "auction_plots", "growing_areas", "admin_units"):
             conn.execute(f"ANALYZE {t}")  # noqa: S608 - fixed names
+        conn.execute("REFRESH MATERIALIZED VIEW search_words")   # the words search corrects typos to (0010)
     return LoadReport(counts, time.perf_counter() - t0)
 
 
+ADMIN_COLUMNS = ("code", "scheme", "level", "kind", "name", "parent_code", "valid_from", "valid_to", "tm3_srid",
+                 "synthetic", "geom")
+OLD_FROM = dt.date(2004, 1, 1)
+LEGAL_BASIS = ("Nghị quyết 202/2025/QH15; nghị quyết của UBTVQH về sắp xếp ĐVHC cấp xã tỉnh Vĩnh Long 2025 "
+               "(danh sách theo dữ liệu vietnamadminunits; tỷ lệ diện tích tính trên ranh giới mô phỏng)")
+
+
 def _load_admin(cur: psycopg.Cursor[Any], prov: Province) -> None:
-    rows: list[tuple[Any, ...]] = [(NEW_PROVINCE[0], "2025", "province", NEW_PROVINCE[1] + " (mô phỏng)", None,
-                                    REFORM_DATE, None, True, _ewkb(_mp(prov.outline)))]
-    for code, name, poly in prov.communes:
-        rows.append((code, "2025", "commune", f"Xã {name}", NEW_PROVINCE[0], REFORM_DATE, None, True,
-                     _ewkb(_mp(poly))))
-    old_geoms: dict[str, list[Polygon]] = {}
-    for _code, _name, p, poly in prov.old_communes:
-        old_geoms.setdefault(p, []).append(poly)
-    for pcode, pname in OLD_PROVINCES:
-        union = shapely.union_all(old_geoms.get(pcode, []))
-        rows.append((pcode, "2004", "province", pname, None, dt.date(2004, 1, 1), REFORM_DATE, True,
+    geo = prov.geometry
+    assert geo is not None
+    rows: list[tuple[Any, ...]] = [(NEW_PROVINCE[0], "2025", "province", "province", f"Tỉnh {NEW_PROVINCE[1]}", None,
+                                    REFORM_DATE, None, None, True, _ewkb(_mp(prov.outline)))]
+    for u in admin.new_units():
+        rows.append((u.code, "2025", "commune", u.kind, u.name, NEW_PROVINCE[0], REFORM_DATE, None, None, True,
+                     _ewkb(_mp(geo.new[u.code]))))
+    olds = admin.old_units()
+    for pcode, (pname, _key, srid) in admin.OLD_PROVINCES.items():
+        union = shapely.union_all([geo.old[o.code] for o in olds if o.province_code == pcode])
+        rows.append((pcode, "2004", "province", "province", f"Tỉnh {pname}", None, OLD_FROM, REFORM_DATE, srid, True,
                      _ewkb(_mp(shapely.make_valid(union)))))
-    for code, name, p, poly in prov.old_communes:
-        rows.append((code, "2004", "commune", f"Xã {name}", p, dt.date(2004, 1, 1), REFORM_DATE, True,
-                     _ewkb(_mp(poly))))
-    _copy_rows(cur, "admin_units", ("code", "scheme", "level", "name", "parent_code", "valid_from", "valid_to",
-                                    "synthetic", "geom"), rows)
+    districts: dict[str, list[admin.OldUnit]] = {}
+    for o in olds:
+        districts.setdefault(o.district_code, []).append(o)
+    for dcode, members in sorted(districts.items()):
+        first = members[0]
+        union = shapely.make_valid(shapely.union_all([geo.old[o.code] for o in members]))
+        rows.append((dcode, "2004", "district", first.district_kind, first.district_name, first.province_code,
+                     OLD_FROM, REFORM_DATE, admin.OLD_PROVINCES[first.province_code][2], True, _ewkb(_mp(union))))
+    for o in olds:
+        rows.append((o.code, "2004", "commune", o.kind, o.name, o.district_code, OLD_FROM, REFORM_DATE,
+                     admin.OLD_PROVINCES[o.province_code][2], True, _ewkb(_mp(geo.old[o.code]))))
+    _copy_rows(cur, "admin_units", ADMIN_COLUMNS, rows)
+    new_names = {u.code: u.name for u in admin.new_units()}
+    old_names = {o.code: o.name for o in olds}
     cw: list[tuple[Any, ...]] = []
-    new_tree = shapely.STRtree([c[2] for c in prov.communes])
-    for ocode, oname, _p, opoly in prov.old_communes:
-        for j in new_tree.query(opoly, predicate="intersects"):
-            ncode, nname, npoly = prov.communes[int(j)]
-            share = opoly.intersection(npoly).area / opoly.area
-            if share >= 0.02:
-                cw.append((ocode, "2004", f"Xã {oname}", "commune", ncode, "2025", f"Xã {nname}",
-                           round(share, 5), REFORM_DATE, "Nghị quyết 202/2025/QH15 (mô phỏng)"))
-    for pcode, pname in OLD_PROVINCES:
-        cw.append((pcode, "2004", pname, "province", NEW_PROVINCE[0], "2025", NEW_PROVINCE[1], 1, REFORM_DATE,
-                   "Nghị quyết 202/2025/QH15"))
+    for (oc, nc), share in sorted(admin.shares(geo).items()):
+        cw.append((oc, "2004", old_names[oc], "commune", nc, "2025", new_names[nc], share, REFORM_DATE, LEGAL_BASIS))
+    for (dc, nc), share in sorted(admin.district_shares(geo).items()):
+        cw.append((dc, "2004", districts[dc][0].district_name, "district", nc, "2025", new_names[nc], share,
+                   REFORM_DATE, LEGAL_BASIS))
+    for pcode, (pname, _key, _srid) in admin.OLD_PROVINCES.items():
+        cw.append((pcode, "2004", f"Tỉnh {pname}", "province", NEW_PROVINCE[0], "2025", f"Tỉnh {NEW_PROVINCE[1]}", 1,
+                   REFORM_DATE, "Nghị quyết 202/2025/QH15"))
     _copy_rows(cur, "admin_crosswalk", ("old_code", "old_scheme", "old_name", "old_level", "new_code",
                                         "new_scheme", "new_name", "share", "effective", "legal_basis"), cw)
 
 
+def dossier_fee_cap(use: str, starting_price: int, area_m2: float) -> int:
+    """The most an auction organiser may charge for a registration dossier (Circular 48/2017/TT-BTC, Art. 3(2)):
+    land allocated to households and individuals (housing lots) by starting price, other land by area."""
+    if use in ("ONT", "ODT"):
+        return 100_000 if starting_price <= 200_000_000 else 200_000 if starting_price <= 500_000_000 else 500_000
+    return 1_000_000 if area_m2 <= 5_000 else 3_000_000 if area_m2 <= 20_000 else 5_000_000
+
+
 def _load_auctions(cur: psycopg.Cursor[Any], seed: int, n: int, prov: Province) -> None:
     rng = random.Random(seed + 41)
+    housing = n * 4 // 5   # mostly housing lots, as provinces auction; the rest commercial and other land
     rows = cur.execute(
-        "SELECT id, commune_code, address, area_m2, land_use_codes[1], ST_AsBinary(geom) FROM parcels "
-        "WHERE status IN ('planned_for_auction', 'auctioned') ORDER BY id LIMIT %s", (n,)).fetchall()
-    names_by_code = {c[0]: c[1] for c in prov.communes}
+        "(SELECT id, commune_code, address, area_m2, land_use_codes[1], ST_AsBinary(geom) FROM parcels "
+        " WHERE status IN ('planned_for_auction', 'auctioned') AND land_use_codes[1] IN ('ONT', 'ODT') "
+        " ORDER BY id LIMIT %s) UNION ALL "
+        "(SELECT id, commune_code, address, area_m2, land_use_codes[1], ST_AsBinary(geom) FROM parcels "
+        " WHERE status IN ('planned_for_auction', 'auctioned') AND land_use_codes[1] NOT IN ('ONT', 'ODT') "
+        " ORDER BY id LIMIT %s) ORDER BY 1", (housing, n - housing)).fetchall()
+    names_by_code = {c[0]: prov.full_name(c[0]) for c in prov.communes}
     statuses = ["planned", "announced", "registration_open", "closed", "sold", "cancelled"]
     out = []
     for i, (pid, commune, addr, area, use, wkb) in enumerate(rows):
         status = statuses[i % len(statuses)] if i < 60 else rng.choices(statuses, [15, 20, 25, 10, 25, 5])[0]
-        use = use if use in ("ONT", "ODT", "TMD", "SKC", "CLN") else rng.choice(["ONT", "ODT", "TMD"])
-        per_m2 = rng.choice([3, 4, 5, 6, 8, 10, 12, 15, 20, 25]) * 1_000_000 if use in ("ONT", "ODT") \
-            else rng.choice([1, 2, 3, 5]) * 1_000_000
+        use = use if use in ("ONT", "ODT", "TMD", "SKC", "CLN") else "TMD"   # other public land: commercial
+        # starting prices per m² of the Mekong delta's 2025-2026 auctions: town lots 8-25 M, rural lots 2-8 M
+        per_m2 = (rng.choice([8, 10, 12, 15, 18, 20, 25]) if use == "ODT" else rng.choice([2, 3, 4, 5, 6, 8]) if
+                  use == "ONT" else rng.choice([1, 2, 3, 5])) * 1_000_000
         price = int(round(float(area) * per_m2, -6))
         pct = rng.choice([10, 15, 20]) if REFERENCE_DATE.year < 2026 or status in ("sold", "closed") \
             else rng.choice([10, 20, 30, 50])
@@ -403,9 +459,9 @@ def _load_auctions(cur: psycopg.Cursor[Any], seed: int, n: int, prov: Province) 
             "long_term" if use in ("ONT", "ODT") else "50 năm", price, max(1_000_000, price // 100 // 1_000_000
                                                                             * 1_000_000),
             price * pct // 100, pct, "Luật Đấu giá tài sản 2016, sửa đổi 2024; Điều 39 (mô phỏng)",
-            rng.choice([200_000, 500_000, 1_000_000]), reg_start, reg_end,
+            dossier_fee_cap(use, price, float(area)), reg_start, reg_end,
             reg_start.date() + dt.timedelta(days=5), reg_start.date() + dt.timedelta(days=8), auction_at,
-            f"Hội trường UBND xã {cname}", rng.choice(["Đấu giá trực tiếp bằng lời nói", "Bỏ phiếu gián tiếp",
+            f"Hội trường UBND {cname[:1].lower()}{cname[1:]}", rng.choice(["Đấu giá trực tiếp bằng lời nói", "Bỏ phiếu gián tiếp",
                                                        "Đấu giá trực tuyến"]),
             rng.choice(["Trung tâm Dịch vụ đấu giá tài sản tỉnh", "Công ty Đấu giá hợp danh Nam Bộ (mô phỏng)"]),
             "Trung tâm Phát triển quỹ đất tỉnh", status, result, True, bytes(wkb).hex()))
@@ -456,6 +512,25 @@ def place_growing_areas(seed: int, n: int, prov: Province) -> list[tuple[Polygon
     return placed
 
 
+def growing_area_code(prov: Province, poly: Polygon, commune: str, issued: dt.date, seq: dict[str, int]) -> str:
+    """A code written with the units in force on its issue date (Decision 3156/QĐ-BNN-TT):
+    `VN-<province>-<district>-<commune>-<nn>-<YY>` with the 2004 codes before 1 July 2025,
+    `VN-<province>-<commune>-<nn>-<YY>` with the 2025 codes after it (no districts any more)."""
+    yy = issued.year % 100
+    if issued >= REFORM_DATE:
+        key = f"VN-{NEW_PROVINCE[0]}-{commune}"
+    else:
+        geo = prov.geometry
+        assert geo is not None
+        c = poly.centroid
+        old = min(((oc, g.distance(c)) for (oc, nc), g in geo.pieces.items() if nc == commune),
+                  key=lambda t: t[1])[0]
+        o = prov.units["old:" + old]
+        key = f"VN-{o.province_code}-{o.district_code}-{o.code}"
+    seq[key] = seq.get(key, 0) + 1
+    return f"{key}-{seq[key]:02d}-{yy:02d}"
+
+
 def _load_growing_areas(cur: psycopg.Cursor[Any], seed: int, placed: list[tuple[Polygon, str, float]],
                         prov: Province) -> list[tuple[int, str, str]]:
     rng = random.Random(seed + 59)
@@ -467,14 +542,12 @@ def _load_growing_areas(cur: psycopg.Cursor[Any], seed: int, placed: list[tuple[
         _lo, _hi, varieties, yld, months = CROP_SPECS[crop]
         hits = c_tree.query(poly.centroid, predicate="within")
         code_c, cname, _ = communes[int(hits[0]) if len(hits) else int(c_tree.nearest(poly.centroid))]
-        seq[code_c] = seq.get(code_c, 0) + 1
         status = "active" if len(rows) % 10 < 7 else ["draft", "suspended", "revoked", "expired"][len(rows) % 4]
         reason = {"suspended": "Phát hiện sinh vật gây hại thuộc diện kiểm dịch (mô phỏng)",
                   "revoked": "Không duy trì điều kiện theo TCCS 774:2020/BVTV (mô phỏng)"}.get(status)
         valid_from = dt.date(2022 + len(rows) % 4, 1 + len(rows) % 12, 1)
-        yy = valid_from.year % 100
         markets = ["VN"] + rng.sample(["CN", "US", "EU", "JP", "KR", "AU"], rng.randint(0, 3))
-        rows.append((f"VN-86-{code_c}-{seq[code_c]:03d}-{yy:02d}", crop, rng.choice(varieties),
+        rows.append((growing_area_code(prov, poly, code_c, valid_from, seq), crop, rng.choice(varieties),
                      round(ha * 10_000, 2), names.person(rng), rng.choice([None, f"HTX Nông nghiệp {cname}"]),
                      code_c, _pg_array(markets), rng.choice(["VietGAP", "VietGAP", "GlobalGAP", "Organic"]),
                      status, reason, round(ha * yld, 2), _pg_array(months), valid_from,
@@ -503,7 +576,7 @@ def _load_facilities(cur: psycopg.Cursor[Any], seed: int, n: int, prov: Province
                                           (p.x - d, p.y + d)])])
         out.append({"code": f"VN-86-PH-{i + 1:04d}", "name": f"Cơ sở đóng gói {cname} {i + 1}",
                     "owner": names.person(rng), "commune_code": code_c,
-                    "address": names.address(rng, cname),
+                    "address": names.address(rng, prov.full_name(code_c)),
                     "markets": _pg_array(["VN"] + rng.sample(["CN", "US", "EU", "JP", "KR"], rng.randint(1, 3))),
                     "status": status, "capacity": rng.choice([5, 10, 20, 40]), "point": p,
                     "geom": _ewkb(geom)})

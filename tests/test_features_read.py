@@ -142,7 +142,7 @@ def test_core_datetime_on_temporal_field(client: TestClient, sample_db: str) -> 
     # interval layer: validity overlaps the query
     fc = items(client, "growing_areas", datetime="2026-01-01/2026-01-31", limit=10000)
     n = sql_one(sample_db, "SELECT count(*) FROM growing_areas WHERE valid_from <= '2026-01-31' "
-                           "AND coalesce(valid_to, 'infinity') >= '2026-01-01'")
+                           "AND coalesce(valid_to, 'infinity') > '2026-01-01'")  # the end is exclusive
     assert fc["numberMatched"] == n
 
 

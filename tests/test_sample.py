@@ -55,7 +55,7 @@ def test_crosswalk_shares_cover_each_old_commune(conn: psycopg.Connection) -> No
 
 
 def test_generation_is_deterministic() -> None:
-    a, b = build_province(7, 20, 40), build_province(7, 20, 40)
+    a, b = build_province(7), build_province(7)
     assert [(c[0], c[1], c[2].wkb) for c in a.communes] == [(c[0], c[1], c[2].wkb) for c in b.communes]
-    c = build_province(8, 20, 40)
+    c = build_province(8)
     assert [x[2].wkb for x in a.communes] != [x[2].wkb for x in c.communes]

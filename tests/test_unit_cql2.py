@@ -164,7 +164,7 @@ def test_datetime_window() -> None:
     tr = Translator(GA, column_prefix="t.")
     a = dt.datetime(2024, 1, 1, tzinfo=UTC)
     assert tr.datetime_window(a, None) == \
-        "coalesce(t.\"valid_to\"::timestamptz, 'infinity'::timestamptz) >= $1::timestamptz"
+        "coalesce(t.\"valid_to\"::timestamptz, 'infinity'::timestamptz) > $1::timestamptz"
     assert tr.datetime_window(None, a) == 't."valid_from" <= $2::timestamptz'
     assert tr.params == [a, a]
     with pytest.raises(CqlError) as exc:

@@ -691,10 +691,13 @@ def business_keys(layer: Layer) -> list[tuple[str, ...]]:
 def _check_keys(layer: Layer, frame: pd.DataFrame, out: _Collector, conn: psycopg.Connection | None,
                 replaces: Sequence[int | None] | None) -> None:
     for key in business_keys(layer):
-        if not all(k in frame.columns for k in key):
+        # a key part that may be empty (a parcel's old commune) counts as NULL, one value (NULLS NOT DISTINCT)
+        optional = {k for k in key if (f := layer.get_field(k)) is not None and not f.required}
+        if not all(k in frame.columns or k in optional for k in key):
             continue
-        sub = frame[list(key)]
-        complete = sub.notna().all(axis=1).to_numpy()
+        sub = pd.DataFrame({k: frame[k] if k in frame.columns else pd.Series([None] * len(frame), index=frame.index,
+                                                                             dtype=object) for k in key})
+        complete = sub[[k for k in key if k not in optional]].notna().all(axis=1).to_numpy()
         label = " + ".join(key)
         if complete.any():
             dup = sub.astype(str).duplicated(keep=False).to_numpy() & complete
@@ -716,7 +719,7 @@ def _check_keys(layer: Layer, frame: pd.DataFrame, out: _Collector, conn: psycop
         idx = _rows(complete)
         fields = [layer.get_field(k) for k in key]
         types = [_PG_ARRAY.get(f.type if f else "string", "text[]") for f in fields]
-        columns = {k: frame[k].to_numpy(dtype=object) for k in key}
+        columns = {k: sub[k].to_numpy(dtype=object) for k in key}
         arrays = [[_py(columns[k][i]) for i in idx] for k in key]
         cols = [sql.Identifier(f"k{j}") for j in range(len(key))]
         query = sql.SQL(
@@ -725,7 +728,8 @@ def _check_keys(layer: Layer, frame: pd.DataFrame, out: _Collector, conn: psycop
             id=sql.Identifier(layer.id_column),
             arrays=sql.SQL(", ").join(sql.SQL("%s::" + t) for t in types),  # types from a fixed whitelist
             cols=sql.SQL(", ").join(cols), table=sql.Identifier(layer.table),
-            cond=sql.SQL(" AND ").join(sql.SQL("t.{} = u.{}").format(sql.Identifier(k), c)
+            cond=sql.SQL(" AND ").join(sql.SQL("t.{} IS NOT DISTINCT FROM u.{}" if k in optional else "t.{} = u.{}")
+                                       .format(sql.Identifier(k), c)
                                        for k, c in zip(key, cols, strict=True)))
         for db_id, ordinal in conn.execute(query, arrays).fetchall():
             i = int(idx[int(ordinal) - 1])

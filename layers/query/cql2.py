@@ -346,7 +346,8 @@ class Translator:
         b = self.col(end_f) if end_f else a
         parts = []
         if start is not None:
-            parts.append(f"coalesce({b}::timestamptz, 'infinity'::timestamptz) >= {self.param(start, 'timestamptz')}"
+            # the end of a validity interval is exclusive: a unit valid to 2025-07-01 is gone on that day
+            parts.append(f"coalesce({b}::timestamptz, 'infinity'::timestamptz) > {self.param(start, 'timestamptz')}"
                          if end_f else f"{a} >= {self.param(start, 'timestamptz')}")
         if end is not None:
             parts.append(f"{a} <= {self.param(end, 'timestamptz')}")

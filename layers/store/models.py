@@ -101,8 +101,10 @@ class AdminUnit(Timestamps, Base):
     code: Mapped[str] = mapped_column(String(8))
     scheme: Mapped[str] = mapped_column(String(8), server_default="2025")
     level: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str | None] = mapped_column(String(16))            # ward / commune / township ... (0010)
     name: Mapped[str] = mapped_column(Text)
     parent_code: Mapped[str | None] = mapped_column(String(8))
+    tm3_srid: Mapped[int | None] = mapped_column(Integer)            # VN-2000 TM-3 zone of the (old) province
     valid_from: Mapped[dt.date] = mapped_column(Date)
     valid_to: Mapped[dt.date | None] = mapped_column(Date)
     synthetic: Mapped[bool] = mapped_column(server_default="false")
@@ -112,6 +114,7 @@ class AdminUnit(Timestamps, Base):
         UniqueConstraint("code", "scheme", "valid_from"),
         CheckConstraint(_in("level", vocab.ADMIN_LEVELS), name="level"),
         CheckConstraint(_in("scheme", vocab.ADMIN_SCHEMES), name="scheme"),
+        CheckConstraint("kind IS NULL OR " + _in("kind", vocab.ADMIN_KINDS), name="kind"),
         CheckConstraint("code ~ '^[0-9]{2,5}$'", name="code_digits"),
         CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="validity"),
         *spatial_checks("admin_units", nullable=True),
@@ -159,7 +162,9 @@ class Parcel(Timestamps, Base):
     geom = geom_col("MULTIPOLYGON")
     geom_3857 = geom_3857_col("MULTIPOLYGON")
     __table_args__ = (
-        UniqueConstraint("commune_code", "map_sheet", "parcel_no"),
+        # a parcel key is per old commune + sheet + parcel (sheets kept their pre-2025 numbering); 0010
+        UniqueConstraint("commune_code", "old_commune_code", "map_sheet", "parcel_no",
+                         postgresql_nulls_not_distinct=True),
         CheckConstraint(_in("status", vocab.PARCEL_STATUSES), name="status"),
         CheckConstraint(_array_in("land_use_codes", list(vocab.LAND_USE_CODES)), name="land_use_codes"),
         CheckConstraint("cardinality(land_use_codes) >= 1", name="land_use_nonempty"),
@@ -167,6 +172,7 @@ class Parcel(Timestamps, Base):
         CheckConstraint("map_sheet > 0 AND parcel_no > 0", name="sheet_parcel_positive"),
         Index("ix_parcels_commune_code", "commune_code"),
         Index("ix_parcels_status", "status"),
+        Index("ix_parcels_map_sheet_parcel_no", "map_sheet", "parcel_no"),    # search "118/28" (0010)
         tile_box_area_index("parcels"),
         *spatial_checks("parcels"),
     )

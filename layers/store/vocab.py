@@ -32,6 +32,9 @@ GROWING_AREA_REASON_STATUSES = ("suspended", "revoked")     # need a status_reas
 FACILITY_STATUSES = ("draft", "active", "suspended", "revoked")
 ADMIN_LEVELS = ("province", "district", "commune")
 ADMIN_SCHEMES = ("2004", "2025")
+# kinds of unit: xã, phường, thị trấn, đặc khu (commune level); thành phố, thị xã, huyện, quận (old districts)
+ADMIN_KINDS = ("province", "city", "town", "district", "urban_district", "commune", "ward", "township",
+               "special_zone")
 EPCIS_EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent",
                      "AssociationEvent")
 EPCIS_ACTIONS = ("ADD", "OBSERVE", "DELETE")
