@@ -246,14 +246,14 @@ def test_admin_manages_users(http: httpx.Client, sample_db: str, national_admin:
     h = bearer(national_admin)
     name = uid("hoa")
     r = http.post("/admin/users", headers=h, json={"name": name, "role": "officer", "provinces": ["86"],
-                                                   "communes": ["29000"], "display_name": "Trần Hoa",
+                                                   "communes": ["28807"], "display_name": "Trần Hoa",
                                                    "password": "một-mật-khẩu"})
     assert r.status_code == 201, r.text
     assert r.headers["location"] == f"/admin/users/{name}" and r.headers["cache-control"] == "no-store"
     created = r.json()
-    assert created["user"]["scope"] == {"national": False, "provinces": ["86"], "communes": ["29000"]}
+    assert created["user"]["scope"] == {"national": False, "provinces": ["86"], "communes": ["28807"]}
     key = created["key"]
-    assert http.get("/auth/me", headers=bearer(key)).json()["scope"]["communes"] == ["29000"]
+    assert http.get("/auth/me", headers=bearer(key)).json()["scope"]["communes"] == ["28807"]
     assert any(u["name"] == name for u in http.get("/admin/users", headers=h).json()["users"])
     got = http.get(f"/admin/users/{name}", headers=h).json()
     assert got["status"] == "active" and got["has_password"] and got["active_keys"] == 1

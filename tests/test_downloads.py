@@ -47,9 +47,9 @@ CASES = {
     "datetime": ("auction_plots", {"datetime": "2026-06-01T00:00:00Z/.."},
                  "auction_date >= '2026-06-01T00:00:00Z'"),
     "bbox+field+cql2": ("parcels", {"bbox": ",".join(map(str, BBOX)), "status": "managed",
-                                    "filter": "map_sheet >= 10"},
+                                    "filter": "map_sheet >= 2"},
                         "ST_Intersects(geom, ST_MakeEnvelope(106.2, 9.9, 106.5, 10.2, 4326)) AND status = 'managed' "
-                        "AND map_sheet >= 10"),
+                        "AND map_sheet >= 2"),
 }
 
 

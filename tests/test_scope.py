@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBLEM = "application/problem+json"
 GEO = "application/geo+json"
 A, B, B_COMMUNE = "86", "79", "26740"
+C1, C2 = "28807", "28777"      # two communes of the sample province (real 2025 codes) with features of every layer
 B_BOX = (106.95, 10.05, 107.25, 10.35)          # east of the sample province (which ends at 106.80)
 EDITABLE = [layer for layer in LAYERS.values() if layer.editable]
 
@@ -76,7 +77,7 @@ def users(sample_db: str, province_b: str) -> dict[str, tuple[str, str]]:
     """(name, key) of: officers of A and of B, an officer of one commune of A, an admin of A, a national admin."""
     specs: dict[str, dict[str, Any]] = {
         "officer_a": {"role": "officer", "provinces": [A]}, "officer_b": {"role": "officer", "provinces": [B]},
-        "officer_commune": {"role": "officer", "provinces": [A], "communes": ["29000"]},
+        "officer_commune": {"role": "officer", "provinces": [A], "communes": [C1]},
         "admin_a": {"role": "admin", "provinces": [A]}, "national": {"role": "admin", "national": True}}
     out = {}
     for who, spec in specs.items():
@@ -106,7 +107,7 @@ def feature_in_a(sample_db: str, http: httpx.Client, layer: Layer, commune: str 
                             "ORDER BY id LIMIT 1", [A]).fetchone()
         elif layer.scope_field:
             row = c.execute(f"SELECT id FROM {t} WHERE {layer.scope_field} = %s ORDER BY id LIMIT 1",  # noqa: S608
-                            [commune or "29000"]).fetchone()
+                            [commune or C1]).fetchone()
             if row is None and commune is None:
                 row = c.execute(f"SELECT x.id FROM {t} x JOIN admin_units a ON a.code = x.{layer.scope_field} "  # noqa: S608
                                 "AND a.scheme = '2025' AND a.parent_code = %s ORDER BY x.id LIMIT 1", [A]).fetchone()
@@ -174,7 +175,7 @@ def test_officer_of_another_province_gets_403_on_every_write(http: httpx.Client,
     fid, feature, tag = feature_in_a(sample_db, http, layer)
     url = f"/collections/{layer.id}/items"
     writer = "national" if layer.national_only else "officer_a"
-    body = new_body(sample_db, http, layer, "29000")
+    body = new_body(sample_db, http, layer, C1)
     before = fingerprints(sample_db, layer)
     outsiders = ["officer_b"] + (["admin_a"] if layer.national_only else [])
     for who in outsiders:
@@ -227,15 +228,15 @@ def test_moving_or_creating_into_another_province_is_403(http: httpx.Client, sam
 def test_commune_scope(http: httpx.Client, sample_db: str, users: dict[str, tuple[str, str]]) -> None:
     layer = LAYERS["parcels"]
     key = users["officer_commune"][1]
-    other, _, other_tag = feature_in_a(sample_db, http, layer, commune="29003")
-    mine, _, my_tag = feature_in_a(sample_db, http, layer, commune="29000")
+    other, _, other_tag = feature_in_a(sample_db, http, layer, commune=C2)
+    mine, _, my_tag = feature_in_a(sample_db, http, layer, commune=C1)
     patch = {"properties": {"address": "Ấp Kiểm Thử"}}
     mp = {"Content-Type": "application/merge-patch+json"}
     before = fingerprints(sample_db, layer)
     problem(http.patch(f"/collections/parcels/items/{other}", content=json.dumps(patch),
                        headers=h(key, **{"If-Match": other_tag, **mp})), 403)
     problem(http.patch(f"/collections/parcels/items/{mine}", content=json.dumps({"properties": {
-        "commune_code": "29003"}}), headers=h(key, **{"If-Match": my_tag, **mp})), 403)
+        "commune_code": C2}}), headers=h(key, **{"If-Match": my_tag, **mp})), 403)
     assert fingerprints(sample_db, layer) == before
     r = http.patch(f"/collections/parcels/items/{mine}", content=json.dumps(patch),
                    headers=h(key, **{"If-Match": my_tag, **mp}))
@@ -267,7 +268,7 @@ def test_import_refuses_rows_outside_the_scope(tmp_path: Path, http: httpx.Clien
 
     layer = LAYERS["parcels"]
     before = fingerprints(sample_db, layer)
-    path = _parcel_file(tmp_path, sample_db, http, ["29000", B_COMMUNE, "29003"])
+    path = _parcel_file(tmp_path, sample_db, http, [C1, B_COMMUNE, C2])
     officer_a = principal_for(sample_db, users["officer_a"][0])
     res = import_file(path, "parcels", sample_db, ImportOptions(principal=officer_a, progress=False, lang="en"))
     assert res.rows_written == 0 and [(e.row, e.field, e.code) for e in res.errors] == [(2, "commune_code", "scope")]
@@ -285,7 +286,7 @@ def test_import_refuses_rows_outside_the_scope(tmp_path: Path, http: httpx.Clien
     assert "row 2, field commune_code" in cli.stderr.replace("\n", " ") and "Nothing was written" in cli.stderr
     assert fingerprints(sample_db, layer) == before
     # all rows inside: written, history names the user
-    inside = _parcel_file(tmp_path, sample_db, http, ["29000", "29003"])
+    inside = _parcel_file(tmp_path, sample_db, http, [C1, C2])
     res = import_file(inside, "parcels", sample_db, ImportOptions(principal=officer_a, progress=False))
     assert res.ok and res.rows_written == 2
     with psycopg.connect(sample_db) as c:
@@ -305,7 +306,7 @@ def test_import_of_a_geometry_scoped_layer(tmp_path: Path, sample_db: str, http:
 
     layer = LAYERS["trace_lots"]
     before = fingerprints(sample_db, layer)
-    feats = [new_body(sample_db, http, layer, c) for c in ("29000", B_COMMUNE)]
+    feats = [new_body(sample_db, http, layer, c) for c in (C1, B_COMMUNE)]
     path = tmp_path / "lots.geojson"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}), encoding="utf-8")
     res = import_file(path, "trace_lots", sample_db, ImportOptions(
