@@ -41,7 +41,7 @@ from api.params import (
 from api.security import public_base_url
 from gis.crs import CRS84_URI, geojson_crs
 from gis.errors import BilingualError
-from layers.accounts.auth import ApiKey
+from layers.accounts.principal import Principal
 from layers.catalog.formats import format_value
 from layers.catalog.registry import LAYERS, Layer
 from layers.ingest import writes
@@ -498,33 +498,33 @@ def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> 
     body_doc = {"requestBody": {"required": True, "content": {
         "application/geo+json": {"schema": {"type": "object"}}}}}
 
-    async def create(request: Request, key: ApiKey = Depends(auth)) -> Response:
+    async def create(request: Request, who: Principal = Depends(auth)) -> Response:
         check_unknown(request, ())
         body = await read_body(request, settings)
         fid, tag = await _write(request, writes.create, _write_target(request), layer, body,
-                                _content_crs(request), key.actor, request_lang(request), _limits(settings))
+                                _content_crs(request), who, request_lang(request), _limits(settings))
         return Response(status_code=201, headers={"Location": f"{public_base_url(request)}{path}/{fid}", "ETag": tag})
 
-    async def replace(request: Request, feature_id: str, key: ApiKey = Depends(auth)) -> Response:
+    async def replace(request: Request, feature_id: str, who: Principal = Depends(auth)) -> Response:
         check_unknown(request, ())
         fid = _feature_id(layer, feature_id)
         body = await read_body(request, settings)
         tag = await _write(request, writes.replace, _write_target(request), layer, fid, body, _content_crs(request),
-                           key.actor, request.headers.get("if-match"), request_lang(request), _limits(settings))
+                           who, request.headers.get("if-match"), request_lang(request), _limits(settings))
         return Response(status_code=204, headers={"ETag": tag})
 
-    async def update(request: Request, feature_id: str, key: ApiKey = Depends(auth)) -> Response:
+    async def update(request: Request, feature_id: str, who: Principal = Depends(auth)) -> Response:
         check_unknown(request, ())
         fid = _feature_id(layer, feature_id)
         body = await read_body(request, settings)
         tag = await _write(request, writes.update, _write_target(request), layer, fid, body, _content_crs(request),
-                           key.actor, request.headers.get("if-match"), request_lang(request), _limits(settings))
+                           who, request.headers.get("if-match"), request_lang(request), _limits(settings))
         return Response(status_code=204, headers={"ETag": tag})
 
-    async def delete(request: Request, feature_id: str, key: ApiKey = Depends(auth)) -> Response:
+    async def delete(request: Request, feature_id: str, who: Principal = Depends(auth)) -> Response:
         check_unknown(request, ())
         fid = _feature_id(layer, feature_id)
-        await _write(request, writes.delete, _write_target(request), layer, fid, key.actor,
+        await _write(request, writes.delete, _write_target(request), layer, fid, who,
                      request.headers.get("if-match"))
         return Response(status_code=204)
 

@@ -288,7 +288,7 @@ class RateLimits:
         self.limiter = Limiter(key_func=get_remote_address, storage_uri=a.rate_limit_storage_uri,
                                strategy="moving-window", enabled=a.rate_limit_enabled, key_prefix="datso")
         self.items = {"auth": parse_many(a.rate_limit_auth_failures), "search": parse_many(a.rate_limit_search),
-                      "export": parse_many(a.rate_limit_exports)}
+                      "export": parse_many(a.rate_limit_exports), "login": parse_many(a.rate_limit_login)}
 
     def retry_after(self, kind: str, ip: str, hit: bool) -> int | None:
         """Seconds to wait when `ip` is over the `kind` limits (None: go ahead); `hit` counts this request.

@@ -29,8 +29,11 @@ def import_cmd(
     report: Path | None = typer.Option(None, "--report", help="write every issue to this CSV"),
     lang: str = typer.Option("vi", "--lang", help="vi | en"),
     user: str | None = typer.Option(None, "--user", help="actor recorded in the history (default: OS user)"),
+    as_user: str | None = typer.Option(None, "--as", help="import as this datso user: their province scope "
+                                                          "applies to every row, history records their name"),
 ) -> None:
     """Import a file into a layer: every row is checked; all rows are written in one transaction, or none."""
+    from layers.accounts.users import AccountError, principal_for
     from layers.ingest.importer import ImportOptions, import_file
 
     opts = ImportOptions(crs=crs, field_map=field_map, source_layer=source_layer, encoding=encoding,
@@ -39,6 +42,12 @@ def import_cmd(
     if user:
         opts.user = user
     vi = lang == "vi"
+    if as_user:
+        try:
+            opts.principal = principal_for(connect.url("writer"), as_user)
+        except AccountError as exc:
+            console.print(f"[red]{'lỗi' if vi else 'error'}:[/red] --as: {exc.message(lang)}")
+            raise typer.Exit(1) from None
     result = import_file(file, layer, connect.url("writer"), opts)
     for note_vi, note_en in result.notes:
         console.print(f"[dim]{note_vi if vi else note_en}[/dim]")

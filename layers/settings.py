@@ -6,13 +6,14 @@ is stale, so a setting cannot go undocumented.
 | class | concern | prefix |
 |---|---|---|
 | `Settings` | the database and the embedded cluster (every face) | `DATSO_` (+ `DATABASE_URL`) |
-| `ApiSettings` | the API: the union of the six concern classes below, one object per app | `DATSO_` |
+| `ApiSettings` | the API: the union of the seven concern classes below, one object per app | `DATSO_` |
 |   `HttpSettings` | titles, paging, caching, body size, public URL | `DATSO_` |
 |   `SecuritySettings` | CORS, trusted hosts, referrer policy | `DATSO_` |
 |   `RateLimitSettings` | per-IP limits on failed authentications and public lookups | `DATSO_RATE_LIMIT_…` |
 |   `PoolSettings` | the API's asyncpg read pool | `DATSO_DB_…` |
 |   `FaultSettings` | statement timeouts, export concurrency, Retry-After | `DATSO_` |
 |   `WriteSettings` | transactions: the write pool and bounds on written geometries | `DATSO_` |
+|   `AccountSettings` | sign-in sessions | `DATSO_` |
 | `ServerSettings` | `datso serve` (uvicorn) limits | `DATSO_` |
 | `FilterLimits` | bounds on a CQL2 filter before any parser sees it | `DATSO_FILTER_` |
 | `TileSettings` | vector tiles: cache, MVT parameters, caps, archive | `DATSO_TILE_` |
@@ -152,6 +153,8 @@ class RateLimitSettings(BaseSettings):
     rate_limit_auth_failures: str = Field(default="10/minute", description="wrong API keys per client IP")
     rate_limit_search: str = Field(default="120/minute", description="/search requests per client IP")
     rate_limit_exports: str = Field(default="30/minute", description="Folium exports /maps/{id}.html per client IP")
+    rate_limit_login: str = Field(default="5/minute;30/hour", description="sign-in attempts (POST /auth/login) per "
+                                                                          "user name and client IP")
 
 
 class PoolSettings(BaseSettings):
@@ -193,7 +196,17 @@ class WriteSettings(BaseSettings):
     max_geometry_bytes: int = Field(default=1_000_000, description="largest written geometry (GeoJSON), in bytes")
 
 
-class ApiSettings(HttpSettings, SecuritySettings, RateLimitSettings, PoolSettings, FaultSettings, WriteSettings):
+class AccountSettings(BaseSettings):
+    """Sign-in sessions of the officer page (POST /auth/login; layers/accounts/users.py)."""
+
+    model_config = _CONFIG
+
+    session_lifetime_minutes: int = Field(default=480, ge=1, le=10_080, description="lifetime of a sign-in session "
+                                                                                   "token, in minutes (not renewed)")
+
+
+class ApiSettings(HttpSettings, SecuritySettings, RateLimitSettings, PoolSettings, FaultSettings, WriteSettings,
+                  AccountSettings):
     """Everything the API reads, as one object per app (`create_app(api_settings=...)`)."""
 
     model_config = _CONFIG
@@ -349,7 +362,7 @@ def get_export_settings() -> ExportSettings:
 # In the order of the table; ApiSettings is documented through its parts.
 DOCUMENTED: tuple[type[BaseSettings], ...] = (
     Settings, HttpSettings, SecuritySettings, RateLimitSettings, PoolSettings, FaultSettings, WriteSettings,
-    ServerSettings, FilterLimits, TileSettings, ImagerySettings, MapSettings, ExportSettings,
+    AccountSettings, ServerSettings, FilterLimits, TileSettings, ImagerySettings, MapSettings, ExportSettings,
 )
 
 
@@ -400,7 +413,8 @@ def settings_markdown() -> str:
            "edit (tests/test_settings.py fails when this file is stale) -->", "",
            "Environment variables (or a `.env` file in the working directory, except the filter limits), read "
            "with pydantic-settings by the classes of `layers/settings.py`, one per concern. The API reads "
-           "`ApiSettings`, the union of the API concerns (HTTP, security, rate limits, pool, faults, writes). "
+           "`ApiSettings`, the union of the API concerns (HTTP, security, rate limits, pool, faults, writes, "
+           "accounts). "
            "Lists take a comma-separated or a JSON value.", ""]
     for cls in DOCUMENTED:
         doc = (cls.__doc__ or "").strip().splitlines()[0]

@@ -106,10 +106,11 @@ def test_create_read_audit(client: TestClient, sample_db: str, officer: str) -> 
     with psycopg.connect(sample_db) as c:
         row = c.execute("SELECT action, actor FROM history WHERE layer = 'auction_plots' AND feature_id = %s",
                         [fid]).fetchone()
-        name = c.execute("SELECT name FROM api_keys WHERE key_hash = encode(sha256(%s::bytea), 'hex')",
-                         [officer.encode()]).fetchone()
+        # issue 11: the actor is the name of the key's user (it was "officer:<key name>")
+        name = c.execute("SELECT u.name FROM api_keys k JOIN users u ON u.id = k.user_id "
+                         "WHERE k.key_hash = encode(sha256(%s::bytea), 'hex')", [officer.encode()]).fetchone()
     assert row is not None and name is not None
-    assert row == ("insert", f"officer:{name[0]}")
+    assert row == ("insert", name[0])
 
 
 BAD_BODIES: list[tuple[str, Any, int]] = [

@@ -39,6 +39,8 @@ Computed = Literal["area_m2_from_geometry"]
 # typing mistakes (0001-01-01, 20255-01-01) that every face would have to render, and year 1 BC / > 9999 are
 # not representable in Python (they crashed /collections and the HTML pages).
 DEFAULT_DATE_RANGE: tuple[dt.date, dt.date] = (dt.date(1900, 1, 1), dt.date(2200, 12, 31))
+# the key of a row's geometry in the rows the scope rule reads (layers/accounts/principal.py, ingest/writes.py)
+SCOPE_GEOMETRY = "__geometry__"
 _INT_RANGES = {SmallInteger: (-(2**15), 2**15 - 1), BigInteger: (-(2**63), 2**63 - 1),
                Integer: (-(2**31), 2**31 - 1)}
 
@@ -89,6 +91,12 @@ class Layer:
     min_pixel_area: float = 1.0            # features smaller than this many pixels are dropped in tiles
     editable: bool = True
     write_roles: tuple[str, ...] = ("officer", "admin")
+    # where a row is, for province-scoped writes (layers/accounts/principal.py): a commune-code field, or
+    # scope_via (field holding the id of a feature of another layer, whose place decides), or national_only
+    # (only national principals write), or else the geometry inside the scope's polygons
+    scope_field: str | None = None
+    scope_via: tuple[str, str] | None = None      # (field, layer id), e.g. ("growing_area_id", "growing_areas")
+    national_only: bool = False
     style: dict[str, Any] = field(default_factory=dict)   # default style: colour by a field
     id_column: str = "id"
     geometry_column: str = "geom"
@@ -106,6 +114,13 @@ class Layer:
                                  "the lifecycle's states")
             if lc.reason_field is not None and self.get_field(lc.reason_field) is None:
                 raise ValueError(f"layer {self.id}: no reason field {lc.reason_field!r}")
+        if self.scope_key is not None and self.get_field(self.scope_key) is None:
+            raise ValueError(f"layer {self.id}: no scope field {self.scope_key!r}")
+
+    @property
+    def scope_key(self) -> str | None:
+        """The field that places a row for the scope rule (scope_field or scope_via's field), if any."""
+        return self.scope_field or (self.scope_via[0] if self.scope_via else None)
 
     @property
     def table(self) -> str:
@@ -252,6 +267,7 @@ def _layers() -> list[Layer]:
             unique_together=("code", "scheme", "valid_from"), label_field="name",
             temporal=("valid_from", "valid_to"), search_fields=("name", "code"),
             minzoom=0, maxzoom=16, detail_zoom=8, min_pixel_area=0.0, write_roles=("admin",), boundaries_under=False,
+            national_only=True,
             style={"kind": "line", "by": "level", "colours": {"province": "#37474f", "commune": "#78909c",
                                                               "district": "#90a4ae"}, "default": "#78909c"},
         ),
@@ -279,6 +295,7 @@ def _layers() -> list[Layer]:
             unique_together=("commune_code", "map_sheet", "parcel_no"), label_field="parcel_no",
             search_fields=("address",), minzoom=10, maxzoom=22, detail_zoom=15, min_pixel_area=1.0,
             style=_status_style("fill", PARCEL_LIFECYCLE, "#607d8b"), lifecycle=PARCEL_LIFECYCLE,
+            scope_field="commune_code",
         ),
         Layer(
             id="auction_plots", model=models.AuctionPlot,
@@ -319,6 +336,7 @@ def _layers() -> list[Layer]:
             code_field="plot_code", label_field="plot_code", temporal=("auction_date", None),
             search_fields=("plot_code", "address"), minzoom=8, maxzoom=22, detail_zoom=13, min_pixel_area=0.0,
             style=_status_style("fill", AUCTION_LIFECYCLE, "#9e9e9e"), lifecycle=AUCTION_LIFECYCLE,
+            scope_field="commune_code",
         ),
         Layer(
             id="growing_areas", model=models.GrowingArea,
@@ -348,6 +366,7 @@ def _layers() -> list[Layer]:
             code_field="code", label_field="code", temporal=("valid_from", "valid_to"),
             search_fields=("code", "owner"), minzoom=8, maxzoom=22, detail_zoom=13, min_pixel_area=0.5,
             style=_status_style("fill", GROWING_AREA_LIFECYCLE, "#2e7d32"), lifecycle=GROWING_AREA_LIFECYCLE,
+            scope_field="commune_code",
         ),
         Layer(
             id="packing_facilities", model=models.PackingFacility,
@@ -369,6 +388,7 @@ def _layers() -> list[Layer]:
             code_field="code", label_field="name", search_fields=("code", "name"),
             minzoom=6, maxzoom=22, detail_zoom=10, min_pixel_area=0.0,
             style=_status_style("circle", FACILITY_LIFECYCLE, "#00695c"), lifecycle=FACILITY_LIFECYCLE,
+            scope_field="commune_code",
         ),
         Layer(
             id="trace_lots", model=models.TraceLot,

@@ -28,9 +28,10 @@ from psycopg import sql
 
 from gis import geometry as geo
 from gis.io import DataFileError, read_vector
-from layers.catalog.registry import Layer, UnknownLayer, get_layer
+from layers.catalog.registry import SCOPE_GEOMETRY, Layer, UnknownLayer, get_layer
 from layers.ingest.rules import rule_for
 from layers.ingest.validation import Issue, IssueSummary, Prepared, must_have, prepare_frame
+from layers.ingest.writes import Writer
 from layers.store.connect import connect
 
 CHUNK = 25_000
@@ -48,6 +49,10 @@ class ImportOptions:
     wkt_field: str | None = None
     repair: bool = False
     user: str = field(default_factory=getpass.getuser)
+    # who imports (layers.accounts.principal.Principal): every row must be inside their scope (else nothing is
+    # written and the refused rows are named) and history records their name; None: the operator at the CLI,
+    # recorded as 'import:<user>', no scope
+    principal: Writer | None = None
     lang: str = "vi"
     report: Path | None = None
     progress: bool | None = None          # None: a progress bar when stderr is a terminal
@@ -218,6 +223,18 @@ def write_prepared(conn: psycopg.Connection, layer: Layer, prepared: Prepared, a
     return n, None
 
 
+def scope_issues(conn: psycopg.Connection, layer: Layer, prepared: Prepared, principal: Writer) -> list[Issue]:
+    """One issue per row outside the principal's scope (one query for the whole batch)."""
+    n = len(prepared.frame)
+    f = layer.scope_key
+    values = ([None if pd.isna(v) else v for v in prepared.frame[f]]
+              if f is not None and f in prepared.frame.columns else [None] * n)
+    geoms = list(prepared.geometry) if len(prepared.geometry) == n else [None] * n
+    rows = [{**({f: v} if f is not None else {}), SCOPE_GEOMETRY: g} for v, g in zip(values, geoms, strict=True)]
+    return [Issue(prepared.first_row + i, fname, "scope", vi, en)
+            for i, fname, vi, en in principal.rows_outside(conn, layer, rows)]
+
+
 def write_report(path: Path, file: str, issues: list[Issue], lang: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8-sig") as fh:
@@ -288,7 +305,13 @@ def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOption
             if result.errors:
                 conn.rollback()
                 return done()
-            written, problem = write_prepared(conn, layer, prepared, f"import:{opts.user}", opts.progress)
+            if opts.principal is not None:
+                result.issues.extend(scope_issues(conn, layer, prepared, opts.principal))
+                if result.errors:
+                    conn.rollback()
+                    return done()
+            actor = opts.principal.actor if opts.principal is not None else f"import:{opts.user}"
+            written, problem = write_prepared(conn, layer, prepared, actor, opts.progress)
             if problem is not None:
                 conn.rollback()
                 result.issues.append(problem)
@@ -301,5 +324,5 @@ def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOption
     return done()
 
 
-__all__ = ["ImportOptions", "ImportResult", "import_file", "map_columns", "parse_field_map", "write_prepared",
-           "write_report"]
+__all__ = ["ImportOptions", "ImportResult", "import_file", "map_columns", "parse_field_map", "scope_issues",
+           "write_prepared", "write_report"]

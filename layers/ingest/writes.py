@@ -15,10 +15,10 @@ database that cannot be reached raises `DatabaseDown` (the API answers 503 with 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -33,7 +33,7 @@ from shapely.geometry.base import BaseGeometry
 
 from gis.crs import CrsDef, transformer
 from gis.errors import BilingualError
-from layers.catalog.registry import Layer
+from layers.catalog.registry import SCOPE_GEOMETRY, Layer
 from layers.ingest.rules import rule_for
 from layers.ingest.validation import prepare_records
 from layers.store import connect
@@ -52,6 +52,25 @@ class WriteError(BilingualError):
 
 class DatabaseDown(RuntimeError):
     """The database could not be reached (or dropped the connection) during a write: nothing was written."""
+
+
+class Writer(Protocol):
+    """Who writes: `layers.accounts.principal.Principal` (a user, with a scope) satisfies it. A plain string
+    actor (the CLI, scripts, tests) writes without a scope check. `check_scope` raises a 403 BilingualError
+    when the row as it was (`old_row`, None on create) or as it will be (`new_row`, None on delete) is outside
+    the writer's scope; rows are field values plus the geometry under `SCOPE_GEOMETRY`."""
+
+    @property
+    def actor(self) -> str: ...
+
+    def check_scope(self, conn: psycopg.Connection, layer: Layer, old_row: dict[str, Any] | None,
+                    new_row: dict[str, Any] | None) -> None: ...
+
+    def rows_outside(self, conn: psycopg.Connection, layer: Layer, rows: Sequence[dict[str, Any]]
+                     ) -> list[tuple[int, str | None, str, str]]: ...
+
+
+Actor = str | Writer
 
 
 def etag(feature_id: int, xmin: str) -> str:
@@ -241,14 +260,24 @@ def _db_error(exc: psycopg.Error) -> WriteError:
                       f"The database refused this feature (rule {rule or 'unknown'})")
 
 
-def _begin(conn: psycopg.Connection, actor: str) -> None:
-    conn.execute("SELECT set_config('datso.actor', %s, true)", [actor])
+def _begin(conn: psycopg.Connection, actor: Actor) -> None:
+    conn.execute("SELECT set_config('datso.actor', %s, true)", [actor if isinstance(actor, str) else actor.actor])
+
+
+def _scoped(actor: Actor) -> Writer | None:
+    return None if isinstance(actor, str) else actor
 
 
 def _lock(conn: psycopg.Connection, layer: Layer, fid: int, if_match: str | None) -> dict[str, Any]:
+    """Lock the row, check If-Match; returns its state and its place (`place`: the scope field's value and the
+    geometry, for the scope check)."""
     cols = [layer.id_column, *([layer.lifecycle.field] if layer.lifecycle is not None else [])]
-    q = sql.SQL("SELECT xmin::text AS v, {cols} FROM {t} WHERE {id} = %s FOR UPDATE").format(
-        cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols), t=sql.Identifier(layer.table),
+    by_geometry = layer.scope_key is None and not layer.national_only     # else the geometry is not read
+    place = sql.SQL(", {} AS scope_value, {} AS scope_geom").format(
+        sql.Identifier(layer.scope_key) if layer.scope_key else sql.SQL("NULL"),
+        sql.SQL("ST_AsBinary({})").format(sql.Identifier(layer.geometry_column)) if by_geometry else sql.SQL("NULL"))
+    q = sql.SQL("SELECT xmin::text AS v, {cols}{place} FROM {t} WHERE {id} = %s FOR UPDATE").format(
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols), place=place, t=sql.Identifier(layer.table),
         id=sql.Identifier(layer.id_column))
     row = conn.execute(q, [fid]).fetchone()
     if row is None:
@@ -266,7 +295,21 @@ def _lock(conn: psycopg.Connection, layer: Layer, fid: int, if_match: str | None
         raise WriteError(412, "Đối tượng đã bị người khác thay đổi (ETag không khớp); hãy tải lại rồi sửa",
                          "The feature was changed by someone else (ETag mismatch); reload it and retry",
                          [{"current_etag": current}])
-    return {"state": row[2] if len(row) > 2 else None}
+    old_place: dict[str, Any] = {SCOPE_GEOMETRY: wkb.loads(bytes(row[-1])) if row[-1] is not None else None}
+    if layer.scope_key:
+        old_place[layer.scope_key] = row[-2]
+    return {"state": row[2] if layer.lifecycle is not None else None, "place": old_place}
+
+
+def _new_place(layer: Layer, rec: dict[str, Any], geom: BaseGeometry | None, old: dict[str, Any] | None,
+               geom_given: bool) -> dict[str, Any]:
+    """The place of the row as it will be: given values over the old ones (a merge patch keeps the rest)."""
+    place: dict[str, Any] = dict(old or {})
+    if geom_given or old is None:
+        place[SCOPE_GEOMETRY] = geom
+    if layer.scope_key and (layer.scope_key in rec or old is None):
+        place[layer.scope_key] = rec.get(layer.scope_key)
+    return place
 
 
 def _values(layer: Layer, rec: dict[str, Any], geom: BaseGeometry | None,
@@ -291,12 +334,14 @@ def _values(layer: Layer, rec: dict[str, Any], geom: BaseGeometry | None,
     return names, exprs, params
 
 
-def create(target: Target, layer: Layer, body: Any, crs: CrsDef, actor: str, lang: str = "vi",
+def create(target: Target, layer: Layer, body: Any, crs: CrsDef, actor: Actor, lang: str = "vi",
            limits: GeometryLimits | None = None) -> tuple[int, str]:
     props, geom, _ = parse_feature(layer, body, crs, limits=limits)
     with _connect(target) as conn, conn.transaction():
         _begin(conn, actor)
         rec, g = _validate(conn, layer, props, geom, False, None, lang)
+        if (who := _scoped(actor)) is not None:     # the values as stored (coerced) decide
+            who.check_scope(conn, layer, None, _new_place(layer, rec, g, None, True))
         names, exprs, params = _values(layer, rec, g, True)
         q = sql.SQL("INSERT INTO {t} ({cols}) VALUES ({vals}) RETURNING {id}, xmin::text").format(
             t=sql.Identifier(layer.table), cols=sql.SQL(", ").join(sql.Identifier(n) for n in names),
@@ -310,12 +355,14 @@ def create(target: Target, layer: Layer, body: Any, crs: CrsDef, actor: str, lan
         return int(row[0]), etag(int(row[0]), row[1])
 
 
-def _update(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, actor: str, if_match: str | None,
+def _update(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, actor: Actor, if_match: str | None,
             partial: bool, lang: str, limits: GeometryLimits | None) -> str:
     props, geom, geom_given = parse_feature(layer, body, crs, partial, limits)
     with _connect(target) as conn, conn.transaction():
         _begin(conn, actor)
         old = _lock(conn, layer, fid, if_match)
+        if (who := _scoped(actor)) is not None:     # the feature as it is must be in scope before anything
+            who.check_scope(conn, layer, old["place"], None)
         if partial and geom_given and geom is None and not layer.geometry_nullable:
             raise WriteError(422, "Dữ liệu không hợp lệ: thiếu hình học (lớp này bắt buộc có hình học)",
                              "Invalid feature: geometry is missing (this collection requires one)",
@@ -326,6 +373,8 @@ def _update(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, acto
             for f in layer.fields:
                 if f.nullable and f.name not in rec:
                     rec[f.name] = None
+        if who is not None:                         # ... and as it will be (moving it out of scope: 403)
+            who.check_scope(conn, layer, None, _new_place(layer, rec, g, old["place"], geom_given or not partial))
         if layer.lifecycle is not None and layer.lifecycle.field in rec:
             _check_transition(layer, old["state"], rec[layer.lifecycle.field])
         with_geom = geom_given or not partial
@@ -346,21 +395,23 @@ def _update(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, acto
         return etag(fid, row[0])
 
 
-def replace(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, actor: str, if_match: str | None,
+def replace(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, actor: Actor, if_match: str | None,
             lang: str = "vi", limits: GeometryLimits | None = None) -> str:
     return _update(target, layer, fid, body, crs, actor, if_match, False, lang, limits)
 
 
-def update(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, actor: str, if_match: str | None,
+def update(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, actor: Actor, if_match: str | None,
            lang: str = "vi", limits: GeometryLimits | None = None) -> str:
     """JSON merge patch (RFC 7396) of a feature: only the given properties (and geometry) change."""
     return _update(target, layer, fid, body, crs, actor, if_match, True, lang, limits)
 
 
-def delete(target: Target, layer: Layer, fid: int, actor: str, if_match: str | None) -> None:
+def delete(target: Target, layer: Layer, fid: int, actor: Actor, if_match: str | None) -> None:
     with _connect(target) as conn, conn.transaction():
         _begin(conn, actor)
-        _lock(conn, layer, fid, if_match)
+        old = _lock(conn, layer, fid, if_match)
+        if (who := _scoped(actor)) is not None:
+            who.check_scope(conn, layer, old["place"], None)
         q = sql.SQL("DELETE FROM {t} WHERE {id} = %s").format(t=sql.Identifier(layer.table),
                                                                id=sql.Identifier(layer.id_column))
         try:

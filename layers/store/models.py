@@ -12,6 +12,7 @@ from geoalchemy2 import Geometry
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Computed,
     Date,
@@ -376,8 +377,30 @@ class History(Base):
     )
 
 
+class User(Base):
+    """An officer or admin: a role, a scope (provinces of the 2025 scheme, optionally communes, or national) and
+    an argon2 password hash (none: API keys only). Disabling a user stops their keys and sessions at once."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    display_name: Mapped[str | None] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))
+    national: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    provinces: Mapped[list[str]] = mapped_column(ARRAY(String(2)), server_default=text("'{}'"))
+    communes: Mapped[list[str]] = mapped_column(ARRAY(String(5)), server_default=text("'{}'"))
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        CheckConstraint(_in("role", ("officer", "admin")), name="role"),
+        CheckConstraint("national OR cardinality(provinces) >= 1", name="scope"),
+        CheckConstraint("char_length(name) BETWEEN 1 AND 100", name="name_length"),
+    )
+
+
 class ApiKey(Base):
-    """API keys for officers/admins; only a SHA-256 hash of the secret is stored."""
+    """API keys of a user; only a SHA-256 hash of the secret is stored. The key's role is its user's."""
 
     __tablename__ = "api_keys"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -386,7 +409,19 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     __table_args__ = (CheckConstraint(_in("role", ("officer", "admin")), name="role"),)
+
+
+class UserSession(Base):
+    """A sign-in session (POST /auth/login): a bearer token stored as a SHA-256 hash, until `expires_at`."""
+
+    __tablename__ = "user_sessions"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 AUDITED_TABLES = ("admin_units", "parcels", "auction_plots", "growing_areas", "packing_facilities",
