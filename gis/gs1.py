@@ -258,8 +258,8 @@ def parse_uri(value: str) -> Identifier:
                                                                       "12 digits")
         body = cp + ref
         g = gln(body + str(gs1_standard_check_digit(body)))
-        e = _urn_text(v, ext)
-        e = None if e == "0" else e
+        e_text = _urn_text(v, ext)
+        e = None if e_text == "0" else e_text
         return Identifier("gln", _dl(("414", g), *((("254", e),) if e else ())), gln=g, extension=e)
     if low.startswith(DATSO_LOC):
         kind, _, code = v[len(DATSO_LOC):].partition(":")
