@@ -765,15 +765,17 @@ def _create_lots(conn: psycopg.Connection, events: list[Event], locations: dict[
     for lot in new.values():
         for i in lot["inputs"]:
             if i in known:
-                origin, harvest, product, producer = known[i]
+                origin, harvest, product, _producer = known[i]
                 lot["origin"].extend(origin)
                 if harvest and (lot["harvest"] is None or harvest < lot["harvest"]):
                     lot["harvest"] = harvest
+                lot["product"] = lot["product"] or product
             if i in new:      # an input introduced in the same document
                 lot["origin"].extend(new[i]["origin"])
                 h = new[i]["harvest"]
                 if h and (lot["harvest"] is None or h < lot["harvest"]):
                     lot["harvest"] = h
+                lot["product"] = lot["product"] or new[i]["product"]
         product = lot["product"] or products.get(lot["gtin"]) or f"GTIN {lot['gtin']}"
         rows.append((lot["gtin"], lot["lot"], product, lot["producer"], lot["quantity"] or None, lot["unit"] or "KGM",
                      sorted(set(lot["origin"])), lot["facility"], lot["harvest"], lot["pack"], lot["expiry"],
