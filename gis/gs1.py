@@ -28,6 +28,7 @@ from urllib.parse import quote, unquote
 from biip import ParseError
 from biip.checksums import gs1_standard_check_digit
 from biip.gln import Gln
+from biip.gs1_application_identifiers import GS1ApplicationIdentifier
 from biip.gs1_digital_link_uris import GS1DigitalLinkURI
 from biip.gs1_element_strings import GS1ElementString
 from biip.gtin import Gtin
@@ -83,14 +84,24 @@ def _element(ai: str, value: str, what_vi: str, what_en: str) -> GS1ElementStrin
     return es
 
 
+_AI_PATTERN = {ai: re.compile(GS1ApplicationIdentifier.extract(ai).pattern) for ai in ("10", "21", "254")}
+
+
+def _ai_text(ai: str, value: str, what_vi: str, what_en: str) -> str:
+    # biip's own pattern of the AI (its GS1 AI table), without building a whole element string
+    if not _AI_PATTERN[ai].fullmatch(ai + value):
+        raise _err(value, f"{what_vi} không hợp lệ", f"invalid {what_en}")
+    return value
+
+
 def lot(value: str) -> str:
     """A lot/batch number (AI 10: 1–20 characters of the GS1 AI encodable set 82, no spaces)."""
-    return _element("10", str(value), "Số lô (AI 10, 1–20 ký tự GS1)", "lot/batch (AI 10: 1-20 GS1 characters)").value
+    return _ai_text("10", str(value), "Số lô (AI 10, 1–20 ký tự GS1)", "lot/batch (AI 10: 1-20 GS1 characters)")
 
 
 def serial(value: str) -> str:
     """A serial number (AI 21: 1–20 characters of set 82)."""
-    return _element("21", str(value), "Số sê-ri (AI 21)", "serial number (AI 21)").value
+    return _ai_text("21", str(value), "Số sê-ri (AI 21)", "serial number (AI 21)")
 
 
 def sscc(value: str) -> str:
@@ -185,7 +196,32 @@ def _urn_text(value: str, part: str) -> str:
     return unquote(part)
 
 
+# the usual shapes of a Digital Link path, read directly (each value still checked with biip); anything else
+# (query strings, other keys, compressed forms) goes through biip's Digital Link parser
+_DL_FAST = re.compile(r"^https?://[^/?#]+(?:/[^?#]*?)?/(01|00|414)/([0-9]{8,18})(?:/(10|21|254)/([^/?#]+))?$")
+
+
 def _from_digital_link(value: str) -> Identifier:
+    m = _DL_FAST.match(value)
+    if m is not None and "%" not in (m.group(4) or ""):
+        key, num, q, qv = m.groups()
+        if key == "01":
+            g = gtin(num)
+            if q == "21":
+                s = serial(qv)
+                return Identifier("sgtin", _dl(("01", g), ("21", s)), gtin=g, serial=s)
+            if q == "10":
+                lt = lot(qv)
+                return Identifier("lgtin", _dl(("01", g), ("10", lt)), gtin=g, lot=lt)
+            if q is None:
+                return Identifier("gtin", _dl(("01", g)), gtin=g)
+        elif key == "00" and q is None:
+            s = sscc(num)
+            return Identifier("sscc", _dl(("00", s)), sscc=s)
+        elif key == "414" and q in (None, "254"):
+            g = gln(num)
+            ext = _ai_text("254", qv, "Phần mở rộng GLN (AI 254)", "GLN extension (AI 254)") if q else None
+            return Identifier("gln", _dl(("414", g), *((("254", ext),) if ext else ())), gln=g, extension=ext)
     try:
         d = GS1DigitalLinkURI.parse(value)
     except ParseError as exc:
@@ -272,6 +308,11 @@ def parse_uri(value: str) -> Identifier:
                "unrecognised identifier (use an EPC URN, a GS1 Digital Link URI or urn:datso:loc:…)")
 
 
+def lot_uri(gtin14: str, lot_value: str) -> str:
+    """The stored URI of a lot whose GTIN-14 and lot number are already checked (e.g. read from trace_lots)."""
+    return _dl(("01", gtin14), ("10", lot_value))
+
+
 def location_uri(kind: str, code: str, gln_value: str | None = None) -> str:
     """The stored location URI of a growing area / packing house: its GLN when it has one, else the datso URI."""
     if gln_value:
@@ -339,4 +380,4 @@ def to_urn(value: str) -> str | None:
 
 
 __all__ = ["DATSO_LOC", "DL_BASE", "LOCATION_KINDS", "Identifier", "IdentifierError", "digital_link", "expiry",
-           "gln", "gtin", "location_uri", "lot", "parse_uri", "serial", "sscc", "to_urn"]
+           "gln", "gtin", "location_uri", "lot", "lot_uri", "parse_uri", "serial", "sscc", "to_urn"]

@@ -632,7 +632,7 @@ def check_events(conn: psycopg.Connection, doc: dict[str, Any], sender: Sender |
         rows = conn.execute("SELECT gtin, lot_number FROM trace_lots WHERE (gtin, lot_number) IN "
                             "(SELECT * FROM unnest(%s::text[], %s::text[]))",
                             [[p[0] for p in pairs], [p[1] for p in pairs]]).fetchall()
-        existing = {gs1.digital_link(g, lt) for g, lt in rows}
+        existing = {gs1.lot_uri(g, lt) for g, lt in rows}
     introduced = {q["epcClass"] for e in events for q in e.introduced_lots()}
     for ev_ in events:
         def bad(member: str, vi: str, en: str, kind: str = "validation", e: Event = ev_) -> None:
@@ -758,7 +758,7 @@ def _create_lots(conn: psycopg.Connection, events: list[Event], locations: dict[
                 "SELECT gtin, lot_number, origin_codes, harvest_date, product, producer FROM trace_lots "
                 "WHERE (gtin, lot_number) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
                 [[_ident(i).gtin for i in inputs], [_ident(i).lot for i in inputs]]).fetchall():
-            known[gs1.digital_link(g, lt)] = (list(origin or []), harvest, product, producer)
+            known[gs1.lot_uri(g, lt)] = (list(origin or []), harvest, product, producer)
     products: dict[str, str] = dict(conn.execute("SELECT DISTINCT ON (gtin) gtin, product FROM trace_lots WHERE gtin = ANY(%s) "
                                  "ORDER BY gtin, id DESC", [[lot["gtin"] for lot in new.values()]]).fetchall())
     rows = []
@@ -783,21 +783,16 @@ def _create_lots(conn: psycopg.Connection, events: list[Event], locations: dict[
     for r in rows:
         if r[4] is None:
             raise CaptureRefused([EventProblem(None, None, "/epcisBody/eventList",
-                                               f"lô mới {gs1.digital_link(r[0], r[1])} cần quantity (> 0)",
-                                               f"the new lot {gs1.digital_link(r[0], r[1])} needs a quantity (> 0)")])
-    ids: dict[str, int] = {}
-    with conn.cursor() as cur:
-        cur.executemany("INSERT INTO trace_lots (gtin, lot_number, product, producer, quantity, unit, origin_codes, "
-                        "packing_facility_code, harvest_date, pack_date, expiry_date, geom) VALUES (%s, %s, %s, %s, "
-                        "%s, %s, %s, %s, %s, %s, %s, %s::geometry) RETURNING id, gtin, lot_number", rows,
-                        returning=True)
-        while True:
-            got = cur.fetchone()
-            if got is not None:
-                ids[gs1.digital_link(got[1], got[2])] = int(got[0])
-            if not cur.nextset():
-                break
-    return ids
+                                               f"lô mới {gs1.lot_uri(r[0], r[1])} cần quantity (> 0)",
+                                               f"the new lot {gs1.lot_uri(r[0], r[1])} needs a quantity (> 0)")])
+    with conn.cursor().copy("COPY trace_lots (gtin, lot_number, product, producer, quantity, unit, origin_codes, "
+                            "packing_facility_code, harvest_date, pack_date, expiry_date, geom) FROM STDIN") as cp:
+        for r in rows:
+            cp.write_row(r)
+    got = conn.execute("SELECT id, gtin, lot_number FROM trace_lots WHERE (gtin, lot_number) IN "
+                       "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+                       [[r[0] for r in rows], [r[1] for r in rows]]).fetchall()
+    return {gs1.lot_uri(g, lt): int(i) for i, g, lt in got}
 
 
 def store_events(conn: psycopg.Connection, events: list[Event], locations: dict[str, Location],
@@ -811,7 +806,7 @@ def store_events(conn: psycopg.Connection, events: list[Event], locations: dict[
                 "SELECT gtin, lot_number, id FROM trace_lots WHERE (gtin, lot_number) IN "
                 "(SELECT * FROM unnest(%s::text[], %s::text[]))",
                 [[_ident(c).gtin for c in classes], [_ident(c).lot for c in classes]]).fetchall():
-            lot_ids[gs1.digital_link(g, lt)] = int(i)
+            lot_ids[gs1.lot_uri(g, lt)] = int(i)
     with conn.cursor().copy(f"COPY trace_events ({', '.join(_EVENT_COLUMNS)}) FROM STDIN") as cp:
         for e in events:
             loc = locations.get(e.biz_location or "") or locations.get(e.read_point or "")
