@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 from biip import ParseError
@@ -61,6 +62,7 @@ def _biip_message(exc: Exception) -> str:
 
 # -- plain identifiers ---------------------------------------------------------------------------------------
 
+@lru_cache(maxsize=65536)
 def gtin(value: str) -> str:
     """A GTIN (8, 12, 13 or 14 digits) with a right check digit → its 14-digit form."""
     s = str(value).strip()
@@ -104,6 +106,7 @@ def serial(value: str) -> str:
     return _ai_text("21", str(value), "Số sê-ri (AI 21)", "serial number (AI 21)")
 
 
+@lru_cache(maxsize=65536)
 def sscc(value: str) -> str:
     """An SSCC: 18 digits with a right check digit."""
     s = str(value).strip()
@@ -114,6 +117,7 @@ def sscc(value: str) -> str:
                    f"invalid SSCC: {_biip_message(exc)}") from None
 
 
+@lru_cache(maxsize=65536)
 def gln(value: str) -> str:
     """A GLN (AI 414): 13 digits with a right check digit."""
     s = str(value).strip()

@@ -35,7 +35,6 @@ from typing import Any, Protocol
 
 import orjson
 import psycopg
-from psycopg.types.json import Jsonb
 
 from gis import gs1
 from gis.errors import BilingualError
@@ -795,6 +794,10 @@ def _create_lots(conn: psycopg.Connection, events: list[Event], locations: dict[
     return {gs1.lot_uri(g, lt): int(i) for i, g, lt in got}
 
 
+def _j(v: Any) -> str:
+    return orjson.dumps(v).decode()
+
+
 def store_events(conn: psycopg.Connection, events: list[Event], locations: dict[str, Location],
                  existing: set[str], actor: str) -> list[str]:
     """Write new lots then the events (one COPY) inside the caller's transaction; returns new lots' URIs."""
@@ -811,12 +814,13 @@ def store_events(conn: psycopg.Connection, events: list[Event], locations: dict[
         for e in events:
             loc = locations.get(e.biz_location or "") or locations.get(e.read_point or "")
             lots = e.lot_classes()
+            # jsonb columns as JSON text (orjson), which COPY's text format hands to jsonb_in
             cp.write_row((e.event_id, e.event_type, e.action, e.biz_step, e.disposition, e.event_time, e.offset,
                           e.read_point, e.biz_location, lot_ids.get(lots[0]) if lots else None, e.epc_list,
-                          e.parent_id, e.child_epcs, e.input_epcs, e.output_epcs, Jsonb(e.quantity_list),
-                          Jsonb(e.input_quantity_list), Jsonb(e.output_quantity_list), e.any_ids, Jsonb(e.ilmd),
-                          Jsonb(e.biz_transaction_list), Jsonb(e.source_list), Jsonb(e.destination_list),
-                          Jsonb(e.sensor_element_list), Jsonb(e.raw), e.content_hash, actor,
+                          e.parent_id, e.child_epcs, e.input_epcs, e.output_epcs, _j(e.quantity_list),
+                          _j(e.input_quantity_list), _j(e.output_quantity_list), e.any_ids, _j(e.ilmd),
+                          _j(e.biz_transaction_list), _j(e.source_list), _j(e.destination_list),
+                          _j(e.sensor_element_list), _j(e.raw), e.content_hash, actor,
                           loc.point_ewkb if loc is not None else None))
     return sorted(new_lots)
 
