@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from api import openapi as oas
 from api.auth import api_key_scheme, bearer_scheme, require_roles
 from api.errors import Problem
 from api.security import public_base_url
@@ -31,6 +32,28 @@ EPCIS_HEADERS = {"GS1-EPCIS-Version": "2.0.0", "GS1-CBV-Version": "2.0.0"}
 _TYPES = ("application/json", "application/ld+json")
 require_sender = require_roles(ALL_ROLES)
 
+_STR = {"type": "string"}
+_ARR = {"type": "array", "items": _STR}
+_EVENT = {"type": "object", "required": ["type", "eventTime", "eventTimeZoneOffset"],
+          "properties": {"type": {"type": "string", "enum": ["ObjectEvent", "AggregationEvent", "TransactionEvent",
+                                                             "TransformationEvent", "AssociationEvent"]},
+                         "eventID": _STR, "eventTime": {"type": "string", "format": "date-time"},
+                         "eventTimeZoneOffset": {"type": "string", "pattern": "^[+-][0-9]{2}:[0-9]{2}$"},
+                         "action": {"type": "string", "enum": ["ADD", "OBSERVE", "DELETE"]}, "bizStep": _STR,
+                         "disposition": _STR, "epcList": _ARR, "childEPCs": _ARR, "parentID": _STR,
+                         "inputEPCList": _ARR, "outputEPCList": _ARR}}
+_DOCUMENT = {"type": "object", "required": ["type", "epcisBody"], "properties": {
+    "type": {"type": "string", "enum": ["EPCISDocument"]}, "schemaVersion": _STR,
+    "epcisBody": {"type": "object", "required": ["eventList"],
+                  "properties": {"eventList": {"type": "array", "items": _EVENT}}}}}
+_RESULT = {"type": "object", "required": ["stored", "duplicates", "eventIDs", "lotsCreated"], "properties": {
+    "stored": {"type": "integer"}, "duplicates": {"type": "integer"}, "eventIDs": _ARR, "lotsCreated": _ARR}}
+_QUERY_DOCUMENT = {"type": "object", "required": ["@context", "type", "epcisBody"], "properties": {
+    "@context": {"type": "array"}, "type": {"type": "string", "enum": ["EPCISQueryDocument"]},
+    "schemaVersion": _STR, "creationDate": _STR,
+    "epcisBody": {"type": "object", "properties": {"queryResults": {"type": "object", "properties": {
+        "queryName": _STR, "resultsBody": {"type": "object", "properties": {
+            "eventList": {"type": "array", "items": {"type": "object"}}}}}}}}}}
 
 def limits(settings: ApiSettings) -> capture_.CaptureLimits:
     return capture_.CaptureLimits(settings.epcis_max_document_bytes, settings.epcis_max_events,
@@ -58,12 +81,13 @@ async def _read(request: Request, limit: int) -> bytes:
 
 
 @router.post("/epcis/capture", summary="Capture an EPCIS 2.0 document (all events or none)",
-             dependencies=[Depends(bearer_scheme), Depends(api_key_scheme)],
-             responses={201: {"description": "events stored"}, 200: {"description": "nothing new (all duplicates)"},
-                        400: {"description": "refused: per-event, per-field errors"},
-                        401: {"description": "sign-in required"}, 403: {"description": "location outside scope"},
-                        409: {"description": "an eventID already captured with other content"},
-                        413: {"description": "too large"}, 415: {"description": "not JSON"}})
+             dependencies=[Depends(bearer_scheme), Depends(api_key_scheme)], status_code=201,
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 m: {"schema": _DOCUMENT} for m in ("application/ld+json", "application/json")}}},
+             responses={201: {"description": "Events stored", "content": {"application/json": {"schema": _RESULT}}},
+                        200: {"description": "Nothing new (every event already captured)",
+                              "content": {"application/json": {"schema": _RESULT}}},
+                        **oas.problems(400, 401, 403, 409, 413, 415, 429, 503)})
 async def capture(request: Request, who: Principal = Depends(require_sender)) -> Response:
     settings: ApiSettings = request.app.state.api_settings
     lim = limits(settings)
@@ -74,8 +98,11 @@ async def capture(request: Request, who: Principal = Depends(require_sender)) ->
 
 
 @router.get("/epcis/events", summary="Query EPCIS 2.0 events (SimpleEventQuery parameters)",
-            responses={200: {"description": "an EPCISQueryDocument", "content": {"application/ld+json": {}}},
-                       400: {"description": "QueryParameterException"}})
+            description="EPCIS 2.0 common query parameters (several values: repeat or separate with commas): "
+                        + ", ".join(sorted(query_.KNOWN - {"lang", "f"})) + ". An unknown parameter or a bad value "
+                        "is a 400 QueryParameterException. Identifiers as EPC URNs or GS1 Digital Link URIs.",
+            responses={**oas.ok_json(_QUERY_DOCUMENT, "An EPCISQueryDocument", media=("application/ld+json",)),
+                       **oas.problems(400, 429, 503)})
 async def events(request: Request) -> Response:
     settings: ApiSettings = request.app.state.api_settings
     params: dict[str, list[str]] = {}

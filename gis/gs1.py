@@ -38,7 +38,7 @@ from biip.sscc import Sscc
 from gis.errors import BilingualError
 
 DL_BASE = "https://id.gs1.org"
-DATSO_LOC = "urn:datso:loc:"
+LOCATION_URN = "urn:datso:loc:"
 LOCATION_KINDS = ("growing_area", "packing_facility")
 _DIGITS = re.compile(r"^[0-9]+$")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$")
@@ -301,13 +301,13 @@ def parse_uri(value: str) -> Identifier:
         e_text = _urn_text(v, ext)
         e = None if e_text == "0" else e_text
         return Identifier("gln", _dl(("414", g), *((("254", e),) if e else ())), gln=g, extension=e)
-    if low.startswith(DATSO_LOC):
-        kind, _, code = v[len(DATSO_LOC):].partition(":")
+    if low.startswith(LOCATION_URN):
+        kind, _, code = v[len(LOCATION_URN):].partition(":")
         if kind not in LOCATION_KINDS or not _CODE.match(code):
-            raise _err(v, f"địa điểm datso phải là {DATSO_LOC}growing_area:<mã> hoặc "
-                          f"{DATSO_LOC}packing_facility:<mã>",
-                       f"a datso location is {DATSO_LOC}growing_area:<code> or {DATSO_LOC}packing_facility:<code>")
-        return Identifier(kind, f"{DATSO_LOC}{kind}:{code}", code=code)
+            raise _err(v, f"địa điểm datso phải là {LOCATION_URN}growing_area:<mã> hoặc "
+                          f"{LOCATION_URN}packing_facility:<mã>",
+                       f"a datso location is {LOCATION_URN}growing_area:<code> or {LOCATION_URN}packing_facility:<code>")
+        return Identifier(kind, f"{LOCATION_URN}{kind}:{code}", code=code)
     raise _err(v, "không nhận ra định danh (dùng EPC URN, GS1 Digital Link hoặc urn:datso:loc:…)",
                "unrecognised identifier (use an EPC URN, a GS1 Digital Link URI or urn:datso:loc:…)")
 
@@ -323,7 +323,7 @@ def location_uri(kind: str, code: str, gln_value: str | None = None) -> str:
         return _dl(("414", gln(gln_value)))
     if kind not in LOCATION_KINDS:
         raise ValueError(kind)
-    return f"{DATSO_LOC}{kind}:{code}"
+    return f"{LOCATION_URN}{kind}:{code}"
 
 
 def digital_link(gtin_value: str, lot_value: str | None = None, base: str = DL_BASE) -> str:
@@ -383,5 +383,5 @@ def to_urn(value: str) -> str | None:
     return None
 
 
-__all__ = ["DATSO_LOC", "DL_BASE", "LOCATION_KINDS", "Identifier", "IdentifierError", "digital_link", "expiry",
+__all__ = ["LOCATION_URN", "DL_BASE", "LOCATION_KINDS", "Identifier", "IdentifierError", "digital_link", "expiry",
            "gln", "gtin", "location_uri", "lot", "lot_uri", "parse_uri", "serial", "sscc", "to_urn"]

@@ -384,6 +384,22 @@ def test_cli_capture(tmp_path: Path, sample_db: str, settings: Settings, places:
         who = c.execute("SELECT DISTINCT captured_by FROM trace_events WHERE event_id = ANY(%s)",
                         [ids_of(good)]).fetchall()
     assert len(who) == 1 and who[0][0].startswith("cli:")
+    # a packer made with `datso users create … --role packer --facility`, capturing `--as` them elsewhere: refused
+    name = uid("cli-packer-")
+    made = subprocess.run([sys.executable, "-m", "cli.main", "users", "create", name, "--role", "packer",
+                           "--facility", places["fac_b"]], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=180, check=False)
+    assert made.returncode == 0 and f"packing houses {places['fac_b']}" in made.stdout, made.stdout + made.stderr
+    other = chain(places)
+    f.write_bytes(body(other))
+    cli = subprocess.run([sys.executable, "-m", "cli.main", "trace", "capture", str(f), "--as", name],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=180, check=False)
+    assert cli.returncode == 1 and "refused (403)" in cli.stderr and places["fac_a"] in cli.stderr, cli.stderr
+    assert stored(sample_db, ids_of(other)) == 0
+    bad_role = subprocess.run([sys.executable, "-m", "cli.main", "users", "create", uid("x-"), "--role", "packer",
+                               "--facility", "NO-SUCH-HOUSE"], capture_output=True, text=True, env=env, cwd=ROOT,
+                              timeout=180, check=False)
+    assert bad_role.returncode == 1 and "NO-SUCH-HOUSE" in bad_role.stderr
 
 
 # -- query ----------------------------------------------------------------------------------------------------

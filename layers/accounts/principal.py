@@ -90,8 +90,9 @@ class Principal:
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "display_name": self.display_name, "role": self.role,
                 "scope": {"national": self.national, "provinces": sorted(self.provinces),
-                          "communes": sorted(self.communes), "areas": sorted(self.areas),
-                          "facilities": sorted(self.facilities)}}
+                          "communes": sorted(self.communes),
+                          **({"areas": sorted(self.areas)} if self.role == "producer" else {}),
+                          **({"facilities": sorted(self.facilities)} if self.role == "packer" else {})}}
 
     # the write seam calls these two through its protocol (layers.ingest.writes.Writer)
     def check_scope(self, conn: psycopg.Connection, layer: Layer, old_row: dict[str, Any] | None,

@@ -106,8 +106,9 @@ class User:
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "display_name": self.display_name, "role": self.role,
                 "scope": {"national": self.national, "provinces": list(self.provinces),
-                          "communes": list(self.communes), "areas": list(self.areas),
-                          "facilities": list(self.facilities)},
+                          "communes": list(self.communes),
+                          **({"areas": list(self.areas)} if self.role == "producer" else {}),
+                          **({"facilities": list(self.facilities)} if self.role == "packer" else {})},
                 "status": self.status, "has_password": self.has_password, "active_keys": self.keys,
                 "created_at": self.created_at.isoformat() if self.created_at else None,
                 "disabled_at": self.disabled_at.isoformat() if self.disabled_at else None}

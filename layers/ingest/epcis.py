@@ -161,7 +161,7 @@ def parse_document(body: bytes | str, limits: CaptureLimits = CaptureLimits()) -
     if doc.get("type") != "EPCISDocument":
         raise _refuse("/type", "type phải là 'EPCISDocument'", "type must be 'EPCISDocument'")
     ver = doc.get("schemaVersion")
-    if ver is not None and not (isinstance(ver, str) and ver.startswith("2")):
+    if "schemaVersion" in doc and not (isinstance(ver, str) and ver.startswith("2")):
         raise _refuse("/schemaVersion", "chỉ nhận EPCIS 2.x (schemaVersion '2.0')", "only EPCIS 2.x is accepted "
                                                                                     "(schemaVersion '2.0')")
     body_ = doc.get("epcisBody")
@@ -417,7 +417,10 @@ class _Checker:
             self.bad("/type", f"loại sự kiện '{et}' không hợp lệ; dùng: {', '.join(MEMBERS)}",
                      f"unknown event type '{et}'; use one of: {', '.join(MEMBERS)}")
             return None
-        for k in ev:
+        for k, v in ev.items():
+            if v is None:       # EPCIS JSON has no nulls: a member is there with a value, or absent
+                self.bad(f"/{k}", f"'{k}' không được là null (bỏ hẳn nếu không có)",
+                         f"'{k}' may not be null (leave it out instead)")
             if k not in MEMBERS[et] and ":" not in k:     # prefixed members are extensions (kept in raw)
                 self.bad(f"/{k}", f"thành phần '{k}' không thuộc {et} (mở rộng cần tiền tố, ví dụ 'ex:{k}')",
                          f"'{k}' is not a member of {et} (extensions take a prefix, e.g. 'ex:{k}')")
