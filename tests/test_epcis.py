@@ -602,3 +602,18 @@ def test_an_officer_captures_in_their_province(client: TestClient, sample_db: st
     r = client.post("/epcis/capture", content=body(doc), headers=auth(key))
     assert r.status_code == 201, r.text
     assert stored(sample_db, ids_of(doc)) == 6
+
+
+def test_an_event_id_twice_in_one_document(client: TestClient, sample_db: str, keys: dict[str, str],
+                                           places: dict[str, Any]) -> None:
+    doc = chain(places)
+    evs = doc["epcisBody"]["eventList"]
+    evs.append(copy.deepcopy(evs[3]))                      # the same event again: stored once
+    r = client.post("/epcis/capture", content=body(doc), headers=auth(keys["admin"]))
+    assert r.status_code == 201 and r.json()["stored"] == 6 and r.json()["duplicates"] == 1
+    doc2 = chain(places)
+    evs = doc2["epcisBody"]["eventList"]
+    evs.append({**copy.deepcopy(evs[3]), "disposition": "damaged"})   # same eventID, other content: refused
+    r = client.post("/epcis/capture", content=body(doc2), headers=auth(keys["admin"]))
+    assert r.status_code == 409 and r.json()["errors"][0]["index"] == 6
+    assert stored(sample_db, ids_of(doc2)) == 0
