@@ -12,6 +12,7 @@ import random
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -44,6 +45,18 @@ def new_sscc(rng: random.Random) -> str:
 
 def uid(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _leave_the_sample_as_found(sample_db: str) -> Iterator[None]:
+    """The events and lots captured here are removed afterwards: later tests read the shared sample."""
+    with psycopg.connect(sample_db) as c:
+        last = c.execute("SELECT coalesce(max(id), 0) FROM trace_events").fetchone()[0], \
+            c.execute("SELECT coalesce(max(id), 0) FROM trace_lots").fetchone()[0]
+    yield
+    with psycopg.connect(sample_db) as c:
+        c.execute("DELETE FROM trace_events WHERE id > %s", [last[0]])
+        c.execute("DELETE FROM trace_lots WHERE id > %s", [last[1]])
 
 
 @pytest.fixture(scope="module")
