@@ -42,11 +42,12 @@ from api.security import public_base_url
 from gis.crs import CRS84_URI
 from gis.errors import BilingualError
 from layers.accounts.auth import ApiKey
-from layers.catalog.formats import format_value
+from layers.catalog.formats import display_title, format_value
 from layers.catalog.registry import LAYERS, Layer
 from layers.ingest import writes
 from layers.query import features as feat
 from layers.query import selection
+from layers.query.refs import resolve_refs
 from layers.settings import ApiSettings, get_map_settings
 
 CONFORMANCE = [
@@ -115,7 +116,7 @@ def _t(lang: str) -> Any:
 
 
 def _html_fields(layer: Layer, lang: str, selected: list[str] | None) -> list[dict[str, Any]]:
-    return [{"name": f.name, "title": f.title_vi if lang == "vi" else f.title_en, "field": f}
+    return [{"name": f.name, "title": display_title(f, lang), "field": f}
             for f in layer.public_fields if selected is None or f.name in selected]
 
 
@@ -335,6 +336,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         if fmt == "html":
             lang = request_lang(request)
             data = await offload.in_thread(orjson.loads, body)
+            await _conn_call(request, resolve_refs, layer, data["features"])   # parcels by sheet/number, not ids
             fields = _html_fields(layer, lang, q.properties)
             return await render(request, "features_items.html", title=layer.title(lang), layer=layer,
                           collection_title=layer.title(lang), features=data["features"], fields=fields,
@@ -370,8 +372,12 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         if fmt == "html":
             lang = request_lang(request)
             data = orjson.loads(body)
+            await _conn_call(request, resolve_refs, layer, [data])
             fields = _html_fields(layer, lang, q.properties)
-            return await render(request, "features_item.html", title=f"{layer.title(lang)} #{fid}", layer=layer,
+            name = (data.get("properties") or {}).get(layer.label_field or "")   # the feature's own name, not its id
+            lf = layer.get_field(layer.label_field or "")
+            title = f"{layer.title(lang)} {format_value(lf, name, lang)}" if lf is not None and name else layer.title(lang)
+            return await render(request, "features_item.html", title=title, layer=layer,
                           collection_title=layer.title(lang), feature=data, fields=fields,
                           geojson=body.decode().replace("</", "<\\/"), basemap=_basemap(),
                           colour=layer.style.get("default", "#1b5e20"))
