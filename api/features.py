@@ -42,7 +42,7 @@ from api.security import public_base_url
 from gis.crs import CRS84_URI
 from gis.errors import BilingualError
 from layers.accounts.auth import ApiKey
-from layers.catalog.formats import display_title, format_value
+from layers.catalog.formats import display_title, format_value, readable_properties
 from layers.catalog.registry import LAYERS, Layer
 from layers.ingest import writes
 from layers.query import features as feat
@@ -109,6 +109,19 @@ def _query_with(request: Request, **changes: Any) -> str:
     pairs = [(k, v) for k, v in request.query_params.multi_items() if k not in changes]
     pairs += [(k, str(v)) for k, v in changes.items() if v is not None]
     return urlencode(list(dict.fromkeys(pairs)))   # a parameter repeated with the same value once
+
+
+def _labels(request: Request) -> bool:
+    value = (request.query_params.get("labels") or "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise selection.QueryError("labels phải là true hoặc false", "labels must be true or false")
+    return value in ("true", "1")
+
+
+def _readable_csv_body(layer: Layer, data: dict[str, Any], lang: str) -> bytes:
+    for feat_ in data.get("features", []):
+        feat_["properties"] = readable_properties(layer, feat_.get("properties") or {}, lang)
+    return orjson.dumps(data)
 
 
 def _t(lang: str) -> Any:
@@ -346,6 +359,10 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
                           colour=layer.style.get("default", "#1b5e20"))
         disposition = {"Content-Disposition": f'attachment; filename="{layer.id}.{fmt}"', **crs_header}
         if fmt == "csv":
+            if _labels(request):   # readable titles and values in the request's language (layers.catalog.formats)
+                data = await offload.in_thread(orjson.loads, body)
+                await _conn_call(request, resolve_refs, layer, data["features"], kind="export")
+                body = await offload.in_thread(_readable_csv_body, layer, data, request_lang(request))
             data_bytes = await offload.export(request, formats.to_csv, body)
         else:
             data_bytes = await offload.export(request, formats.to_file, body, fmt, layer.id, q.crs.proj)

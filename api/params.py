@@ -25,7 +25,7 @@ COMMON = frozenset({"f", "lang"})
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 MAX_OFFSET = 1_000_000_000   # the SQL OFFSET parameter is an int4
 ITEMS = frozenset({"limit", "offset", "bbox", "bbox-crs", "datetime", "filter", "filter-lang", "filter-crs",
-                   "sortby", "properties", "skipGeometry", "crs"})
+                   "sortby", "properties", "skipGeometry", "crs", "labels"})
 ITEM = frozenset({"crs", "properties", "skipGeometry"})
 # OGC parameters that clients forward to every request, metadata documents included: GDAL's OAPIF driver
 # appends the query of its connection URL (`OAPIF:…/collections/parcels?crs=…`) to /, /api, /collections/{id}
@@ -129,6 +129,8 @@ def items_openapi_parameters(layer: Layer, settings: ApiSettings) -> list[dict[s
         param("properties", "comma-separated property names"),
         param("skipGeometry", "true: no geometry", {"type": "boolean"}),
         param("crs", "output CRS (see the collection's `crs` list)"),
+        param("labels", "f=csv: true = tiêu đề cột và giá trị dễ đọc theo ngôn ngữ (lang) / readable column titles "
+              "and values in the request's language (labels, names, dates; lists as 'a; b')", {"type": "boolean"}),
     ]
     out += [param(f.name, f"{f.title_vi} / {f.title_en} (=)") for f in layer.queryables]
     return out

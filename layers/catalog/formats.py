@@ -124,15 +124,18 @@ def _ref(f: LayerField, value: Any, lang: str) -> str:
     return f"{len(items)} đối tượng" if lang == "vi" else f"{len(items)} feature{'s' if len(items) != 1 else ''}"
 
 
+def _with_unit(text: str, unit: str | None) -> str:
+    if not unit:
+        return text
+    return text + unit if unit == "%" else f"{text} {unit}"
+
+
 def _number(f: LayerField, v: Any, lang: str) -> str:
-    unit = unit_of(f, lang)
-    text = format_number(v, lang=lang)
-    return f"{text} {unit}" if unit else text
+    return _with_unit(format_number(v, lang=lang), unit_of(f, lang))
 
 
 def _integer(f: LayerField, v: Any, lang: str) -> str:
-    unit = unit_of(f, lang)
-    return f"{v} {unit}" if unit else str(v)
+    return _with_unit(str(v), unit_of(f, lang))
 
 
 FORMATTERS: dict[str, Callable[[LayerField, Any, str], str]] = {

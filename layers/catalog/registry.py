@@ -328,7 +328,7 @@ def _layers() -> list[Layer]:
                 F("bid_step_vnd", "Bước giá (₫)", "Bid step (VND)", format="vnd", unit="₫", unit_en="VND"),
                 F("deposit_vnd", "Tiền đặt trước (₫)", "Deposit (VND)", required=True, minimum=0, format="vnd",
                   unit="₫", unit_en="VND"),
-                F("deposit_pct", "Tỷ lệ đặt trước (%)", "Deposit (%)", required=True, minimum=0, unit="%"),
+                F("deposit_pct", "Tỷ lệ đặt trước (%)", "Deposit rate (%)", required=True, minimum=0, unit="%"),
                 F("deposit_legal_basis", "Căn cứ đặt trước", "Deposit legal basis"),
                 F("dossier_fee_vnd", "Tiền hồ sơ (₫)", "Dossier fee (VND)", format="vnd", unit="₫", unit_en="VND"),
                 F("registration_start", "Mở đăng ký", "Registration opens"),
