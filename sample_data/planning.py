@@ -210,7 +210,7 @@ def _price_rows(rng: np.random.Generator, frame: _Frame,
         gm = shapely.make_valid(frame.to_m(geom))
         ward = name.startswith("Phường")
 
-        def where(g: BaseGeometry) -> tuple[bool, float, str]:
+        def where(g: BaseGeometry, ward: bool = ward) -> tuple[bool, float, str]:
             km = _town_km(frame, g.representative_point())
             urban = ward or km < 3.0          # a ward, or within 3 km of a town centre
             return urban, km, "urban" if urban else "rural"
