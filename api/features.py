@@ -315,6 +315,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
 
     async def items(request: Request, q: feat.ItemsQuery = Depends(items_dep)) -> Response:
         fmt = formats.negotiate(request, formats.ITEMS_FORMATS)
+        labels = _labels(request)     # f=csv: readable titles and values (any other format ignores it)
         if fmt in ("csv", "gpkg", "fgb", "html"):
             # files and web maps always carry x = easting/longitude
             q.crs = dataclasses.replace(q.crs, lat_first=False)
@@ -359,7 +360,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
                           colour=layer.style.get("default", "#1b5e20"))
         disposition = {"Content-Disposition": f'attachment; filename="{layer.id}.{fmt}"', **crs_header}
         if fmt == "csv":
-            if _labels(request):   # readable titles and values in the request's language (layers.catalog.formats)
+            if labels:   # readable titles and values in the request's language (layers.catalog.formats)
                 data = await offload.in_thread(orjson.loads, body)
                 await _conn_call(request, resolve_refs, layer, data["features"], kind="export")
                 body = await offload.in_thread(_readable_csv_body, layer, data, request_lang(request))

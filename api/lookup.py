@@ -27,8 +27,8 @@ ALLOWED = frozenset({"lon", "lat", "crs", "f", "lang"})
             responses={**oas.ok_json(oas.LOOKUP, html=True), **oas.problems(400, 429, 503)})
 async def lookup_route(
     request: Request,
-    lon: str | None = Query(None, description="kinh độ (hoặc tọa độ X/easting trong `crs`) / longitude"),
-    lat: str | None = Query(None, description="vĩ độ (hoặc tọa độ Y/northing trong `crs`) / latitude"),
+    lon: str = Query(..., description="kinh độ (hoặc tọa độ X/easting trong `crs`) / longitude"),
+    lat: str = Query(..., description="vĩ độ (hoặc tọa độ Y/northing trong `crs`) / latitude"),
     crs: str | None = Query(None, description="hệ tọa độ của điểm (mặc định CRS84), vd. vn2000:vinh-long / "
                                               "the point's CRS (default CRS84), e.g. EPSG:9209"),
     f: str | None = Query(None, description="json (default) | html"),

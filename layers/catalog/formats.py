@@ -69,9 +69,10 @@ def unit_of(f: LayerField, lang: str) -> str | None:
 
 
 def display_title(f: LayerField, lang: str = "vi") -> str:
-    """The field's title where its values carry their unit: 'Diện tích', not 'Diện tích (m²)' above '1.234 m²'."""
+    """The field's title where its values carry their unit: 'Diện tích', not 'Diện tích (m²)' above '1.234 m²'
+    (a `vnd` field's values carry ₫ / VND unless it declares another unit)."""
     title = f.title_vi if lang == "vi" else f.title_en
-    unit = unit_of(f, lang)
+    unit = unit_of(f, lang) or (("₫" if lang == "vi" else "VND") if f.format == "vnd" else None)
     suffix = f" ({unit})" if unit else ""
     return title[: -len(suffix)] if suffix and title.endswith(suffix) else title
 
@@ -143,7 +144,7 @@ FORMATTERS: dict[str, Callable[[LayerField, Any, str], str]] = {
     "date": lambda f, v, lang: format_date(v, lang),
     "land_use": _land_use,
     "crop": lambda f, v, lang: vocab.CROPS.get(str(v), str(v)) if lang == "vi"
-    else str(v).replace("_", " ").capitalize(),
+    else str(v).replace("_", " "),      # the codes are English words: dragon_fruit -> dragon fruit
     "label": lambda f, v, lang: label(str(v), lang),
     "boolean": lambda f, v, lang: ("có" if v else "không") if lang == "vi" else ("yes" if v else "no"),
     "number": _number,
