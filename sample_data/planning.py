@@ -74,8 +74,10 @@ def _hex(g: BaseGeometry) -> str:
 
 
 def _communes(cur: psycopg.Cursor[Any]) -> list[tuple[str, str, BaseGeometry]]:
+    # communes and wards (whatever the level below the province is called), valid now
     rows = cur.execute("SELECT code, name, ST_AsBinary(geom) FROM admin_units WHERE scheme = '2025' "
-                       "AND level = 'commune' AND geom IS NOT NULL ORDER BY code").fetchall()
+                       "AND level NOT IN ('province', 'district') AND valid_to IS NULL AND geom IS NOT NULL "
+                       "ORDER BY code").fetchall()
     return [(str(c), str(n), shapely.from_wkb(bytes(w))) for c, n, w in rows]
 
 

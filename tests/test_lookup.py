@@ -32,9 +32,11 @@ def _expected(conn: psycopg.Connection, lon: float, lat: float) -> dict[str, Any
         "parcel": first(f"SELECT id FROM parcels WHERE {COVER} ORDER BY id LIMIT 1"),
         "planning_zone": first(f"SELECT id FROM planning_zones WHERE {COVER} ORDER BY id LIMIT 1"),
         "land_price_zone": first(f"SELECT id FROM land_price_zones WHERE {COVER} ORDER BY id LIMIT 1"),
-        "commune": first(f"SELECT code FROM admin_units WHERE scheme = '2025' AND level = 'commune' AND "
+        "commune": first(f"SELECT code FROM admin_units WHERE scheme = '2025' AND level NOT IN ('province', "
+                         f"'district') AND "
                          f"(valid_to IS NULL OR valid_to > now()) AND {COVER}"),
-        "old_commune": first(f"SELECT code FROM admin_units WHERE scheme = '2004' AND level = 'commune' AND {COVER}"),
+        "old_commune": first(f"SELECT code FROM admin_units WHERE scheme = '2004' AND level NOT IN ('province', "
+                             f"'district') AND {COVER}"),
         "auction_plots": ids("auction_plots"),
         "growing_areas": ids("growing_areas"),
     }
@@ -248,7 +250,8 @@ def test_sample_zones_cover_every_parcel_once(conn: psycopg.Connection) -> None:
             WHERE ST_Area(ST_Intersection(a.geom, b.geom)::geography) > 1.0""").fetchone()[0]
         assert overlaps == 0, table
     communes, zones = conn.execute("""
-        SELECT (SELECT sum(ST_Area(geom::geography)) FROM admin_units WHERE scheme = '2025' AND level = 'commune'),
+        SELECT (SELECT sum(ST_Area(geom::geography)) FROM admin_units WHERE scheme = '2025' AND valid_to IS NULL
+                   AND level NOT IN ('province', 'district')),
                (SELECT sum(ST_Area(geom::geography)) FROM planning_zones)""").fetchone()
     assert zones == pytest.approx(communes, rel=0.005)
 

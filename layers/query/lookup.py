@@ -66,12 +66,12 @@ def lookup_sql() -> str:
 WITH pt AS (SELECT ST_SetSRID(ST_MakePoint($1::float8, $2::float8), 4326) AS g),
 now_unit AS (
   SELECT u.code, {unit} AS j FROM admin_units u, pt
-  WHERE u.scheme = '2025' AND u.level = 'commune' AND ST_Covers(u.geom, pt.g)
+  WHERE u.scheme = '2025' AND u.level NOT IN ('province', 'district') AND ST_Covers(u.geom, pt.g)
     AND u.valid_from <= $3::date AND (u.valid_to IS NULL OR u.valid_to > $3::date)
   ORDER BY u.valid_from DESC LIMIT 1),
 old_unit AS (
   SELECT u.code, {unit} AS j FROM admin_units u, pt
-  WHERE u.scheme = '2004' AND u.level = 'commune' AND ST_Covers(u.geom, pt.g)
+  WHERE u.scheme = '2004' AND u.level NOT IN ('province', 'district') AND ST_Covers(u.geom, pt.g)
   ORDER BY u.valid_to DESC NULLS FIRST LIMIT 1)
 SELECT json_build_object(
   'parcel', {one("parcels")},
@@ -80,7 +80,7 @@ SELECT json_build_object(
   'crosswalk', (SELECT json_build_object('old_code', c.old_code, 'new_code', c.new_code, 'share', c.share,
                                          'effective', c.effective, 'legal_basis', c.legal_basis)
                 FROM admin_crosswalk c WHERE c.old_code = (SELECT code FROM old_unit)
-                  AND c.new_code = (SELECT code FROM now_unit) AND c.old_level = 'commune'
+                  AND c.new_code = (SELECT code FROM now_unit) AND c.old_level NOT IN ('province', 'district')
                 ORDER BY c.effective DESC LIMIT 1),
   'planning_zone', {one("planning_zones")},
   'land_price_zone', {one("land_price_zones")},
