@@ -153,3 +153,16 @@ def test_formats_by_language() -> None:
         "Residential land price"
     assert formats.format_date("2026-11-06T17:30:00+00:00", "en") == "7 Nov 2026"
     assert set(vocab.LAND_USE_NAMES_EN) == set(vocab.LAND_USE_CODES)
+
+
+def test_trace_event_page_names_its_lot(client, conn: psycopg.Connection) -> None:
+    """Another declared reference (trace_events.lot_id -> trace_lots): the lot's number and GTIN, not its id."""
+    eid, lot_id, lot, gtin = conn.execute(
+        "SELECT e.id, l.id, l.lot_number, l.gtin FROM trace_events e JOIN trace_lots l ON l.id = e.lot_id "
+        "ORDER BY e.id LIMIT 1").fetchone()
+    rows = _rows(client.get(f"/collections/trace_events/items/{eid}", params={"f": "html"}).text)
+    assert rows["Lô"] == f"lô {lot} (GTIN {gtin})"
+    rows = _rows(client.get(f"/collections/trace_events/items/{eid}", params={"f": "html", "lang": "en"}).text)
+    assert rows["Lot"] == f"lot {lot} (GTIN {gtin})"
+    raw = client.get(f"/collections/trace_events/items/{eid}").json()
+    assert raw["properties"]["lot_id"] == lot_id          # the API itself keeps the id (links, filters)

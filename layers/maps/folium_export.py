@@ -70,7 +70,7 @@ def display_collection(layer: Layer, fc: dict[str, Any], lang: str,
         props: dict[str, Any] = {"_style": p.get(by)}
         for f in fields:
             value = p.get(f.name)
-            text = (", ".join(value) if compact and f.type == "array" and isinstance(value, list)
+            text = (", ".join(value) if compact and f.type == "array" and f.ref is None and isinstance(value, list)
                     else format_value(f, value, lang))
             props[f.name] = html.escape(text)
             if text:
