@@ -16,6 +16,7 @@ from api import admin as admin_api
 from api import epcis as epcis_api
 from api import features as features_api
 from api import imagery as imagery_api
+from api import lookup as lookup_api
 from api import map as map_api
 from api import openapi as oas
 from api import tiles as tiles_api
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.include_router(map_api.router)
     app.include_router(admin_api.router)
     app.include_router(imagery_api.router)
+    app.include_router(lookup_api.router)         # GET /lookup: what applies at a point
     # Leaflet is vendored next to the Folium export that inlines it; served at the same URL as the rest
     app.mount("/static/vendor/leaflet", StaticFiles(directory=VENDOR_DIR / "leaflet"), name="leaflet")
     app.mount("/static", StaticFiles(directory=map_api.HERE / "static"), name="static")

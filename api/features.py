@@ -42,11 +42,12 @@ from api.security import public_base_url
 from gis.crs import CRS84_URI, geojson_crs
 from gis.errors import BilingualError
 from layers.accounts.principal import Principal
-from layers.catalog.formats import format_value
+from layers.catalog.formats import display_title, format_value, readable_properties
 from layers.catalog.registry import LAYERS, Layer
 from layers.ingest import writes
 from layers.query import features as feat
 from layers.query import selection
+from layers.query.refs import resolve_refs
 from layers.settings import ApiSettings, get_map_settings
 
 CONFORMANCE = [
@@ -110,12 +111,25 @@ def _query_with(request: Request, **changes: Any) -> str:
     return urlencode(list(dict.fromkeys(pairs)))   # a parameter repeated with the same value once
 
 
+def _labels(request: Request) -> bool:
+    value = (request.query_params.get("labels") or "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise selection.QueryError("labels phải là true hoặc false", "labels must be true or false")
+    return value in ("true", "1")
+
+
+def _readable_csv_body(layer: Layer, data: dict[str, Any], lang: str) -> bytes:
+    for feat_ in data.get("features", []):
+        feat_["properties"] = readable_properties(layer, feat_.get("properties") or {}, lang)
+    return orjson.dumps(data)
+
+
 def _t(lang: str) -> Any:
     return lambda vi, en: vi if lang == "vi" else en
 
 
 def _html_fields(layer: Layer, lang: str, selected: list[str] | None) -> list[dict[str, Any]]:
-    return [{"name": f.name, "title": f.title_vi if lang == "vi" else f.title_en, "field": f}
+    return [{"name": f.name, "title": display_title(f, lang), "field": f}
             for f in layer.public_fields if selected is None or f.name in selected]
 
 
@@ -313,6 +327,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
 
     async def items(request: Request, q: feat.ItemsQuery = Depends(items_dep)) -> Response:
         fmt = formats.negotiate(request, formats.ITEMS_FORMATS)
+        _labels(request)      # labels=true|false, else 400 (f=csv: readable titles and values)
         if downloads.wants_download(request, fmt):   # the whole selection (api/downloads.py)
             return await downloads.send(request, layer, q, fmt)
         if fmt == "html":
@@ -354,6 +369,7 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         if fmt == "html":
             lang = request_lang(request)
             data = await offload.in_thread(orjson.loads, body)
+            await _conn_call(request, resolve_refs, layer, data["features"])   # parcels by sheet/number, not ids
             fields = _html_fields(layer, lang, q.properties)
             matched, more = page.number_matched, False
             if page.estimated:    # the download links say how many features the files will hold: exactly
@@ -395,8 +411,12 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         if fmt == "html":
             lang = request_lang(request)
             data = orjson.loads(body)
+            await _conn_call(request, resolve_refs, layer, [data])
             fields = _html_fields(layer, lang, q.properties)
-            return await render(request, "features_item.html", title=f"{layer.title(lang)} #{fid}", layer=layer,
+            name = (data.get("properties") or {}).get(layer.label_field or "")   # the feature's own name, not its id
+            lf = layer.get_field(layer.label_field or "")
+            title = f"{layer.title(lang)} {format_value(lf, name, lang)}" if lf is not None and name else layer.title(lang)
+            return await render(request, "features_item.html", title=title, layer=layer,
                           count=downloads.count_text(1, lang),
                           downloads=downloads.links(u, None, f"{layer.id}-{fid}"),
                           collection_title=layer.title(lang), feature=data, fields=fields,

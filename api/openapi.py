@@ -112,6 +112,34 @@ SEARCH_RESULTS = component("SearchResults", {
                            "properties": {"type": "object", "required": ["layer"]}}}},
     },
 })
+_MEMBER = {"type": ["object", "null"], "required": ["layer", "id", "href", "properties", "display"],
+           "properties": {"layer": _STR, "layer_title": _STR, "id": _INT, "href": _STR, "title": _STR,
+                          "properties": {"type": "object", "description": "raw values, by field name"},
+                          "display": {"type": "object", "description": "field name -> {title, text}: labels and "
+                                      "formatted values in the request's language (units written once)"}}}
+_UNIT = {"type": ["object", "null"], "properties": {"code": _STR, "name": _STR, "province": {"type": ["string", "null"]},
+                                                   "scheme": _STR, "valid_from": _STR,
+                                                   "valid_to": {"type": ["string", "null"]}}}
+LOOKUP = component("Lookup", {
+    "type": "object", "description": "What applies at a point: every member is null (or empty) where nothing is "
+    "on record; `inside` is false when the point is outside every layer (still a 200).",
+    "required": ["point", "inside", "parcel", "commune", "old_commune", "planning_zone", "land_price_zone",
+                 "auction_plots", "growing_areas"],
+    "properties": {
+        "point": {"type": "object", "description": "the point asked, in CRS84 (lon, lat)"},
+        "lang": _STR, "inside": {"type": "boolean"},
+        "parcel": {**_MEMBER, "description": "the parcel: sheet/parcel, area, land use (`land_use`: code + name)"},
+        "commune": {**_UNIT, "description": "the commune now (2025 scheme)"},
+        "old_commune": {**_UNIT, "description": "the commune before the 1 July 2025 reform (2004 scheme)"},
+        "crosswalk": {"type": ["object", "null"], "description": "the old->new crosswalk row (share of the old "
+                      "commune's area that went to the new one)"},
+        "planning_zone": {**_MEMBER, "description": "land-use plan class (`plan_class`: code + name), period"},
+        "land_price_zone": {**_MEMBER, "description": "road/position, `prices`: VND per m² by land type, "
+                            "decision and year"},
+        "auction_plots": {"type": "array", "items": _MEMBER},
+        "growing_areas": {"type": "array", "items": _MEMBER},
+    },
+})
 TILEJSON = component("TileJSON", {
     "type": "object", "description": "TileJSON 3.0.0",
     "required": ["tilejson", "tiles", "vector_layers"],

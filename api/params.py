@@ -25,7 +25,7 @@ COMMON = frozenset({"f", "lang"})
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 MAX_OFFSET = 1_000_000_000   # the SQL OFFSET parameter is an int4
 ITEMS = frozenset({"limit", "offset", "bbox", "bbox-crs", "datetime", "filter", "filter-lang", "filter-crs",
-                   "sortby", "properties", "skipGeometry", "crs", "download"})
+                   "sortby", "properties", "skipGeometry", "crs", "download", "labels"})
 ITEM = frozenset({"crs", "properties", "skipGeometry", "download"})
 # OGC parameters that clients forward to every request, metadata documents included: GDAL's OAPIF driver
 # appends the query of its connection URL (`OAPIF:…/collections/parcels?crs=…`) to /, /api, /collections/{id}
@@ -131,6 +131,8 @@ def items_openapi_parameters(layer: Layer, settings: ApiSettings) -> list[dict[s
         param("crs", "output CRS (see the collection's `crs` list)"),
         param("download", "true: the whole selection as a file (f=geojson); f=csv|gpkg|fgb|shp|kml always are "
               "(without limit: every matching feature, up to DATSO_DOWNLOAD_MAX_FEATURES)", {"type": "boolean"}),
+        param("labels", "f=csv: true = tiêu đề cột và giá trị dễ đọc theo ngôn ngữ (lang) / readable column titles "
+              "and values in the request's language (labels, names, dates; lists as 'a; b')", {"type": "boolean"}),
     ]
     out += [param(f.name, f"{f.title_vi} / {f.title_en} (=)") for f in layer.queryables]
     return out

@@ -31,6 +31,7 @@ from shapely.geometry.base import BaseGeometry
 
 from layers.store.connect import connect
 from sample_data import admin, names
+from sample_data.planning import load_planning
 
 SIZES = {"small": {"parcels": 7_600, "auctions": 300, "growing": 420, "facilities": 40, "lots": 300},
          "large": {"parcels": 1_000_000, "auctions": 600, "growing": 3_000, "facilities": 200, "lots": 2_000}}
@@ -319,7 +320,7 @@ def _counts(cur: psycopg.Cursor[Any]) -> dict[str, int]:
     return out
 
 
-LAYER_TABLES = ("trace_events", "trace_lots", "packing_facility_growing_areas", "packing_facilities",
+LAYER_TABLES = ("land_price_zones", "planning_zones", "trace_events", "trace_lots", "packing_facility_growing_areas", "packing_facilities",
                 "growing_areas", "auction_plots", "parcels", "admin_crosswalk", "admin_units")
 
 
@@ -358,10 +359,11 @@ def load_sample(dsn: str, size: str = "small", seed: int = 7, force: bool = Fals
         ga_ids = _load_growing_areas(cur, seed, growing, prov)
         fac = _load_facilities(cur, seed, spec["facilities"], prov, ga_ids)
         _load_trace(cur, seed, spec["lots"], fac)
+        load_planning(cur, seed)       # planning and land-price zones, from the communes and parcels above
         counts = _counts(cur)
         conn.commit()
     with connect("writer", dsn=dsn, autocommit=True) as conn:
-        for t in ("parcels", "auction_plots", "growing_areas", "admin_units"):
+        for t in ("parcels", "auction_plots", "growing_areas", "admin_units", "planning_zones", "land_price_zones"):
             conn.execute(f"ANALYZE {t}")  # noqa: S608 - fixed names
         conn.execute("REFRESH MATERIALIZED VIEW search_words")   # the words search corrects typos to (0010)
     return LoadReport(counts, time.perf_counter() - t0)

@@ -31,7 +31,7 @@ from layers.store import models, vocab
 
 JsonType = Literal["string", "integer", "number", "boolean", "date", "date-time", "array", "object"]
 # How a field's values are shown (layers/catalog/formats.py); left out, the registry picks it from the column type.
-Format = Literal["vnd", "date", "land_use", "crop", "label", "boolean", "number", "integer", "list", "text"]
+Format = Literal["vnd", "date", "land_use", "crop", "label", "boolean", "number", "integer", "list", "text", "ref"]
 # Values the importer computes when the file has none (layers/ingest/importer.py COMPUTED).
 Computed = Literal["area_m2_from_geometry"]
 
@@ -43,6 +43,17 @@ DEFAULT_DATE_RANGE: tuple[dt.date, dt.date] = (dt.date(1900, 1, 1), dt.date(2200
 SCOPE_GEOMETRY = "__geometry__"
 _INT_RANGES = {SmallInteger: (-(2**15), 2**15 - 1), BigInteger: (-(2**63), 2**63 - 1),
                Integer: (-(2**31), 2**31 - 1)}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A field holding ids of another layer's features, shown to people by those features' own fields (a
+    parcel's sheet and number, never its internal id): `template_vi`/`template_en` name the fields."""
+
+    layer: str
+    fields: tuple[str, ...]
+    template_vi: str
+    template_en: str
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,9 @@ class LayerField:
     format: Format | None = None     # how values are shown (default from the type: date, label for enums...)
     computed: Computed | None = None  # computed on import when the file does not carry it
     summary: bool = False            # kept in compact map exports (besides label, style and lowzoom fields)
+    unit: str | None = None          # written once, after the value on citizen pages ("1.234,5 m²"; `unit_en`
+    unit_en: str | None = None       # in English, default `unit`); titles keep it in brackets for raw columns
+    ref: Reference | None = None     # the value is the id (or ids) of another layer's features: shown by them
     # filled from the model column
     type: JsonType = "string"
     item_type: JsonType | None = None
@@ -176,6 +190,8 @@ def _int_range(col_type: Any) -> tuple[int, int] | None:
 
 
 def _format(f: LayerField, t: JsonType) -> Format:
+    if f.ref is not None:
+        return "ref"
     if t in ("date", "date-time"):
         return "date"
     if f.enum is not None:
@@ -241,6 +257,15 @@ FACILITY_LIFECYCLE = Lifecycle("status", (_DRAFT, S("active", "Còn hiệu lực
                                           _REVOKED))
 
 
+# Colours of the plan classes on maps (groups of the Circular 08/2024 codes, after the usual planning-map colours).
+_PLAN_GROUPS = {"#ffff64": ("LUC", "LUK", "HNK"), "#ffd2a0": ("CLN",), "#aaff32": ("RDD", "RPH", "RSX"),
+                "#aaffff": ("NTS", "SON", "MNC"), "#ff64ff": ("ONT",), "#ff96ff": ("ODT",),
+                "#ff6464": ("TSC", "CQP", "CAN", "DVH", "DYT", "DGD", "DTT", "DKH", "DSK", "DDT", "TON", "TIN"),
+                "#fa8072": ("CSK", "TMD", "SKC", "SKS", "SKN"), "#c8c8c8": ("DGT", "DTL", "DRA", "DNL", "PNK"),
+                "#e6e6c8": ("BCS", "DCS", "NCS", "NKH", "CNT", "LMU")}
+PLAN_CLASS_COLOURS = {code: colour for colour, codes in _PLAN_GROUPS.items() for code in codes}
+
+
 def _status_style(kind: str, lifecycle: Lifecycle, default: str) -> dict[str, Any]:
     """Colour by the lifecycle's status field, one colour per state."""
     return {"kind": kind, "by": lifecycle.field, "colours": lifecycle.colours, "default": default}
@@ -286,7 +311,7 @@ def _layers() -> list[Layer]:
                 F("parcel_no", "Số thửa", "Parcel number", required=True, minimum=1),
                 F("address", "Địa chỉ", "Address", summary=True),
                 F("area_m2", "Diện tích (m²)", "Area (m²)", required=True, minimum=0.01,
-                  computed="area_m2_from_geometry", summary=True),
+                  computed="area_m2_from_geometry", summary=True, unit="m²"),
                 F("land_use_codes", "Mục đích sử dụng", "Land use", required=True,
                   items_enum=tuple(vocab.LAND_USE_CODES), lowzoom=True, format="land_use"),
                 F("managing_body", "Đơn vị quản lý", "Managing body"),
@@ -309,30 +334,32 @@ def _layers() -> list[Layer]:
                 F("plot_code", "Mã lô", "Plot code", required=True, lowzoom=True),
                 F("commune_code", "Mã xã", "Commune code", required=True),
                 F("address", "Địa chỉ", "Address", summary=True),
-                F("parcel_ids", "Thửa liên quan", "Linked parcels", queryable=False, in_tiles=False),
+                F("parcel_ids", "Thửa liên quan", "Linked parcels", queryable=False, in_tiles=False,
+                  ref=Reference("parcels", ("map_sheet", "parcel_no"), "thửa {parcel_no}, tờ {map_sheet}",
+                                "parcel {parcel_no}, sheet {map_sheet}")),
                 F("area_m2", "Diện tích (m²)", "Area (m²)", required=True, minimum=0.01,
-                  computed="area_m2_from_geometry", summary=True),
+                  computed="area_m2_from_geometry", summary=True, unit="m²"),
                 F("land_use_code", "Mục đích", "Purpose", required=True, enum=tuple(vocab.LAND_USE_CODES),
                   format="land_use"),
                 F("term", "Thời hạn", "Term", format="label"),
                 F("starting_price_vnd", "Giá khởi điểm (₫)", "Starting price (VND)", required=True, minimum=1,
-                  lowzoom=True, format="vnd"),
+                  lowzoom=True, format="vnd", summary=True),
                 F("bid_step_vnd", "Bước giá (₫)", "Bid step (VND)", format="vnd"),
                 F("deposit_vnd", "Tiền đặt trước (₫)", "Deposit (VND)", required=True, minimum=0, format="vnd"),
-                F("deposit_pct", "Tỷ lệ đặt trước (%)", "Deposit (%)", required=True, minimum=0),
+                F("deposit_pct", "Tỷ lệ đặt trước (%)", "Deposit rate (%)", required=True, minimum=0, unit="%"),
                 F("deposit_legal_basis", "Căn cứ đặt trước", "Deposit legal basis"),
                 F("dossier_fee_vnd", "Tiền hồ sơ (₫)", "Dossier fee (VND)", format="vnd"),
                 F("registration_start", "Mở đăng ký", "Registration opens"),
-                F("registration_end", "Hạn đăng ký", "Registration deadline"),
+                F("registration_end", "Hạn đăng ký", "Registration deadline", summary=True),
                 F("viewing_start", "Xem tài sản từ", "Viewing from"),
                 F("viewing_end", "Xem tài sản đến", "Viewing until"),
-                F("auction_date", "Ngày đấu giá", "Auction date"),
+                F("auction_date", "Ngày đấu giá", "Auction date", summary=True),
                 F("auction_place", "Địa điểm đấu giá", "Auction place"),
                 F("auction_form", "Hình thức", "Auction form"),
                 F("organiser", "Tổ chức đấu giá", "Organiser"),
                 F("asset_owner", "Đơn vị có tài sản", "Asset owner"),
                 F("status", "Trạng thái", "Status", enum=vocab.AUCTION_STATUSES, lowzoom=True),
-                F("result_price_vnd", "Giá trúng (₫)", "Result price (VND)", format="vnd"),
+                F("result_price_vnd", "Giá trúng (₫)", "Result price (VND)", format="vnd", summary=True),
                 F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
             ]),
             code_field="plot_code", label_field="plot_code", temporal=("auction_date", None),
@@ -351,7 +378,7 @@ def _layers() -> list[Layer]:
                 F("crop", "Cây trồng", "Crop", required=True, enum=tuple(vocab.CROPS), lowzoom=True, format="crop"),
                 F("variety", "Giống", "Variety"),
                 F("area_m2", "Diện tích (m²)", "Area (m²)", required=True, minimum=0.01,
-                  computed="area_m2_from_geometry", summary=True),
+                  computed="area_m2_from_geometry", summary=True, unit="m²"),
                 F("owner", "Chủ vùng trồng", "Owner", required=True),
                 F("cooperative", "Hợp tác xã", "Cooperative"),
                 F("commune_code", "Mã xã", "Commune code", required=True),
@@ -359,7 +386,7 @@ def _layers() -> list[Layer]:
                 F("standard", "Tiêu chuẩn", "Standard", enum=vocab.STANDARDS),
                 F("status", "Trạng thái", "Status", enum=vocab.GROWING_AREA_STATUSES, lowzoom=True),
                 F("status_reason", "Lý do", "Reason"),
-                F("expected_yield_t", "Sản lượng dự kiến (tấn)", "Expected yield (t)"),
+                F("expected_yield_t", "Sản lượng dự kiến (tấn)", "Expected yield (t)", unit="tấn", unit_en="t"),
                 F("harvest_months", "Tháng thu hoạch", "Harvest months", queryable=False),
                 F("valid_from", "Hiệu lực từ", "Valid from"),
                 F("valid_to", "Hiệu lực đến", "Valid to"),
@@ -385,7 +412,8 @@ def _layers() -> list[Layer]:
                 F("address", "Địa chỉ", "Address", summary=True),
                 F("markets", "Thị trường", "Markets", items_enum=vocab.MARKETS),
                 F("status", "Trạng thái", "Status", enum=vocab.FACILITY_STATUSES, lowzoom=True),
-                F("capacity_t_per_day", "Công suất (tấn/ngày)", "Capacity (t/day)"),
+                F("capacity_t_per_day", "Công suất (tấn/ngày)", "Capacity (t/day)", unit="tấn/ngày",
+                  unit_en="t/day"),
                 F("gln", "GLN (mã địa điểm GS1)", "GLN (GS1 location)"),
                 F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
             ]),
@@ -393,6 +421,67 @@ def _layers() -> list[Layer]:
             minzoom=6, maxzoom=22, detail_zoom=10, min_pixel_area=0.0,
             style=_status_style("circle", FACILITY_LIFECYCLE, "#00695c"), lifecycle=FACILITY_LIFECYCLE,
             scope_field="commune_code",
+        ),
+        Layer(
+            id="planning_zones", model=models.PlanningZone,
+            title_vi="Quy hoạch sử dụng đất", title_en="Land-use planning zones",
+            description_vi="Khu vực theo quy hoạch sử dụng đất (mã loại đất theo Thông tư 08/2024/TT-BTNMT), "
+                           "kỳ quy hoạch và quyết định phê duyệt.",
+            description_en="Areas of the approved land-use plan (land-use codes of Circular 08/2024/TT-BTNMT), "
+                           "with the plan period and the approving decision.",
+            geometry_type="MultiPolygon",
+            fields=_bind(models.PlanningZone, [
+                F("zone_code", "Mã khu quy hoạch", "Zone code", required=True),
+                F("plan_class", "Loại đất quy hoạch", "Planned land use", required=True,
+                  enum=vocab.PLAN_CLASSES, lowzoom=True, format="land_use", summary=True),
+                F("plan_period", "Kỳ quy hoạch", "Plan period", required=True, lowzoom=True, summary=True),
+                F("decision_no", "Quyết định phê duyệt", "Approving decision"),
+                F("decision_date", "Ngày phê duyệt", "Approved on"),
+                F("commune_code", "Mã xã", "Commune code", required=True),
+                F("area_m2", "Diện tích (m²)", "Area (m²)", required=True, minimum=0.01,
+                  computed="area_m2_from_geometry", unit="m²"),
+                F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
+            ]),
+            code_field="zone_code", label_field="plan_class", search_fields=("zone_code",),
+            minzoom=9, maxzoom=22, detail_zoom=12, min_pixel_area=0.0,     # ~1 km² zones: 180 KB tiles at z8
+            style={"kind": "fill", "by": "plan_class", "colours": PLAN_CLASS_COLOURS, "default": "#bdbdbd"},
+        ),
+        Layer(
+            id="land_price_zones", model=models.LandPriceZone,
+            title_vi="Bảng giá đất", title_en="Land-price zones",
+            description_vi="Giá đất theo bảng giá đất của tỉnh: tuyến đường, đoạn, vị trí và giá mỗi m² theo "
+                           "loại đất.",
+            description_en="The province's land-price table: road, segment, position and the price per m² by "
+                           "land type.",
+            geometry_type="MultiPolygon",
+            fields=_bind(models.LandPriceZone, [
+                F("zone_code", "Mã khu vực giá", "Price-zone code", required=True),
+                F("commune_code", "Mã xã", "Commune code", required=True),
+                F("road_name", "Tuyến đường", "Road", summary=True),
+                F("segment", "Đoạn", "Segment"),
+                F("position", "Vị trí", "Position", required=True, minimum=1, lowzoom=True, summary=True),
+                F("area_kind", "Khu vực", "Area", required=True, enum=tuple(vocab.PRICE_AREA_KINDS)),
+                F("price_residential_vnd", "Giá đất ở (₫/m²)", "Residential land price (VND/m²)", required=True, minimum=1,
+                  format="vnd", unit="₫/m²", unit_en="VND/m²", lowzoom=True, summary=True),
+                F("price_commercial_vnd", "Giá đất thương mại, dịch vụ (₫/m²)", "Commercial land price (VND/m²)", minimum=1,
+                  format="vnd", unit="₫/m²", unit_en="VND/m²"),
+                F("price_production_vnd", "Giá đất sản xuất, kinh doanh phi nông nghiệp (₫/m²)",
+                  "Non-agricultural production land price (VND/m²)", minimum=1, format="vnd", unit="₫/m²", unit_en="VND/m²"),
+                F("price_annual_crop_vnd", "Giá đất trồng cây hằng năm (₫/m²)", "Annual-crop land price (VND/m²)", minimum=1,
+                  format="vnd", unit="₫/m²", unit_en="VND/m²"),
+                F("price_perennial_crop_vnd", "Giá đất trồng cây lâu năm (₫/m²)", "Perennial-crop land price (VND/m²)", minimum=1,
+                  format="vnd", unit="₫/m²", unit_en="VND/m²"),
+                F("price_aquaculture_vnd", "Giá đất nuôi trồng thủy sản (₫/m²)", "Aquaculture land price (VND/m²)", minimum=1,
+                  format="vnd", unit="₫/m²", unit_en="VND/m²"),
+                F("decision_no", "Quyết định bảng giá", "Price-table decision", required=True),
+                F("decision_date", "Ngày ban hành", "Issued on"),
+                F("price_year", "Năm áp dụng", "Year", required=True, minimum=1993, summary=True),
+                F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
+            ]),
+            code_field="zone_code", label_field="position", search_fields=("zone_code", "road_name"),
+            minzoom=10, maxzoom=22, detail_zoom=13, min_pixel_area=0.0,
+            style={"kind": "fill", "by": "position", "colours": {"1": "#b71c1c", "2": "#ef6c00", "3": "#fbc02d",
+                                                                 "4": "#fff59d"}, "default": "#eeeeee"},
         ),
         Layer(
             id="trace_lots", model=models.TraceLot,
@@ -434,7 +523,8 @@ def _layers() -> list[Layer]:
                 F("event_timezone_offset", "Múi giờ", "Time-zone offset"),
                 F("read_point", "Điểm ghi nhận", "Read point"),
                 F("biz_location", "Địa điểm", "Business location"),
-                F("lot_id", "Lô", "Lot"),
+                F("lot_id", "Lô", "Lot", ref=Reference("trace_lots", ("lot_number", "gtin"),
+                                                        "lô {lot_number} (GTIN {gtin})", "lot {lot_number} (GTIN {gtin})")),
                 F("epc_list", "Danh sách EPC", "EPC list", queryable=False),
                 F("input_epcs", "Đầu vào", "Inputs", queryable=False),
                 F("output_epcs", "Đầu ra", "Outputs", queryable=False),

@@ -26,7 +26,7 @@ import folium
 from branca.element import Element, Figure, MacroElement
 from jinja2 import Template
 
-from layers.catalog.formats import format_value, label
+from layers.catalog.formats import display_title, format_value, label
 from layers.catalog.registry import Layer, LayerField
 
 VENDOR_DIR = Path(__file__).resolve().parent / "vendor"
@@ -39,7 +39,18 @@ class OfflineAssetsMissing(RuntimeError):
 
 
 def _title(f: LayerField, lang: str) -> str:
-    return f.title_vi if lang == "vi" else f.title_en
+    return display_title(f, lang)     # values carry their unit: "Diện tích: 1.234,5 m²"
+
+
+def popup_order(layer: Layer, fields: list[LayerField]) -> list[LayerField]:
+    """The important fields first, so a phone shows them without scrolling: the label, the styled (status)
+    field, the `summary` fields, then the rest in registry order."""
+    by = str(layer.style.get("by", ""))
+
+    def rank(f: LayerField) -> int:
+        return 0 if f.name == layer.label_field else 1 if f.name == by else 2 if f.summary else 3
+
+    return sorted(fields, key=rank)     # stable: registry order within a rank
 
 
 def display_collection(layer: Layer, fc: dict[str, Any], lang: str,
@@ -48,7 +59,7 @@ def display_collection(layer: Layer, fc: dict[str, Any], lang: str,
     `compact` keeps the label, the styled field, the fields tiles carry at low zoom and the `summary` ones, with
     codes instead of long vocabulary names (large selections)."""
     by = str(layer.style.get("by", ""))
-    fields = [f for f in layer.public_fields if f.name != "synthetic"]
+    fields = popup_order(layer, [f for f in layer.public_fields if f.name != "synthetic"])
     if compact:
         keep = {layer.label_field, by, *(f.name for f in fields if f.lowzoom or f.summary)}
         fields = [f for f in fields if f.name in keep]
@@ -59,7 +70,7 @@ def display_collection(layer: Layer, fc: dict[str, Any], lang: str,
         props: dict[str, Any] = {"_style": p.get(by)}
         for f in fields:
             value = p.get(f.name)
-            text = (", ".join(value) if compact and f.type == "array" and isinstance(value, list)
+            text = (", ".join(value) if compact and f.type == "array" and f.ref is None and isinstance(value, list)
                     else format_value(f, value, lang))
             props[f.name] = html.escape(text)
             if text:
@@ -205,7 +216,9 @@ def build_map(layer: Layer, fc: dict[str, Any], *, lang: str = "vi", offline: bo
         marker=marker, zoom_on_click=False,
         tooltip=folium.GeoJsonTooltip(fields=tip_fields, aliases=[titles[n] for n in tip_fields], sticky=True)
         if tip_fields else None,
-        popup=folium.GeoJsonPopup(fields=shown, aliases=[titles[n] for n in shown], max_width=360)
+        # 280 px wide and scrolling inside: fits a 360 px phone with the map's margins
+        popup=folium.GeoJsonPopup(fields=shown, aliases=[titles[n] for n in shown], max_width=280,
+                                  style="max-height:45vh;overflow-y:auto;font-size:13px")
         if shown else None,
     )
     gj.add_to(m)

@@ -16,6 +16,7 @@ from typing import Any
 
 from layers.catalog.registry import Layer
 from layers.query.exporter import ExportError
+from layers.query.refs import ref_sql
 from layers.query.selection import Selection, parse_selection
 from layers.settings import ExportSettings, get_export_settings
 from layers.store.sql import quote_ident as _q
@@ -44,7 +45,8 @@ def features_sql(sel: Selection, where: str, simplify_deg: float | None, precisi
     g = f"t.{_q(layer.geometry_column)}"
     if simplify_deg:
         g = f"ST_SimplifyPreserveTopology({g}, {float(simplify_deg)!r})"
-    props = ", ".join(f"'{f.name}', t.{_q(f.name)}" for f in layer.public_fields)
+    # reference fields carry the referenced features' own fields (a parcel's sheet and number), not ids
+    props = ", ".join(f"'{f.name}', {ref_sql(f) if f.ref else 't.' + _q(f.name)}" for f in layer.public_fields)
     feature = (f"json_build_object('type', 'Feature', 'id', t.{_q(layer.id_column)}, "
                f"'geometry', ST_AsGeoJSON({g}, {int(precision)})::json, 'properties', json_build_object({props}))")
     return (f"SELECT json_build_object('type', 'FeatureCollection', 'features', "  # noqa: S608 - registry + cql2

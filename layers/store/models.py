@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -387,6 +388,69 @@ class TraceEvent(Base):
     )
 
 
+class PlanningZone(Timestamps, Base):
+    """A land-use planning zone (khu quy hoạch sử dụng đất): the plan class (Circular 08/2024 code) that the
+    approved land-use plan gives this area for a plan period."""
+
+    __tablename__ = "planning_zones"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    zone_code: Mapped[str] = mapped_column(String(32), unique=True)
+    plan_class: Mapped[str] = mapped_column(String(4))
+    plan_period: Mapped[str] = mapped_column(String(9))
+    decision_no: Mapped[str | None] = mapped_column(Text)
+    decision_date: Mapped[dt.date | None] = mapped_column(Date)
+    commune_code: Mapped[str] = mapped_column(String(8))
+    area_m2: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    synthetic: Mapped[bool] = mapped_column(server_default="false")
+    geom = geom_col("MULTIPOLYGON")
+    geom_3857 = geom_3857_col("MULTIPOLYGON")
+    __table_args__ = (
+        CheckConstraint(_in("plan_class", list(vocab.PLAN_CLASSES)), name="plan_class"),
+        CheckConstraint("plan_period ~ '^[0-9]{4}-[0-9]{4}$' AND left(plan_period, 4) < right(plan_period, 4)",
+                        name="plan_period"),
+        CheckConstraint("area_m2 > 0", name="area_positive"),
+        Index("ix_planning_zones_plan_class", "plan_class"),
+        *spatial_checks("planning_zones"),
+    )
+
+
+class LandPriceZone(Timestamps, Base):
+    """A land-price zone of the province's price table (bảng giá đất): a road segment and position (vị trí 1-4)
+    with the price per m² of each land type, and the decision that set it."""
+
+    __tablename__ = "land_price_zones"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    zone_code: Mapped[str] = mapped_column(String(32), unique=True)
+    commune_code: Mapped[str] = mapped_column(String(8))
+    road_name: Mapped[str | None] = mapped_column(Text)
+    segment: Mapped[str | None] = mapped_column(Text)
+    position: Mapped[int] = mapped_column(SmallInteger)
+    area_kind: Mapped[str] = mapped_column(String(8))
+    price_residential_vnd: Mapped[int] = mapped_column(BigInteger)
+    price_commercial_vnd: Mapped[int | None] = mapped_column(BigInteger)
+    price_production_vnd: Mapped[int | None] = mapped_column(BigInteger)
+    price_annual_crop_vnd: Mapped[int | None] = mapped_column(BigInteger)
+    price_perennial_crop_vnd: Mapped[int | None] = mapped_column(BigInteger)
+    price_aquaculture_vnd: Mapped[int | None] = mapped_column(BigInteger)
+    decision_no: Mapped[str] = mapped_column(Text)
+    decision_date: Mapped[dt.date | None] = mapped_column(Date)
+    price_year: Mapped[int] = mapped_column(SmallInteger)
+    synthetic: Mapped[bool] = mapped_column(server_default="false")
+    geom = geom_col("MULTIPOLYGON")
+    geom_3857 = geom_3857_col("MULTIPOLYGON")
+    __table_args__ = (
+        CheckConstraint("position BETWEEN 1 AND 4", name="position"),
+        CheckConstraint(_in("area_kind", list(vocab.PRICE_AREA_KINDS)), name="area_kind"),
+        CheckConstraint("price_residential_vnd > 0 AND coalesce(price_commercial_vnd, 1) > 0 "
+                        "AND coalesce(price_production_vnd, 1) > 0 AND coalesce(price_annual_crop_vnd, 1) > 0 "
+                        "AND coalesce(price_perennial_crop_vnd, 1) > 0 AND coalesce(price_aquaculture_vnd, 1) > 0",
+                        name="prices_positive"),
+        CheckConstraint("price_year BETWEEN 1993 AND 2200", name="price_year"),
+        Index("ix_land_price_zones_commune_code", "commune_code"),
+        *spatial_checks("land_price_zones"),
+    )
+
+
 class History(Base):
     """Append-only audit of every insert/update/delete on a layer table (written by triggers)."""
 
@@ -460,4 +524,4 @@ class UserSession(Base):
 
 
 AUDITED_TABLES = ("admin_units", "parcels", "auction_plots", "growing_areas", "packing_facilities",
-                  "trace_lots", "trace_events")
+                  "trace_lots", "trace_events", "planning_zones", "land_price_zones")

@@ -65,3 +65,28 @@ CROPS = {"coconut": "Dừa", "durian": "Sầu riêng", "pomelo": "Bưởi", "dra
 STANDARDS = ("VietGAP", "GlobalGAP", "Organic", "None")
 MARKETS = ("VN", "CN", "US", "EU", "JP", "KR", "AU", "NZ")
 HISTORY_ACTIONS = ("insert", "update", "delete")
+
+# English names of the land-use codes (the Vietnamese ones are LAND_USE_CODES): English pages and /lookup.
+LAND_USE_NAMES_EN: dict[str, str] = {
+    "LUC": "Specialised rice land", "LUK": "Other rice land", "HNK": "Other annual-crop land",
+    "CLN": "Perennial-crop land", "RDD": "Special-use forest land", "RPH": "Protection forest land",
+    "RSX": "Production forest land", "NTS": "Aquaculture land", "CNT": "Concentrated livestock land",
+    "LMU": "Salt-making land", "NKH": "Other agricultural land", "ONT": "Rural residential land",
+    "ODT": "Urban residential land", "TSC": "Land for office buildings", "CQP": "Defence land",
+    "CAN": "Security land", "DVH": "Land for cultural facilities", "DYT": "Land for health facilities",
+    "DGD": "Land for education and training facilities", "DTT": "Land for sports facilities",
+    "DKH": "Land for science and technology facilities", "DSK": "Land for other public-service works",
+    "CSK": "Non-agricultural production and business land", "TMD": "Commercial and service land",
+    "SKC": "Non-agricultural production facility land", "SKS": "Mineral-activity land",
+    "SKN": "Industrial-park land", "DGT": "Transport land", "DTL": "Irrigation land",
+    "DDT": "Historical and cultural relic land", "DRA": "Waste dump and treatment land",
+    "DNL": "Energy-works land", "TON": "Religious land", "TIN": "Belief land",
+    "SON": "Rivers, canals and streams", "MNC": "Special-use water surface", "PNK": "Other non-agricultural land",
+    "BCS": "Unused flat land", "DCS": "Unused hilly land", "NCS": "Rocky mountains without forest",
+}
+# Land-use plan classes (quy hoạch sử dụng đất, Circular 08/2024/TT-BTNMT codes): the classes a planning zone
+# may carry; names in LAND_USE_CODES / LAND_USE_NAMES_EN.
+PLAN_CLASSES: tuple[str, ...] = tuple(LAND_USE_CODES)
+# Land-price zones (bảng giá đất): where the residential price applies, and the position (vị trí 1-4).
+PRICE_AREA_KINDS: dict[str, tuple[str, str]] = {"urban": ("Đô thị", "Urban"), "rural": ("Nông thôn", "Rural")}
+PRICE_POSITIONS = (1, 2, 3, 4)
