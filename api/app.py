@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import accounts, errors, health, offload, security
+from api import accounts, aggregates, errors, health, offload, security
 from api import features as features_api
 from api import imagery as imagery_api
 from api import map as map_api
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
 
     app.include_router(features_api.create_router(a))
     app.include_router(tiles_api.router)
+    app.include_router(aggregates.router)        # /collections/{id}/aggregate, /transitions
     app.include_router(accounts.router)          # /auth/login|logout|me, /admin/users
     oas.install(app)   # response schemas for every route, no unused 422s
     return app
