@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from api import formats
+from api import openapi as oas
 from api.errors import Problem, request_lang
 from api.params import check_unknown
 from layers.catalog.registry import Layer, UnknownLayer, get_layer
@@ -20,6 +21,26 @@ from layers.query import aggregate as agg
 from layers.query import selection
 
 router = APIRouter(tags=["Aggregates"])
+
+
+def _param(name: str, description: str) -> dict[str, object]:
+    return {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": description}
+
+
+_AGG_PARAMS = [
+    _param("group_by", "fields to group by, comma-separated; a date by period: valid_from:month (year|month|day)"),
+    _param("count", "count is always given; count=f1,f2 adds the non-empty values of each field"),
+    _param("sum", "numeric fields to sum"), _param("avg", "numeric fields to average"),
+    _param("min", "numeric or date fields"), _param("max", "numeric or date fields"),
+    _param("bbox", "minx,miny,maxx,maxy (as on items)"), _param("bbox-crs", "CRS of bbox"),
+    _param("datetime", "RFC 3339 instant or interval (as on items)"), _param("filter", "CQL2 filter (as on items)"),
+    _param("filter-lang", "cql2-text | cql2-json"), _param("filter-crs", "CRS of the filter's geometries"),
+    _param("f", "json (default) | csv"),
+]
+_AGG_OK = oas.ok("Groups with their keys, labels and values (docs/aggregates.md)",
+                 {"application/json": {"schema": {"type": "object", "required": ["groups"]}},
+                  "text/csv": {"schema": {"type": "string"}}})
+_TRANSITIONS_OK = oas.ok_json({"type": "object", "required": ["transitions"]})
 SELECTION = ("bbox", "bbox-crs", "datetime", "filter", "filter-lang", "filter-crs")
 AGGREGATE = frozenset({*SELECTION, "group_by", *agg.OPS})
 
@@ -48,7 +69,9 @@ def _selection(request: Request, layer: Layer) -> selection.Selection | None:
     return None if sel.empty else sel
 
 
-@router.get("/collections/{collection_id}/aggregate", summary="Aggregates per group over a selection")
+@router.get("/collections/{collection_id}/aggregate", summary="Aggregates per group over a selection",
+            responses={**_AGG_OK, **oas.problems(400, 404, 406, 413, 503)},
+            openapi_extra={"parameters": _AGG_PARAMS})
 async def aggregate(request: Request, collection_id: str) -> Response:
     """group_by=f1,f2 (a date as f:year|month|day), count[=f,…], sum=…, avg=…, min=…, max=…; the items'
     selection parameters (bbox, datetime, filter, ?field=value); f=json (default) or f=csv."""
@@ -87,7 +110,10 @@ def _instant(name: str, text: str | None) -> dt.datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
-@router.get("/collections/{collection_id}/transitions", summary="Status changes per period (audit history)")
+@router.get("/collections/{collection_id}/transitions", summary="Status changes per period (audit history)",
+            responses={**_TRANSITIONS_OK, **oas.problems(400, 404, 406, 503)},
+            openapi_extra={"parameters": [_param("period", "year | month (default) | day"),
+                                          _param("datetime", "a/b: the window (either end open with ..)")]})
 async def transitions(request: Request, collection_id: str) -> Response:
     """How many features entered each status per `period` (year|month|day, default month), from the audit
     history; `datetime=a/b` (either end open with ..) limits the window."""
