@@ -95,3 +95,14 @@ def test_readme_lines(live_server: Any, conn: psycopg.Connection) -> None:
     assert ns["gdf"].crs.to_epsg() == 9210
     assert len(ns["gdf"]) == conn.execute("SELECT count(*) FROM parcels WHERE status = 'leased'").fetchone()[0]
     assert ns["areas"]["count"].sum() == conn.execute("SELECT count(*) FROM growing_areas").fetchone()[0]
+
+
+def test_transitions_frame(live_server: Any, conn: psycopg.Connection) -> None:
+    df = Client(live_server.url, lang="en").transitions("growing_areas")
+    assert list(df.columns) == ["period", "to", "label", "count"]
+    n = conn.execute("SELECT count(*) FROM history WHERE layer = 'growing_areas' AND action IN ('insert', 'update') "
+                     "AND (action = 'insert' OR before->>'status' IS DISTINCT FROM after->>'status')").fetchone()[0]
+    assert int(df["count"].sum()) == n
+    with pytest.raises(DatsoError) as info:
+        Client(live_server.url, lang="en").transitions("growing_areas", period="week")
+    assert info.value.status == 400 and "period" in info.value.detail

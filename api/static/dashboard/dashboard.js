@@ -28,7 +28,7 @@
     cropsNote: "Hectares; one bar per crop, coloured by the status of the code.",
     codesTitle: "Growing-area codes granted and revoked per month",
     codesNote: "Granted: by valid-from date; revoked, suspended: from the change history.",
-    auctionsTitle: "Auction plots by status", auctionsNote: "Number of plots and area.",
+    auctionsTitle: "Auction plots by status", auctionsNote: "Plots by their current status.",
     pricesTitle: "Average auction result price by commune",
     pricesNote: "Million VND per m² (sum of result prices / sum of sold plot areas), against the starting price.",
     mapPricesTitle: "Map: result price per m² by commune", mapAreasTitle: "Map: active growing area by commune",
