@@ -44,7 +44,7 @@ lint: venv
 	@$(BIN)/ruff check .
 
 typecheck: venv
-	@$(BIN)/mypy $$(ls -d gis layers api tiles cli sample_data 2>/dev/null)
+	@$(BIN)/mypy $$(ls -d gis layers api tiles cli sample_data datso_client 2>/dev/null)
 
 # the import contracts of pyproject.toml [tool.importlinter]: cli -> api -> tiles -> layers -> gis, and inside layers
 imports: venv

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import accounts, errors, health, offload, security
+from api import accounts, aggregates, dashboard, errors, health, offload, security
 from api import admin as admin_api
 from api import epcis as epcis_api
 from api import features as features_api
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.include_router(admin_api.router)
     app.include_router(imagery_api.router)
     app.include_router(lookup_api.router)         # GET /lookup: what applies at a point
+    app.include_router(dashboard.router)         # /dashboard
     # Leaflet is vendored next to the Folium export that inlines it; served at the same URL as the rest
     app.mount("/static/vendor/leaflet", StaticFiles(directory=VENDOR_DIR / "leaflet"), name="leaflet")
     app.mount("/static", StaticFiles(directory=map_api.HERE / "static"), name="static")
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
 
     app.include_router(features_api.create_router(a))
     app.include_router(tiles_api.router)
+    app.include_router(aggregates.router)        # /collections/{id}/aggregate, /transitions
     app.include_router(accounts.router)          # /auth/login|logout|me, /admin/users
     app.include_router(epcis_api.router)         # POST /epcis/capture, GET /epcis/events (EPCIS 2.0)
     oas.install(app)   # response schemas for every route, no unused 422s

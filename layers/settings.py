@@ -114,6 +114,8 @@ class HttpSettings(BaseSettings):
     download_max_features: int = Field(default=1_000_000, ge=1, description="most features in one download "
                                        "(items?f=csv|gpkg|fgb|shp|kml, f=geojson&download=true); more: 413 "
                                        "with the matching count")
+    aggregate_max_groups: int = Field(default=5000, ge=1, description="most groups one /aggregate answers; more: "
+                                      "413 (narrow the selection or group by fewer fields)")
     cache_control: str = Field(default="public, max-age=60",
                                description="Cache-Control of features, metadata and pages (tiles: DATSO_TILE_CACHE_CONTROL)")
     max_body_bytes: int = Field(default=5_000_000, description="largest request body accepted by a write, in bytes")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -12,8 +13,9 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_runs(path: Path, sample_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notebook_runs(path: Path, sample_db: str, live_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", sample_db)
+    monkeypatch.setenv("DATSO_URL", live_server.url)     # the HTTP client's notebook (no database access)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3",
@@ -23,4 +25,4 @@ def test_notebook_runs(path: Path, sample_db: str, monkeypatch: pytest.MonkeyPat
 
 
 def test_notebooks_present() -> None:
-    assert len(NOTEBOOKS) >= 2
+    assert len(NOTEBOOKS) >= 3
