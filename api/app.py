@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import accounts, errors, health, offload, security
+from api import epcis as epcis_api
 from api import features as features_api
 from api import imagery as imagery_api
 from api import map as map_api
@@ -77,5 +78,6 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.include_router(features_api.create_router(a))
     app.include_router(tiles_api.router)
     app.include_router(accounts.router)          # /auth/login|logout|me, /admin/users
+    app.include_router(epcis_api.router)         # POST /epcis/capture, GET /epcis/events (EPCIS 2.0)
     oas.install(app)   # response schemas for every route, no unused 422s
     return app

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from layers.accounts.principal import ROLES
+from layers.accounts.principal import ALL_ROLES
 from layers.accounts.users import AccountError, create_user, disable_user, list_users, new_key, update_user
 from layers.store import connect
 
@@ -29,10 +29,13 @@ def _fail(exc: AccountError) -> typer.Exit:
 @app.command()
 def create(
     name: str = typer.Argument(..., help="user name, e.g. 'lan.nguyen'"),
-    role: str = typer.Option(..., "--role", help=" | ".join(ROLES)),
+    role: str = typer.Option(..., "--role", help=" | ".join(ALL_ROLES)),
     province: list[str] = typer.Option([], "--province", help="2-digit province code (2025 scheme), repeatable"),
     commune: list[str] = typer.Option([], "--commune", help="5-digit commune code narrowing the scope, repeatable"),
     national: bool = typer.Option(False, "--national", help="admins only: no province limit"),
+    area: list[str] = typer.Option([], "--area", help="producer: a growing-area code (PUC) they capture events "
+                                                       "for, repeatable"),
+    facility: list[str] = typer.Option([], "--facility", help="packer: a packing-house code (PHC), repeatable"),
     display_name: str | None = typer.Option(None, "--display-name", help="full name shown on the officer page"),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="read a sign-in password from stdin "
                                                                         "(first line); else keys only"),
@@ -42,7 +45,8 @@ def create(
     (`KEY=$(datso users create … | tail -1)`); only its hash is stored."""
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     try:
-        created = create_user(_dsn(db), name, role, province, commune, national, display_name, password)
+        created = create_user(_dsn(db), name, role, province, commune, national, display_name, password,
+                              areas=area, facilities=facility)
     except AccountError as exc:
         raise _fail(exc) from None
     u = created.user

@@ -208,8 +208,22 @@ class AccountSettings(BaseSettings):
                                                                                    "token, in minutes (not renewed)")
 
 
+class EpcisSettings(BaseSettings):
+    """EPCIS 2.0 capture and query (POST /epcis/capture, GET /epcis/events; layers/ingest/epcis.py)."""
+
+    model_config = _CONFIG
+
+    epcis_max_document_bytes: int = Field(default=20_000_000, ge=1024, description="largest EPCIS document "
+                                                                                   "captured, in bytes (413 above)")
+    epcis_max_events: int = Field(default=20_000, ge=1, description="most events in one captured document")
+    epcis_max_depth: int = Field(default=32, ge=4, le=512, description="deepest JSON nesting of a captured document")
+    epcis_max_list: int = Field(default=10_000, ge=1, description="most identifiers in one list of one event")
+    epcis_default_per_page: int = Field(default=100, ge=1, description="events per page of GET /epcis/events")
+    epcis_max_per_page: int = Field(default=1000, ge=1, description="largest perPage of GET /epcis/events")
+
+
 class ApiSettings(HttpSettings, SecuritySettings, RateLimitSettings, PoolSettings, FaultSettings, WriteSettings,
-                  AccountSettings):
+                  AccountSettings, EpcisSettings):
     """Everything the API reads, as one object per app (`create_app(api_settings=...)`)."""
 
     model_config = _CONFIG
@@ -365,7 +379,7 @@ def get_export_settings() -> ExportSettings:
 # In the order of the table; ApiSettings is documented through its parts.
 DOCUMENTED: tuple[type[BaseSettings], ...] = (
     Settings, HttpSettings, SecuritySettings, RateLimitSettings, PoolSettings, FaultSettings, WriteSettings,
-    AccountSettings, ServerSettings, FilterLimits, TileSettings, ImagerySettings, MapSettings, ExportSettings,
+    AccountSettings, EpcisSettings, ServerSettings, FilterLimits, TileSettings, ImagerySettings, MapSettings, ExportSettings,
 )
 
 

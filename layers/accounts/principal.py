@@ -32,7 +32,9 @@ from shapely.geometry.base import BaseGeometry
 from gis.errors import BilingualError
 from layers.catalog.registry import SCOPE_GEOMETRY, Layer, get_layer
 
-ROLES = ("officer", "admin")
+ROLES = ("officer", "admin")                      # may write layers (within their province scope)
+TRACE_ROLES = ("producer", "packer")              # may only capture EPCIS events at their own areas / houses
+ALL_ROLES = ROLES + TRACE_ROLES
 GEOMETRY = SCOPE_GEOMETRY      # the key of a row's geometry in the rows given to check_scope
 PROVINCE_SCHEME = "2025"
 
@@ -61,6 +63,8 @@ class Principal:
     national: bool = False
     display_name: str | None = None
     via: str = "key"                 # how they signed in: key | session | system
+    areas: frozenset[str] = frozenset()        # producer: growing-area codes they capture events for
+    facilities: frozenset[str] = frozenset()   # packer: packing-house codes they capture events for
 
     @property
     def actor(self) -> str:
@@ -74,6 +78,10 @@ class Principal:
     def scope_text(self, lang: str = "vi") -> str:
         if self.national:
             return "toàn quốc" if lang == "vi" else "national"
+        if self.role == "producer":
+            return ("vùng trồng " if lang == "vi" else "growing areas ") + ", ".join(sorted(self.areas))
+        if self.role == "packer":
+            return ("cơ sở đóng gói " if lang == "vi" else "packing houses ") + ", ".join(sorted(self.facilities))
         text = ("tỉnh " if lang == "vi" else "province ") + ", ".join(sorted(self.provinces))
         if self.communes:
             text += ("; xã " if lang == "vi" else "; communes ") + ", ".join(sorted(self.communes))
@@ -82,7 +90,9 @@ class Principal:
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "display_name": self.display_name, "role": self.role,
                 "scope": {"national": self.national, "provinces": sorted(self.provinces),
-                          "communes": sorted(self.communes)}}
+                          "communes": sorted(self.communes),
+                          **({"areas": sorted(self.areas)} if self.role == "producer" else {}),
+                          **({"facilities": sorted(self.facilities)} if self.role == "packer" else {})}}
 
     # the write seam calls these two through its protocol (layers.ingest.writes.Writer)
     def check_scope(self, conn: psycopg.Connection, layer: Layer, old_row: dict[str, Any] | None,
@@ -223,4 +233,4 @@ def check_scope(conn: psycopg.Connection, principal: Principal, layer: Layer, ol
             raise ScopeError(f"Không có quyền: {vi}", f"Forbidden: {en}", None, fname)
 
 
-__all__ = ["GEOMETRY", "ROLES", "Principal", "ScopeError", "check_scope", "rows_outside"]
+__all__ = ["ALL_ROLES", "GEOMETRY", "ROLES", "TRACE_ROLES", "Principal", "ScopeError", "check_scope", "rows_outside"]

@@ -26,7 +26,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from gis.errors import BilingualError
-from layers.accounts.principal import PROVINCE_SCHEME, ROLES, Principal
+from layers.accounts.principal import ALL_ROLES, PROVINCE_SCHEME, TRACE_ROLES, Principal
 from layers.store.connect import connect
 
 KEY_PREFIX = "datso_"
@@ -88,6 +88,8 @@ class User:
     created_at: dt.datetime | None = None
     disabled_at: dt.datetime | None = None
     keys: int = 0                                   # active keys
+    areas: tuple[str, ...] = ()                     # producer: growing-area codes
+    facilities: tuple[str, ...] = ()                # packer: packing-house codes
 
     @property
     def status(self) -> str:
@@ -96,7 +98,7 @@ class User:
     @property
     def principal(self) -> Principal:
         return Principal(self.name, self.role, frozenset(self.provinces), frozenset(self.communes), self.national,
-                         self.display_name)
+                         self.display_name, areas=frozenset(self.areas), facilities=frozenset(self.facilities))
 
     def scope_text(self, lang: str = "en") -> str:
         return self.principal.scope_text(lang)
@@ -104,7 +106,9 @@ class User:
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "display_name": self.display_name, "role": self.role,
                 "scope": {"national": self.national, "provinces": list(self.provinces),
-                          "communes": list(self.communes)},
+                          "communes": list(self.communes),
+                          **({"areas": list(self.areas)} if self.role == "producer" else {}),
+                          **({"facilities": list(self.facilities)} if self.role == "packer" else {})},
                 "status": self.status, "has_password": self.has_password, "active_keys": self.keys,
                 "created_at": self.created_at.isoformat() if self.created_at else None,
                 "disabled_at": self.disabled_at.isoformat() if self.disabled_at else None}
@@ -119,12 +123,13 @@ class Created:
 
 _USER_SQL = ("SELECT u.name, u.role, u.national, u.provinces, u.communes, u.display_name, "
              "u.password_hash IS NOT NULL, u.created_at, u.disabled_at, "
-             "(SELECT count(*) FROM api_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL) FROM users u ")
+             "(SELECT count(*) FROM api_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL), u.areas, "
+             "u.facilities FROM users u ")
 
 
 def _user(r: Sequence[Any]) -> User:
     return User(r[0], r[1], bool(r[2]), tuple(r[3] or ()), tuple(r[4] or ()), r[5], bool(r[6]), r[7], r[8],
-                int(r[9]))
+                int(r[9]), tuple(r[10] or ()), tuple(r[11] or ()))
 
 
 # -- validation ----------------------------------------------------------------------------------------------
@@ -138,9 +143,9 @@ def check_name(name: str) -> str:
 
 
 def check_role(role: str) -> str:
-    if role not in ROLES:
-        raise AccountError(f"Vai trò '{role}' không hợp lệ; dùng: {', '.join(ROLES)}",
-                           f"Unknown role '{role}'; use one of: {', '.join(ROLES)}", 422, "role")
+    if role not in ALL_ROLES:
+        raise AccountError(f"Vai trò '{role}' không hợp lệ; dùng: {', '.join(ALL_ROLES)}",
+                           f"Unknown role '{role}'; use one of: {', '.join(ALL_ROLES)}", 422, "role")
     return role
 
 
@@ -149,6 +154,29 @@ class Scope:
     national: bool = False
     provinces: tuple[str, ...] = ()
     communes: tuple[str, ...] = ()
+    areas: tuple[str, ...] = ()
+    facilities: tuple[str, ...] = ()
+
+
+def check_trace_scope(conn: psycopg.Connection, role: str, areas: Iterable[str], facilities: Iterable[str]
+                      ) -> Scope:
+    """A producer's growing-area codes or a packer's packing-house codes, each known to the database."""
+    codes = sorted({str(c).strip() for c in (areas if role == "producer" else facilities) if str(c).strip()})
+    other = [c for c in (facilities if role == "producer" else areas) if str(c).strip()]
+    fld, table = ("areas", "growing_areas") if role == "producer" else ("facilities", "packing_facilities")
+    opt = "--area" if role == "producer" else "--facility"
+    if other:
+        raise AccountError(f"Vai trò {role} không nhận {'--facility' if role == 'producer' else '--area'}",
+                           f"A {role} takes no {'--facility' if role == 'producer' else '--area'}", 422, fld)
+    if not codes:
+        raise AccountError(f"Cần ít nhất một mã ({opt})", f"At least one code is needed ({opt})", 422, fld)
+    known = {r[0] for r in conn.execute(f"SELECT code FROM {table} WHERE code = ANY(%s)",  # noqa: S608 - fixed names
+                                        [codes]).fetchall()}
+    missing = [c for c in codes if c not in known]
+    if missing:
+        raise AccountError(f"Không có mã {', '.join(missing)} trong {table}", f"No {', '.join(missing)} in {table}",
+                           422, fld)
+    return Scope(False, (), (), tuple(codes) if role == "producer" else (), tuple(codes) if role == "packer" else ())
 
 
 def check_scope_spec(conn: psycopg.Connection, role: str, provinces: Iterable[str], communes: Iterable[str],
@@ -236,19 +264,22 @@ def _user_row(conn: psycopg.Connection, name: str, lock: bool = False) -> tuple[
 
 
 def create_user(target: Target, name: str, role: str, provinces: Iterable[str] = (), communes: Iterable[str] = (),
-                national: bool = False, display_name: str | None = None, password: str | None = None) -> Created:
-    """Create a user with a first API key (named like the user) and return its secret (shown once)."""
+                national: bool = False, display_name: str | None = None, password: str | None = None,
+                areas: Iterable[str] = (), facilities: Iterable[str] = ()) -> Created:
+    """Create a user with a first API key (named like the user) and return its secret (shown once). A producer
+    is scoped by growing-area codes (`areas`), a packer by packing-house codes (`facilities`)."""
     name, role = check_name(name), check_role(role)
     pw_hash = _check_password(password) if password is not None else None
     with _connect(target) as conn:
-        scope = check_scope_spec(conn, role, provinces, communes, national)
+        scope = (check_trace_scope(conn, role, areas, facilities) if role in TRACE_ROLES
+                 else check_scope_spec(conn, role, provinces, communes, national))
         try:
             with conn.transaction():
                 uid = conn.execute(
-                    "INSERT INTO users (name, display_name, role, national, provinces, communes, password_hash) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    "INSERT INTO users (name, display_name, role, national, provinces, communes, password_hash, "
+                    "areas, facilities) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                     [name, (display_name or "").strip() or None, role, scope.national, list(scope.provinces),
-                     list(scope.communes), pw_hash]).fetchone()
+                     list(scope.communes), pw_hash, list(scope.areas), list(scope.facilities)]).fetchone()
         except psycopg.errors.UniqueViolation:
             raise AccountError(f"Đã có người dùng tên '{name}'", f"A user named '{name}' already exists", 409,
                                "name") from None
@@ -371,11 +402,12 @@ def logout(target: Target, token: str) -> bool:
 
 # the lookup of a bearer secret (an API key or a session token) to its active user, in one statement ($1: hash)
 LOOKUP_SQL = """
-SELECT u.name, u.role, u.national, u.provinces, u.communes, u.display_name, 'key' AS via
+SELECT u.name, u.role, u.national, u.provinces, u.communes, u.display_name, 'key' AS via, u.areas, u.facilities
 FROM api_keys k JOIN users u ON u.id = k.user_id
 WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.disabled_at IS NULL
 UNION ALL
-SELECT u.name, u.role, u.national, u.provinces, u.communes, u.display_name, 'session' AS via
+SELECT u.name, u.role, u.national, u.provinces, u.communes, u.display_name, 'session' AS via, u.areas,
+       u.facilities
 FROM user_sessions s JOIN users u ON u.id = s.user_id
 WHERE s.token_hash = $1 AND s.expires_at > now() AND u.disabled_at IS NULL
 LIMIT 1
@@ -385,7 +417,9 @@ LIMIT 1
 def principal_from_row(row: Any) -> Principal:
     """The Principal of a LOOKUP_SQL row (asyncpg Record or tuple)."""
     return Principal(name=row[0], role=row[1], national=bool(row[2]), provinces=frozenset(row[3] or ()),
-                     communes=frozenset(row[4] or ()), display_name=row[5], via=row[6])
+                     communes=frozenset(row[4] or ()), display_name=row[5], via=row[6],
+                     areas=frozenset(row[7] or ()) if len(row) > 7 else frozenset(),
+                     facilities=frozenset(row[8] or ()) if len(row) > 8 else frozenset())
 
 
 __all__ = ["LOOKUP_SQL", "AccountError", "Created", "User", "create_user", "disable_user", "get_user",

@@ -15,6 +15,7 @@ RULES: dict[str, tuple[str | None, str, str]] = {
     "validity": ("valid_to", "ngày hết hiệu lực phải sau ngày hiệu lực", "valid_to must be after valid_from"),
     "expiry_after_pack": ("expiry_date", "hạn sử dụng phải sau ngày đóng gói", "expiry_date must be after pack_date"),
     "gtin_digits": ("gtin", "GTIN phải có đúng 14 chữ số", "GTIN must be exactly 14 digits"),
+    "gln_digits": ("gln", "GLN phải có đúng 13 chữ số", "GLN must be exactly 13 digits"),
     "lot_ai10": ("lot_number", "số lô phải là 1–20 ký tự ASCII in được (GS1 AI 10)",
                  "lot_number must be 1-20 printable ASCII characters (GS1 AI 10)"),
     "action_required": ("action", "action bắt buộc, trừ TransformationEvent (không có action)",

@@ -241,6 +241,7 @@ class GrowingArea(Timestamps, Base):
     harvest_months: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default="{}")
     valid_from: Mapped[dt.date | None] = mapped_column(Date)
     valid_to: Mapped[dt.date | None] = mapped_column(Date)
+    gln: Mapped[str | None] = mapped_column(String(13), unique=True)   # GS1 GLN (AI 414) when it has one
     synthetic: Mapped[bool] = mapped_column(server_default="false")
     geom = geom_col("MULTIPOLYGON")
     geom_3857 = geom_3857_col("MULTIPOLYGON")
@@ -251,6 +252,7 @@ class GrowingArea(Timestamps, Base):
         CheckConstraint(_array_in("markets", vocab.MARKETS), name="markets"),
         CheckConstraint("area_m2 > 0", name="area_positive"),
         CheckConstraint("valid_to IS NULL OR valid_from IS NULL OR valid_to > valid_from", name="validity"),
+        CheckConstraint("gln ~ '^[0-9]{13}$'", name="gln_digits"),
         CheckConstraint(_not_in("status", vocab.GROWING_AREA_REASON_STATUSES) + " OR status_reason IS NOT NULL",
                         name="reason_required"),
         Index("ix_growing_areas_crop", "crop"),
@@ -272,6 +274,7 @@ class PackingFacility(Timestamps, Base):
     markets: Mapped[list[str]] = mapped_column(ARRAY(String(4)), server_default="{}")
     status: Mapped[str] = mapped_column(String(16), server_default="draft")
     capacity_t_per_day: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+    gln: Mapped[str | None] = mapped_column(String(13), unique=True)   # GS1 GLN (AI 414) when it has one
     synthetic: Mapped[bool] = mapped_column(server_default="false")
     geom = geom_col("GEOMETRY")
     geom_3857 = geom_3857_col("GEOMETRY")
@@ -279,6 +282,7 @@ class PackingFacility(Timestamps, Base):
         CheckConstraint(_in("status", vocab.FACILITY_STATUSES), name="status"),
         CheckConstraint(_array_in("markets", vocab.MARKETS), name="markets"),
         CheckConstraint("GeometryType(geom) IN ('POINT', 'POLYGON', 'MULTIPOLYGON')", name="geom_kind"),
+        CheckConstraint("gln ~ '^[0-9]{13}$'", name="gln_digits"),
         *spatial_checks("packing_facilities"),
     )
 
@@ -326,7 +330,7 @@ class TraceEvent(Base):
 
     __tablename__ = "trace_events"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    event_id: Mapped[str] = mapped_column(String(80), unique=True)
+    event_id: Mapped[str] = mapped_column(Text, unique=True)
     event_type: Mapped[str] = mapped_column(String(24))
     action: Mapped[str | None] = mapped_column(String(8))
     biz_step: Mapped[str | None] = mapped_column(String(40))
@@ -341,6 +345,21 @@ class TraceEvent(Base):
     output_epcs: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     quantity_list: Mapped[Any] = mapped_column(JSONB, server_default="[]")
     ilmd: Mapped[Any] = mapped_column(JSONB, server_default="{}")
+    # EPCIS 2.0 capture (revision 0009; layers/ingest/epcis.py): the rest of the event, and what makes
+    # re-capture idempotent. any_ids = every EPC, parentID and quantity class of the event (GIN: MATCH_any*).
+    parent_id: Mapped[str | None] = mapped_column(Text)
+    child_epcs: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    input_quantity_list: Mapped[Any] = mapped_column(JSONB, server_default="[]")
+    output_quantity_list: Mapped[Any] = mapped_column(JSONB, server_default="[]")
+    any_ids: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    biz_transaction_list: Mapped[Any] = mapped_column(JSONB, server_default="[]")
+    source_list: Mapped[Any] = mapped_column(JSONB, server_default="[]")
+    destination_list: Mapped[Any] = mapped_column(JSONB, server_default="[]")
+    sensor_element_list: Mapped[Any] = mapped_column(JSONB, server_default="[]")
+    raw: Mapped[Any | None] = mapped_column(JSONB)                      # the event as captured
+    content_hash: Mapped[str | None] = mapped_column(String(64))        # sha256 of the canonical event JSON
+    record_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    captured_by: Mapped[str | None] = mapped_column(Text)
     synthetic: Mapped[bool] = mapped_column(server_default="false")
     geom = geom_col("POINT", nullable=True)
     geom_3857 = geom_3857_col("POINT")
@@ -351,6 +370,13 @@ class TraceEvent(Base):
         CheckConstraint("event_timezone_offset ~ '^[+-][0-9]{2}:[0-9]{2}$'", name="tz_offset"),
         Index("ix_trace_events_lot_id", "lot_id"),
         Index("ix_trace_events_event_time", "event_time"),
+        Index("ix_trace_events_record_time", "record_time"),
+        Index("ix_trace_events_biz_step", "biz_step"),
+        Index("ix_trace_events_biz_location", "biz_location"),
+        Index("ix_trace_events_read_point", "read_point"),
+        Index("ix_trace_events_parent_id", "parent_id"),
+        *(Index(f"ix_trace_events_{c}", c, postgresql_using="gin")
+          for c in ("epc_list", "child_epcs", "input_epcs", "output_epcs", "any_ids")),
         *spatial_checks("trace_events", nullable=True),
     )
 
@@ -389,12 +415,15 @@ class User(Base):
     national: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     provinces: Mapped[list[str]] = mapped_column(ARRAY(String(2)), server_default=text("'{}'"))
     communes: Mapped[list[str]] = mapped_column(ARRAY(String(5)), server_default=text("'{}'"))
+    areas: Mapped[list[str]] = mapped_column(ARRAY(String(40)), server_default=text("'{}'"))       # producer
+    facilities: Mapped[list[str]] = mapped_column(ARRAY(String(40)), server_default=text("'{}'"))  # packer
     password_hash: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     __table_args__ = (
-        CheckConstraint(_in("role", ("officer", "admin")), name="role"),
-        CheckConstraint("national OR cardinality(provinces) >= 1", name="scope"),
+        CheckConstraint(_in("role", vocab.USER_ROLES), name="role"),
+        CheckConstraint("national OR cardinality(provinces) >= 1 OR (role = 'producer' AND cardinality(areas) >= 1)"
+                        " OR (role = 'packer' AND cardinality(facilities) >= 1)", name="scope"),
         CheckConstraint("char_length(name) BETWEEN 1 AND 100", name="name_length"),
     )
 
@@ -410,7 +439,7 @@ class ApiKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    __table_args__ = (CheckConstraint(_in("role", ("officer", "admin")), name="role"),)
+    __table_args__ = (CheckConstraint(_in("role", vocab.USER_ROLES), name="role"),)
 
 
 class UserSession(Base):

@@ -35,6 +35,28 @@ ADMIN_SCHEMES = ("2004", "2025")
 EPCIS_EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent",
                      "AssociationEvent")
 EPCIS_ACTIONS = ("ADD", "OBSERVE", "DELETE")
+USER_ROLES = ("officer", "admin", "producer", "packer")   # producer: own growing areas; packer: own houses
+# CBV 2.0 (GS1 Core Business Vocabulary, https://ref.gs1.org/cbv/): every business step and disposition.
+# Events carry the short name ("shipping") or the URI (https://ref.gs1.org/cbv/BizStep-shipping; the CBV 1.x
+# URN urn:epcglobal:cbv:bizstep:shipping too); datso stores the short name. No "harvesting": a harvest is
+# commissioning (ObjectEvent ADD, lot data in ILMD).
+CBV_BIZ_STEPS = (
+    "accepting", "arriving", "assembling", "collecting", "commissioning", "consigning", "creating_class_instance",
+    "cycle_counting", "decommissioning", "departing", "destroying", "disassembling", "dispensing", "encoding",
+    "entering_exiting", "holding", "inspecting", "installing", "killing", "loading", "other", "packing", "picking",
+    "receiving", "removing", "repackaging", "repairing", "replacing", "reserving", "retail_selling", "sampling",
+    "sensor_reporting", "shipping", "staging_outbound", "stock_taking", "stocking", "storing", "transporting",
+    "unloading", "unpacking", "void_shipping")
+CBV_DISPOSITIONS = (
+    "active", "available", "completeness_inferred", "completeness_verified", "conformant", "container_closed",
+    "container_open", "damaged", "destroyed", "dispensed", "disposed", "encoded", "expired", "in_progress",
+    "in_transit", "inactive", "mismatch_instance", "mismatch_class", "mismatch_quantity", "needs_replacement",
+    "no_pedigree_match", "non_conformant", "non_sellable_other", "partially_dispensed", "recalled", "reserved",
+    "retail_sold", "returned", "sellable_accessible", "sellable_not_accessible", "stolen", "unavailable",
+    "unknown")
+CBV_BIZ_TRANSACTION_TYPES = ("bol", "cert", "desadv", "inv", "pedigree", "po", "poc", "prodorder", "recadv", "rma",
+                             "testprd", "testres", "upevt")
+CBV_SOURCE_DEST_TYPES = ("owning_party", "possessing_party", "location")
 CROPS = {"coconut": "Dừa", "durian": "Sầu riêng", "pomelo": "Bưởi", "dragon_fruit": "Thanh long",
          "rice": "Lúa", "mango": "Xoài", "longan": "Nhãn", "rambutan": "Chôm chôm"}
 STANDARDS = ("VietGAP", "GlobalGAP", "Organic", "None")
