@@ -174,7 +174,10 @@ async def resolve_lot(request: Request, gtin: str, lot: str) -> Response:
     if want == "json":
         return _json(found, headers={"Link": link})
     lang = "en" if request.query_params.get("lang") == "en" else "vi"
-    html = render_page(found, lang, str(request.url.path))
+    places = [o["communeCode"] for o in found["origins"]] + [h["communeCode"] for h in found["packingHouses"]]
+    async with request.app.state.db.connection("read") as conn:
+        communes = await trace_.commune_shapes(conn, places)
+    html = render_page(found, lang, str(request.url.path), communes)
     return HTMLResponse(html, headers={"Cache-Control": "public, max-age=60", "Link": link,
                                        "Content-Language": lang, "Vary": "Accept"})
 
@@ -228,23 +231,28 @@ async def qr_label_dl(request: Request, gtin: str, lot: str, fmt: str) -> Respon
 
 # -- the page ------------------------------------------------------------------------------------------------------
 
-def origin_svg(origins: list[dict[str, Any]], houses: list[dict[str, Any]], w: int = 320, h: int = 200) -> Markup:
-    """A small inline SVG map: origin areas (numbered, red when the code was not valid at harvest) and packing
-    houses (squares), in a local equirectangular projection. No map library, no tiles."""
-    rings: list[tuple[int, dict[str, Any], list[list[tuple[float, float]]]]] = []
-    for i, o in enumerate(origins, 1):
-        g = o.get("geometry") or {}
-        polys = g.get("coordinates", []) if g.get("type") == "MultiPolygon" else [g.get("coordinates", [])]
-        rings.append((i, o, [[(float(x), float(y)) for x, y, *_ in p[0]] for p in polys if p]))
+def _rings(geometry: dict[str, Any] | None) -> list[list[tuple[float, float]]]:
+    g = geometry or {}
+    polys = g.get("coordinates", []) if g.get("type") == "MultiPolygon" else [g.get("coordinates", [])]
+    return [[(float(x), float(y)) for x, y, *_ in p[0]] for p in polys if p]
+
+
+def origin_svg(origins: list[dict[str, Any]], houses: list[dict[str, Any]],
+               communes: list[dict[str, Any]] | None = None, w: int = 320, h: int = 220) -> Markup:
+    """A small inline SVG map: today's communes around (grey, for context), origin areas (numbered; red when the
+    code was suspended/revoked at harvest, orange when otherwise not valid) and packing houses (blue squares),
+    in a local equirectangular projection. No map library, no tiles."""
+    rings = [(i, o, _rings(o.get("geometry"))) for i, o in enumerate(origins, 1)]
+    context = [r for c in communes or [] for r in _rings(c.get("geometry"))]
     pts = [(float(hh["point"][0]), float(hh["point"][1])) for hh in houses if hh.get("point")]
-    allxy = [xy for _, _, rs in rings for r in rs for xy in r] + pts
+    allxy = [xy for _, _, rs in rings for r in rs for xy in r] + pts + [xy for r in context for xy in r]
     if not allxy:
         return Markup("")
     x0, x1 = min(x for x, _ in allxy), max(x for x, _ in allxy)
     y0, y1 = min(y for _, y in allxy), max(y for _, y in allxy)
     k = math.cos(math.radians((y0 + y1) / 2))
     span = max((x1 - x0) * k, y1 - y0, 0.004)
-    pad = 22.0
+    pad = 14.0
     s = min((w - 2 * pad) / max((x1 - x0) * k, span * 0.2), (h - 2 * pad) / max(y1 - y0, span * 0.2))
     ox = (w - (x1 - x0) * k * s) / 2
     oy = (h - (y1 - y0) * s) / 2
@@ -254,6 +262,9 @@ def origin_svg(origins: list[dict[str, Any]], houses: list[dict[str, Any]], w: i
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" class="map">',
            f'<rect width="{w}" height="{h}" fill="#eef3ea"/>']
+    for r in context:
+        d = " ".join(f"{a},{b}" for a, b in (px(x, y) for x, y in r))
+        out.append(f'<polygon points="{d}" fill="#fff" fill-opacity="0.6" stroke="#9e9e9e" stroke-width="0.8"/>')
     for i, o, rs in rings:
         bad = not o.get("validAtHarvest")
         colour = "#c62828" if o.get("warning") else "#ef6c00" if bad else "#2e7d32"
@@ -288,7 +299,7 @@ def _date_vn(iso: str | None) -> str:
     return f"{iso[8:10]}/{iso[5:7]}/{iso[0:4]}" if iso else ""
 
 
-def render_page(found: dict[str, Any], lang: str, path: str) -> str:
+def render_page(found: dict[str, Any], lang: str, path: str, communes: list[dict[str, Any]] | None = None) -> str:
     vi = lang == "vi"
     lot = found["lot"]
     names = {h["location"]: h["name"] for h in found["packingHouses"]}
@@ -315,7 +326,7 @@ def render_page(found: dict[str, Any], lang: str, path: str) -> str:
     tmpl = _TEMPLATES.get_template("trace_page.html")
     return tmpl.render(vi=vi, lang=lang, lot=lot, origins=origins, houses=found["packingHouses"],
                        timeline=timeline, cooperatives=cooperatives, map=origin_svg(found["origins"],
-                                                                                   found["packingHouses"]),
+                                                                                   found["packingHouses"], communes),
                        warning=found["warning"], other=path + ("?lang=en" if vi else "?lang=vi"),
                        pack=_date_vn(lot.get("packDate")), harvest=_date_vn(lot.get("harvestDate")),
                        expiry=_date_vn(lot.get("expiryDate")), qr=f"/qr{path}.svg")

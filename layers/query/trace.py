@@ -108,6 +108,11 @@ SELECT code, name, owner, address, status, gln, commune_code,
 FROM packing_facilities WHERE code = ANY($1::text[]) OR gln = ANY($2::text[])
 """
 
+COMMUNES_SQL = """
+SELECT code, name, ST_AsGeoJSON(ST_SimplifyPreserveTopology(geom, 0.0004), 5) AS shape
+FROM admin_units WHERE level = 'commune' AND code = ANY($1::text[]) AND valid_to IS NULL
+"""
+
 AREA_NAMES_SQL = "SELECT code, owner, gln FROM growing_areas WHERE code = ANY($1::text[]) OR gln = ANY($2::text[])"
 
 
@@ -308,3 +313,9 @@ async def chain(conn: Any, key: LotKey, depth: int, max_events: int = 500) -> di
             "back": nodes["back"], "forward": nodes["forward"], "origins": origins, "packingHouses": houses,
             "events": out_events, "eventsTruncated": len(events) >= max_events,
             "warning": any(o["warning"] for o in origins)}
+
+
+async def commune_shapes(conn: Any, codes: list[str]) -> list[dict[str, Any]]:
+    """Today's communes (simplified) around a trace's places: the context of the origin map."""
+    rows = await conn.fetch(COMMUNES_SQL, sorted(set(codes))) if codes else []
+    return [{"code": r["code"], "name": r["name"], "geometry": orjson.loads(r["shape"])} for r in rows if r["shape"]]
