@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import io
 import math
-from pathlib import Path
-from typing import Any
+from pathlib import Path as FilePath
+from typing import Any, Literal
 from urllib.parse import quote
 
 import orjson
 import segno
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
@@ -35,7 +35,7 @@ from layers.settings import ApiSettings
 from layers.store import vocab
 
 router = APIRouter(tags=["Traceability"])
-_TEMPLATES = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
+_TEMPLATES = Environment(loader=FileSystemLoader(str(FilePath(__file__).parent / "templates")),
                          autoescape=select_autoescape(["html"]))
 LINKSET = "application/linkset+json"
 GS1_VOC = "https://gs1.org/voc/"
@@ -54,6 +54,25 @@ STEPS = {  # (event type, bizStep) → (vi, en)
     ("ObjectEvent", "inspecting"): ("Kiểm tra", "Inspected"), ("ObjectEvent", "storing"): ("Lưu kho", "Stored"),
 }
 CERT_VI = {"Organic": "Hữu cơ (Organic)"}
+GTIN_PATTERN = "^([0-9]{8}|[0-9]{12,14})$"
+LOT_PATTERN = "^[!-~]{1,20}$"
+GtinPath = Path(pattern=GTIN_PATTERN, description="GTIN (AI 01), 8/12/13/14 digits with its check digit")
+LotPath = Path(pattern=LOT_PATTERN, description="lot/batch number (AI 10), 1–20 characters")
+
+_OBJ = {"type": "object"}
+_ARR = {"type": "array", "items": _OBJ}
+TRACE_SCHEMA = {"type": "object", "required": ["lot", "depth", "back", "forward", "origins", "packingHouses",
+                                               "events", "warning"],
+                "properties": {"lot": _OBJ, "depth": {"type": "integer"}, "complete": {"type": "boolean"},
+                               "back": _ARR, "forward": _ARR, "origins": _ARR, "packingHouses": _ARR, "events": _ARR,
+                               "eventsTruncated": {"type": "boolean"}, "warning": {"type": "boolean"}}}
+LINKSET_SCHEMA = {"type": "object", "required": ["linkset"], "properties": {"linkset": {
+    "type": "array", "items": {"type": "object", "required": ["anchor"], "properties": {"anchor": {"type": "string"}}}}}}
+PRODUCT_SCHEMA = {"type": "object", "required": ["gtin", "lots"], "properties": {
+    "gtin": {"type": "string"}, "product": {"type": "string"}, "digitalLink": {"type": "string"}, "lots": _ARR}}
+_IMAGE: dict[int | str, dict[str, Any]] = {200: {"description": "The QR code", "content": {"image/svg+xml": {"schema": {"type": "string"}},
+                                                           "image/png": {"schema": {"type": "string",
+                                                                                    "format": "binary"}}}}}
 
 
 # -- identifiers ----------------------------------------------------------------------------------------------
@@ -121,11 +140,13 @@ def _json(body: Any, media: str = "application/json", headers: dict[str, str] | 
 # -- routes -------------------------------------------------------------------------------------------------------
 
 @router.get("/trace/{lot}", summary="Trace a lot: one step back and one step forward (transitively on request)",
-            responses={**oas.problems(400, 404, 429, 503)})
-async def trace_lot(request: Request, lot: str,
-                    gtin: str | None = Query(None, description="GTIN of the lot (needed when the lot number is "
-                                                               "used by several products)"),
-                    depth: int | None = Query(None, ge=1, description="steps back and forward (default 1)"),
+            responses={**oas.ok_json(TRACE_SCHEMA, "The trace chain"), **oas.problems(400, 404, 429, 503)})
+async def trace_lot(request: Request, lot: str = LotPath,
+                    gtin: str | None = Query(None, pattern=GTIN_PATTERN, description="GTIN of the lot (needed when "
+                                                                                     "the lot number is used by "
+                                                                                     "several products)"),
+                    depth: int | None = Query(None, ge=1, le=32, description="steps back and forward (default 1; "
+                                                                             "at most DATSO_TRACE_MAX_DEPTH)"),
                     all: bool = Query(False, description="the whole chain (up to DATSO_TRACE_MAX_DEPTH steps)"),
                     ) -> Response:
     g = check_gtin(gtin) if gtin is not None else None
@@ -163,8 +184,12 @@ def _linkset(request: Request, gtin: str, lot: str | None, product: str | None) 
 
 @router.get("/01/{gtin}/10/{lot}", summary="GS1 Digital Link resolver: the lot's trace page, linkset or JSON",
             responses={200: {"description": "Trace page (text/html), linkset (application/linkset+json) or the "
-                                            "trace (application/json)"}, **oas.problems(400, 404, 429, 503)})
-async def resolve_lot(request: Request, gtin: str, lot: str) -> Response:
+                                            "trace (application/json)",
+                             "content": {"text/html": {"schema": {"type": "string"}},
+                                         LINKSET: {"schema": LINKSET_SCHEMA},
+                                         "application/json": {"schema": TRACE_SCHEMA}}},
+                       **oas.problems(400, 404, 429, 503)})
+async def resolve_lot(request: Request, gtin: str = GtinPath, lot: str = LotPath) -> Response:
     g, lo = check_gtin(gtin), check_lot(lot)
     want = _wants(request)
     found = await _chain(request, g, lo, _settings(request).trace_max_depth)
@@ -183,8 +208,11 @@ async def resolve_lot(request: Request, gtin: str, lot: str) -> Response:
 
 
 @router.get("/01/{gtin}", summary="GS1 Digital Link resolver: a product (its lots)",
-            responses={**oas.problems(400, 404, 429, 503)})
-async def resolve_product(request: Request, gtin: str) -> Response:
+            responses={200: {"description": "The product's linkset (application/linkset+json) or its lots (JSON)",
+                             "content": {LINKSET: {"schema": LINKSET_SCHEMA},
+                                         "application/json": {"schema": PRODUCT_SCHEMA}}},
+                       **oas.problems(400, 404, 429, 503)})
+async def resolve_product(request: Request, gtin: str = GtinPath) -> Response:
     g = check_gtin(gtin)
     async with request.app.state.db.connection("read") as conn:
         rows = await conn.fetch("SELECT lot_number, product, pack_date, harvest_date FROM trace_lots WHERE gtin = $1 "
@@ -218,14 +246,16 @@ async def _qr(request: Request, gtin: str, lot: str, fmt: str) -> Response:
 
 
 @router.get("/qr/01/{gtin}/10/{lot}.{fmt}", summary="QR label (SVG or PNG) carrying the lot's Digital Link URI",
-            responses={200: {"content": {"image/svg+xml": {}, "image/png": {}}}, **oas.problems(400, 404, 429)})
-async def qr_label(request: Request, gtin: str, lot: str, fmt: str) -> Response:
+            responses={**_IMAGE, **oas.problems(400, 404, 429, 503)})
+async def qr_label(request: Request, gtin: str = GtinPath, lot: str = LotPath,
+                   fmt: Literal["svg", "png"] = Path(description="svg or png")) -> Response:
     return await _qr(request, gtin, lot, fmt)
 
 
 @router.get("/01/{gtin}/10/{lot}/qr.{fmt}", summary="QR label (SVG or PNG) of the lot (Digital Link path form)",
-            responses={200: {"content": {"image/svg+xml": {}, "image/png": {}}}, **oas.problems(400, 404, 429)})
-async def qr_label_dl(request: Request, gtin: str, lot: str, fmt: str) -> Response:
+            responses={**_IMAGE, **oas.problems(400, 404, 429, 503)})
+async def qr_label_dl(request: Request, gtin: str = GtinPath, lot: str = LotPath,
+                      fmt: Literal["svg", "png"] = Path(description="svg or png")) -> Response:
     return await _qr(request, gtin, lot, fmt)
 
 

@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import random
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -55,7 +56,7 @@ def _capture(dsn: str, events: list[dict[str, Any]]) -> None:
 
 
 @pytest.fixture(scope="module")
-def story(sample_db: str) -> dict[str, Any]:
+def story(sample_db: str) -> Iterator[dict[str, Any]]:
     """Captured through EPCIS: two harvest lots from two areas of one crop (active and valid on DAY) →
     a TransformationEvent at an active packing house → one packed lot → an AggregationEvent onto an SSCC →
     shipping the SSCC."""
@@ -91,8 +92,17 @@ def story(sample_db: str) -> dict[str, Any]:
          "disposition": "in_transit", "readPoint": fac, "bizLocation": fac,
          "epcList": [f"https://id.gs1.org/00/{sscc}"]},
     ])
-    return {"gtin": g, "h1": h1, "h2": h2, "p": p, "u1": u1, "u2": u2, "up": up, "a1": a1, "a2": a2,
-            "house": house, "crop": crop, "sscc": f"https://id.gs1.org/00/{sscc}"}
+    made: dict[str, Any] = {"gtin": g, "h1": h1, "h2": h2, "p": p, "u1": u1, "u2": u2, "up": up, "a1": a1,
+                            "a2": a2, "house": house, "crop": crop, "sscc": f"https://id.gs1.org/00/{sscc}",
+                            "areas": []}
+    yield made
+    # leave the shared sample as it was (other modules count and label its rows)
+    with psycopg.connect(sample_db) as c:
+        c.execute("SET LOCAL datso.audit = 'off'")
+        c.execute("DELETE FROM trace_events WHERE any_ids && %s::text[] OR lot_id IN "
+                  "(SELECT id FROM trace_lots WHERE gtin = %s)", ([made["sscc"]], g))
+        c.execute("DELETE FROM trace_lots WHERE gtin = %s", (g,))
+        c.execute("DELETE FROM growing_areas WHERE code = ANY(%s)", (made["areas"],))
 
 
 def _ids(nodes: list[dict[str, Any]]) -> dict[str, int]:
@@ -152,8 +162,10 @@ def test_aggregation_chain_to_sscc_matches_sql(client: TestClient, conn: psycopg
 
 def test_depth_bounds_and_identifier_errors(client: TestClient, story: dict[str, Any]) -> None:
     g, lot = story["gtin"], story["p"]
-    r = client.get(f"/trace/{lot}", params={"gtin": g, "depth": 99})
+    r = client.get(f"/trace/{lot}", params={"gtin": g, "depth": 20})      # above DATSO_TRACE_MAX_DEPTH (8)
     assert r.status_code == 400 and r.json()["parameter"] == "depth"
+    r = client.get(f"/trace/{lot}", params={"gtin": g, "depth": 99})      # above the schema's bound
+    assert r.status_code == 400 and "depth" in r.text
     bad = g[:-1] + str((int(g[-1]) + 1) % 10)
     for url in (f"/01/{bad}/10/{lot}", f"/trace/{lot}?gtin={bad}", f"/qr/01/{bad}/10/{lot}.png", f"/01/{bad}"):
         r = client.get(url, headers={"Accept": "application/json", "Accept-Language": "en"})
@@ -161,7 +173,9 @@ def test_depth_bounds_and_identifier_errors(client: TestClient, story: dict[str,
         assert r.headers["content-type"].startswith("application/problem+json")
         assert "check digit" in r.json()["detail"] and r.json()["parameter"] == "gtin"
     r = client.get(f"/01/{g}/10/{lot}x{'y' * 20}", headers={"Accept": "application/json"})
-    assert r.status_code == 400 and r.json()["parameter"] == "lot"          # longer than AI 10's 20 characters
+    assert r.status_code == 400 and r.json()["errors"][0]["loc"] == ["path", "lot"]  # longer than AI 10's 20
+    r = client.get(f"/01/{g}/10/L%23X", headers={"Accept": "application/json"})       # '#' is not in AI 10's set
+    assert r.status_code == 400 and r.json()["parameter"] == "lot"
     for url in (f"/01/{g}/10/NO-SUCH-LOT", "/trace/NO-SUCH-LOT", f"/qr/01/{g}/10/NO-SUCH-LOT.svg"):
         r = client.get(url, headers={"Accept": "application/json"})
         assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json"), url
@@ -194,6 +208,7 @@ def test_status_on_harvest_date_comes_from_history(client: TestClient, sample_db
     """An area active when the first lot was harvested and revoked before the second: the first lot's code was
     valid (and its page has no warning though the area is revoked today), the second shows the warning."""
     code = _uid("VN-86-T-")
+    story["areas"].append(code)
     with psycopg.connect(sample_db) as c:
         c.execute("SET LOCAL datso.audit = 'off'")
         aid = c.execute(

@@ -73,11 +73,15 @@ SELECT l.gtin, l.lot_number, l.product, l.producer, l.quantity, l.unit, l.origin
 FROM unnest($1::text[], $2::text[]) AS k(gtin, lot) JOIN trace_lots l ON l.gtin = k.gtin AND l.lot_number = k.lot
 """
 
+# MATERIALIZED: the GIN lookup first, then the sort (with ORDER BY … LIMIT alone the planner may walk the
+# event_time index through the whole table, filtering on any_ids)
 EVENTS_SQL = """
-SELECT event_id, event_type, action, biz_step, disposition, event_time, event_timezone_offset, read_point,
-       biz_location, epc_list, parent_id, child_epcs, input_epcs, output_epcs, quantity_list,
-       input_quantity_list, output_quantity_list, ilmd
-FROM trace_events WHERE any_ids && $1::text[] ORDER BY event_time, id LIMIT $2
+WITH hit AS MATERIALIZED (
+  SELECT id, event_id, event_type, action, biz_step, disposition, event_time, event_timezone_offset, read_point,
+         biz_location, epc_list, parent_id, child_epcs, input_epcs, output_epcs, quantity_list,
+         input_quantity_list, output_quantity_list, ilmd
+  FROM trace_events WHERE any_ids && $1::text[])
+SELECT * FROM hit ORDER BY event_time, id LIMIT $2
 """
 
 # each origin code with the day it was harvested there → the area's state on that day
