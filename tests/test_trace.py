@@ -376,3 +376,18 @@ def test_sample_chains_are_coherent(conn: psycopg.Connection) -> None:
         "SELECT count(*) FROM trace_lots l JOIN packing_facilities f ON f.code = l.packing_facility_code "
         "WHERE l.synthetic AND (f.status <> 'active' OR l.pack_date < l.harvest_date)").fetchone()[0]
     assert order == 0
+
+
+def test_public_lookups_are_rate_limited(settings: Any, sample_db: str, story: dict[str, Any]) -> None:
+    from api.app import create_app
+    from layers.settings import ApiSettings
+
+    g, lot = story["gtin"], story["p"]
+    app = create_app(settings=settings, api_settings=ApiSettings(rate_limit_trace="3/minute"), dsn=sample_db)
+    with TestClient(app) as c:
+        urls = [f"/trace/{lot}?gtin={g}", f"/01/{g}/10/{lot}", f"/qr/01/{g}/10/{lot}.svg"]
+        assert [c.get(u).status_code for u in urls] == [200, 200, 200]
+        r = c.get(f"/01/{g}/10/{lot}", headers={"Accept": "application/json"})
+        assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 60
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert c.get("/collections").status_code == 200                 # other paths are not counted
