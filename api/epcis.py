@@ -55,6 +55,7 @@ _QUERY_DOCUMENT = {"type": "object", "required": ["@context", "type", "epcisBody
         "queryName": _STR, "resultsBody": {"type": "object", "properties": {
             "eventList": {"type": "array", "items": {"type": "object"}}}}}}}}}}
 
+
 def limits(settings: ApiSettings) -> capture_.CaptureLimits:
     return capture_.CaptureLimits(settings.epcis_max_document_bytes, settings.epcis_max_events,
                                   settings.epcis_max_depth, settings.epcis_max_list)

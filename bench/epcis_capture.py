@@ -3,9 +3,9 @@ arrival over the sample province's areas and packing houses) captured with `laye
 a scratch database with the small sample loaded; prints events/s for the first capture (everything new, lots
 created) and for the re-capture (every event a duplicate).
 
-    .venv/bin/python bench/epcis_capture.py [--n 5000] [--db bench_epcis] [--as-packer] [--keep]
+    .venv/bin/python bench/epcis_capture.py [--n 5000] [--db bench_epcis] [--scoped] [--keep]
 
-`--as-packer` captures as a national admin principal created for the run (scope checks on, like the API);
+`--scoped` captures as an officer of province 86 created for the run (scope checks on, like the API);
 default: the operator (no scope). The scratch database is dropped afterwards unless --keep.
 """
 
@@ -78,7 +78,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--db", default="bench_epcis")
-    ap.add_argument("--as-packer", action="store_true", help="capture as a scoped admin principal (scope checks)")
+    ap.add_argument("--scoped", action="store_true", help="capture as a province officer (scope checks on)")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     from sample_data.generate import load_sample
@@ -93,7 +93,7 @@ def main() -> int:
     dsn = s.dsn()
     load_sample(dsn, size="small", seed=7, force=True)
     sender = None
-    if args.as_packer:
+    if args.scoped:
         create_user(dsn, "bench-officer", "officer", provinces=["86"])
         sender = principal_for(dsn, "bench-officer")
     doc = document(dsn, args.n)

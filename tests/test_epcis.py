@@ -560,3 +560,60 @@ def test_identifiers_convert_both_ways() -> None:
     assert gs1.expiry("250200").isoformat() == "2025-02-28"
     with pytest.raises(gs1.IdentifierError):
         gs1.expiry("251301")
+
+
+def test_a_house_with_a_gln_is_found_by_it_and_stored_under_it(client: TestClient, sample_db: str,
+                                                               keys: dict[str, str], places: dict[str, Any]) -> None:
+    rng = random.Random()
+    gln = _check("893" + "".join(rng.choice("0123456789") for _ in range(9)))
+    fac = places["fac_b"]
+    with psycopg.connect(sample_db) as c:
+        c.execute("UPDATE packing_facilities SET gln = %s WHERE code = %s", [gln, fac])
+    try:
+        sscc = "https://id.gs1.org/00/" + new_sscc(rng)
+        sgln = f"urn:epc:id:sgln:{gln[:7]}.{gln[7:12]}.0"
+
+        def shipping(where: str) -> dict[str, Any]:
+            return {"type": "ObjectEvent", "eventID": f"urn:uuid:{uuid.uuid4()}", "action": "OBSERVE",
+                    "eventTime": "2025-07-01T08:00:00+07:00", "eventTimeZoneOffset": "+07:00",
+                    "bizStep": "shipping", "bizLocation": {"id": where}, "epcList": [sscc]}
+
+        doc = {"type": "EPCISDocument", "schemaVersion": "2.0",
+               "epcisBody": {"eventList": [shipping(sgln), shipping(f"urn:datso:loc:packing_facility:{fac}")]}}
+        r = client.post("/epcis/capture", content=json.dumps(doc).encode(), headers=auth(keys["packer_a"]))
+        assert r.status_code == 403 and fac in r.json()["detail"]
+        r = client.post("/epcis/capture", content=json.dumps(doc).encode(), headers=auth(keys["packer_b"]))
+        assert r.status_code == 201, r.text
+        with psycopg.connect(sample_db) as c:
+            places_stored = c.execute("SELECT DISTINCT biz_location FROM trace_events WHERE event_id = ANY(%s)",
+                                      [ids_of(doc)]).fetchall()
+        assert places_stored == [(f"https://id.gs1.org/414/{gln}",)]
+        for name in (f"urn:datso:loc:packing_facility:{fac}", sgln, f"https://id.gs1.org/414/{gln}"):
+            got = [e["eventID"] for e in _all(client, {"EQ_bizLocation": name, "MATCH_epc": sscc})]
+            assert got == ids_of(doc), name
+    finally:
+        with psycopg.connect(sample_db) as c:
+            c.execute("UPDATE packing_facilities SET gln = NULL WHERE code = %s", [fac])
+
+
+def test_an_officer_captures_in_their_province(client: TestClient, sample_db: str, places: dict[str, Any]) -> None:
+    key = create_user(sample_db, uid("epcis-officer-"), "officer", provinces=["86"]).key
+    doc = chain(places)
+    r = client.post("/epcis/capture", content=body(doc), headers=auth(key))
+    assert r.status_code == 201, r.text
+    assert stored(sample_db, ids_of(doc)) == 6
+
+
+def test_an_event_id_twice_in_one_document(client: TestClient, sample_db: str, keys: dict[str, str],
+                                           places: dict[str, Any]) -> None:
+    doc = chain(places)
+    evs = doc["epcisBody"]["eventList"]
+    evs.append(copy.deepcopy(evs[3]))                      # the same event again: stored once
+    r = client.post("/epcis/capture", content=body(doc), headers=auth(keys["admin"]))
+    assert r.status_code == 201 and r.json()["stored"] == 6 and r.json()["duplicates"] == 1
+    doc2 = chain(places)
+    evs = doc2["epcisBody"]["eventList"]
+    evs.append({**copy.deepcopy(evs[3]), "disposition": "damaged"})   # same eventID, other content: refused
+    r = client.post("/epcis/capture", content=body(doc2), headers=auth(keys["admin"]))
+    assert r.status_code == 409 and r.json()["errors"][0]["index"] == 6
+    assert stored(sample_db, ids_of(doc2)) == 0

@@ -797,6 +797,14 @@ def _create_lots(conn: psycopg.Connection, events: list[Event], locations: dict[
     return {gs1.lot_uri(g, lt): int(i) for i, g, lt in got}
 
 
+def _place(uri: str | None, locations: dict[str, Location]) -> str | None:
+    """A location as stored: the area's / house's own URI (its GLN when it has one, else its datso URI), so one
+    place has one name whichever form the sender used; a GLN with an extension (a sub-location) stays as sent."""
+    if uri is None or uri not in locations or _ident(uri).extension:
+        return uri
+    return locations[uri].uri
+
+
 def _j(v: Any) -> str:
     return orjson.dumps(v).decode()
 
@@ -819,7 +827,8 @@ def store_events(conn: psycopg.Connection, events: list[Event], locations: dict[
             lots = e.lot_classes()
             # jsonb columns as JSON text (orjson), which COPY's text format hands to jsonb_in
             cp.write_row((e.event_id, e.event_type, e.action, e.biz_step, e.disposition, e.event_time, e.offset,
-                          e.read_point, e.biz_location, lot_ids.get(lots[0]) if lots else None, e.epc_list,
+                          _place(e.read_point, locations), _place(e.biz_location, locations),
+                          lot_ids.get(lots[0]) if lots else None, e.epc_list,
                           e.parent_id, e.child_epcs, e.input_epcs, e.output_epcs, _j(e.quantity_list),
                           _j(e.input_quantity_list), _j(e.output_quantity_list), e.any_ids, _j(e.ilmd),
                           _j(e.biz_transaction_list), _j(e.source_list), _j(e.destination_list),

@@ -111,6 +111,15 @@ def _ids(name: str, values: list[str], want: str) -> list[str]:
     return out
 
 
+_OTHER_NAME = ("SELECT 'urn:datso:loc:growing_area:' || code FROM growing_areas WHERE gln = ANY(?::text[]) "
+               "UNION ALL SELECT 'urn:datso:loc:packing_facility:' || code FROM packing_facilities "
+               "WHERE gln = ANY(?::text[]) "
+               "UNION ALL SELECT 'https://id.gs1.org/414/' || gln FROM growing_areas WHERE gln IS NOT NULL "
+               "AND code = ANY(?::text[]) "
+               "UNION ALL SELECT 'https://id.gs1.org/414/' || gln FROM packing_facilities WHERE gln IS NOT NULL "
+               "AND code = ANY(?::text[])")
+
+
 def parse_query(params: Mapping[str, Sequence[str]], default_per_page: int = 100,
                 max_per_page: int = 1000) -> EventQuery:
     """Query parameters (name → values, as from a query string) → an EventQuery; QueryParameterError when bad."""
@@ -144,7 +153,12 @@ def parse_query(params: Mapping[str, Sequence[str]], default_per_page: int = 100
         q.add("event_id = ANY(?::text[])", _values(params, "EQ_eventID"))
     for name, col in (("EQ_bizLocation", "biz_location"), ("EQ_readPoint", "read_point")):
         if name in params:
-            q.add(f"{col} = ANY(?::text[])", _ids(name, _values(params, name), "location"))
+            # a place answers to both its names (its GLN when it has one, and its datso URI)
+            locs = [gs1.parse_uri(u) for u in _ids(name, _values(params, name), "location")]
+            glns = [i.gln for i in locs if i.gln and not i.extension]
+            q.add(f"{col} = ANY(?::text[] || ARRAY(" + _OTHER_NAME + "))", [i.uri for i in locs], glns, glns,
+                  [i.code for i in locs if i.kind == "growing_area"],
+                  [i.code for i in locs if i.kind == "packing_facility"])
     for name, (col, want) in EPC_PARAMS.items():
         if name not in params:
             continue
