@@ -20,6 +20,7 @@ from api import lookup as lookup_api
 from api import map as map_api
 from api import openapi as oas
 from api import tiles as tiles_api
+from api import trace as trace_api
 from api.db import Database
 from api.head import HeadAndOptions
 from layers.ingest.writes import WritePool
@@ -85,5 +86,6 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.include_router(aggregates.router)        # /collections/{id}/aggregate, /transitions
     app.include_router(accounts.router)          # /auth/login|logout|me, /admin/users
     app.include_router(epcis_api.router)         # POST /epcis/capture, GET /epcis/events (EPCIS 2.0)
+    app.include_router(trace_api.router)         # /trace/{lot}, /01/{gtin}/10/{lot} (Digital Link), /qr/… (public)
     oas.install(app)   # response schemas for every route, no unused 422s
     return app

@@ -288,7 +288,8 @@ class RateLimits:
         self.limiter = Limiter(key_func=get_remote_address, storage_uri=a.rate_limit_storage_uri,
                                strategy="moving-window", enabled=a.rate_limit_enabled, key_prefix="datso")
         self.items = {"auth": parse_many(a.rate_limit_auth_failures), "search": parse_many(a.rate_limit_search),
-                      "export": parse_many(a.rate_limit_exports), "login": parse_many(a.rate_limit_login)}
+                      "export": parse_many(a.rate_limit_exports), "login": parse_many(a.rate_limit_login),
+                      "trace": parse_many(a.rate_limit_trace)}
 
     def retry_after(self, kind: str, ip: str, hit: bool) -> int | None:
         """Seconds to wait when `ip` is over the `kind` limits (None: go ahead); `hit` counts this request.
@@ -317,6 +318,9 @@ def too_many(request: Request, seconds: int) -> StarletteHTTPException:
         else f"Too many requests from this address; retry in {seconds} s"), headers={"Retry-After": str(seconds)})
 
 
+TRACE_PATHS = ("/trace/", "/01/", "/qr/")   # public trace lookups (api/trace.py)
+
+
 class LookupRateLimit:
     """Pure-ASGI middleware: per-IP limits on the public lookups (`/search`, Folium exports `/maps/*.html`);
     every other path passes with one string comparison."""
@@ -329,6 +333,8 @@ class LookupRateLimit:
         if scope["type"] == "http" and self.limits.enabled:
             path: str = scope["path"]
             kind = "search" if path == "/search" else "export" if _is_folium(path) else None
+            if kind is None and path.startswith(TRACE_PATHS):
+                kind = "trace"
             if kind is not None:
                 wait = self.limits.retry_after(kind, client_ip(scope), hit=True)
                 if wait is not None:

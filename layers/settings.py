@@ -158,6 +158,8 @@ class RateLimitSettings(BaseSettings):
     rate_limit_auth_failures: str = Field(default="10/minute", description="wrong API keys per client IP")
     rate_limit_search: str = Field(default="120/minute", description="/search requests per client IP")
     rate_limit_exports: str = Field(default="30/minute", description="Folium exports /maps/{id}.html per client IP")
+    rate_limit_trace: str = Field(default="60/minute", description="public trace lookups (/trace, /01/…, /qr/…) "
+                                                                  "per client IP")
     rate_limit_login: str = Field(default="5/minute;30/hour", description="sign-in attempts (POST /auth/login) per "
                                                                           "user name and client IP")
 
@@ -222,6 +224,9 @@ class EpcisSettings(BaseSettings):
     epcis_max_list: int = Field(default=10_000, ge=1, description="most identifiers in one list of one event")
     epcis_default_per_page: int = Field(default=100, ge=1, description="events per page of GET /epcis/events")
     epcis_max_per_page: int = Field(default=1000, ge=1, description="largest perPage of GET /epcis/events")
+    trace_max_depth: int = Field(default=8, ge=1, le=32, description="steps walked back/forward by /trace?all=true "
+                                                                     "and the trace page (largest ?depth=)")
+    trace_max_events: int = Field(default=500, ge=10, description="most events listed in one trace")
 
 
 class ApiSettings(HttpSettings, SecuritySettings, RateLimitSettings, PoolSettings, FaultSettings, WriteSettings,

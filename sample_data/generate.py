@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,7 @@ from shapely.geometry.base import BaseGeometry
 from layers.store.connect import connect
 from sample_data import admin, names
 from sample_data.planning import load_planning
+from sample_data.trace import load_trace
 
 SIZES = {"small": {"parcels": 7_600, "auctions": 300, "growing": 420, "facilities": 40, "lots": 300},
          "large": {"parcels": 1_000_000, "auctions": 600, "growing": 3_000, "facilities": 200, "lots": 2_000}}
@@ -358,7 +358,7 @@ def load_sample(dsn: str, size: str = "small", seed: int = 7, force: bool = Fals
         _load_auctions(cur, seed, spec["auctions"], prov)
         ga_ids = _load_growing_areas(cur, seed, growing, prov)
         fac = _load_facilities(cur, seed, spec["facilities"], prov, ga_ids)
-        _load_trace(cur, seed, spec["lots"], fac)
+        load_trace(cur, seed, spec["lots"], fac, REFERENCE_DATE)  # coherent chains (sample_data/trace.py)
         load_planning(cur, seed)       # planning and land-price zones, from the communes and parcels above
         counts = _counts(cur)
         conn.commit()
@@ -596,64 +596,3 @@ def _load_facilities(cur: psycopg.Cursor[Any], seed: int, n: int, prov: Province
         links.extend((fid, g[0]) for g in chosen)
     _copy_rows(cur, "packing_facility_growing_areas", ("facility_id", "growing_area_id"), sorted(set(links)))
     return out
-
-
-PRODUCTS = {"coconut": "Dừa tươi", "durian": "Sầu riêng", "pomelo": "Bưởi da xanh",
-            "dragon_fruit": "Thanh long", "rice": "Gạo ST25"}
-
-
-def _load_trace(cur: psycopg.Cursor[Any], seed: int, n: int, facilities: list[dict[str, Any]]) -> None:
-    rng = random.Random(seed + 79)
-    tz = dt.timezone(dt.timedelta(hours=7))
-    gtins = {crop: _gtin(rng) for crop in PRODUCTS}
-    lots = []
-    active = [f for f in facilities if f["status"] == "active"] or facilities
-    for i in range(n):
-        fac = active[i % len(active)]
-        origin = rng.sample(fac["growing"], min(len(fac["growing"]), rng.randint(1, 2)))
-        crop = origin[0][2]
-        harvest = REFERENCE_DATE - dt.timedelta(days=rng.randint(1, 300))
-        pack = harvest + dt.timedelta(days=rng.randint(0, 2))
-        shelf = {"rice": 365, "coconut": 45, "durian": 10, "pomelo": 60, "dragon_fruit": 30}[crop]
-        lot_no = f"L{pack:%y%m%d}-{i + 1:04d}"
-        p = fac["point"]
-        lots.append((gtins[crop], lot_no, PRODUCTS[crop], fac["name"], round(rng.uniform(200, 5000), 3), "KGM",
-                     _pg_array([o[1] for o in origin]), fac["code"], harvest, pack,
-                     pack + dt.timedelta(days=shelf), True, _ewkb(p), origin, crop))
-    _copy_rows(cur, "trace_lots", ("gtin", "lot_number", "product", "producer", "quantity", "unit",
-                                   "origin_codes", "packing_facility_code", "harvest_date", "pack_date",
-                                   "expiry_date", "synthetic", "geom"), [lot[:13] for lot in lots])
-    lot_ids = [int(r[0]) for r in cur.execute("SELECT id FROM trace_lots ORDER BY id").fetchall()]
-    ga_points = {r[0]: r[1] for r in cur.execute(
-        "SELECT code, ST_AsHexEWKB(ST_PointOnSurface(geom)) FROM growing_areas").fetchall()}
-    events = []
-    for lid, lot in zip(lot_ids, lots, strict=True):
-        gtin, lot_no, harvest, pack, fac_geom, origin = lot[0], lot[1], lot[8], lot[9], lot[12], lot[13]
-        epc = f"https://id.gs1.org/01/{gtin}/10/{lot_no}"
-        qty = [{"epcClass": epc, "quantity": float(lot[4]), "uom": "KGM"}]
-        t_h = dt.datetime.combine(harvest, dt.time(6, 0), tzinfo=tz)
-        t_p = dt.datetime.combine(pack, dt.time(14, 0), tzinfo=tz)
-        gcode = origin[0][1]
-        chain = [
-            ("ObjectEvent", "ADD", "commissioning", "active", t_h, f"urn:datso:vungtrong:{gcode}", gcode,
-             {"harvestDate": harvest.isoformat(), "growingAreaCodes": [o[1] for o in origin]},
-             [], [], ga_points.get(gcode)),
-            ("TransformationEvent", None, "packing", "in_progress", t_p, f"urn:datso:cssdg:{lot[7]}", lot[7], {},
-             [epc], [epc], fac_geom),
-            ("ObjectEvent", "OBSERVE", "shipping", "in_transit", t_p + dt.timedelta(hours=20),
-             f"urn:datso:cssdg:{lot[7]}", lot[7], {}, [], [], fac_geom),
-        ]
-        for etype, action, step, disp, when, rp, loc, ilmd, ins, outs, geom in chain:
-            events.append((f"urn:uuid:{uuid.UUID(int=rng.getrandbits(128), version=4)}", etype, action, step,
-                           disp, when, "+07:00", rp, loc, lid, _pg_array([epc]) if etype != "TransformationEvent"
-                           else "{}", _pg_array(ins), _pg_array(outs), _json(qty), _json(ilmd), True, geom))
-    cols = ("event_id", "event_type", "action", "biz_step", "disposition", "event_time", "event_timezone_offset",
-            "read_point", "biz_location", "lot_id", "epc_list", "input_epcs", "output_epcs", "quantity_list",
-            "ilmd", "synthetic", "geom")
-    _copy_rows(cur, "trace_events", cols, events)
-
-
-def _json(v: Any) -> str:
-    import orjson
-
-    return orjson.dumps(v).decode()
