@@ -293,7 +293,7 @@ def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOption
                 result.issues.extend(pre)
             prepared = prepare_frame(layer, frame, data.geometry, conn, first_row=1, repair=opts.repair)
             result.issues.extend(prepared.issues)
-            if registering and not result.errors:
+            if registering:          # also after other errors: the report names every problem at once
                 result.issues.extend(registration.check_batch(
                     conn, layer, prepared.frame, prepared.geometry, opts.policy or registration.Policy.from_settings()))
             if result.errors:

@@ -237,6 +237,11 @@ def commune_hits(conn: psycopg.Connection, geoms: np.ndarray) -> list[list[Commu
     return out
 
 
+def derived_issue(field_name: str, code: str, row: int = 1) -> Issue:
+    return _issue(row, field_name, "commune_derived", f"{field_name} lấy theo vị trí: {code}",
+                  f"{field_name} derived from the location: {code}", "warning")
+
+
 def derive_communes(conn: psycopg.Connection, geoms: np.ndarray) -> list[str | None]:
     """The commune holding the largest share of each geometry (None outside every commune)."""
     return [h[0].code if h else None for h in commune_hits(conn, geoms)]

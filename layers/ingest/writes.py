@@ -319,6 +319,7 @@ def create(target: Target, layer: Layer, body: Any, crs: CrsDef, actor: str, lan
                     raise registration.RegistrationError(
                         422, "Hình học không nằm trong xã nào của tỉnh (ngoài tỉnh)",
                         "The geometry lies in no commune of the province (outside the province)", field="geometry")
+                warned.append(registration.derived_issue(reg.commune_field, props[reg.commune_field]))
         rec, g = _validate(conn, layer, props, geom, False, None, lang)
         if reg is not None:
             frame = pd.DataFrame({k: pd.Series([v], dtype=object) for k, v in rec.items()})
