@@ -153,10 +153,11 @@ def precheck_batch(conn: psycopg.Connection, layer: Layer, frame: pd.DataFrame, 
                         for i in range(len(arr))], dtype=object)
         derived = derive_communes(conn, sub)
         filled = given.copy()
-        for i in np.flatnonzero(empty):
+        for k in np.flatnonzero(empty):
+            i = int(k)
             filled[i] = derived[i]
             if derived[i] is None and sub[i] is not None:
-                issues.append(_issue(first_row + int(i), "geometry", "outside_province",
+                issues.append(_issue(first_row + i, "geometry", "outside_province",
                                      "vị trí không thuộc xã nào của tỉnh (ngoài tỉnh)",
                                      "the location lies in no commune of the province (outside the province)"))
         frame = frame.assign(**{cf: filled})
@@ -475,7 +476,8 @@ def _text(v: Any) -> bool:
 
 
 def check_update(conn: psycopg.Connection, layer: Layer, fid: int, rec: dict[str, Any],
-                 geom: BaseGeometry | None, geom_given: bool, policy: Policy, lang: str) -> None:
+                 geom: BaseGeometry | None, geom_given: bool, policy: Policy, lang: str,
+                 partial: bool = True) -> None:
     """Enforce registration on an update (PUT/PATCH), completing `rec`: the code is granted (never typed), a
     move into a reason state needs its reason in the same request (recorded in history), activation needs the
     decision and grants the code, the dates never contradict the status, a changed geometry is checked again
@@ -494,7 +496,9 @@ def check_update(conn: psycopg.Connection, layer: Layer, fid: int, rec: dict[str
     stored = shapely.from_wkb(row[-1]) if row[-1] is not None else None
     # the code: granted, never typed (a PUT that leaves it out keeps it)
     if reg.code_field in rec:
-        if rec[reg.code_field] in (None, "") or rec[reg.code_field] == cur[reg.code_field]:
+        if rec[reg.code_field] == cur[reg.code_field]:
+            pass
+        elif rec[reg.code_field] is None and not partial:     # a PUT that leaves the code out keeps it
             del rec[reg.code_field]
         else:
             v = rec[reg.code_field]

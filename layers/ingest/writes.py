@@ -364,7 +364,7 @@ def _update(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, acto
             _check_transition(layer, old["state"], rec[layer.lifecycle.field])
         if layer.registration is not None:     # codes granted, reasons, decisions, dates, a changed geometry
             registration.check_update(conn, layer, fid, rec, g, geom_given or not partial,
-                                      policy or registration.Policy.from_settings(), lang)
+                                      policy or registration.Policy.from_settings(), lang, partial)
         with_geom = geom_given or not partial
         names, exprs, params = _values(layer, rec, g, with_geom)
         if not names:
