@@ -39,8 +39,8 @@ STEP, SIDE = 0.002, 0.0009          # grid step and square side (degrees): ~1 ha
 
 FILL = """
 INSERT INTO growing_areas (code, crop, area_m2, owner, commune_code, status, valid_from, valid_to, geom)
-SELECT CASE WHEN n % 2 = 0 THEN 'BENCH-' || n END, 'rice', 10000, 'bench', '29000',
-       CASE WHEN n % 2 = 0 THEN 'active' ELSE 'draft' END, DATE '2026-01-01', DATE '2031-01-01', g
+SELECT CASE WHEN n %% 2 = 0 THEN 'BENCH-' || n END, 'rice', 10000, 'bench', '29000',
+       CASE WHEN n %% 2 = 0 THEN 'active' ELSE 'draft' END, DATE '2026-01-01', DATE '2031-01-01', g
 FROM (SELECT row_number() OVER () AS n, g FROM (
         SELECT ST_Multi(ST_MakeEnvelope(x, y, x + %(side)s, y + %(side)s, 4326)) AS g
         FROM generate_series(105.86::numeric, 106.80::numeric, %(step)s::numeric) x,

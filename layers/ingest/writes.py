@@ -311,10 +311,12 @@ def create(target: Target, layer: Layer, body: Any, crs: CrsDef, actor: str, lan
             props[reg.area_field] = round(area_m2(geom), 2)     # computed anyway: the stored area is the geodesic one
     with _connect(target) as conn, conn.transaction():
         _begin(conn, actor)
+        hits = None
         if reg is not None:
             registration.lock(conn, layer)       # held until commit: overlapping registrations are serialised
             if props.get(reg.commune_field) in (None, "") and geom is not None:
-                props[reg.commune_field] = registration.derive_communes(conn, np.array([geom], dtype=object))[0]
+                hits = registration.commune_hits(conn, np.array([geom], dtype=object))
+                props[reg.commune_field] = hits[0][0].code if hits[0] else None
                 if props[reg.commune_field] is None:
                     raise registration.RegistrationError(
                         422, "Hình học không nằm trong xã nào của tỉnh (ngoài tỉnh)",
@@ -324,7 +326,7 @@ def create(target: Target, layer: Layer, body: Any, crs: CrsDef, actor: str, lan
         if reg is not None:
             frame = pd.DataFrame({k: pd.Series([v], dtype=object) for k, v in rec.items()})
             issues = registration.check_batch(conn, layer, frame, np.array([g], dtype=object),
-                                              policy or registration.Policy.from_settings())
+                                              policy or registration.Policy.from_settings(), hits=hits)
             registration.raise_for(issues, lang)
             rec = {k: frame[k].iloc[0] if k in frame.columns else v for k, v in rec.items()}
             warned += [i for i in issues if not i.is_error]
