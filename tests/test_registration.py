@@ -495,3 +495,32 @@ def test_upload_geopackage_and_kml(client: TestClient, sample_db: str, officer: 
     with psycopg.connect(sample_db) as c:
         rows = c.execute("SELECT status, code FROM growing_areas WHERE owner = %s", [owner]).fetchall()
     assert rows == [("draft", None), ("draft", None)]
+
+
+def test_upload_invalid_geometry_offers_the_repair(client: TestClient, sample_db: str, officer: str,
+                                                   spots: Spots) -> None:
+    _, lon, lat = spots.take()
+    d = 0.0015
+    bowtie = Polygon([(lon, lat), (lon + d, lat + d), (lon + d, lat), (lon, lat + d), (lon, lat)])
+    data = _fc([square(*spots.take()[1:], 110), bowtie])
+    before = table_fingerprint(sample_db, "growing_areas")
+    body = problem(upload(client, officer, "vung.geojson", data), 422)
+    assert body["row"] == 2 and "repair=true" in body["detail"]
+    assert (2, "geometry", "geometry_invalid") in {(e["row"], e["field"], e["code"]) for e in body["errors"]}
+    assert table_fingerprint(sample_db, "growing_areas") == before
+    r = client.post("/collections/growing_areas/imports", params={"lang": "en", "repair": "true"},
+                    headers={"Authorization": f"Bearer {officer}"}, files={"file": ("vung.geojson", data)})
+    assert r.status_code == 201, r.text
+    assert "geometry_repaired" in {w["code"] for w in r.json()["warnings"]}
+
+
+def test_cli_areas_expire(sample_db: str) -> None:
+    import subprocess
+    import sys
+
+    dbname = sample_db.rsplit("/", 1)[1]
+    p = subprocess.run([sys.executable, "-m", "cli.main", "areas", "expire", "--db", dbname], capture_output=True,
+                       text=True, timeout=120, env={**__import__("os").environ, "PYTHONPATH": str(Path.cwd())})
+    assert p.returncode == 0, p.stderr
+    assert dict(line.split("\t") for line in p.stdout.strip().splitlines()) == {"growing_areas": "0",
+                                                                               "packing_facilities": "0"}
