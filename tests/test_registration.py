@@ -524,3 +524,24 @@ def test_cli_areas_expire(sample_db: str) -> None:
     assert p.returncode == 0, p.stderr
     assert dict(line.split("\t") for line in p.stdout.strip().splitlines()) == {"growing_areas": "0",
                                                                                "packing_facilities": "0"}
+
+
+def test_bulk_geodesic_areas_equal_the_one_by_one_path() -> None:
+    """`gis.geometry.areas_m2` (rings out of GEOS in bulk) gives what `area_m2` gives per geometry and what pyproj
+    gives for simple polygons; a hole is subtracted whatever its orientation."""
+    from shapely.geometry import MultiPolygon, Point
+
+    from gis.geometry import WGS84_GEOD, areas_m2
+
+    holed = Polygon([(106, 10), (106.01, 10), (106.01, 10.01), (106, 10.01)],
+                    [[(106.002, 10.002), (106.004, 10.002), (106.004, 10.004), (106.002, 10.004)]])
+    geoms = [square(106.1 + i * 1e-3, 10.0, 90 + i) for i in range(50)] + [
+        holed, holed.reverse(), MultiPolygon([box(106, 10, 106.001, 10.001), box(106.01, 10, 106.012, 10.001)]),
+        None, Point(106, 10), shapely.GeometryCollection([box(106, 10, 106.001, 10.001)]), Polygon()]
+    bulk = areas_m2(geoms)
+    assert list(bulk) == [area_m2(g) for g in geoms]
+    for g in geoms[:50]:
+        assert area_m2(g) == pytest.approx(abs(WGS84_GEOD.geometry_area_perimeter(g)[0]), rel=1e-12)
+    assert bulk[51] == bulk[50] and bulk[56] == 0.0 and bulk[54] == 0.0
+    assert bulk[50] == pytest.approx(area_m2(box(106, 10, 106.01, 10.01)) - area_m2(box(106.002, 10.002, 106.004,
+                                                                                          10.004)))
