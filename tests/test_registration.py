@@ -545,3 +545,14 @@ def test_bulk_geodesic_areas_equal_the_one_by_one_path() -> None:
     assert bulk[51] == bulk[50] and bulk[56] == 0.0 and bulk[54] == 0.0
     assert bulk[50] == pytest.approx(area_m2(box(106, 10, 106.01, 10.01)) - area_m2(box(106.002, 10.002, 106.004,
                                                                                           10.004)))
+
+
+def test_upload_size_is_bounded(sample_db: str, settings: Settings, officer: str) -> None:
+    from api.app import create_app
+
+    app = create_app(settings=settings, api_settings=ApiSettings(registration_max_upload_bytes=2048), dsn=sample_db)
+    with TestClient(app) as small:
+        big = _fc([square(106.3 + i * 0.01, 10.0, 100) for i in range(40)])
+        assert len(big) > 4096
+        body = problem(upload(small, officer, "vung.geojson", big), 413)
+        assert body["field"] == "file" and "2048" in body["detail"]
