@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from api import accounts, errors, health, offload, security
 from api import features as features_api
 from api import imagery as imagery_api
+from api import imports as imports_api
 from api import map as map_api
 from api import openapi as oas
 from api import tiles as tiles_api
@@ -40,7 +41,9 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        expiry = asyncio.create_task(imports_api.expiry_loop(primary, a.registration_expiry_interval_s))
         yield
+        expiry.cancel()
         offload.shutdown(app)
         await db.close()
         await asyncio.to_thread(write_pool.close)
@@ -75,6 +78,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
                             headers={"Cache-Control": "public, max-age=86400"})
 
     app.include_router(features_api.create_router(a))
+    app.include_router(imports_api.create_router(a))        # file uploads of registered layers
     app.include_router(tiles_api.router)
     app.include_router(accounts.router)          # /auth/login|logout|me, /admin/users
     oas.install(app)   # response schemas for every route, no unused 422s

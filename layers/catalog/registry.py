@@ -7,6 +7,7 @@ declared once (in `layers/store/models.py`) and described once (here). See docs/
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 
-from layers.catalog.lifecycle import Lifecycle, State
+from layers.catalog.lifecycle import Lifecycle, Registration, State
 from layers.store import models, vocab
 
 JsonType = Literal["string", "integer", "number", "boolean", "date", "date-time", "array", "object"]
@@ -104,6 +105,7 @@ class Layer:
     geometry_nullable: bool = False
     lifecycle: Lifecycle | None = None     # the status field's states, transitions and reasons
     boundaries_under: bool = True          # map exports draw the administrative boundaries under it
+    registration: Registration | None = None   # drafts, checks and code granting (layers/ingest/registration.py)
 
     def __post_init__(self) -> None:
         lc = self.lifecycle
@@ -116,6 +118,15 @@ class Layer:
                 raise ValueError(f"layer {self.id}: no reason field {lc.reason_field!r}")
         if self.scope_key is not None and self.get_field(self.scope_key) is None:
             raise ValueError(f"layer {self.id}: no scope field {self.scope_key!r}")
+        reg = self.registration
+        if reg is not None:
+            named = [reg.code_field, reg.commune_field, reg.area_field, reg.crop_field, reg.markets_field,
+                     *reg.decision_fields, *(reg.validity_fields or ())]
+            missing = [n for n in named if n is not None and self.get_field(n) is None]
+            states = {reg.draft_state, reg.active_state, *reg.overlap_states, *reg.expiring_states,
+                      *([reg.expired_state] if reg.expired_state else [])}
+            if missing or lc is None or not states <= set(lc.codes):
+                raise ValueError(f"layer {self.id}: registration names unknown fields {missing} or states")
 
     @property
     def scope_key(self) -> str | None:
@@ -238,7 +249,16 @@ GROWING_AREA_LIFECYCLE = Lifecycle("status", (
     "expired": ("active",),
 }, reason_field="status_reason", reason_states=vocab.GROWING_AREA_REASON_STATUSES)
 FACILITY_LIFECYCLE = Lifecycle("status", (_DRAFT, S("active", "Còn hiệu lực", "Active", "#00695c"), _SUSPENDED,
-                                          _REVOKED))
+                                          _REVOKED, S("expired", "Hết hiệu lực", "Expired", "#6d4c41")),
+                               transitions=GROWING_AREA_LIFECYCLE.transitions, reason_field="status_reason",
+                               reason_states=vocab.FACILITY_REASON_STATUSES)
+GROWING_AREA_REGISTRATION = Registration(
+    code_field="code", commune_field="commune_code", code_pattern="growing_area", area_field="area_m2",
+    crop_field="crop", markets_field="markets", overlap_states=("draft", "active", "suspended"),
+    validity_fields=("valid_from", "valid_to"), expiring_states=("active", "suspended"), expired_state="expired")
+# packing houses are mostly points: no overlap or area rule, the same drafts, codes, lifecycle and expiry
+FACILITY_REGISTRATION = dataclasses.replace(GROWING_AREA_REGISTRATION, code_pattern="packing_house", area_field=None,
+                                            crop_field=None, markets_field=None, overlap_states=())
 
 
 def _status_style(kind: str, lifecycle: Lifecycle, default: str) -> dict[str, Any]:
@@ -345,7 +365,7 @@ def _layers() -> list[Layer]:
             description_en="Growing areas with codes (PUC) for export and traceability.",
             geometry_type="MultiPolygon",
             fields=_bind(models.GrowingArea, [
-                F("code", "Mã số vùng trồng", "Growing-area code", required=True, lowzoom=True),
+                F("code", "Mã số vùng trồng", "Growing-area code", lowzoom=True),
                 F("crop", "Cây trồng", "Crop", required=True, enum=tuple(vocab.CROPS), lowzoom=True, format="crop"),
                 F("variety", "Giống", "Variety"),
                 F("area_m2", "Diện tích (m²)", "Area (m²)", required=True, minimum=0.01,
@@ -361,8 +381,11 @@ def _layers() -> list[Layer]:
                 F("harvest_months", "Tháng thu hoạch", "Harvest months", queryable=False),
                 F("valid_from", "Hiệu lực từ", "Valid from"),
                 F("valid_to", "Hiệu lực đến", "Valid to"),
+                F("decision_no", "Số quyết định cấp mã", "Decision no.", in_tiles=False),
+                F("decision_date", "Ngày quyết định", "Decision date", in_tiles=False),
                 F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
             ]),
+            registration=GROWING_AREA_REGISTRATION,
             code_field="code", label_field="code", temporal=("valid_from", "valid_to"),
             search_fields=("code", "owner"), minzoom=8, maxzoom=22, detail_zoom=13, min_pixel_area=0.5,
             style=_status_style("fill", GROWING_AREA_LIFECYCLE, "#2e7d32"), lifecycle=GROWING_AREA_LIFECYCLE,
@@ -375,7 +398,7 @@ def _layers() -> list[Layer]:
             description_en="Packing houses with codes (PHC).",
             geometry_type="Geometry",
             fields=_bind(models.PackingFacility, [
-                F("code", "Mã số cơ sở đóng gói", "Packing-house code", required=True, lowzoom=True),
+                F("code", "Mã số cơ sở đóng gói", "Packing-house code", lowzoom=True),
                 F("name", "Tên cơ sở", "Name", required=True, lowzoom=True),
                 F("owner", "Chủ cơ sở", "Owner"),
                 F("commune_code", "Mã xã", "Commune code", required=True),
@@ -383,8 +406,14 @@ def _layers() -> list[Layer]:
                 F("markets", "Thị trường", "Markets", items_enum=vocab.MARKETS),
                 F("status", "Trạng thái", "Status", enum=vocab.FACILITY_STATUSES, lowzoom=True),
                 F("capacity_t_per_day", "Công suất (tấn/ngày)", "Capacity (t/day)"),
+                F("status_reason", "Lý do", "Reason"),
+                F("valid_from", "Hiệu lực từ", "Valid from"),
+                F("valid_to", "Hiệu lực đến", "Valid to"),
+                F("decision_no", "Số quyết định cấp mã", "Decision no.", in_tiles=False),
+                F("decision_date", "Ngày quyết định", "Decision date", in_tiles=False),
                 F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
             ]),
+            registration=FACILITY_REGISTRATION,
             code_field="code", label_field="name", search_fields=("code", "name"),
             minzoom=6, maxzoom=22, detail_zoom=10, min_pixel_area=0.0,
             style=_status_style("circle", FACILITY_LIFECYCLE, "#00695c"), lifecycle=FACILITY_LIFECYCLE,

@@ -29,6 +29,7 @@ from psycopg import sql
 from gis import geometry as geo
 from gis.io import DataFileError, read_vector
 from layers.catalog.registry import SCOPE_GEOMETRY, Layer, UnknownLayer, get_layer
+from layers.ingest import registration
 from layers.ingest.rules import rule_for
 from layers.ingest.validation import Issue, IssueSummary, Prepared, must_have, prepare_frame
 from layers.ingest.writes import Writer
@@ -56,6 +57,8 @@ class ImportOptions:
     lang: str = "vi"
     report: Path | None = None
     progress: bool | None = None          # None: a progress bar when stderr is a terminal
+    register: bool = False                # registration checks of the layer (drafts, area, commune, overlaps)
+    policy: Any = None                    # their registration.Policy (None: from the settings)
 
 
 @dataclass
@@ -293,15 +296,31 @@ def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOption
         result.notes.append((f"Bỏ qua các cột không thuộc lớp: {', '.join(ignored)}",
                              f"ignored columns that are not layer fields: {', '.join(ignored)}"))
     frame = data.frame[list(mapping)].rename(columns=mapping)
+    geometry = data.geometry
+    if opts.register and opts.repair and layer.registration is not None:     # area and commune of the repaired shape
+        geometry, repaired = registration.repair_batch(geometry)
+        result.issues.extend(repaired)
+    computed_areas = None          # reused by the registration checks
     for f in layer.fields:
         if f.computed is not None and f.name not in frame.columns and must_have(layer, f):
             compute, note_vi, note_en = COMPUTED[f.computed]
-            frame = frame.assign(**{f.name: compute(data.geometry)})
+            values = compute(geometry)
+            computed_areas = values if f.computed == "area_m2_from_geometry" else computed_areas
+            frame = frame.assign(**{f.name: values})
             result.notes.append((note_vi.format(field=f.name), note_en.format(field=f.name)))
     try:
         with connect("writer", dsn=dsn) as conn:
-            prepared = prepare_frame(layer, frame, data.geometry, conn, first_row=1, repair=opts.repair)
+            registering = opts.register and layer.registration is not None
+            if registering:      # under the layer's registration lock until the COPY commits
+                registration.lock(conn, layer)
+                frame, pre, hits = registration.precheck_batch(conn, layer, frame, geometry)
+                result.issues.extend(pre)
+            prepared = prepare_frame(layer, frame, geometry, conn, first_row=1, repair=opts.repair)
             result.issues.extend(prepared.issues)
+            if registering:          # also after other errors: the report names every problem at once
+                result.issues.extend(registration.check_batch(
+                    conn, layer, prepared.frame, prepared.geometry, opts.policy or registration.Policy.from_settings(),
+                    hits=hits, areas=computed_areas))
             if result.errors:
                 conn.rollback()
                 return done()
