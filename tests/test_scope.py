@@ -142,6 +142,9 @@ def new_body(sample_db: str, http: httpx.Client, layer: Layer, commune: str) -> 
         p.update({"code": f"6{n % 10**4:04d}", "name": "Xã kiểm thử", "level": "commune", "parent_code": A})
     if layer.code_field:
         p[layer.code_field] = f"T-{uuid.uuid4().hex[:12]}"
+    if layer.registration is not None:   # a registered layer's new feature is a draft: no code, no decision yet
+        for k in (layer.registration.code_field, *layer.registration.decision_fields):
+            p.pop(k, None)
     for k in layer.unique_together:
         fld = layer.get_field(k)
         if k == "parcel_no" or (fld is not None and fld.type == "integer" and k != layer.scope_field):
