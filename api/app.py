@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import errors, health, offload, security
 from api import features as features_api
+from api import history as history_api
 from api import imagery as imagery_api
 from api import map as map_api
 from api import openapi as oas
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     # Leaflet is vendored next to the Folium export that inlines it; served at the same URL as the rest
     app.mount("/static/vendor/leaflet", StaticFiles(directory=VENDOR_DIR / "leaflet"), name="leaflet")
     app.mount("/static", StaticFiles(directory=map_api.HERE / "static"), name="static")
+    app.include_router(history_api.create_router(a))      # before the features router's unknown-collection catch-all
     app.include_router(features_api.create_router(a))
     app.include_router(tiles_api.router)
     oas.install(app)   # response schemas for every route, no unused 422s
