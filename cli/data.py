@@ -29,13 +29,18 @@ def import_cmd(
     report: Path | None = typer.Option(None, "--report", help="write every issue to this CSV"),
     lang: str = typer.Option("vi", "--lang", help="vi | en"),
     user: str | None = typer.Option(None, "--user", help="actor recorded in the history (default: OS user)"),
+    mode: str = typer.Option("insert", "--mode", help="insert (new rows only) | update | upsert existing rows by "
+                             "the layer's business key (code, or its unique fields)"),
+    decimal_separator: str | None = typer.Option(None, "--decimal-separator",
+                                                 help="',' or '.': how the file writes decimals (1.250 is refused "
+                                                      "as ambiguous without it)"),
 ) -> None:
     """Import a file into a layer: every row is checked; all rows are written in one transaction, or none."""
     from layers.ingest.importer import ImportOptions, import_file
 
     opts = ImportOptions(crs=crs, field_map=field_map, source_layer=source_layer, encoding=encoding,
                          swap_xy=swap_xy, x_field=x_field, y_field=y_field, wkt_field=wkt_field, repair=repair,
-                         lang=lang, report=report)
+                         lang=lang, report=report, mode=mode, decimal_separator=decimal_separator)
     if user:
         opts.user = user
     vi = lang == "vi"
@@ -56,6 +61,9 @@ def import_cmd(
     msg = (f"Đã nhập {result.rows_written} dòng vào {layer} trong {result.seconds:.1f} s "
            f"({result.rate:,.0f} dòng/s)" if vi else
            f"imported {result.rows_written} rows into {layer} in {result.seconds:.1f} s ({result.rate:,.0f} rows/s)")
+    if mode != "insert":
+        msg += (f"; {result.rows_updated} dòng cập nhật đối tượng đã có" if vi
+                else f"; {result.rows_updated} updated existing features")
     print(msg)
 
 

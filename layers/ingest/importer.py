@@ -29,8 +29,16 @@ from psycopg import sql
 from gis import geometry as geo
 from gis.io import DataFileError, read_vector
 from layers.catalog.registry import Layer, UnknownLayer, get_layer
+from layers.ingest import upsert
 from layers.ingest.rules import rule_for
-from layers.ingest.validation import Issue, IssueSummary, Prepared, must_have, prepare_frame
+from layers.ingest.validation import (
+    Issue,
+    IssueSummary,
+    Prepared,
+    decimal_separator,
+    must_have,
+    prepare_frame,
+)
 from layers.store.connect import connect
 
 CHUNK = 25_000
@@ -51,6 +59,8 @@ class ImportOptions:
     lang: str = "vi"
     report: Path | None = None
     progress: bool | None = None          # None: a progress bar when stderr is a terminal
+    mode: str = "insert"                  # insert | update | upsert by the business key (layers/ingest/upsert.py)
+    decimal_separator: str | None = None  # "," or ".": how the file writes decimals (None: refuse ambiguous 1.250)
 
 
 @dataclass
@@ -59,6 +69,7 @@ class ImportResult(IssueSummary):
     layer: str
     rows_read: int = 0
     rows_written: int = 0
+    rows_updated: int = 0                 # of rows_written, those that updated an existing feature
     issues: list[Issue] = field(default_factory=list)
     seconds: float = 0.0
     source_crs: str | None = None
@@ -281,20 +292,41 @@ def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOption
             compute, note_vi, note_en = COMPUTED[f.computed]
             frame = frame.assign(**{f.name: compute(data.geometry)})
             result.notes.append((note_vi.format(field=f.name), note_en.format(field=f.name)))
+    if opts.mode not in upsert.MODES or opts.decimal_separator not in (None, ",", "."):
+        result.issues.append(Issue(None, None, "options", "--mode là insert, update hoặc upsert; --decimal-separator "
+                                   "là ',' hoặc '.'", "--mode is insert, update or upsert; --decimal-separator is "
+                                   "',' or '.'"))
+        return done()
+    by_key = opts.mode != "insert"
     try:
-        with connect("writer", dsn=dsn) as conn:
-            prepared = prepare_frame(layer, frame, data.geometry, conn, first_row=1, repair=opts.repair)
+        with connect("writer", dsn=dsn) as conn, decimal_separator(opts.decimal_separator):
+            prepared = prepare_frame(layer, frame, data.geometry, None if by_key else conn, first_row=1,
+                                     repair=opts.repair, partial=opts.mode == "update")
             result.issues.extend(prepared.issues)
+            ids: list[int | None] = []
+            if by_key and not result.errors:
+                ids, more = upsert.plan(conn, layer, prepared, opts.mode, list(frame.columns))  # type: ignore[arg-type]
+                result.issues.extend(more)
             if result.errors:
                 conn.rollback()
                 return done()
-            written, problem = write_prepared(conn, layer, prepared, f"import:{opts.user}", opts.progress)
+            actor = f"import:{opts.user}"
+            if by_key:
+                conn.execute("SELECT set_config('datso.actor', %s, true)", [actor])
+                try:
+                    result.rows_updated = upsert.write_updates(conn, layer, prepared, ids, list(frame.columns))
+                except psycopg.Error as exc:
+                    conn.rollback()
+                    result.issues.append(_db_issue(exc, 1, 0))
+                    return done()
+                prepared = upsert.subset(prepared, np.array([i is None for i in ids], dtype=bool))
+            written, problem = write_prepared(conn, layer, prepared, actor, opts.progress)
             if problem is not None:
                 conn.rollback()
                 result.issues.append(problem)
                 return done()
             conn.commit()
-            result.rows_written = written
+            result.rows_written = written + result.rows_updated
     except psycopg.OperationalError:
         result.issues.append(Issue(None, None, "database", "không kết nối được cơ sở dữ liệu",
                                    "cannot connect to the database"))

@@ -162,6 +162,13 @@ def coerce_value(f: LayerField, text: str) -> Any:
     allowed = f.items_enum if f.type == "array" else f.enum
     bad = QueryError(f"Giá trị '{text[:60]}' không hợp với thuộc tính '{f.name}' ({kind})",
                      f"Value '{text[:60]}' does not fit property '{f.name}' ({kind})")
+    if kind == "number" and ("," in text or "." in text):
+        try:     # the one reading of written numbers: 1.250,5 -> 1250.5; an ambiguous 1.250 is refused
+            text = read_number(text)
+        except AmbiguousNumber as exc:
+            raise QueryError(f"{f.name}: {exc.vi}", f"{f.name}: {exc.en}") from None
+        except CoercionError:
+            raise bad from None
     try:
         if kind == "integer":
             # ASCII digits only ('¹' and '٣' are text, not numbers) and within bigint, the type the value is
@@ -170,13 +177,6 @@ def coerce_value(f: LayerField, text: str) -> Any:
                 raise bad
             return i
         if kind == "number":
-            if "," in text or "." in text:
-                try:     # the one reading of written numbers: 1.250,5 -> 1250.5; an ambiguous 1.250 is refused
-                    text = read_number(text)
-                except AmbiguousNumber as exc:
-                    raise QueryError(f"{f.name}: {exc.vi}", f"{f.name}: {exc.en}") from None
-                except CoercionError:
-                    raise bad from None
             if not _NUM_RE.fullmatch(text):
                 raise bad
             d = Decimal(text)
