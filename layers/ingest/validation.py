@@ -380,9 +380,8 @@ def check_limits(f: LayerField, kind: str, v: Any) -> None:
     if kind == "string" and isinstance(v, str):
         if "\x00" in v:
             raise _nul()
-        # a vocabulary's label may be longer than its code: the vocabulary check says whether it is one
-        if f.max_length is not None and len(v) > f.max_length and (f.enum is None and f.items_enum is None
-                                                                   or len(v) > 200):
+        # a vocabulary's label may be longer than its code (`Liên minh châu Âu` for EU): not too long when it is one
+        if f.max_length is not None and len(v) > f.max_length and labels.resolve(None, f, v) is None:
             raise LimitError("too_long", f"dài quá {f.max_length} ký tự: {v[:40]!r}",
                              f"is longer than {f.max_length} characters: {v[:40]!r}")
     elif kind == "integer" and f.int_range is not None:
