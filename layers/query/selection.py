@@ -146,7 +146,7 @@ def equality_filters(layer: Layer, query: Mapping[str, str],
         if name in skip:
             continue
         f = get_queryable(layer, name)
-        out.append((f, query[name], coerce_value(f, query[name])))
+        out.append((f, query[name], coerce_value(f, query[name], layer)))
     return out
 
 
@@ -155,7 +155,7 @@ _INT_RE = re.compile(r"[+-]?[0-9]{1,25}")
 _NUM_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,6})?")
 
 
-def coerce_value(f: LayerField, text: str) -> Any:
+def coerce_value(f: LayerField, text: str, layer: Layer | None = None) -> Any:
     """A `field=value` value converted to the field's type (an array field: its item type) and checked against
     the field's vocabulary: the one reading of equality filters on every face."""
     kind = f.item_type if f.type == "array" and f.item_type else f.type
@@ -195,9 +195,9 @@ def coerce_value(f: LayerField, text: str) -> Any:
     except (ValueError, InvalidOperation):
         raise bad from None
     if allowed is not None and text not in allowed:
-        code = labels.resolve(None, f, text)       # a label, any case, with or without diacritics
+        code = labels.resolve(layer, f, text)      # a label, any case, with or without diacritics
         if code is None:
-            ok_vi, ok_en = labels.allowed_text(None, f, 40)
+            ok_vi, ok_en = labels.allowed_text(layer, f, 40)
             raise QueryError(f"Giá trị '{text[:60]}' của {f.name} không hợp lệ; chọn một trong: {ok_vi}",
                              f"Invalid value '{text[:60]}' for {f.name}; one of: {ok_en}")
         return code
