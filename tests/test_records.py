@@ -28,8 +28,8 @@ def h(key: str, **extra: str) -> dict[str, str]:
 
 def test_sample_has_records_for_every_growing_area(sample_db: str) -> None:
     with psycopg.connect(sample_db) as c:
-        row = c.execute("SELECT (SELECT count(*) FROM growing_areas g WHERE NOT EXISTS (SELECT 1 FROM seasons s "
-                        "WHERE s.growing_area_id = g.id)), (SELECT count(*) FROM growing_areas g WHERE NOT EXISTS "
+        row = c.execute("SELECT (SELECT count(*) FROM growing_areas g WHERE g.synthetic AND NOT EXISTS (SELECT 1 FROM seasons s "
+                        "WHERE s.growing_area_id = g.id)), (SELECT count(*) FROM growing_areas g WHERE g.synthetic AND NOT EXISTS "
                         "(SELECT 1 FROM inspections s WHERE s.growing_area_id = g.id)), "
                         "(SELECT count(*) FROM pest_observations)").fetchone()
     assert row is not None and row[0] == 0 and row[1] == 0 and row[2] > 100

@@ -314,7 +314,8 @@ def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOption
             if by_key:
                 conn.execute("SELECT set_config('datso.actor', %s, true)", [actor])
                 try:
-                    result.rows_updated = upsert.write_updates(conn, layer, prepared, ids, list(frame.columns))
+                    result.rows_updated = upsert.write_updates(conn, layer, prepared, ids, list(frame.columns),
+                                                               lambda p: _copy_frame(layer, p, 0, len(p.frame)))
                 except psycopg.Error as exc:
                     conn.rollback()
                     result.issues.append(_db_issue(exc, 1, 0))

@@ -12,15 +12,13 @@ refused with its row number. The matched rows are locked (`FOR UPDATE`) from the
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import psycopg
-import shapely
 from psycopg import sql
-from psycopg.types.json import Jsonb
-from shapely import wkb
 
 from layers.catalog.registry import Layer
 from layers.ingest.validation import Issue, Prepared, _py, business_keys, check_db_keys
@@ -105,44 +103,34 @@ def plan(conn: psycopg.Connection, layer: Layer, prepared: Prepared, mode: Mode,
     return ids, issues
 
 
-def _value(layer: Layer, name: str, v: Any) -> Any:
-    f = layer.get_field(name)
-    if v is None or (not isinstance(v, list | dict) and pd.isna(v)):
-        return None
-    v = _py(v)
-    return Jsonb(v) if f is not None and f.type == "object" else v
-
-
 def write_updates(conn: psycopg.Connection, layer: Layer, prepared: Prepared, ids: list[int | None],
-                  columns: list[str]) -> int:
-    """UPDATE the matched rows with the given columns (and the geometry when the row has one)."""
-    rows = [i for i, fid in enumerate(ids) if fid is not None]
-    if not rows:
+                  columns: list[str], copy_csv: Callable[[Prepared], bytes]) -> int:
+    """UPDATE the matched rows with the given columns (and the geometry, where the row has one) in ONE statement:
+    the rows are COPYed (`copy_csv`: the importer's CSV of a Prepared) into a temporary table first, so the audit
+    and tile triggers run once for the whole file."""
+    rows = np.array([fid is not None for fid in ids], dtype=bool)
+    if not rows.any():
         return 0
-    geoms = prepared.geometry
-    has_geom = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms) if len(geoms) else np.array([], dtype=bool)
-    frame = prepared.frame
-    for with_geom in (False, True):
-        subset = [i for i in rows if bool(has_geom[i]) == with_geom]
-        if not subset or (not columns and not with_geom):
-            continue
-        names = [c for c in columns if c in frame.columns]
-        sets = [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in names]
-        if with_geom:
-            sets.append(sql.SQL("{} = ST_SetSRID(ST_GeomFromWKB(%s), 4326)").format(
-                sql.Identifier(layer.geometry_column)))
-        q = sql.SQL("UPDATE {t} SET {sets} WHERE {id} = %s").format(
-            t=sql.Identifier(layer.table), sets=sql.SQL(", ").join(sets), id=sql.Identifier(layer.id_column))
-        params = []
-        for i in subset:
-            p = [_value(layer, c, frame[c].iat[i]) for c in names]
-            if with_geom:
-                p.append(wkb.dumps(geoms[i]))
-            p.append(ids[i])
-            params.append(p)
-        with conn.cursor() as cur:
-            cur.executemany(q, params)
-    return len(rows)
+    part = subset(prepared, rows)
+    names = [f.name for f in layer.fields if f.name in columns and f.name in part.frame.columns]  # copy_csv's order
+    part.frame = part.frame[names]
+    geom = sql.Identifier(layer.geometry_column)
+    cols = [sql.Identifier(c) for c in names]
+    conn.execute(sql.SQL("CREATE TEMP TABLE datso_reimport ON COMMIT DROP AS SELECT {cols} FROM {t} WITH NO DATA").format(
+        cols=sql.SQL(", ").join([*cols, geom]), t=sql.Identifier(layer.table)))
+    conn.execute("ALTER TABLE datso_reimport ADD COLUMN datso_ord bigserial")
+    with conn.cursor() as cur, cur.copy(sql.SQL("COPY datso_reimport ({}) FROM STDIN (FORMAT csv)").format(
+            sql.SQL(", ").join([*cols, geom]))) as cp:
+        cp.write(copy_csv(part))
+    sets = [sql.SQL("{c} = s.{c}").format(c=c) for c in cols]
+    sets.append(sql.SQL("{g} = coalesce(s.{g}, t.{g})").format(g=geom))     # no geometry in the file: unchanged
+    conn.execute(sql.SQL("UPDATE {t} t SET {sets} FROM (SELECT r.*, u.fid FROM datso_reimport r JOIN "
+                         "unnest(%s::bigint[]) WITH ORDINALITY AS u(fid, ord) ON u.ord = r.datso_ord) s "
+                         "WHERE t.{id} = s.fid").format(t=sql.Identifier(layer.table), sets=sql.SQL(", ").join(sets),
+                                                        id=sql.Identifier(layer.id_column)),
+                 [[fid for fid in ids if fid is not None]])
+    conn.execute("DROP TABLE datso_reimport")
+    return int(rows.sum())
 
 
 def subset(prepared: Prepared, mask: np.ndarray) -> Prepared:
