@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,17 @@ from fastapi.testclient import TestClient
 from layers.ingest.importer import ImportOptions, import_file
 
 DATSO = str(Path(sys.executable).with_name("datso"))
+
+PREFIXES = ["VN-FF-%", "VN-NUM-%", "VN-UPD-%"]
+
+@pytest.fixture(scope="module", autouse=True)
+def _leave_the_sample_as_found(sample_db: str) -> Iterator[None]:
+    """The features these tests create are removed afterwards (other modules count the synthetic sample)."""
+    yield
+    with psycopg.connect(sample_db) as c:
+        c.execute("DELETE FROM growing_areas WHERE NOT synthetic AND code LIKE ANY(%s)", [PREFIXES])
+        for table in ("seasons", "inspections", "pest_observations"):
+            c.execute(f"DELETE FROM {table} WHERE NOT synthetic")  # noqa: S608 - fixed names
 
 
 def _env(dsn: str) -> dict[str, str]:

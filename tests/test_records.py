@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -15,6 +16,17 @@ from fastapi.testclient import TestClient
 from tiles_support import features, get_tile, tile_of
 
 from layers.accounts.auth import create_key
+
+PREFIXES: list[str] = []
+
+@pytest.fixture(scope="module", autouse=True)
+def _leave_the_sample_as_found(sample_db: str) -> Iterator[None]:
+    """The features these tests create are removed afterwards (other modules count the synthetic sample)."""
+    yield
+    with psycopg.connect(sample_db) as c:
+        c.execute("DELETE FROM growing_areas WHERE NOT synthetic AND code LIKE ANY(%s)", [PREFIXES])
+        for table in ("seasons", "inspections", "pest_observations"):
+            c.execute(f"DELETE FROM {table} WHERE NOT synthetic")  # noqa: S608 - fixed names
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +67,24 @@ def test_records_are_collections(client: TestClient) -> None:
     assert bad.status_code == 400 and "Ruồi đục quả" in bad.json()["detail"]
 
 
-def test_growing_area_links_to_its_records(client: TestClient) -> None:
-    item = client.get("/collections/growing_areas/items/3").json()
+def sample_areas(dsn: str, n: int) -> list[int]:
+    """Ids of n active sample areas (other test modules may delete or edit some)."""
+    with psycopg.connect(dsn) as c:
+        return [int(r[0]) for r in c.execute("SELECT id FROM growing_areas WHERE synthetic AND status = 'active' "
+                                             "ORDER BY id DESC LIMIT %s", [n])]
+
+
+def test_growing_area_links_to_its_records(client: TestClient, sample_db: str) -> None:
+    [g] = sample_areas(sample_db, 1)
+    item = client.get(f"/collections/growing_areas/items/{g}").json()
     related = {link["href"].split("/collections/")[1] for link in item["links"] if link["rel"] == "related"}
-    assert related == {"seasons/items?growing_area_id=3", "inspections/items?growing_area_id=3",
-                       "pest_observations/items?growing_area_id=3"}
+    assert related == {f"seasons/items?growing_area_id={g}", f"inspections/items?growing_area_id={g}",
+                       f"pest_observations/items?growing_area_id={g}"}
     for link in item["links"]:
         if link["rel"] == "related":
             got = client.get(link["href"]).json()
-            assert all(f["properties"]["growing_area_id"] == 3 for f in got["features"])
-    assert client.get("/collections/seasons/items?growing_area_id=3").json()["numberMatched"] >= 1
+            assert all(f["properties"]["growing_area_id"] == g for f in got["features"])
+    assert client.get(f"/collections/seasons/items?growing_area_id={g}").json()["numberMatched"] >= 1
 
 
 def test_officer_writes_records_with_labels_and_history(client: TestClient, officer: str) -> None:
@@ -139,13 +159,14 @@ def test_sources_read_and_write_audited(client: TestClient, officer: str, sample
     assert before and all(i["href"].endswith(f"/growing_areas/items/{i['id']}") for i in r.json()["items"])
     item = client.get("/collections/packing_facilities/items/2").json()
     assert any(link["href"].endswith("/items/2/sources") for link in item["links"])
+    a, b = [x for x in sample_areas(sample_db, 10) if x not in before][:2]
     with psycopg.connect(sample_db) as c:
-        codes = [r[0] for r in c.execute("SELECT code FROM growing_areas WHERE id IN (7, 8) ORDER BY id")]
+        codes = [r[0] for r in c.execute("SELECT code FROM growing_areas WHERE id IN (%s, %s) ORDER BY id", [a, b])]
     new = [before[0], *codes]                       # keep one, add two by code, drop the others
     assert client.put("/collections/packing_facilities/items/2/sources", json=new).status_code == 401
     r = client.put("/collections/packing_facilities/items/2/sources", json={"ids": new}, headers=h(officer))
     assert r.status_code == 200, r.text
-    want = sorted({before[0], 7, 8})
+    want = sorted({before[0], a, b})
     assert r.json()["ids"] == want
     assert client.get("/collections/packing_facilities/items/2/sources").json()["ids"] == want
     hist = client.get("/collections/packing_facilities/items/2/history", headers=h(officer)).json()
@@ -154,10 +175,10 @@ def test_sources_read_and_write_audited(client: TestClient, officer: str, sample
     assert top["changes"] == [{"field": "sources", "title": "Vùng trồng cung cấp", "before": sorted(before),
                                "after": want}]
     # unknown ids/codes: refused, nothing changed
-    r = client.put("/collections/packing_facilities/items/2/sources", json=[7, "VN-NO-SUCH"], headers=h(officer))
+    r = client.put("/collections/packing_facilities/items/2/sources", json=[a, "VN-NO-SUCH"], headers=h(officer))
     assert r.status_code == 422 and "VN-NO-SUCH" in r.json()["detail"]
     assert client.get("/collections/packing_facilities/items/2/sources").json()["ids"] == want
-    assert client.put("/collections/packing_facilities/items/999999/sources", json=[7],
+    assert client.put("/collections/packing_facilities/items/999999/sources", json=[a],
                       headers=h(officer)).status_code == 404
     assert client.get("/collections/packing_facilities/items/999999/sources").status_code == 404
     assert client.put("/collections/packing_facilities/items/2/sources", json={"x": 1},
@@ -165,17 +186,21 @@ def test_sources_read_and_write_audited(client: TestClient, officer: str, sample
     # a direct SQL change is audited as well (the trigger, not the route)
     with psycopg.connect(sample_db) as c:
         c.execute("SELECT set_config('datso.actor', 'psql:test', true)")
-        c.execute("DELETE FROM packing_facility_growing_areas WHERE facility_id = 2 AND growing_area_id = 7")
+        c.execute("DELETE FROM packing_facility_growing_areas WHERE facility_id = 2 AND growing_area_id = %s", [a])
     top: dict[str, Any] = client.get("/collections/packing_facilities/items/2/history",
                                      headers=h(officer)).json()["entries"][0]
-    assert top["actor"] == "psql:test" and top["changes"][0]["after"] == sorted(set(want) - {7})
+    assert top["actor"] == "psql:test" and top["changes"][0]["after"] == sorted(set(want) - {a})
+    # back to the sample's links
+    r = client.put("/collections/packing_facilities/items/2/sources", json=before, headers=h(officer))
+    assert r.status_code == 200 and r.json()["ids"] == sorted(before)
 
 
-def test_item_page_links_to_records_and_history(client: TestClient) -> None:
-    page = client.get("/collections/growing_areas/items/3?f=html").text
+def test_item_page_links_to_records_and_history(client: TestClient, sample_db: str) -> None:
+    [g] = sample_areas(sample_db, 1)
+    page = client.get(f"/collections/growing_areas/items/{g}?f=html").text
     for text in ("Mùa vụ", "Kiểm tra vùng trồng", "Sinh vật gây hại", "Lịch sử thay đổi"):
         assert text in page
-    assert "/collections/seasons/items?growing_area_id=3&amp;f=html" in page
-    assert client.get("/collections/seasons/items?growing_area_id=3&f=html").status_code == 200
+    assert f"/collections/seasons/items?growing_area_id={g}&amp;f=html" in page
+    assert client.get(f"/collections/seasons/items?growing_area_id={g}&f=html").status_code == 200
     facility = client.get("/collections/packing_facilities/items/2?f=html&lang=en").text
     assert "Source growing areas" in facility and "/items/2/history?f=html" in facility
