@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import accounts, errors, health, offload, security
 from api import features as features_api
+from api import history as history_api
 from api import imagery as imagery_api
 from api import imports as imports_api
 from api import map as map_api
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
         return FileResponse(map_api.HERE / "static" / "favicon.ico",
                             headers={"Cache-Control": "public, max-age=86400"})
 
+    app.include_router(history_api.create_router(a))      # before the features router's unknown-collection catch-all
     app.include_router(features_api.create_router(a))
     app.include_router(imports_api.create_router(a))        # file uploads of registered layers
     app.include_router(tiles_api.router)
