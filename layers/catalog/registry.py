@@ -498,7 +498,9 @@ def _record_layers() -> list[Layer]:
     """Season, inspection and pest records of a growing area (issue 11)."""
     area = F("growing_area_id", "Vùng trồng", "Growing area", required=True, references="growing_areas",
              lowzoom=True)
-    common: dict[str, Any] = {"minzoom": 8, "maxzoom": 22, "detail_zoom": 10, "min_pixel_area": 0.0}
+    # a record is where its growing area is: an officer writes the records of the areas in their scope
+    common: dict[str, Any] = {"minzoom": 8, "maxzoom": 22, "detail_zoom": 10, "min_pixel_area": 0.0,
+                              "scope_via": ("growing_area_id", "growing_areas")}
     return [
         Layer(
             id="seasons", model=models.Season, title_vi="Mùa vụ", title_en="Crop seasons",
