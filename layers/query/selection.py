@@ -197,9 +197,11 @@ def coerce_value(f: LayerField, text: str, layer: Layer | None = None) -> Any:
     if allowed is not None and text not in allowed:
         code = labels.resolve(layer, f, text)      # a label, any case, with or without diacritics
         if code is None:
-            ok_vi, ok_en = labels.allowed_text(layer, f, 40)
-            raise QueryError(f"Giá trị '{text[:60]}' của {f.name} không hợp lệ; chọn một trong: {ok_vi}",
-                             f"Invalid value '{text[:60]}' for {f.name}; one of: {ok_en}")
+            names = ", ".join(labels.labels(layer, f).values())
+            raise QueryError(f"Giá trị '{text[:60]}' của {f.name} không hợp lệ; chọn một trong: {', '.join(allowed)}"
+                             + (f"; hoặc theo tên: {names}" if names else ""),
+                             f"Invalid value '{text[:60]}' for {f.name}; one of: {', '.join(allowed)}"
+                             + (f"; or by name: {names}" if names else ""))
         return code
     return text
 
