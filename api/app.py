@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from api import accounts, errors, health, offload, security
 from api import features as features_api
 from api import imagery as imagery_api
+from api import imports as imports_api
 from api import map as map_api
 from api import openapi as oas
 from api import tiles as tiles_api
@@ -38,7 +39,9 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        expiry = asyncio.create_task(imports_api.expiry_loop(primary, a.registration_expiry_interval_s))
         yield
+        expiry.cancel()
         offload.shutdown(app)
         await db.close()
         await asyncio.to_thread(write_pool.close)
@@ -66,6 +69,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.mount("/static/vendor/leaflet", StaticFiles(directory=VENDOR_DIR / "leaflet"), name="leaflet")
     app.mount("/static", StaticFiles(directory=map_api.HERE / "static"), name="static")
     app.include_router(features_api.create_router(a))
+    app.include_router(imports_api.create_router(a))        # file uploads of registered layers
     app.include_router(tiles_api.router)
     app.include_router(accounts.router)          # /auth/login|logout|me, /admin/users
     oas.install(app)   # response schemas for every route, no unused 422s

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import time
 from pathlib import Path
@@ -41,7 +42,7 @@ from gis.errors import BilingualError
 from layers.accounts.principal import Principal
 from layers.catalog.formats import format_value
 from layers.catalog.registry import LAYERS, Layer
-from layers.ingest import writes
+from layers.ingest import registration, writes
 from layers.query import features as feat
 from layers.query import selection
 from layers.settings import ApiSettings, get_map_settings
@@ -483,11 +484,19 @@ def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> 
         "application/geo+json": {"schema": {"type": "object"}}}}}
 
     async def create(request: Request, who: Principal = Depends(auth)) -> Response:
-        check_unknown(request, ())
+        registered = layer.registration is not None
+        check_unknown(request, ("repair",) if registered else ())
         body = await read_body(request, settings)
-        fid, tag = await _write(request, writes.create, _write_target(request), layer, body,
-                                _content_crs(request), who, request_lang(request), _limits(settings))
-        return Response(status_code=201, headers={"Location": f"{public_base_url(request)}{path}/{fid}", "ETag": tag})
+        notes: list[dict[str, Any]] = []
+        extra = {"repair": request.query_params.get("repair", "").lower() in ("1", "true", "yes"),
+                 "policy": registration.Policy.from_settings(settings), "notes": notes} if registered else {}
+        fid, tag = await _write(request, functools.partial(writes.create, **extra), _write_target(request), layer,
+                                body, _content_crs(request), who, request_lang(request), _limits(settings))
+        headers = {"Location": f"{public_base_url(request)}{path}/{fid}", "ETag": tag}
+        if registered:       # the draft's id and the registration's warnings (area far from the supplied one...)
+            return Response(orjson.dumps({"id": fid, "warnings": notes}), status_code=201, headers=headers,
+                            media_type="application/json")
+        return Response(status_code=201, headers=headers)
 
     async def replace(request: Request, feature_id: str, who: Principal = Depends(auth)) -> Response:
         check_unknown(request, ())
@@ -513,9 +522,12 @@ def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> 
         return Response(status_code=204)
 
     t = layer.title_en
+    created = oas.CREATE_RESPONSES if layer.registration is None else {
+        **oas.CREATE_RESPONSES, **oas.problems(403), 201: {**oas.CREATE_RESPONSES[201], "content": {
+            "application/json": {"schema": {"type": "object"}}}}}
     router.add_api_route(path, create, methods=["POST"], status_code=201, summary=f"{t}: create a feature",
                          dependencies=security, openapi_extra={**body_doc, "parameters": oas.CONTENT_CRS_PARAM},
-                         responses=oas.CREATE_RESPONSES)
+                         responses=created)
     router.add_api_route(f"{path}/{{feature_id}}", replace, methods=["PUT"], status_code=204,
                          summary=f"{t}: replace a feature (If-Match required)", dependencies=security,
                          openapi_extra={**body_doc, "parameters": oas.IF_MATCH_PARAM + oas.CONTENT_CRS_PARAM},

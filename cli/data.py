@@ -26,6 +26,8 @@ def import_cmd(
     y_field: str | None = typer.Option(None, "--y-field", help="CSV column with Y"),
     wkt_field: str | None = typer.Option(None, "--wkt-field", help="CSV column with WKT geometry"),
     repair: bool = typer.Option(False, "--repair", help="repair invalid geometries (make_valid) with a warning"),
+    register: bool = typer.Option(False, "--register", help="as the upload endpoint: new drafts with the "
+                                  "registration checks (area, commune, province, overlaps) of growing areas/packing houses"),
     report: Path | None = typer.Option(None, "--report", help="write every issue to this CSV"),
     lang: str = typer.Option("vi", "--lang", help="vi | en"),
     user: str | None = typer.Option(None, "--user", help="actor recorded in the history (default: OS user)"),
@@ -38,7 +40,7 @@ def import_cmd(
 
     opts = ImportOptions(crs=crs, field_map=field_map, source_layer=source_layer, encoding=encoding,
                          swap_xy=swap_xy, x_field=x_field, y_field=y_field, wkt_field=wkt_field, repair=repair,
-                         lang=lang, report=report)
+                         lang=lang, report=report, register=register)
     if user:
         opts.user = user
     vi = lang == "vi"

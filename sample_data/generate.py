@@ -29,6 +29,8 @@ import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from layers.catalog.registry import LAYERS
+from layers.ingest.registration import expire_due
 from layers.store.connect import connect
 from sample_data import names
 
@@ -330,6 +332,8 @@ def load_sample(dsn: str, size: str = "small", seed: int = 7, force: bool = Fals
         ga_ids = _load_growing_areas(cur, seed, growing, prov)
         fac = _load_facilities(cur, seed, spec["facilities"], prov, ga_ids)
         _load_trace(cur, seed, spec["lots"], fac)
+        for layer in LAYERS.values():      # past their valid_to by the real today: expired, as the API does
+            expire_due(conn, layer, "sample")
         counts = _counts(cur)
         conn.commit()
     with connect("writer", dsn=dsn, autocommit=True) as conn:
@@ -471,17 +475,22 @@ def _load_growing_areas(cur: psycopg.Cursor[Any], seed: int, placed: list[tuple[
         status = "active" if len(rows) % 10 < 7 else ["draft", "suspended", "revoked", "expired"][len(rows) % 4]
         reason = {"suspended": "Phát hiện sinh vật gây hại thuộc diện kiểm dịch (mô phỏng)",
                   "revoked": "Không duy trì điều kiện theo TCCS 774:2020/BVTV (mô phỏng)"}.get(status)
-        valid_from = dt.date(2022 + len(rows) % 4, 1 + len(rows) % 12, 1)
+        # the published status never contradicts the dates: active/suspended/draft areas are valid for five years
+        # from 2022-2025 (past the sample's today), expired ones ended before it (load_sample expires the rest)
+        k = len(rows)
+        valid_from = dt.date((2019 if status == "expired" else 2022) + k % 4, 1 + k % 12, 1)
+        years = 3 if status == "expired" else 5
         yy = valid_from.year % 100
         markets = ["VN"] + rng.sample(["CN", "US", "EU", "JP", "KR", "AU"], rng.randint(0, 3))
         rows.append((f"VN-86-{code_c}-{seq[code_c]:03d}-{yy:02d}", crop, rng.choice(varieties),
                      round(ha * 10_000, 2), names.person(rng), rng.choice([None, f"HTX Nông nghiệp {cname}"]),
                      code_c, _pg_array(markets), rng.choice(["VietGAP", "VietGAP", "GlobalGAP", "Organic"]),
                      status, reason, round(ha * yld, 2), _pg_array(months), valid_from,
-                     valid_from + dt.timedelta(days=3 * 365), True, _ewkb(MultiPolygon([poly]))))
+                     valid_from.replace(year=valid_from.year + years), f"{100 + k}/QĐ-CCTTBVTV (mô phỏng)",
+                     valid_from, True, _ewkb(MultiPolygon([poly]))))
     cols = ("code", "crop", "variety", "area_m2", "owner", "cooperative", "commune_code", "markets", "standard",
             "status", "status_reason", "expected_yield_t", "harvest_months", "valid_from", "valid_to",
-            "synthetic", "geom")
+            "decision_no", "decision_date", "synthetic", "geom")
     _copy_rows(cur, "growing_areas", cols, rows)
     return [(int(r[0]), str(r[1]), str(r[2]))
             for r in cur.execute("SELECT id, code, crop FROM growing_areas ORDER BY id").fetchall()]
@@ -507,11 +516,12 @@ def _load_facilities(cur: psycopg.Cursor[Any], seed: int, n: int, prov: Province
                     "markets": _pg_array(["VN"] + rng.sample(["CN", "US", "EU", "JP", "KR"], rng.randint(1, 3))),
                     "status": status, "capacity": rng.choice([5, 10, 20, 40]), "point": p,
                     "geom": _ewkb(geom)})
-    cols = ("code", "name", "owner", "commune_code", "address", "markets", "status", "capacity_t_per_day",
-            "synthetic", "geom")
+    cols = ("code", "name", "owner", "commune_code", "address", "markets", "status", "status_reason",
+            "capacity_t_per_day", "synthetic", "geom")
+    why = {"suspended": "Không duy trì điều kiện theo TCCS 775:2020/BVTV (mô phỏng)"}
     _copy_rows(cur, "packing_facilities", cols,
                [(f["code"], f["name"], f["owner"], f["commune_code"], f["address"], f["markets"], f["status"],
-                 f["capacity"], True, f["geom"]) for f in out])
+                 why.get(f["status"]), f["capacity"], True, f["geom"]) for f in out])
     ids = [int(r[0]) for r in cur.execute("SELECT id FROM packing_facilities ORDER BY id").fetchall()]
     links: list[tuple[int, int]] = []
     for f, fid in zip(out, ids, strict=True):

@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 
-from layers.catalog.lifecycle import Lifecycle, State
+from layers.catalog.lifecycle import Lifecycle, Registration, State
 from layers.store import models, vocab
 
 JsonType = Literal["string", "integer", "number", "boolean", "date", "date-time", "array", "object"]
@@ -100,6 +100,7 @@ class Layer:
     geometry_nullable: bool = False
     lifecycle: Lifecycle | None = None     # the status field's states, transitions and reasons
     boundaries_under: bool = True          # map exports draw the administrative boundaries under it
+    registration: Registration | None = None   # drafts, checks and code granting (layers/ingest/registration.py)
 
     def __post_init__(self) -> None:
         lc = self.lifecycle
@@ -229,7 +230,17 @@ GROWING_AREA_LIFECYCLE = Lifecycle("status", (
     "expired": ("active",),
 }, reason_field="status_reason", reason_states=vocab.GROWING_AREA_REASON_STATUSES)
 FACILITY_LIFECYCLE = Lifecycle("status", (_DRAFT, S("active", "Còn hiệu lực", "Active", "#00695c"), _SUSPENDED,
-                                          _REVOKED))
+                                          _REVOKED, S("expired", "Hết hiệu lực", "Expired", "#6d4c41")),
+                               transitions=GROWING_AREA_LIFECYCLE.transitions, reason_field="status_reason",
+                               reason_states=vocab.FACILITY_REASON_STATUSES)
+_EXPIRY = {"validity_fields": ("valid_from", "valid_to"), "expiring_states": ("active", "suspended"),
+           "expired_state": "expired"}
+GROWING_AREA_REGISTRATION = Registration(
+    code_field="code", commune_field="commune_code", code_pattern="growing_area", area_field="area_m2",
+    crop_field="crop", markets_field="markets", overlap_states=("draft", "active", "suspended"), **_EXPIRY)
+# packing houses are mostly points: no overlap or area rule, the same drafts, codes, lifecycle and expiry
+FACILITY_REGISTRATION = Registration(code_field="code", commune_field="commune_code", code_pattern="packing_house",
+                                     **_EXPIRY)
 
 
 def _status_style(kind: str, lifecycle: Lifecycle, default: str) -> dict[str, Any]:
@@ -336,7 +347,7 @@ def _layers() -> list[Layer]:
             description_en="Growing areas with codes (PUC) for export and traceability.",
             geometry_type="MultiPolygon",
             fields=_bind(models.GrowingArea, [
-                F("code", "Mã số vùng trồng", "Growing-area code", required=True, lowzoom=True),
+                F("code", "Mã số vùng trồng", "Growing-area code", lowzoom=True),
                 F("crop", "Cây trồng", "Crop", required=True, enum=tuple(vocab.CROPS), lowzoom=True, format="crop"),
                 F("variety", "Giống", "Variety"),
                 F("area_m2", "Diện tích (m²)", "Area (m²)", required=True, minimum=0.01,
@@ -352,8 +363,11 @@ def _layers() -> list[Layer]:
                 F("harvest_months", "Tháng thu hoạch", "Harvest months", queryable=False),
                 F("valid_from", "Hiệu lực từ", "Valid from"),
                 F("valid_to", "Hiệu lực đến", "Valid to"),
+                F("decision_no", "Số quyết định cấp mã", "Decision no.", in_tiles=False),
+                F("decision_date", "Ngày quyết định", "Decision date", in_tiles=False),
                 F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
             ]),
+            registration=GROWING_AREA_REGISTRATION,
             code_field="code", label_field="code", temporal=("valid_from", "valid_to"),
             search_fields=("code", "owner"), minzoom=8, maxzoom=22, detail_zoom=13, min_pixel_area=0.5,
             style=_status_style("fill", GROWING_AREA_LIFECYCLE, "#2e7d32"), lifecycle=GROWING_AREA_LIFECYCLE,
@@ -366,7 +380,7 @@ def _layers() -> list[Layer]:
             description_en="Packing houses with codes (PHC).",
             geometry_type="Geometry",
             fields=_bind(models.PackingFacility, [
-                F("code", "Mã số cơ sở đóng gói", "Packing-house code", required=True, lowzoom=True),
+                F("code", "Mã số cơ sở đóng gói", "Packing-house code", lowzoom=True),
                 F("name", "Tên cơ sở", "Name", required=True, lowzoom=True),
                 F("owner", "Chủ cơ sở", "Owner"),
                 F("commune_code", "Mã xã", "Commune code", required=True),
@@ -374,8 +388,14 @@ def _layers() -> list[Layer]:
                 F("markets", "Thị trường", "Markets", items_enum=vocab.MARKETS),
                 F("status", "Trạng thái", "Status", enum=vocab.FACILITY_STATUSES, lowzoom=True),
                 F("capacity_t_per_day", "Công suất (tấn/ngày)", "Capacity (t/day)"),
+                F("status_reason", "Lý do", "Reason"),
+                F("valid_from", "Hiệu lực từ", "Valid from"),
+                F("valid_to", "Hiệu lực đến", "Valid to"),
+                F("decision_no", "Số quyết định cấp mã", "Decision no.", in_tiles=False),
+                F("decision_date", "Ngày quyết định", "Decision date", in_tiles=False),
                 F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
             ]),
+            registration=FACILITY_REGISTRATION,
             code_field="code", label_field="name", search_fields=("code", "name"),
             minzoom=6, maxzoom=22, detail_zoom=10, min_pixel_area=0.0,
             style=_status_style("circle", FACILITY_LIFECYCLE, "#00695c"), lifecycle=FACILITY_LIFECYCLE,

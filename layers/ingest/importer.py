@@ -29,6 +29,7 @@ from psycopg import sql
 from gis import geometry as geo
 from gis.io import DataFileError, read_vector
 from layers.catalog.registry import Layer, UnknownLayer, get_layer
+from layers.ingest import registration
 from layers.ingest.rules import rule_for
 from layers.ingest.validation import Issue, IssueSummary, Prepared, must_have, prepare_frame
 from layers.ingest.writes import SCOPE_GEOMETRY, Writer
@@ -56,6 +57,8 @@ class ImportOptions:
     lang: str = "vi"
     report: Path | None = None
     progress: bool | None = None          # None: a progress bar when stderr is a terminal
+    register: bool = False                # registration checks of the layer (drafts, area, commune, overlaps)
+    policy: Any = None                    # their registration.Policy (None: from the settings)
 
 
 @dataclass
@@ -300,8 +303,16 @@ def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOption
             result.notes.append((note_vi.format(field=f.name), note_en.format(field=f.name)))
     try:
         with connect("writer", dsn=dsn) as conn:
+            registering = opts.register and layer.registration is not None
+            if registering:      # under the layer's registration lock until the COPY commits
+                registration.lock(conn, layer)
+                frame, pre = registration.precheck_batch(conn, layer, frame, data.geometry)
+                result.issues.extend(pre)
             prepared = prepare_frame(layer, frame, data.geometry, conn, first_row=1, repair=opts.repair)
             result.issues.extend(prepared.issues)
+            if registering:          # also after other errors: the report names every problem at once
+                result.issues.extend(registration.check_batch(
+                    conn, layer, prepared.frame, prepared.geometry, opts.policy or registration.Policy.from_settings()))
             if result.errors:
                 conn.rollback()
                 return done()

@@ -226,7 +226,7 @@ class GrowingArea(Timestamps, Base):
 
     __tablename__ = "growing_areas"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    code: Mapped[str] = mapped_column(String(40), unique=True)
+    code: Mapped[str | None] = mapped_column(String(40), unique=True)     # granted at activation (drafts: none)
     crop: Mapped[str] = mapped_column(String(32))
     variety: Mapped[str | None] = mapped_column(Text)
     area_m2: Mapped[Decimal] = mapped_column(Numeric(14, 2))
@@ -241,11 +241,14 @@ class GrowingArea(Timestamps, Base):
     harvest_months: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default="{}")
     valid_from: Mapped[dt.date | None] = mapped_column(Date)
     valid_to: Mapped[dt.date | None] = mapped_column(Date)
+    decision_no: Mapped[str | None] = mapped_column(Text)          # the granting decision (migration 0007)
+    decision_date: Mapped[dt.date | None] = mapped_column(Date)
     synthetic: Mapped[bool] = mapped_column(server_default="false")
     geom = geom_col("MULTIPOLYGON")
     geom_3857 = geom_3857_col("MULTIPOLYGON")
     __table_args__ = (
         CheckConstraint(_in("status", vocab.GROWING_AREA_STATUSES), name="status"),
+        CheckConstraint("code IS NOT NULL OR status IN ('draft', 'revoked')", name="code_granted"),
         CheckConstraint(_in("crop", list(vocab.CROPS)), name="crop"),
         CheckConstraint(_in("standard", vocab.STANDARDS), name="standard"),
         CheckConstraint(_array_in("markets", vocab.MARKETS), name="markets"),
@@ -264,7 +267,7 @@ class PackingFacility(Timestamps, Base):
 
     __tablename__ = "packing_facilities"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    code: Mapped[str] = mapped_column(String(40), unique=True)
+    code: Mapped[str | None] = mapped_column(String(40), unique=True)     # granted at activation (drafts: none)
     name: Mapped[str] = mapped_column(Text)
     owner: Mapped[str | None] = mapped_column(Text)
     commune_code: Mapped[str] = mapped_column(String(8))
@@ -272,11 +275,20 @@ class PackingFacility(Timestamps, Base):
     markets: Mapped[list[str]] = mapped_column(ARRAY(String(4)), server_default="{}")
     status: Mapped[str] = mapped_column(String(16), server_default="draft")
     capacity_t_per_day: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+    status_reason: Mapped[str | None] = mapped_column(Text)       # migration 0007: the lifecycle of growing areas
+    valid_from: Mapped[dt.date | None] = mapped_column(Date)
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)
+    decision_no: Mapped[str | None] = mapped_column(Text)
+    decision_date: Mapped[dt.date | None] = mapped_column(Date)
     synthetic: Mapped[bool] = mapped_column(server_default="false")
     geom = geom_col("GEOMETRY")
     geom_3857 = geom_3857_col("GEOMETRY")
     __table_args__ = (
         CheckConstraint(_in("status", vocab.FACILITY_STATUSES), name="status"),
+        CheckConstraint("code IS NOT NULL OR status IN ('draft', 'revoked')", name="code_granted"),
+        CheckConstraint("valid_to IS NULL OR valid_from IS NULL OR valid_to > valid_from", name="validity"),
+        CheckConstraint(_not_in("status", vocab.FACILITY_REASON_STATUSES) + " OR status_reason IS NOT NULL",
+                        name="reason_required"),
         CheckConstraint(_array_in("markets", vocab.MARKETS), name="markets"),
         CheckConstraint("GeometryType(geom) IN ('POINT', 'POLYGON', 'MULTIPOLYGON')", name="geom_kind"),
         *spatial_checks("packing_facilities"),
@@ -353,6 +365,16 @@ class TraceEvent(Base):
         Index("ix_trace_events_event_time", "event_time"),
         *spatial_checks("trace_events", nullable=True),
     )
+
+
+class CodeCounter(Base):
+    """The last sequence number granted per code prefix (layers/ingest/registration.py): only ever increases, so a
+    code is never granted twice, also after its area is revoked or deleted."""
+
+    __tablename__ = "code_counters"
+    prefix: Mapped[str] = mapped_column(Text, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)
+    __table_args__ = (CheckConstraint("last > 0", name="last_positive"),)
 
 
 class History(Base):

@@ -29,7 +29,8 @@ PARCEL_STATUSES = ("managed", "leased", "allocated", "planned_for_auction", "auc
 AUCTION_STATUSES = ("planned", "announced", "registration_open", "closed", "sold", "cancelled")
 GROWING_AREA_STATUSES = ("draft", "active", "suspended", "revoked", "expired")
 GROWING_AREA_REASON_STATUSES = ("suspended", "revoked")     # need a status_reason (CHECK reason_required)
-FACILITY_STATUSES = ("draft", "active", "suspended", "revoked")
+FACILITY_STATUSES = ("draft", "active", "suspended", "revoked", "expired")
+FACILITY_REASON_STATUSES = ("suspended", "revoked")         # need a status_reason (CHECK reason_required)
 ADMIN_LEVELS = ("province", "district", "commune")
 ADMIN_SCHEMES = ("2004", "2025")
 EPCIS_EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent",
@@ -37,6 +38,10 @@ EPCIS_EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "Tra
 EPCIS_ACTIONS = ("ADD", "OBSERVE", "DELETE")
 CROPS = {"coconut": "Dừa", "durian": "Sầu riêng", "pomelo": "Bưởi", "dragon_fruit": "Thanh long",
          "rice": "Lúa", "mango": "Xoài", "longan": "Nhãn", "rambutan": "Chôm chôm"}
+# Crop class for the minimum area of a growing area (Decision 3156: 1 ha perennial, 0.1 ha annual crops).
+CROP_CLASSES: dict[str, str] = {"coconut": "perennial", "durian": "perennial", "pomelo": "perennial",
+                                "dragon_fruit": "perennial", "rice": "annual", "mango": "perennial",
+                                "longan": "perennial", "rambutan": "perennial"}
 STANDARDS = ("VietGAP", "GlobalGAP", "Organic", "None")
 MARKETS = ("VN", "CN", "US", "EU", "JP", "KR", "AU", "NZ")
 HISTORY_ACTIONS = ("insert", "update", "delete")
