@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import accounts, errors, health, offload, security
 from api import features as features_api
+from api import history as history_api
 from api import imagery as imagery_api
 from api import imports as imports_api
 from api import map as map_api
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     # Leaflet is vendored next to the Folium export that inlines it; served at the same URL as the rest
     app.mount("/static/vendor/leaflet", StaticFiles(directory=VENDOR_DIR / "leaflet"), name="leaflet")
     app.mount("/static", StaticFiles(directory=map_api.HERE / "static"), name="static")
+    app.include_router(history_api.create_router(a))      # before the features router's unknown-collection catch-all
     app.include_router(features_api.create_router(a))
     app.include_router(imports_api.create_router(a))        # file uploads of registered layers
     app.include_router(tiles_api.router)

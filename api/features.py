@@ -280,6 +280,18 @@ def _feature_id(layer: Layer, text: str) -> int:
     return int(text)
 
 
+def record_links(base: str, layer: Layer, fid: int, lang: str) -> list[dict[str, Any]]:
+    """Links from a feature to the records of the layers whose fields reference its layer (`LayerField.references`),
+    to its relations and to its history (api/history.py)."""
+    out = [_link(f"{base}/collections/{other.id}/items?{f.name}={fid}", "related", GEOJSON, other.title(lang))
+           for other in LAYERS.values() for f in other.fields if f.references == layer.id]
+    out += [_link(f"{base}/collections/{layer.id}/items/{fid}/{r.name}", "related", "application/json",
+                  r.title_vi if lang == "vi" else r.title_en) for r in layer.relations]
+    out.append(_link(f"{base}/collections/{layer.id}/items/{fid}/history", "version-history", "application/json",
+                     "Lịch sử thay đổi" if lang == "vi" else "Change history"))
+    return out
+
+
 def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> None:
     path = f"/collections/{layer.id}"
     items_dep = items_query_dependency(layer, settings)
@@ -357,7 +369,8 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         b = public_base_url(request)
         u = f"{b}/collections/{layer.id}/items/{fid}"
         links = [_link(u, "self", GEOJSON), _link(f"{u}?f=html", "alternate", "text/html"),
-                 _link(f"{b}/collections/{layer.id}", "collection", "application/json")]
+                 _link(f"{b}/collections/{layer.id}", "collection", "application/json"),
+                 *record_links(b, layer, fid, request_lang(request))]
         body = text[:-1].encode() + b',"links":' + orjson.dumps(links) + b"}"
         default_repr = fmt in ("json", "geojson") and q.crs == feat.CRS84 and q.properties is None \
             and not q.skip_geometry

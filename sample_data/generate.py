@@ -287,13 +287,14 @@ class LoadReport:
 def _counts(cur: psycopg.Cursor[Any]) -> dict[str, int]:
     out = {}
     for t in ("admin_units", "admin_crosswalk", "parcels", "auction_plots", "growing_areas",
-              "packing_facilities", "trace_lots", "trace_events"):
+              "packing_facilities", "trace_lots", "trace_events", *RECORD_TABLES):
         row = cur.execute(f"SELECT count(*) FROM {t}").fetchone()  # noqa: S608 - fixed names
         out[t] = int(row[0]) if row else 0
     return out
 
 
-LAYER_TABLES = ("trace_events", "trace_lots", "packing_facility_growing_areas", "packing_facilities",
+RECORD_TABLES = ("seasons", "inspections", "pest_observations")
+LAYER_TABLES = (*RECORD_TABLES, "trace_events", "trace_lots", "packing_facility_growing_areas", "packing_facilities",
                 "growing_areas", "auction_plots", "parcels", "admin_crosswalk", "admin_units")
 
 
@@ -332,6 +333,7 @@ def load_sample(dsn: str, size: str = "small", seed: int = 7, force: bool = Fals
         ga_ids = _load_growing_areas(cur, seed, growing, prov)
         fac = _load_facilities(cur, seed, spec["facilities"], prov, ga_ids)
         _load_trace(cur, seed, spec["lots"], fac)
+        _load_records(cur, seed)
         for layer in LAYERS.values():      # past their valid_to by the real today: expired, as the API does
             expire_due(conn, layer, "sample")
         counts = _counts(cur)
@@ -586,6 +588,46 @@ def _load_trace(cur: psycopg.Cursor[Any], seed: int, n: int, facilities: list[di
             "read_point", "biz_location", "lot_id", "epc_list", "input_epcs", "output_epcs", "quantity_list",
             "ilmd", "synthetic", "geom")
     _copy_rows(cur, "trace_events", cols, events)
+
+
+# pests seen on each crop (sample): the records use the Vietnamese vocabulary of layers/store/vocab.py
+CROP_PESTS = {"coconut": ["red_palm_weevil", "coconut_caterpillar"], "durian": ["phytophthora", "mealybug", "thrips"],
+              "pomelo": ["fruit_fly", "anthracnose", "mealybug"], "dragon_fruit": ["stem_canker", "anthracnose", "thrips"],
+              "rice": ["brown_planthopper", "stem_borer", "blast", "leaf_blight", "golden_apple_snail"]}
+INSPECTORS = ["Nguyễn Văn Hùng", "Trần Thị Mai", "Lê Minh Tâm", "Phạm Thị Thu"]
+
+
+def _load_records(cur: psycopg.Cursor[Any], seed: int) -> None:
+    """A few season, inspection and pest records per growing area (deterministic)."""
+    rng = random.Random(seed + 97)
+    areas = cur.execute("SELECT id, crop, variety, expected_yield_t, ST_X(ST_PointOnSurface(geom)), "
+                        "ST_Y(ST_PointOnSurface(geom)), status FROM growing_areas ORDER BY id").fetchall()
+    seasons, inspections, pests = [], [], []
+    for gid, crop, variety, yld, x, y, status in areas:
+        _lo, _hi, _v, _y, months = CROP_SPECS[crop]
+        for k in range(1 + gid % 2):
+            planted = REFERENCE_DATE - dt.timedelta(days=120 + 180 * k + rng.randint(0, 60))
+            harvest = planted + dt.timedelta(days=100 if crop == "rice" else 150)
+            actual = round(float(yld) * rng.uniform(0.7, 1.1), 2) if harvest < REFERENCE_DATE and yld else None
+            seasons.append((gid, crop, variety, planted, harvest, yld, actual, None, True, None))
+        inspected = REFERENCE_DATE - dt.timedelta(days=rng.randint(10, 300))
+        result = "fail" if status in ("suspended", "revoked") else rng.choice(["pass", "pass", "pass", "conditional"])
+        findings = {"pass": "Đáp ứng yêu cầu", "conditional": "Cần bổ sung sổ ghi chép sử dụng thuốc BVTV",
+                    "fail": "Phát hiện sinh vật gây hại thuộc diện kiểm dịch"}[result]
+        inspections.append((gid, inspected, rng.choice(INSPECTORS), result, findings,
+                             inspected + dt.timedelta(days=180), True, _ewkb(Point(x, y))))
+        for k in range(gid % 3):
+            p = Point(x + rng.uniform(-2e-4, 2e-4), y + rng.uniform(-2e-4, 2e-4))
+            pests.append((gid, CROP_PESTS[crop][k % len(CROP_PESTS[crop])],
+                          rng.choice(["low", "low", "medium", "high"]),
+                          REFERENCE_DATE - dt.timedelta(days=30 * k + rng.randint(1, 25)),
+                          round(rng.uniform(50, 2000), 2), None, True, _ewkb(p)))
+    _copy_rows(cur, "seasons", ("growing_area_id", "crop", "variety", "planting_date", "expected_harvest_date",
+                                "expected_yield_t", "actual_yield_t", "notes", "synthetic", "geom"), seasons)
+    _copy_rows(cur, "inspections", ("growing_area_id", "inspection_date", "inspector", "result", "findings",
+                                    "next_due_date", "synthetic", "geom"), inspections)
+    _copy_rows(cur, "pest_observations", ("growing_area_id", "pest", "severity", "observed_on", "affected_area_m2",
+                                          "notes", "synthetic", "geom"), pests)
 
 
 def _json(v: Any) -> str:

@@ -60,12 +60,28 @@ class LayerField:
     format: Format | None = None     # how values are shown (default from the type: date, label for enums...)
     computed: Computed | None = None  # computed on import when the file does not carry it
     summary: bool = False            # kept in compact map exports (besides label, style and lowzoom fields)
+    references: str | None = None    # the id of the layer whose feature ids this field holds (links both ways)
     # filled from the model column
     type: JsonType = "string"
     item_type: JsonType | None = None
     nullable: bool = True
     max_length: int | None = None                # varchar(n), or varchar(n)[] items
     int_range: tuple[int, int] | None = None     # int2/int4/int8 (or their arrays): the column type's range
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A many-to-many link of a layer's features to another layer's, kept in a link table:
+    `GET/PUT /collections/{layer}/items/{id}/{name}` (api/relations.py); its audit trigger writes the change to the
+    feature's history as the pseudo-field `name` (migration 0008)."""
+
+    name: str
+    table: str                 # the link table
+    own_column: str            # its column holding this layer's id
+    other_column: str          # its column holding the other layer's id
+    target: str                # the other layer's id
+    title_vi: str
+    title_en: str
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,7 @@ class Layer:
     lifecycle: Lifecycle | None = None     # the status field's states, transitions and reasons
     boundaries_under: bool = True          # map exports draw the administrative boundaries under it
     registration: Registration | None = None   # drafts, checks and code granting (layers/ingest/registration.py)
+    relations: tuple[Relation, ...] = ()   # many-to-many links to another layer (read/written as a list of ids)
 
     def __post_init__(self) -> None:
         lc = self.lifecycle
@@ -400,7 +417,10 @@ def _layers() -> list[Layer]:
             minzoom=6, maxzoom=22, detail_zoom=10, min_pixel_area=0.0,
             style=_status_style("circle", FACILITY_LIFECYCLE, "#00695c"), lifecycle=FACILITY_LIFECYCLE,
             scope_field="commune_code",
+            relations=(Relation("sources", "packing_facility_growing_areas", "facility_id", "growing_area_id",
+                                "growing_areas", "Vùng trồng cung cấp", "Source growing areas"),),
         ),
+        *_record_layers(),
         Layer(
             id="trace_lots", model=models.TraceLot,
             title_vi="Lô hàng truy xuất", title_en="Traceability lots",
@@ -452,6 +472,77 @@ def _layers() -> list[Layer]:
             code_field="event_id", label_field="biz_step", temporal=("event_time", None),
             search_fields=("event_id",), minzoom=8, maxzoom=22, detail_zoom=10, min_pixel_area=0.0,
             style={"kind": "circle", "by": "event_type", "colours": {}, "default": "#ef6c00"},
+        ),
+    ]
+
+
+def _record_layers() -> list[Layer]:
+    """Season, inspection and pest records of a growing area (issue 11)."""
+    area = F("growing_area_id", "Vùng trồng", "Growing area", required=True, references="growing_areas",
+             lowzoom=True)
+    common = {"minzoom": 8, "maxzoom": 22, "detail_zoom": 10, "min_pixel_area": 0.0}
+    return [
+        Layer(
+            id="seasons", model=models.Season, title_vi="Mùa vụ", title_en="Crop seasons",
+            description_vi="Mùa vụ của vùng trồng: cây trồng, giống, ngày xuống giống, dự kiến thu hoạch, sản lượng.",
+            description_en="Crop seasons of growing areas: crop, variety, planting and harvest dates, yields.",
+            geometry_type="Point", geometry_nullable=True,
+            fields=_bind(models.Season, [
+                area,
+                F("crop", "Cây trồng", "Crop", required=True, enum=tuple(vocab.CROPS), lowzoom=True, format="crop"),
+                F("variety", "Giống", "Variety"),
+                F("planting_date", "Ngày xuống giống", "Planting date", required=True),
+                F("expected_harvest_date", "Dự kiến thu hoạch", "Expected harvest date"),
+                F("expected_yield_t", "Sản lượng dự kiến (tấn)", "Expected yield (t)", minimum=0),
+                F("actual_yield_t", "Sản lượng thực tế (tấn)", "Actual yield (t)", minimum=0),
+                F("notes", "Ghi chú", "Notes", queryable=False),
+                F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
+            ]),
+            unique_together=("growing_area_id", "crop", "planting_date"), label_field="crop",
+            temporal=("planting_date", "expected_harvest_date"), search_fields=(), **common,
+            style={"kind": "circle", "by": "crop", "colours": {}, "default": "#558b2f"},
+        ),
+        Layer(
+            id="inspections", model=models.Inspection, title_vi="Kiểm tra vùng trồng",
+            title_en="Growing-area inspections",
+            description_vi="Kết quả kiểm tra, giám sát vùng trồng và hạn kiểm tra tiếp theo.",
+            description_en="Inspections of growing areas: result, findings and the next due date.",
+            geometry_type="Point", geometry_nullable=True,
+            fields=_bind(models.Inspection, [
+                area,
+                F("inspection_date", "Ngày kiểm tra", "Inspection date", required=True),
+                F("inspector", "Người kiểm tra", "Inspector", required=True, public=False),
+                F("result", "Kết quả", "Result", required=True, enum=tuple(vocab.INSPECTION_RESULTS), lowzoom=True),
+                F("findings", "Nhận xét", "Findings", queryable=False),
+                F("next_due_date", "Hạn kiểm tra tiếp", "Next due date"),
+                F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
+            ]),
+            unique_together=("growing_area_id", "inspection_date"), label_field="result",
+            temporal=("inspection_date", None), **common,
+            style={"kind": "circle", "by": "result", "default": "#1565c0",
+                   "colours": {"pass": "#2e7d32", "conditional": "#f9a825", "fail": "#c62828",
+                               "not_inspected": "#9e9e9e"}},
+        ),
+        Layer(
+            id="pest_observations", model=models.PestObservation, title_vi="Sinh vật gây hại",
+            title_en="Pest observations",
+            description_vi="Theo dõi sinh vật gây hại trên vùng trồng: loài, mức độ, ngày, vị trí.",
+            description_en="Pests and diseases observed on growing areas: which, how severe, when, where.",
+            geometry_type="Point",
+            fields=_bind(models.PestObservation, [
+                area,
+                F("pest", "Sinh vật gây hại", "Pest or disease", required=True, enum=tuple(vocab.PESTS),
+                  lowzoom=True),
+                F("severity", "Mức độ", "Severity", required=True, enum=tuple(vocab.SEVERITIES), lowzoom=True),
+                F("observed_on", "Ngày phát hiện", "Observed on", required=True),
+                F("affected_area_m2", "Diện tích nhiễm (m²)", "Affected area (m²)", minimum=0.01),
+                F("notes", "Ghi chú", "Notes", queryable=False),
+                F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
+            ]),
+            unique_together=("growing_area_id", "pest", "observed_on"), label_field="pest",
+            temporal=("observed_on", None), **common,
+            style={"kind": "circle", "by": "severity", "default": "#e65100",
+                   "colours": {"low": "#fdd835", "medium": "#fb8c00", "high": "#e53935", "outbreak": "#880e4f"}},
         ),
     ]
 

@@ -26,7 +26,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from gis.crs import CrsDef, CrsError, get_crs, list_crs
+from layers.catalog import labels
 from layers.catalog.registry import Layer, LayerField
+from layers.ingest.validation import AmbiguousNumber, CoercionError, read_number
 from layers.query.cql2 import CqlError, Translator, parse
 
 CRS84 = get_crs("OGC:CRS84")
@@ -168,6 +170,13 @@ def coerce_value(f: LayerField, text: str) -> Any:
                 raise bad
             return i
         if kind == "number":
+            if "," in text or "." in text:
+                try:     # the one reading of written numbers: 1.250,5 -> 1250.5; an ambiguous 1.250 is refused
+                    text = read_number(text)
+                except AmbiguousNumber as exc:
+                    raise QueryError(f"{f.name}: {exc.vi}", f"{f.name}: {exc.en}") from None
+                except CoercionError:
+                    raise bad from None
             if not _NUM_RE.fullmatch(text):
                 raise bad
             d = Decimal(text)
@@ -186,8 +195,12 @@ def coerce_value(f: LayerField, text: str) -> Any:
     except (ValueError, InvalidOperation):
         raise bad from None
     if allowed is not None and text not in allowed:
-        raise QueryError(f"Giá trị '{text[:60]}' của {f.name} không hợp lệ; chọn một trong: {', '.join(allowed)}",
-                         f"Invalid value '{text[:60]}' for {f.name}; one of: {', '.join(allowed)}")
+        code = labels.resolve(None, f, text)       # a label, any case, with or without diacritics
+        if code is None:
+            ok_vi, ok_en = labels.allowed_text(None, f, 40)
+            raise QueryError(f"Giá trị '{text[:60]}' của {f.name} không hợp lệ; chọn một trong: {ok_vi}",
+                             f"Invalid value '{text[:60]}' for {f.name}; one of: {ok_en}")
+        return code
     return text
 
 

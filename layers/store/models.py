@@ -377,6 +377,82 @@ class CodeCounter(Base):
     __table_args__ = (CheckConstraint("last > 0", name="last_positive"),)
 
 
+class _AreaRecord(Timestamps):
+    """A record about one growing area (season, inspection, pest observation); deleted with its area (the
+    history keeps it)."""
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    growing_area_id: Mapped[int] = mapped_column(ForeignKey("growing_areas.id", ondelete="CASCADE"))
+    synthetic: Mapped[bool] = mapped_column(server_default="false")
+
+
+class Season(_AreaRecord, Base):
+    """A crop season on a growing area (mùa vụ); geometry optional (a point where it was recorded)."""
+
+    __tablename__ = "seasons"
+    crop: Mapped[str] = mapped_column(String(32))
+    variety: Mapped[str | None] = mapped_column(Text)
+    planting_date: Mapped[dt.date] = mapped_column(Date)
+    expected_harvest_date: Mapped[dt.date | None] = mapped_column(Date)
+    expected_yield_t: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    actual_yield_t: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    notes: Mapped[str | None] = mapped_column(Text)
+    geom = geom_col("POINT", nullable=True)
+    geom_3857 = geom_3857_col("POINT")
+    __table_args__ = (
+        UniqueConstraint("growing_area_id", "crop", "planting_date"),
+        CheckConstraint(_in("crop", list(vocab.CROPS)), name="crop"),
+        CheckConstraint("expected_harvest_date IS NULL OR expected_harvest_date >= planting_date",
+                        name="harvest_after_planting"),
+        CheckConstraint("(expected_yield_t IS NULL OR expected_yield_t >= 0) "
+                        "AND (actual_yield_t IS NULL OR actual_yield_t >= 0)", name="yield_positive"),
+        Index("ix_seasons_growing_area_id", "growing_area_id"),
+        *spatial_checks("seasons", nullable=True),
+    )
+
+
+class Inspection(_AreaRecord, Base):
+    """An inspection of a growing area (kiểm tra, giám sát); geometry optional (where it was done)."""
+
+    __tablename__ = "inspections"
+    inspection_date: Mapped[dt.date] = mapped_column(Date)
+    inspector: Mapped[str] = mapped_column(Text)
+    result: Mapped[str] = mapped_column(String(16))
+    findings: Mapped[str | None] = mapped_column(Text)
+    next_due_date: Mapped[dt.date | None] = mapped_column(Date)
+    geom = geom_col("POINT", nullable=True)
+    geom_3857 = geom_3857_col("POINT")
+    __table_args__ = (
+        UniqueConstraint("growing_area_id", "inspection_date"),
+        CheckConstraint(_in("result", list(vocab.INSPECTION_RESULTS)), name="result"),
+        CheckConstraint("next_due_date IS NULL OR next_due_date > inspection_date", name="next_due_after"),
+        Index("ix_inspections_growing_area_id", "growing_area_id"),
+        *spatial_checks("inspections", nullable=True),
+    )
+
+
+class PestObservation(_AreaRecord, Base):
+    """A pest or disease observed on a growing area (theo dõi sinh vật gây hại), at a point."""
+
+    __tablename__ = "pest_observations"
+    pest: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    observed_on: Mapped[dt.date] = mapped_column(Date)
+    affected_area_m2: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    notes: Mapped[str | None] = mapped_column(Text)
+    geom = geom_col("POINT")
+    geom_3857 = geom_3857_col("POINT")
+    __table_args__ = (
+        UniqueConstraint("growing_area_id", "pest", "observed_on"),
+        CheckConstraint(_in("pest", list(vocab.PESTS)), name="pest"),
+        CheckConstraint(_in("severity", list(vocab.SEVERITIES)), name="severity"),
+        CheckConstraint("affected_area_m2 IS NULL OR affected_area_m2 > 0", name="affected_area_positive"),
+        Index("ix_pest_observations_growing_area_id", "growing_area_id"),
+        Index("ix_pest_observations_observed_on", "observed_on"),
+        *spatial_checks("pest_observations"),
+    )
+
+
 class History(Base):
     """Append-only audit of every insert/update/delete on a layer table (written by triggers)."""
 
@@ -447,4 +523,4 @@ class UserSession(Base):
 
 
 AUDITED_TABLES = ("admin_units", "parcels", "auction_plots", "growing_areas", "packing_facilities",
-                  "trace_lots", "trace_events")
+                  "trace_lots", "trace_events", "seasons", "inspections", "pest_observations")

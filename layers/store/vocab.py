@@ -45,3 +45,20 @@ CROP_CLASSES: dict[str, str] = {"coconut": "perennial", "durian": "perennial", "
 STANDARDS = ("VietGAP", "GlobalGAP", "Organic", "None")
 MARKETS = ("VN", "CN", "US", "EU", "JP", "KR", "AU", "NZ")
 HISTORY_ACTIONS = ("insert", "update", "delete")
+
+# Season, inspection and pest records (issue 11). Codes are stored; the Vietnamese labels are accepted on import
+# and in the API (with or without diacritics, any case: layers/catalog/labels.py) and shown on pages.
+INSPECTION_RESULTS = {"pass": "Đạt", "conditional": "Đạt có điều kiện", "fail": "Không đạt",
+                      "not_inspected": "Chưa kiểm tra"}
+PESTS = {"brown_planthopper": "Rầy nâu", "stem_borer": "Sâu đục thân", "anthracnose": "Bệnh thán thư",
+         "fruit_fly": "Ruồi đục quả", "blast": "Bệnh đạo ôn", "leaf_blight": "Bệnh bạc lá",
+         "mealybug": "Rệp sáp", "red_palm_weevil": "Đuông dừa", "coconut_caterpillar": "Sâu đầu đen hại dừa",
+         "phytophthora": "Bệnh nứt thân xì mủ", "stem_canker": "Bệnh đốm nâu thanh long",
+         "golden_apple_snail": "Ốc bươu vàng", "thrips": "Bọ trĩ"}
+SEVERITIES = {"low": "Nhẹ", "medium": "Trung bình", "high": "Nặng", "outbreak": "Dịch"}
+MARKET_LABELS = {"VN": "Việt Nam", "CN": "Trung Quốc", "US": "Hoa Kỳ", "EU": "Liên minh châu Âu",
+                 "JP": "Nhật Bản", "KR": "Hàn Quốc", "AU": "Úc", "NZ": "New Zealand"}
+
+# Vietnamese labels of the vocabularies that have them, found by their codes (layers/catalog/labels.py).
+LABELS: tuple[dict[str, str], ...] = (CROPS, INSPECTION_RESULTS, PESTS, SEVERITIES, MARKET_LABELS,
+                                      LAND_USE_CODES)
