@@ -344,6 +344,8 @@
     var sources = {
       admin: { type: "vector", tiles: [ORIGIN + "/collections/admin_units/tiles/WebMercatorQuad/{z}/{x}/{y}"],
         maxzoom: CONFIG.tileMaxzoom || 16 },
+      context: { type: "vector", tiles: [ORIGIN + "/tiles/{z}/{x}/{y}.mvt?layers=" + CONFIG.layers.map(function (l) { return l.id; }).join(",")],
+        minzoom: 8, maxzoom: CONFIG.tileMaxzoom || 16 },
       items: { type: "geojson", data: EMPTY }, selected: { type: "geojson", data: EMPTY },
       before: { type: "geojson", data: EMPTY }, conflicts: { type: "geojson", data: EMPTY },
       candidate: { type: "geojson", data: EMPTY }, vertices: { type: "geojson", data: EMPTY }
@@ -359,6 +361,12 @@
         paint: { "line-color": "#78909c", "line-width": 1, "line-dasharray": [3, 2] } },
       { id: "provinces", type: "line", source: "admin", "source-layer": "admin_units", filter: ["==", ["get", "level"], "province"],
         paint: { "line-color": "#37474f", "line-width": 2 } },
+      { id: "context-fill", type: "fill", source: "context", "source-layer": CONFIG.layers[0].id,
+        paint: { "fill-color": "#52796f", "fill-opacity": 0.18 } },
+      { id: "context-line", type: "line", source: "context", "source-layer": CONFIG.layers[0].id,
+        paint: { "line-color": "#52796f", "line-width": 0.8 } },
+      { id: "context-point", type: "circle", source: "context", "source-layer": CONFIG.layers[CONFIG.layers.length - 1].id,
+        filter: ["==", ["geometry-type"], "Point"], paint: { "circle-radius": 3.5, "circle-color": "#52796f", "circle-opacity": 0.6 } },
       { id: "items-fill", type: "fill", source: "items", filter: ["==", ["geometry-type"], "Polygon"],
         paint: { "fill-color": ["match", ["get", "status"], "x", "#000", "#2e7d32"], "fill-opacity": 0.35 } },
       { id: "items-line", type: "line", source: "items", filter: ["==", ["geometry-type"], "Polygon"],
@@ -808,13 +816,18 @@
           el("div", { "class": "what", text: act })
         ]);
         if (e.reason) li.appendChild(el("div", { "class": "reason", text: t("reason") + ": " + e.reason }));
-        var rows = (e.changes || []).filter(function (c) { return c.field !== "synthetic"; });
+        var blank = function (v) { return v === null || v === undefined || v === "" || (Array.isArray(v) && !v.length); };
+        var created = e.action === "insert";
+        var rows = (e.changes || []).filter(function (c) {
+          return c.field !== "synthetic" && !(blank(c.before) && blank(c.after));
+        });
         if (rows.length) {
           var tb = el("table");
           rows.forEach(function (c) {
             var f = fieldOf(S.layer, c.field);
-            tb.appendChild(el("tr", {}, [el("td", { text: c.title || c.field }),
-              el("td", {}, [el("span", { "class": "before", text: showValue(c.before, f) }), " → ", el("span", { "class": "after", text: showValue(c.after, f) })])]));
+            tb.appendChild(el("tr", {}, [el("td", { "class": "hfield", text: c.title || c.field }),
+              el("td", {}, created ? [el("span", { text: showValue(c.after, f) })]
+                : [el("span", { "class": "before", text: showValue(c.before, f) }), " → ", el("span", { "class": "after", text: showValue(c.after, f) })])]));
           });
           li.appendChild(tb);
         }
@@ -940,7 +953,7 @@
     }
     var errNode = el("div", { "class": "field-error", role: "alert", hidden: true });
     var node = el("div", { "class": "field", "data-field": f.name }, [
-      el("label", { "for": id }, [label, f.required && !f.computed ? el("span", { "class": "req", text: " *" }) : null]), input, errNode]);
+      el("label", { "for": id }, [label, f.required && !f.computed && f.name !== S.layer.communeField ? el("span", { "class": "req", text: " *" }) : null]), input, errNode]);
     return { node: node, input: input, read: read, setError: function (text) {
       node.classList.toggle("invalid", !!text); errNode.hidden = !text; errNode.textContent = text || "";
     } };
