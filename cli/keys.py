@@ -43,7 +43,9 @@ def list_(db: str | None = typer.Option(None, "--db")) -> None:
         t.add_row(k.name, k.user or "", k.role, f"{k.created_at:%Y-%m-%d %H:%M}" if k.created_at else "",
                   f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "")
     out = Console()
-    out.print(t, width=None if out.is_terminal else 250)
+    if not out.is_terminal:      # piped (grep, scripts): names are not cut at 80 columns
+        out = Console(width=250)
+    out.print(t)
 
 
 @app.command()

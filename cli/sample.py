@@ -9,7 +9,7 @@ from rich.table import Table
 
 from layers.settings import get_settings
 from layers.store import connect
-from sample_data.generate import SIZES, load_sample
+from sample_data.generate import NEW_PROVINCE, SIZES, load_sample
 
 app = typer.Typer(help="Synthetic sample province (Bến Tre / Trà Vinh / Vĩnh Long geography).",
                   no_args_is_help=True)
@@ -21,6 +21,9 @@ def load(
     size: str = typer.Option("small", help=f"one of: {', '.join(SIZES)} (large = 1,000,000 parcels)"),
     seed: int = typer.Option(7, help="random seed: the same seed gives the same province"),
     force: bool = typer.Option(False, "--force", help="empty the layer tables first"),
+    demo_users: bool = typer.Option(True, "--demo-users/--no-demo-users",
+                                    help="create demo-admin (national) and demo-officer (the sample province) with "
+                                         "random passwords and keys, printed here once"),
 ) -> None:
     """Generate and load the sample province (skipped when data is already there, unless --force)."""
     if size not in SIZES:
@@ -42,3 +45,26 @@ def load(
         table.add_row(name, f"{n:,}")
     console.print(table)
     console.print(f"{report.seconds:.1f} s")
+    if demo_users:
+        _demo_users(connect.url("writer", s))
+
+
+def _demo_users(dsn: str) -> None:
+    """Two demo accounts with random secrets, shown on this console only (nothing fixed in the code)."""
+    import secrets
+
+    from layers.accounts.users import AccountError, create_user
+
+    for name, role, provinces in (("demo-admin", "admin", ()), ("demo-officer", "officer", (NEW_PROVINCE[0],))):
+        password = secrets.token_urlsafe(12)
+        try:
+            created = create_user(dsn, name, role, provinces=provinces, national=not provinces,
+                                  display_name=f"Demo {role}", password=password)
+        except AccountError as exc:
+            if exc.status == 409:
+                console.print(f"{name}: already there (new password: datso users password {name}; "
+                              f"new key: datso users key {name})", soft_wrap=True)
+                continue
+            raise
+        console.print(f"[bold]{name}[/bold] ({role}, {created.user.scope_text('en')}): password "
+                      f"[bold]{password}[/bold], API key [bold]{created.key}[/bold] (shown once; demo only)", soft_wrap=True)

@@ -60,7 +60,9 @@ def list_(db: str | None = typer.Option(None, "--db")) -> None:
         t.add_row(u.name, u.role, u.scope_text("en"), u.status, str(u.keys), "yes" if u.has_password else "no",
                   u.display_name or "")
     out = Console()
-    out.print(t, width=None if out.is_terminal else 250)     # piped (grep, scripts): names not cut at 80 columns
+    if not out.is_terminal:      # piped (grep, scripts): names are not cut at 80 columns
+        out = Console(width=250)
+    out.print(t)
 
 
 @app.command()

@@ -342,3 +342,23 @@ def test_existing_keys_get_users(scratch: Settings) -> None:
                     ("old-officer", "old-officer", "officer", False, ["86"])]
     dbmod.downgrade(scratch, revision="0005")
     dbmod.migrate(scratch)
+
+
+def test_sample_load_makes_demo_users_with_random_secrets(settings: Settings, sample_db: str,
+                                                          http: httpx.Client) -> None:
+    import re
+
+    with psycopg.connect(sample_db) as c:
+        c.execute("DELETE FROM users WHERE name IN ('demo-admin', 'demo-officer')")
+    r = datso(settings, "sample", "load")       # the data is there: nothing loaded, the demo users made
+    assert r.returncode == 0, r.stderr
+    text = r.stderr.replace("\n", " ")
+    found = dict(re.findall(r"(demo-\w+) \([^)]*\): password (\S+),", text))
+    keys = dict(re.findall(r"(demo-\w+) \([^)]*\): password \S+, API key (datso_\S+)", text))
+    assert set(found) == set(keys) == {"demo-admin", "demo-officer"}
+    assert http.get("/auth/me", headers=bearer(keys["demo-officer"])).json()["scope"]["provinces"] == ["86"]
+    assert http.get("/auth/me", headers=bearer(keys["demo-admin"])).json()["scope"]["national"] is True
+    assert http.post("/auth/login", json={"name": "demo-officer", "password": found["demo-officer"]}).status_code == 200
+    again = datso(settings, "sample", "load")   # a second run keeps them (and shows no secret)
+    assert again.returncode == 0 and "already there" in again.stderr and "datso_" not in again.stderr
+    assert found["demo-officer"] not in (ROOT / "cli" / "sample.py").read_text()

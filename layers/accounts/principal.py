@@ -25,14 +25,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from shapely import wkb
 from shapely.geometry.base import BaseGeometry
 
 from gis.errors import BilingualError
-from layers.catalog.registry import Layer
+from layers.catalog.registry import SCOPE_GEOMETRY, Layer, get_layer
 
 ROLES = ("officer", "admin")
-GEOMETRY = "__geometry__"      # the key of a row's geometry in the rows given to check_scope
+GEOMETRY = SCOPE_GEOMETRY      # the key of a row's geometry in the rows given to check_scope
 PROVINCE_SCHEME = "2025"
 
 
@@ -137,6 +138,8 @@ def rows_outside(conn: psycopg.Connection, principal: Principal, layer: Layer, r
                  f"only national administrators may edit '{layer.id}' (your scope: {scope_en})")
                 for i in range(len(rows))]
     out: list[tuple[int, str | None, str, str]] = []
+    if layer.scope_via is not None:
+        return _outside_via(conn, principal, layer, rows)
     if layer.scope_field is not None:
         f = layer.scope_field
         parents = _communes_of(conn, (str(r.get(f)) for r in rows if r.get(f) is not None))
@@ -166,6 +169,40 @@ def rows_outside(conn: psycopg.Connection, principal: Principal, layer: Layer, r
                         f"the location is outside your scope ({scope_en})" if geoms[i] is not None
                         else f"a feature without a location: only national administrators may write it (your "
                              f"scope: {scope_en})"))
+    return out
+
+
+def _outside_via(conn: psycopg.Connection, principal: Principal, layer: Layer, rows: Sequence[dict[str, Any]]
+                 ) -> list[tuple[int, str | None, str, str]]:
+    """Rows placed by the feature they refer to (`Layer.scope_via`): that feature's place decides."""
+    assert layer.scope_via is not None
+    f, ref_id = layer.scope_via
+    ref = get_layer(ref_id)
+    ids: list[int] = []
+    for r in rows:
+        try:
+            ids.append(int(r[f]) if r.get(f) is not None else -1)
+        except (TypeError, ValueError):
+            ids.append(-1)
+    wanted = sorted({i for i in ids if i >= 0})
+    key = ref.scope_key
+    q = sql.SQL("SELECT {id}, {key}, {geom} FROM {t} WHERE {id} = ANY(%s)").format(
+        id=sql.Identifier(ref.id_column), t=sql.Identifier(ref.table),
+        key=sql.Identifier(key) if key else sql.SQL("NULL"),
+        geom=sql.SQL("NULL") if key else sql.SQL("ST_AsBinary({})").format(sql.Identifier(ref.geometry_column)))
+    found = {int(r[0]): r for r in conn.execute(q, [wanted]).fetchall()} if wanted else {}
+    ref_rows: list[dict[str, Any]] = []
+    for i in ids:
+        hit = found.get(i)
+        place: dict[str, Any] = {GEOMETRY: wkb.loads(bytes(hit[2])) if hit is not None and hit[2] is not None
+                                 else None}
+        if key:
+            place[key] = hit[1] if hit is not None else None
+        ref_rows.append(place)
+    out: list[tuple[int, str | None, str, str]] = []
+    for i, _fname, vi, en in rows_outside(conn, principal, ref, ref_rows):
+        out.append((i, f, f"{f} = {ids[i] if ids[i] >= 0 else rows[i].get(f)}: {vi}",
+                    f"{f} = {ids[i] if ids[i] >= 0 else rows[i].get(f)}: {en}"))
     return out
 
 

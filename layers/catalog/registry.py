@@ -39,6 +39,8 @@ Computed = Literal["area_m2_from_geometry"]
 # typing mistakes (0001-01-01, 20255-01-01) that every face would have to render, and year 1 BC / > 9999 are
 # not representable in Python (they crashed /collections and the HTML pages).
 DEFAULT_DATE_RANGE: tuple[dt.date, dt.date] = (dt.date(1900, 1, 1), dt.date(2200, 12, 31))
+# the key of a row's geometry in the rows the scope rule reads (layers/accounts/principal.py, ingest/writes.py)
+SCOPE_GEOMETRY = "__geometry__"
 _INT_RANGES = {SmallInteger: (-(2**15), 2**15 - 1), BigInteger: (-(2**63), 2**63 - 1),
                Integer: (-(2**31), 2**31 - 1)}
 
@@ -106,8 +108,10 @@ class Layer:
     editable: bool = True
     write_roles: tuple[str, ...] = ("officer", "admin")
     # where a row is, for province-scoped writes (layers/accounts/principal.py): a commune-code field, or
-    # national_only (only national principals write), or else the geometry inside the scope's polygons
+    # scope_via (field holding the id of a feature of another layer, whose place decides), or national_only
+    # (only national principals write), or else the geometry inside the scope's polygons
     scope_field: str | None = None
+    scope_via: tuple[str, str] | None = None      # (field, layer id), e.g. ("growing_area_id", "growing_areas")
     national_only: bool = False
     style: dict[str, Any] = field(default_factory=dict)   # default style: colour by a field
     id_column: str = "id"
@@ -128,8 +132,13 @@ class Layer:
                                  "the lifecycle's states")
             if lc.reason_field is not None and self.get_field(lc.reason_field) is None:
                 raise ValueError(f"layer {self.id}: no reason field {lc.reason_field!r}")
-        if self.scope_field is not None and self.get_field(self.scope_field) is None:
-            raise ValueError(f"layer {self.id}: no scope field {self.scope_field!r}")
+        if self.scope_key is not None and self.get_field(self.scope_key) is None:
+            raise ValueError(f"layer {self.id}: no scope field {self.scope_key!r}")
+
+    @property
+    def scope_key(self) -> str | None:
+        """The field that places a row for the scope rule (scope_field or scope_via's field), if any."""
+        return self.scope_field or (self.scope_via[0] if self.scope_via else None)
 
     @property
     def table(self) -> str:

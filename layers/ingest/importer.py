@@ -28,11 +28,11 @@ from psycopg import sql
 
 from gis import geometry as geo
 from gis.io import DataFileError, read_vector
-from layers.catalog.registry import Layer, UnknownLayer, get_layer
+from layers.catalog.registry import SCOPE_GEOMETRY, Layer, UnknownLayer, get_layer
 from layers.ingest import registration
 from layers.ingest.rules import rule_for
 from layers.ingest.validation import Issue, IssueSummary, Prepared, must_have, prepare_frame
-from layers.ingest.writes import SCOPE_GEOMETRY, Writer
+from layers.ingest.writes import Writer
 from layers.store.connect import connect
 
 CHUNK = 25_000
@@ -229,8 +229,8 @@ def write_prepared(conn: psycopg.Connection, layer: Layer, prepared: Prepared, a
 def scope_issues(conn: psycopg.Connection, layer: Layer, prepared: Prepared, principal: Writer) -> list[Issue]:
     """One issue per row outside the principal's scope (one query for the whole batch)."""
     n = len(prepared.frame)
-    f = layer.scope_field
-    values = ([None if pd.isna(v) else str(v) for v in prepared.frame[f]]
+    f = layer.scope_key
+    values = ([None if pd.isna(v) else v for v in prepared.frame[f]]
               if f is not None and f in prepared.frame.columns else [None] * n)
     geoms = list(prepared.geometry) if len(prepared.geometry) == n else [None] * n
     rows = [{**({f: v} if f is not None else {}), SCOPE_GEOMETRY: g} for v, g in zip(values, geoms, strict=True)]

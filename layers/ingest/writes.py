@@ -35,7 +35,7 @@ from shapely.geometry.base import BaseGeometry
 from gis.crs import CrsDef, transformer
 from gis.errors import BilingualError
 from gis.geometry import area_m2
-from layers.catalog.registry import Layer
+from layers.catalog.registry import SCOPE_GEOMETRY, Layer
 from layers.ingest import registration
 from layers.ingest.rules import rule_for
 from layers.ingest.validation import prepare_records
@@ -74,7 +74,6 @@ class Writer(Protocol):
 
 
 Actor = str | Writer
-SCOPE_GEOMETRY = "__geometry__"     # the key of a row's geometry for check_scope (= principal.GEOMETRY)
 
 
 def etag(feature_id: int, xmin: str) -> str:
@@ -276,9 +275,10 @@ def _lock(conn: psycopg.Connection, layer: Layer, fid: int, if_match: str | None
     """Lock the row, check If-Match; returns its state and its place (`place`: the scope field's value and the
     geometry, for the scope check)."""
     cols = [layer.id_column, *([layer.lifecycle.field] if layer.lifecycle is not None else [])]
-    place = sql.SQL(", {} AS scope_value, ST_AsBinary({}) AS scope_geom").format(
-        sql.Identifier(layer.scope_field) if layer.scope_field else sql.SQL("NULL"),
-        sql.Identifier(layer.geometry_column))
+    by_geometry = layer.scope_key is None and not layer.national_only     # else the geometry is not read
+    place = sql.SQL(", {} AS scope_value, {} AS scope_geom").format(
+        sql.Identifier(layer.scope_key) if layer.scope_key else sql.SQL("NULL"),
+        sql.SQL("ST_AsBinary({})").format(sql.Identifier(layer.geometry_column)) if by_geometry else sql.SQL("NULL"))
     q = sql.SQL("SELECT xmin::text AS v, {cols}{place} FROM {t} WHERE {id} = %s FOR UPDATE").format(
         cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols), place=place, t=sql.Identifier(layer.table),
         id=sql.Identifier(layer.id_column))
@@ -299,8 +299,8 @@ def _lock(conn: psycopg.Connection, layer: Layer, fid: int, if_match: str | None
                          "The feature was changed by someone else (ETag mismatch); reload it and retry",
                          [{"current_etag": current}])
     old_place: dict[str, Any] = {SCOPE_GEOMETRY: wkb.loads(bytes(row[-1])) if row[-1] is not None else None}
-    if layer.scope_field:
-        old_place[layer.scope_field] = row[-2]
+    if layer.scope_key:
+        old_place[layer.scope_key] = row[-2]
     return {"state": row[2] if layer.lifecycle is not None else None, "place": old_place}
 
 
@@ -310,8 +310,8 @@ def _new_place(layer: Layer, rec: dict[str, Any], geom: BaseGeometry | None, old
     place: dict[str, Any] = dict(old or {})
     if geom_given or old is None:
         place[SCOPE_GEOMETRY] = geom
-    if layer.scope_field and (layer.scope_field in rec or old is None):
-        place[layer.scope_field] = rec.get(layer.scope_field)
+    if layer.scope_key and (layer.scope_key in rec or old is None):
+        place[layer.scope_key] = rec.get(layer.scope_key)
     return place
 
 
