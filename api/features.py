@@ -501,9 +501,9 @@ def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> 
         check_unknown(request, ("repair",) if registered else ())
         body = await read_body(request, settings)
         notes: list[dict[str, Any]] = []
-        extra = {"repair": request.query_params.get("repair", "").lower() in ("1", "true", "yes"),
-                 "policy": registration.Policy.from_settings(settings), "notes": notes} if registered else {}
-        fid, tag = await _write(request, functools.partial(writes.create, **extra), _write_target(request), layer,
+        registering = functools.partial(writes.create, notes=notes, policy=registration.Policy.from_settings(settings),
+                                   repair=request.query_params.get("repair", "").lower() in ("1", "true", "yes"))
+        fid, tag = await _write(request, registering if registered else writes.create, _write_target(request), layer,
                                 body, _content_crs(request), who, request_lang(request), _limits(settings))
         headers = {"Location": f"{public_base_url(request)}{path}/{fid}", "ETag": tag}
         if registered:       # the draft's id and the registration's warnings (area far from the supplied one...)

@@ -63,7 +63,7 @@ async def _save(request: Request, limit: int, folder: Path) -> tuple[Path, dict[
                       field="file")
     name = _SAFE.sub("_", Path(upload.filename or "upload").name)[-100:] or "upload"
     if not name.lower().endswith(SUFFIXES):
-        raise Problem(415, f"Tệp '{name}' không được hỗ trợ; dùng {', '.join(SUFFIXES)}",
+        raise Problem(422, f"Tệp '{name}' không được hỗ trợ; dùng {', '.join(SUFFIXES)}",
                       f"File '{name}' is not supported; use {', '.join(SUFFIXES)}", field="file", value=name)
     path = folder / name
     size = 0

@@ -389,7 +389,7 @@ def test_upload_zipped_shapefile_and_limits(client: TestClient, sample_db: str, 
     r = upload(client, officer, "vung.zip", buf.getvalue())
     assert r.status_code == 201, r.text
     assert r.json()["rows_written"] == 2
-    assert problem(upload(client, officer, "vung.exe", b"MZ"), 415)["field"] == "file"
+    assert problem(upload(client, officer, "vung.exe", b"MZ"), 422)["field"] == "file"
     assert problem(client.post("/collections/growing_areas/imports", files={"file": ("a.geojson", b"{}")}), 401)
     assert problem(client.post("/collections/growing_areas/imports", headers={"Authorization": f"Bearer {officer}"},
                                content=b"{}"), 415)

@@ -7,6 +7,7 @@ declared once (in `layers/store/models.py`) and described once (here). See docs/
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -259,14 +260,13 @@ FACILITY_LIFECYCLE = Lifecycle("status", (_DRAFT, S("active", "Còn hiệu lực
                                           _REVOKED, S("expired", "Hết hiệu lực", "Expired", "#6d4c41")),
                                transitions=GROWING_AREA_LIFECYCLE.transitions, reason_field="status_reason",
                                reason_states=vocab.FACILITY_REASON_STATUSES)
-_EXPIRY = {"validity_fields": ("valid_from", "valid_to"), "expiring_states": ("active", "suspended"),
-           "expired_state": "expired"}
 GROWING_AREA_REGISTRATION = Registration(
     code_field="code", commune_field="commune_code", code_pattern="growing_area", area_field="area_m2",
-    crop_field="crop", markets_field="markets", overlap_states=("draft", "active", "suspended"), **_EXPIRY)
+    crop_field="crop", markets_field="markets", overlap_states=("draft", "active", "suspended"),
+    validity_fields=("valid_from", "valid_to"), expiring_states=("active", "suspended"), expired_state="expired")
 # packing houses are mostly points: no overlap or area rule, the same drafts, codes, lifecycle and expiry
-FACILITY_REGISTRATION = Registration(code_field="code", commune_field="commune_code", code_pattern="packing_house",
-                                     **_EXPIRY)
+FACILITY_REGISTRATION = dataclasses.replace(GROWING_AREA_REGISTRATION, code_pattern="packing_house", area_field=None,
+                                            crop_field=None, markets_field=None, overlap_states=())
 
 
 def _status_style(kind: str, lifecycle: Lifecycle, default: str) -> dict[str, Any]:

@@ -127,8 +127,9 @@ def precheck_new(layer: Layer, props: dict[str, Any]) -> None:
 
 
 def precheck_batch(conn: psycopg.Connection, layer: Layer, frame: pd.DataFrame, geoms: np.ndarray,
-                   first_row: int = 1) -> tuple[pd.DataFrame, list[Issue]]:
-    """`precheck_new` for an import, row by row, and the commune derived where the file has none."""
+                   first_row: int = 1) -> tuple[pd.DataFrame, list[Issue], list[list[CommuneHit]] | None]:
+    """`precheck_new` for an import, row by row, and the commune derived where the file has none (with the
+    communes each valid geometry meets, for `check_batch`)."""
     reg = reg_of(layer)
     lc = layer.lifecycle
     issues: list[Issue] = []
@@ -147,20 +148,25 @@ def precheck_batch(conn: psycopg.Connection, layer: Layer, frame: pd.DataFrame, 
     given = frame[cf].to_numpy(dtype=object) if cf in frame.columns else np.full(len(frame), None, dtype=object)
     empty = np.array([not (isinstance(v, str) and v.strip()) and not isinstance(v, int | np.integer) for v in given],
                      dtype=bool)
+    hits = None
     if empty.any():
-        arr = geo.as_array(geoms)
-        sub = np.array([arr[i] if empty[i] and arr[i] is not None and bool(shapely.is_valid(arr[i])) else None
-                        for i in range(len(arr))], dtype=object)
-        derived = derive_communes(conn, sub)
+        arr = geo.force_2d(geo.as_array(geoms))
+        valid = ~shapely.is_missing(arr) & ~shapely.is_empty(arr)
+        valid[valid] = shapely.is_valid(arr[valid])
+        sub = arr.copy()
+        sub[~valid] = None
+        hits = commune_hits(conn, sub)
+        derived = [h[0].code if h else None for h in hits]
         filled = given.copy()
-        for i in np.flatnonzero(empty):
+        for k in np.flatnonzero(empty):
+            i = int(k)
             filled[i] = derived[i]
             if derived[i] is None and sub[i] is not None:
-                issues.append(_issue(first_row + int(i), "geometry", "outside_province",
+                issues.append(_issue(first_row + i, "geometry", "outside_province",
                                      "vị trí không thuộc xã nào của tỉnh (ngoài tỉnh)",
                                      "the location lies in no commune of the province (outside the province)"))
         frame = frame.assign(**{cf: filled})
-    return frame, issues
+    return frame, issues, hits
 
 
 def repair_or_offer(geom: BaseGeometry | None, repair: bool) -> tuple[BaseGeometry | None, Issue | None]:
@@ -229,8 +235,8 @@ def commune_hits(conn: psycopg.Connection, geoms: np.ndarray) -> list[list[Commu
     idx = [i for i, g in enumerate(geoms) if g is not None and not g.is_empty]
     if not idx:
         return out
-    wkbs = [shapely.to_wkb(geoms[i]) for i in idx]
-    for ord_, code, parent, name, m2 in conn.execute(_COMMUNES, [wkbs]).fetchall():
+    wkbs = list(shapely.to_wkb(np.asarray([geoms[i] for i in idx], dtype=object)))
+    for ord_, code, parent, name, m2 in conn.execute(_COMMUNES, [wkbs], binary=True).fetchall():
         out[idx[int(ord_) - 1]].append(CommuneHit(code, parent, name, float(m2 or 0.0)))
     for hits in out:
         hits.sort(key=lambda h: -h.m2)
@@ -262,7 +268,8 @@ WHERE m2 > %s ORDER BY u.ord, m2 DESC""").format(
         id=sql.Identifier(layer.id_column), code=sql.Identifier(reg.code_field), status=sql.Identifier(lc.field),
         t=sql.Identifier(layer.table), geom=sql.Identifier(layer.geometry_column))
     out: dict[int, list[tuple[str, float]]] = {}
-    rows = conn.execute(q, [[shapely.to_wkb(geoms[i]) for i in idx], list(states), list(exclude), tolerance])
+    rows = conn.execute(q, [list(shapely.to_wkb(geoms[idx])), list(states), [int(e) for e in exclude],
+                            float(tolerance)], binary=True)
     for ord_, fid, code, status, m2 in rows.fetchall():
         name = code if code else f"#{fid} ({status})"
         out.setdefault(idx[int(ord_) - 1], []).append((name, float(m2)))
@@ -274,7 +281,8 @@ def _fmt_m2(v: float) -> str:
 
 
 def check_batch(conn: psycopg.Connection, layer: Layer, frame: pd.DataFrame, geoms: np.ndarray, policy: Policy,
-                *, first_row: int = 1, exclude: Sequence[int] = (), check_overlap: bool = True) -> list[Issue]:
+                *, first_row: int = 1, exclude: Sequence[int] = (), check_overlap: bool = True,
+                hits: list[list[CommuneHit]] | None = None, areas: np.ndarray | None = None) -> list[Issue]:
     """Check (and complete) rows to be registered, column-wise: `frame` (registry field names, coerced) gets the
     computed area and the derived commune. Returns errors and warnings by row; run under `lock`."""
     reg = reg_of(layer)
@@ -286,9 +294,10 @@ def check_batch(conn: psycopg.Connection, layer: Layer, frame: pd.DataFrame, geo
     if ok.any():
         ok[ok] = shapely.is_valid(arr[ok])
     idx = [int(i) for i in np.flatnonzero(ok)]
+    given_areas = areas
     areas = np.zeros(n)
     if reg.area_field is not None and idx:
-        areas[idx] = geo.areas_m2(arr[idx])
+        areas[idx] = given_areas[idx] if given_areas is not None else geo.areas_m2(arr[idx])
         computed = np.round(areas, 2)
         if reg.area_field in frame.columns:
             supplied = pd.to_numeric(frame[reg.area_field], errors="coerce").to_numpy(dtype=float)
@@ -325,7 +334,8 @@ def check_batch(conn: psycopg.Connection, layer: Layer, frame: pd.DataFrame, geo
     cf = reg.commune_field
     given = frame[cf].to_numpy(dtype=object) if cf in frame.columns else np.full(n, None, dtype=object)
     communes = given.copy()
-    hits = commune_hits(conn, np.array([arr[i] if ok[i] else None for i in range(n)], dtype=object)) if n else []
+    if hits is None:
+        hits = commune_hits(conn, np.array([arr[i] if ok[i] else None for i in range(n)], dtype=object)) if n else []
     for i in idx:
         h = hits[i]
         g = given[i] if isinstance(given[i], str) and given[i] else None
@@ -475,7 +485,8 @@ def _text(v: Any) -> bool:
 
 
 def check_update(conn: psycopg.Connection, layer: Layer, fid: int, rec: dict[str, Any],
-                 geom: BaseGeometry | None, geom_given: bool, policy: Policy, lang: str) -> None:
+                 geom: BaseGeometry | None, geom_given: bool, policy: Policy, lang: str,
+                 partial: bool = True) -> None:
     """Enforce registration on an update (PUT/PATCH), completing `rec`: the code is granted (never typed), a
     move into a reason state needs its reason in the same request (recorded in history), activation needs the
     decision and grants the code, the dates never contradict the status, a changed geometry is checked again
@@ -494,7 +505,9 @@ def check_update(conn: psycopg.Connection, layer: Layer, fid: int, rec: dict[str
     stored = shapely.from_wkb(row[-1]) if row[-1] is not None else None
     # the code: granted, never typed (a PUT that leaves it out keeps it)
     if reg.code_field in rec:
-        if rec[reg.code_field] in (None, "") or rec[reg.code_field] == cur[reg.code_field]:
+        if rec[reg.code_field] == cur[reg.code_field]:
+            pass
+        elif rec[reg.code_field] is None and not partial:     # a PUT that leaves the code out keeps it
             del rec[reg.code_field]
         else:
             v = rec[reg.code_field]

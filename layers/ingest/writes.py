@@ -354,10 +354,12 @@ def create(target: Target, layer: Layer, body: Any, crs: CrsDef, actor: Actor, l
             props[reg.area_field] = round(area_m2(geom), 2)     # computed anyway: the stored area is the geodesic one
     with _connect(target) as conn, conn.transaction():
         _begin(conn, actor)
+        hits = None
         if reg is not None:
             registration.lock(conn, layer)       # held until commit: overlapping registrations are serialised
             if props.get(reg.commune_field) in (None, "") and geom is not None:
-                props[reg.commune_field] = registration.derive_communes(conn, np.array([geom], dtype=object))[0]
+                hits = registration.commune_hits(conn, np.array([geom], dtype=object))
+                props[reg.commune_field] = hits[0][0].code if hits[0] else None
                 if props[reg.commune_field] is None:
                     raise registration.RegistrationError(
                         422, "Hình học không nằm trong xã nào của tỉnh (ngoài tỉnh)",
@@ -369,7 +371,7 @@ def create(target: Target, layer: Layer, body: Any, crs: CrsDef, actor: Actor, l
         if reg is not None:
             frame = pd.DataFrame({k: pd.Series([v], dtype=object) for k, v in rec.items()})
             issues = registration.check_batch(conn, layer, frame, np.array([g], dtype=object),
-                                              policy or registration.Policy.from_settings())
+                                              policy or registration.Policy.from_settings(), hits=hits)
             registration.raise_for(issues, lang)
             rec = {k: frame[k].iloc[0] if k in frame.columns else v for k, v in rec.items()}
             warned += [i for i in issues if not i.is_error]
@@ -413,7 +415,7 @@ def _update(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, acto
             _check_transition(layer, old["state"], rec[layer.lifecycle.field])
         if layer.registration is not None:     # codes granted, reasons, decisions, dates, a changed geometry
             registration.check_update(conn, layer, fid, rec, g, geom_given or not partial,
-                                      policy or registration.Policy.from_settings(), lang)
+                                      policy or registration.Policy.from_settings(), lang, partial)
         with_geom = geom_given or not partial
         names, exprs, params = _values(layer, rec, g, with_geom)
         if not names:
