@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from api import formats
+from api import openapi as oas
 from api.auth import api_key_scheme, bearer_scheme, bearer_secret, current_key, require_roles
 from api.errors import Problem, request_lang
 from api.features import _feature_id, _json, _link, _not_found_item, _write_target, read_body, render
@@ -33,6 +34,25 @@ from layers.settings import ApiSettings
 
 FULL_ROLES = ("officer", "admin")
 DEFAULT_LIMIT = 50
+_ANY: dict[str, Any] = {}
+HISTORY = oas.component("History", {"type": "object", "required": ["featureId", "entries", "numberMatched"],
+                                    "properties": {
+    "collection": {"type": "string"}, "featureId": {"type": "integer"}, "deleted": {"type": "boolean"},
+    "view": {"type": "string", "enum": ["public", "full"]}, "numberMatched": {"type": "integer"},
+    "numberReturned": {"type": "integer"}, "links": oas.LINKS,
+    "entries": {"type": "array", "items": {"type": "object", "properties": {
+        "at": {"type": "string"}, "action": {"type": "string", "enum": ["insert", "update", "delete"]},
+        "actor": {"type": "string"}, "reason": {"type": ["string", "null"]}, "geometryChanged": {"type": "boolean"},
+        "geometryBefore": _ANY, "geometryAfter": _ANY,
+        "changes": {"type": "array", "items": {"type": "object", "properties": {
+            "field": {"type": "string"}, "title": {"type": "string"}, "before": _ANY, "after": _ANY}}}}}}}})
+LINKED = oas.component("LinkedFeatures", {"type": "object", "required": ["featureId", "ids"], "properties": {
+    "collection": {"type": "string"}, "featureId": {"type": "integer"}, "relation": {"type": "string"},
+    "target": {"type": "string"}, "ids": {"type": "array", "items": {"type": "integer"}},
+    "items": {"type": "array", "items": {"type": "object"}}, "links": oas.LINKS}})
+HISTORY_RESPONSES = {**oas.ok_json(HISTORY, html=True, cached=True), **oas.problems(400, 401, 404, 406, 429, 503)}
+LINKED_RESPONSES = {**oas.ok_json(LINKED, cached=True), **oas.problems(400, 404, 406, 503)}
+LINK_WRITE_RESPONSES = {**oas.ok_json(LINKED), **oas.problems(400, 401, 403, 404, 413, 415, 422, 429, 503)}
 
 
 async def _viewer(request: Request) -> Principal | None:
@@ -109,9 +129,10 @@ def _history_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> N
                 next=nxt and nxt + "&f=html", prev=prv and prv + "&f=html")
         return _json(request, doc)
 
+    # public, with an optional key (officers see everything): no security requirement in the OpenAPI document
     router.add_api_route(f"/collections/{layer.id}/items/{{feature_id}}/history", history, methods=["GET"],
-                         summary=f"{layer.title_en}: history of a feature",
-                         dependencies=[Depends(bearer_scheme), Depends(api_key_scheme)])
+                         summary=f"{layer.title_en}: history of a feature (an officer's key: the full history)",
+                         responses=HISTORY_RESPONSES)
 
 
 def _relation_routes(router: APIRouter, layer: Layer, rel: Relation, settings: ApiSettings) -> None:
@@ -143,9 +164,14 @@ def _relation_routes(router: APIRouter, layer: Layer, rel: Relation, settings: A
                                       key.actor)
         return _json(request, {"collection": layer.id, "featureId": fid, "relation": rel.name, "ids": ids})
 
-    router.add_api_route(path, read, methods=["GET"], summary=f"{layer.title_en}: {rel.title_en}")
+    router.add_api_route(path, read, methods=["GET"], summary=f"{layer.title_en}: {rel.title_en}",
+                         responses=LINKED_RESPONSES)
     router.add_api_route(path, write, methods=["PUT"], summary=f"{layer.title_en}: replace {rel.title_en}",
-                         dependencies=[Depends(bearer_scheme), Depends(api_key_scheme)])
+                         dependencies=[Depends(bearer_scheme), Depends(api_key_scheme)],
+                         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                             "schema": {"oneOf": [{"type": "array", "items": {"type": ["integer", "string"]}},
+                                                  {"type": "object", "properties": {"ids": {"type": "array"}}}]}}}}},
+                         responses=LINK_WRITE_RESPONSES)
 
 
 def create_router(settings: ApiSettings) -> APIRouter:

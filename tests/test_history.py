@@ -128,3 +128,42 @@ def test_unknown_and_deleted_features(client: TestClient, officer: str) -> None:
     assert gone["deleted"] is True and [e["action"] for e in gone["entries"]] == ["delete", "insert"]
     assert gone["entries"][0]["geometryBefore"]["type"] == "MultiPolygon"
     assert client.get(f"/collections/growing_areas/items/{fid}/history?f=html").status_code == 200
+
+
+def test_history_page_in_chromium(live_server: Any, officer: str) -> None:
+    """The history page on a 360 px phone: offline (no request leaves the server), no script error, the old
+    (dashed red) and new (green) boundary drawn on the small map."""
+    import httpx
+    from map_browser_util import PageLog, chromium, screenshot
+
+    base = live_server.url
+    with httpx.Client(base_url=base) as c:
+        code = f"VN-86-HPG-{uuid.uuid4().hex[:6]}"
+        r = c.post("/collections/growing_areas/items", headers=h(officer), json={
+            "type": "Feature", "geometry": square(106.63, 10.13),
+            "properties": {"code": code, "crop": "pomelo", "area_m2": 100000, "owner": "HTX Bưởi Da Xanh",
+                           "commune_code": "86001", "status": "draft"}})
+        assert r.status_code == 201, r.text
+        fid, tag = r.headers["Location"].rsplit("/", 1)[1], r.headers["ETag"]
+        for body in ({"geometry": square(106.631, 10.1305, 0.004)},
+                     {"properties": {"status": "active", "owner": "HTX Bưởi Da Xanh Mỏ Cày"}},
+                     {"properties": {"status": "suspended", "status_reason": "Phát hiện ruồi đục quả"}}):
+            r = c.patch(f"/collections/growing_areas/items/{fid}", json=body,
+                        headers=h(officer, **{"If-Match": tag, "Content-Type": "application/merge-patch+json"}))
+            assert r.status_code == 204, r.text
+            tag = r.headers["ETag"]
+    with chromium() as browser:
+        for width, lang in ((360, "vi"), (1000, "en")):
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            log = PageLog(page)
+            page.goto(f"{base}/collections/growing_areas/items/{fid}/history?f=html&lang={lang}")
+            page.wait_for_selector(".hmap .leaflet-overlay-pane path")
+            paths = page.locator(".hmap").first.locator(".leaflet-overlay-pane path")   # the boundary change
+            assert paths.count() == 2
+            assert page.locator(".hmap").count() == 2      # and the first boundary, when the area was created
+            assert "6 4" in (paths.nth(0).get_attribute("stroke-dasharray") or "")
+            assert page.evaluate("document.documentElement.scrollWidth") <= width + 1   # no sideways scroll
+            assert log.console_errors() == [] and log.external(base) == []
+            assert ("Phát hiện ruồi đục quả" if lang == "vi" else "The boundary changed") in page.content()
+            screenshot(page, f"history_{width}.png")
+            page.close()

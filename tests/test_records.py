@@ -28,8 +28,8 @@ def h(key: str, **extra: str) -> dict[str, str]:
 
 def test_sample_has_records_for_every_growing_area(sample_db: str) -> None:
     with psycopg.connect(sample_db) as c:
-        row = c.execute("SELECT (SELECT count(*) FROM growing_areas g WHERE NOT EXISTS (SELECT 1 FROM seasons s "
-                        "WHERE s.growing_area_id = g.id)), (SELECT count(*) FROM growing_areas g WHERE NOT EXISTS "
+        row = c.execute("SELECT (SELECT count(*) FROM growing_areas g WHERE g.synthetic AND NOT EXISTS (SELECT 1 FROM seasons s "
+                        "WHERE s.growing_area_id = g.id)), (SELECT count(*) FROM growing_areas g WHERE g.synthetic AND NOT EXISTS "
                         "(SELECT 1 FROM inspections s WHERE s.growing_area_id = g.id)), "
                         "(SELECT count(*) FROM pest_observations)").fetchone()
     assert row is not None and row[0] == 0 and row[1] == 0 and row[2] > 100
@@ -159,3 +159,13 @@ def test_sources_read_and_write_audited(client: TestClient, officer: str, sample
     top: dict[str, Any] = client.get("/collections/packing_facilities/items/2/history",
                                      headers=h(officer)).json()["entries"][0]
     assert top["actor"] == "psql:test" and top["changes"][0]["after"] == sorted(set(want) - {7})
+
+
+def test_item_page_links_to_records_and_history(client: TestClient) -> None:
+    page = client.get("/collections/growing_areas/items/3?f=html").text
+    for text in ("Mùa vụ", "Kiểm tra vùng trồng", "Sinh vật gây hại", "Lịch sử thay đổi"):
+        assert text in page
+    assert "/collections/seasons/items?growing_area_id=3&amp;f=html" in page
+    assert client.get("/collections/seasons/items?growing_area_id=3&f=html").status_code == 200
+    facility = client.get("/collections/packing_facilities/items/2?f=html&lang=en").text
+    assert "Source growing areas" in facility and "/items/2/history?f=html" in facility

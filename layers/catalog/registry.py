@@ -489,7 +489,7 @@ def _record_layers() -> list[Layer]:
     """Season, inspection and pest records of a growing area (issue 11)."""
     area = F("growing_area_id", "Vùng trồng", "Growing area", required=True, references="growing_areas",
              lowzoom=True)
-    common = {"minzoom": 8, "maxzoom": 22, "detail_zoom": 10, "min_pixel_area": 0.0}
+    common: dict[str, Any] = {"minzoom": 8, "maxzoom": 22, "detail_zoom": 10, "min_pixel_area": 0.0}
     return [
         Layer(
             id="seasons", model=models.Season, title_vi="Mùa vụ", title_en="Crop seasons",

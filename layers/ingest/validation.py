@@ -239,6 +239,8 @@ def _to_number(v: Any) -> float:
         raise CoercionError("phải là số", "must be a number")
     try:
         x = float(v) if isinstance(v, int | float | Decimal | np.number) else float(Decimal(_number_text(str(v))))
+    except CoercionError:
+        raise
     except (ArithmeticError, ValueError, OverflowError):   # OverflowError: float() of an int past 1e308
         raise CoercionError(f"phải là số, không phải {str(v)[:40]!r}",
                             f"must be a number, not {str(v)[:40]!r}") from None
@@ -378,7 +380,8 @@ def check_limits(f: LayerField, kind: str, v: Any) -> None:
     if kind == "string" and isinstance(v, str):
         if "\x00" in v:
             raise _nul()
-        if f.max_length is not None and len(v) > f.max_length:
+        # a vocabulary's label may be longer than its code (`Liên minh châu Âu` for EU): not too long when it is one
+        if f.max_length is not None and len(v) > f.max_length and labels.resolve(None, f, v) is None:
             raise LimitError("too_long", f"dài quá {f.max_length} ký tự: {v[:40]!r}",
                              f"is longer than {f.max_length} characters: {v[:40]!r}")
     elif kind == "integer" and f.int_range is not None:
@@ -815,6 +818,15 @@ def _check_keys(layer: Layer, frame: pd.DataFrame, out: _Collector, conn: psycop
                     f"key {label} = {val} already exists in the database (id {db_id})")
 
 
+def check_db_keys(layer: Layer, prepared: Prepared, conn: psycopg.Connection,
+                  replaces: Sequence[int | None], first_row: int = 1) -> list[Issue]:
+    """The business-key checks against the database for rows that replace the features `replaces` names (a
+    re-import by key: `layers.ingest.upsert`)."""
+    out = _Collector(first_row)
+    _check_keys(layer, prepared.frame, out, conn, replaces)
+    return [i for i in out.issues if i.code == "duplicate_in_db"]
+
+
 def prepare_frame(layer: Layer, frame: pd.DataFrame, geometry: Any, conn: psycopg.Connection | None = None,
                   *, first_row: int = 1, partial: bool = False, replaces: Sequence[int | None] | None = None,
                   repair: bool = False, srid: int = 4326) -> Prepared:
@@ -876,5 +888,5 @@ def validate_records(layer: Layer, records: Sequence[tuple[dict[str, Any], BaseG
     return prepare_records(layer, records, conn, **kwargs).issues
 
 
-__all__ = ["AmbiguousNumber", "CoercionError", "decimal_separator", "read_number", "Issue", "Prepared", "allowed_geometry_types", "business_keys", "coerce_value",
+__all__ = ["AmbiguousNumber", "CoercionError", "check_db_keys", "decimal_separator", "read_number", "Issue", "Prepared", "allowed_geometry_types", "business_keys", "coerce_value",
            "must_have", "prepare_frame", "prepare_records", "server_default", "validate_records"]
