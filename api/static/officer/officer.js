@@ -374,6 +374,8 @@
       { id: "items-point", type: "circle", source: "items", filter: ["==", ["geometry-type"], "Point"],
         paint: { "circle-radius": 6, "circle-color": "#2e7d32", "circle-stroke-color": "#fff", "circle-stroke-width": 1.5 } },
       { id: "before-line", type: "line", source: "before", paint: { "line-color": "#c62828", "line-width": 2.5, "line-dasharray": [2, 1.5] } },
+      { id: "selected-fill", type: "fill", source: "selected", filter: ["==", ["geometry-type"], "Polygon"],
+        paint: { "fill-color": "#ffb300", "fill-opacity": 0.25 } },
       { id: "selected-line", type: "line", source: "selected", paint: { "line-color": "#ffb300", "line-width": 4 } },
       { id: "selected-point", type: "circle", source: "selected", filter: ["==", ["geometry-type"], "Point"],
         paint: { "circle-radius": 9, "circle-color": "rgba(0,0,0,0)", "circle-stroke-color": "#ffb300", "circle-stroke-width": 3 } },
@@ -866,7 +868,7 @@
       if (!res.ok) { body.appendChild(problemBox(res)); return; }
       var feats = res.data.features || [];
       if (!feats.length) { body.appendChild(el("p", { "class": "hint", text: t("recordsEmpty") })); return; }
-      var cols = rec.fields.filter(function (f) { return f.type !== "array"; }).slice(0, 4);
+      var cols = rec.fields.filter(function (f) { return f.type !== "array" && f.public; }).slice(0, 4);
       var table = el("table", { "class": "records" }, [el("tr", {}, cols.map(function (f) { return el("th", { text: L(f) }); }))]);
       feats.forEach(function (ft) {
         table.appendChild(el("tr", {}, cols.map(function (f) { return el("td", { text: fmtValue(f, ft.properties[f.name]) }); })));
