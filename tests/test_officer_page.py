@@ -277,6 +277,9 @@ def test_draw_a_boundary_and_register(browser: Any, live_server: LiveServer, off
         status = page.inner_text("#geom-status")
         assert "4 vertices" in status and " ha)" in status
         page.select_option("#reg-crop", "pomelo")
+        page.click("#reg-submit")          # no owner: the API's 422 lands on the field, in English
+        page.wait_for_selector(".field[data-field=owner].invalid .field-error", timeout=15000)
+        assert page.inner_text("#reg-result .error")
         page.fill("#reg-owner", "Drawn Cooperative")
         page.fill("#reg-expected_yield_t", "1,250.5")
         assert "Minimum for" in page.inner_text("#geom-status")
@@ -290,25 +293,51 @@ def test_draw_a_boundary_and_register(browser: Any, live_server: LiveServer, off
         assert row is not None and row[0] == "draft" and row[1] == "pomelo" and float(row[2]) == 1250.5
         assert row[3]          # derived from the location
         assert re.search(r"1,250\.5", page.inner_text("#detail"))
+
+        # the boundary is moved (over HTTP, as the officer): the history draws the old one on the map
+        fid = page.evaluate("() => window.__officer.state.selected.id")
+        moved = _shifted(square, 0.0003, 0.0)
+        status = page.evaluate("""async ([fid, geom]) => {
+            const s = window.__officer.state;
+            const r = await fetch('/collections/growing_areas/items/' + fid, {method: 'PATCH', headers: {
+                'Authorization': 'Bearer ' + s.token, 'If-Match': s.etag,
+                'Content-Type': 'application/merge-patch+json'}, body: JSON.stringify({geometry: geom})});
+            return r.status; }""", [fid, moved])
+        assert status in (200, 204)
+        page.click("#view-detail .back")
+        page.click(f".item[data-id='{fid}']")
+        page.wait_for_selector("[data-before]", timeout=15000)
+        page.click("[data-before]")
+        n = page.evaluate("() => window.__officer.map.getSource('before')._data.features.length")
+        assert n == 1
+        assert page.inner_text("[data-before]") == "Hide old boundary"
+        shot(page, "officer-history-old-boundary-en-1280.png")
         assert aborted == [] and log.external(live_server.url) == []
     finally:
         ctx.close()
 
 
-@pytest.mark.parametrize("lang", ["vi", "en"])
-def test_phone_screenshots(browser: Any, live_server: LiveServer, officer: str, lang: str) -> None:
-    ctx, page, log, aborted = open_page(browser, live_server, 360, 740, lang)
+@pytest.mark.parametrize(("lang", "width", "height"), [("vi", 360, 740), ("en", 360, 740), ("vi", 820, 1180)])
+def test_phone_and_tablet(browser: Any, live_server: LiveServer, officer: str, lang: str, width: int,
+                          height: int) -> None:
+    ctx, page, log, aborted = open_page(browser, live_server, width, height, lang)
     try:
-        shot(page, f"officer-login-{lang}-360.png")
+        shot(page, f"officer-login-{lang}-{width}.png")
         sign_in(page, officer)
-        assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
-        shot(page, f"officer-list-{lang}-360.png")
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+        shot(page, f"officer-list-{lang}-{width}.png")
         page.click(".item >> nth=0")
         page.wait_for_selector("#detail-code", timeout=15000)
-        assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
-        shot(page, f"officer-detail-{lang}-360.png")
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+        shot(page, f"officer-detail-{lang}-{width}.png")
         page.locator("#detail .actions").first.scroll_into_view_if_needed()
-        screenshot(page, f"officer-detail-actions-{lang}-360.png")
+        screenshot(page, f"officer-detail-actions-{lang}-{width}.png")
+        # the packing houses: the same list, counts and lifecycle
+        page.click("[data-layer=packing_facilities]")
+        page.wait_for_function("() => document.querySelector('.item .meta') && "
+                               "!/Sầu riêng|Durian/.test(document.getElementById('items').textContent)", timeout=15000)
+        assert page.is_hidden("#f-crop-box")
+        shot(page, f"officer-packing-{lang}-{width}.png")
         if lang == "en":
             assert "Sign out" in page.inner_text("#sign-out")
         else:
