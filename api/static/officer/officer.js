@@ -36,7 +36,7 @@
       submitDraft: "Kiểm tra và tạo bản nháp", submitting: "Đang kiểm tra…", created: "Đã tạo bản nháp #{id}.",
       uploadFile: "Tệp ranh giới", uploadHint: "Shapefile nén (.zip), GeoPackage (.gpkg), GeoJSON, KML. Mọi dòng được kiểm tra; có lỗi thì không ghi dòng nào.",
       crsLabel: "Hệ tọa độ (nếu tệp không ghi rõ)", upload: "Tải lên và kiểm tra", uploaded: "Đã nhập {n} vùng nháp từ tệp.",
-      chooseFile: "Chọn một tệp.", preview: "Xem trước: {n} đối tượng từ tệp.", warnings: "Cảnh báo",
+      chooseFile: "Chọn một tệp.", pickFile: "Chọn tệp…", noFile: "Chưa chọn tệp", preview: "Xem trước: {n} đối tượng từ tệp.", warnings: "Cảnh báo",
       conflictsWith: "Chồng lấn với (tô đỏ trên bản đồ):", view: "Xem", autoCommune: "(tự xác định theo vị trí)",
       computed: "tính từ ranh giới nếu để trống", row: "dòng", field: "trường", repairOffer: "Dùng hình học đã sửa ({m2} m²)",
       network: "Không kết nối được máy chủ. Kiểm tra mạng rồi thử lại.", sessionEnded: "Phiên đăng nhập đã hết; hãy đăng nhập lại.",
@@ -71,7 +71,7 @@
       submitDraft: "Check and create the draft", submitting: "Checking…", created: "Draft #{id} created.",
       uploadFile: "Boundary file", uploadHint: "Zipped Shapefile (.zip), GeoPackage (.gpkg), GeoJSON, KML. Every row is checked; if one fails nothing is written.",
       crsLabel: "Coordinate system (if the file does not say)", upload: "Upload and check", uploaded: "{n} draft areas imported from the file.",
-      chooseFile: "Choose a file.", preview: "Preview: {n} features in the file.", warnings: "Warnings",
+      chooseFile: "Choose a file.", pickFile: "Choose a file…", noFile: "No file chosen", preview: "Preview: {n} features in the file.", warnings: "Warnings",
       conflictsWith: "Overlaps (red on the map):", view: "View", autoCommune: "(derived from the location)",
       computed: "computed from the boundary when empty", row: "row", field: "field", repairOffer: "Use the repaired geometry ({m2} m²)",
       network: "Cannot reach the server. Check the network and try again.", sessionEnded: "Your session has ended; please sign in again.",
@@ -1124,13 +1124,19 @@
     });
   }
   function uploadCard(result) {
-    var file = el("input", { type: "file", id: "upload-file", accept: ".zip,.gpkg,.geojson,.json,.kml" });
+    var file = el("input", { type: "file", id: "upload-file", "class": "file-native", accept: ".zip,.gpkg,.geojson,.json,.kml" });
+    var fileName = el("span", { "class": "file-name", text: t("noFile") });
+    var picker = el("div", { "class": "file-picker" }, [
+      el("label", { "class": "btn", "for": "upload-file", text: t("pickFile") }), fileName, file]);
     var crs = el("input", { id: "upload-crs", placeholder: "EPSG:4326, vn2000:ben-tre…", maxlength: "60" });
     var info = el("p", { "class": "hint", id: "upload-info" });
-    file.addEventListener("change", function () { previewFile(file.files[0], info); });
+    file.addEventListener("change", function () {
+      fileName.textContent = file.files.length ? file.files[0].name : t("noFile");
+      previewFile(file.files[0], info);
+    });
     var btn = el("button", { type: "submit", "class": "btn primary wide", id: "upload-submit", text: t("upload") });
     var form = el("form", { "class": "card", id: "upload-form", novalidate: true }, [
-      inputField("upload-file", t("uploadFile"), file, true), el("p", { "class": "hint", text: t("uploadHint") }), info,
+      el("div", { "class": "field" }, [el("span", { "class": "label" }, [t("uploadFile"), el("span", { "class": "req", text: " *" })]), picker]), el("p", { "class": "hint", text: t("uploadHint") }), info,
       el("details", {}, [el("summary", { text: t("crsLabel") }), el("div", { "class": "field" }, [crs])]), btn
     ]);
     form.addEventListener("submit", function (ev) {
