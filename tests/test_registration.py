@@ -480,3 +480,18 @@ def test_published_status_never_contradicts_the_dates(client: TestClient, sample
 @pytest.fixture(autouse=True)
 def _no_leak() -> Iterator[None]:
     yield
+
+
+@pytest.mark.parametrize(("driver", "suffix"), [("GPKG", ".gpkg"), ("KML", ".kml")])
+def test_upload_geopackage_and_kml(client: TestClient, sample_db: str, officer: str, spots: Spots, tmp_path: Path,
+                                   driver: str, suffix: str) -> None:
+    polys = [square(*spots.take()[1:], 110) for _ in range(2)]
+    owner = f"HTX {driver} {uuid.uuid4().hex[:6]}"
+    gdf = gpd.GeoDataFrame({"crop": ["longan", "longan"], "owner": [owner, owner]}, geometry=polys, crs="EPSG:4326")
+    path = tmp_path / f"vung{suffix}"
+    gdf.to_file(path, driver=driver, engine="pyogrio")
+    r = upload(client, officer, path.name, path.read_bytes())
+    assert r.status_code == 201, r.text
+    with psycopg.connect(sample_db) as c:
+        rows = c.execute("SELECT status, code FROM growing_areas WHERE owner = %s", [owner]).fetchall()
+    assert rows == [("draft", None), ("draft", None)]
