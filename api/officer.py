@@ -66,6 +66,8 @@ def _registered(layer: Layer) -> dict[str, Any]:
                    "states": [{"code": s.code, "vi": s.label_vi, "en": s.label_en, "colour": s.colour}
                               for s in lc.states],
                    "transitions": {k: list(v) for k, v in (lc.transitions or {}).items()}},
+        "relations": [{"name": r.name, "vi": r.title_vi, "en": r.title_en, "target": r.target}
+                      for r in layer.relations],
         "records": [_record(r) for r in LAYERS.values()
                     if any(f.references == layer.id for f in r.fields) and r.id != layer.id],
     }

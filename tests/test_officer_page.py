@@ -131,6 +131,29 @@ def _shifted(geom: dict[str, Any], dx: float, dy: float) -> dict[str, Any]:
     return {"type": geom["type"], "coordinates": move(geom["coordinates"])}
 
 
+def test_page_config_comes_from_the_registry(client: Any) -> None:
+    from layers.catalog.registry import LAYERS
+
+    r = client.get("/officer?lang=en")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    config = json.loads(re.search(r'<script id="datso-config" type="application/json">(.*?)</script>', r.text,
+                                  re.S).group(1))          # type: ignore[union-attr]
+    assert config["lang"] == "en"
+    registered = [lid for lid, layer in LAYERS.items() if layer.registration is not None]
+    assert [lyr["id"] for lyr in config["layers"]] == registered
+    for lyr in config["layers"]:
+        lc = LAYERS[lyr["id"]].lifecycle
+        assert lc is not None
+        assert lyr["status"]["transitions"] == {k: list(v) for k, v in (lc.transitions or {}).items()}
+        assert lyr["status"]["reasonStates"] == list(lc.reason_states)
+        assert lyr["codeField"] not in lyr["form"] and "status" not in lyr["form"]
+    areas = config["layers"][0]
+    assert {r["id"] for r in areas["records"]} == {"seasons", "inspections", "pest_observations"}
+    assert all(c["province"] for c in config["communes"])
+    assert client.get("/officer").text.count("Đăng nhập") >= 1
+
+
 def test_wrong_password_shows_the_error(browser: Any, live_server: LiveServer, officer: str) -> None:
     ctx, page, log, aborted = open_page(browser, live_server)
     try:
@@ -318,8 +341,8 @@ def test_draw_a_boundary_and_register(browser: Any, live_server: LiveServer, off
 
 
 @pytest.mark.parametrize(("lang", "width", "height"), [("vi", 360, 740), ("en", 360, 740), ("vi", 820, 1180)])
-def test_phone_and_tablet(browser: Any, live_server: LiveServer, officer: str, lang: str, width: int,
-                          height: int) -> None:
+def test_phone_and_tablet(browser: Any, live_server: LiveServer, officer: str, sample_db: str, lang: str,
+                          width: int, height: int) -> None:
     ctx, page, log, aborted = open_page(browser, live_server, width, height, lang)
     try:
         shot(page, f"officer-login-{lang}-{width}.png")
@@ -338,6 +361,36 @@ def test_phone_and_tablet(browser: Any, live_server: LiveServer, officer: str, l
                                "!/Sầu riêng|Durian/.test(document.getElementById('items').textContent)", timeout=15000)
         assert page.is_hidden("#f-crop-box")
         shot(page, f"officer-packing-{lang}-{width}.png")
+        if width > 360:      # a packing house is registered by picking its location on the map
+            ring = _clear_square(sample_db, 100.0, skip=2)["coordinates"][0]
+            lon, lat = sum(p[0] for p in ring[:4]) / 4, sum(p[1] for p in ring[:4]) / 4
+            page.click("#new-item")
+            page.click("#draw-start")
+            page.evaluate("([lon, lat]) => window.__officer.map.jumpTo({center: [lon, lat], zoom: 16})", [lon, lat])
+            map_idle(page)
+            box = page.locator("#map canvas").bounding_box()
+            pt = page.evaluate("([lon, lat]) => window.__officer.map.project([lon, lat])", [lon, lat])
+            page.mouse.click(box["x"] + pt["x"], box["y"] + pt["y"])
+            page.fill("#reg-name", "Cơ sở đóng gói Thử nghiệm")
+            page.click("[name=markets][value=CN]")
+            page.click("#reg-submit")
+            page.wait_for_selector("#detail-code", timeout=20000)
+            with psycopg.connect(sample_db) as c:
+                row = c.execute("SELECT status, markets, commune_code FROM packing_facilities "
+                                "WHERE name = 'Cơ sở đóng gói Thử nghiệm'").fetchone()
+            assert row is not None and row[0] == "draft" and row[1] == ["CN"] and row[2]
+            # the growing areas it sources from: written by code, read back, audited
+            area_id, area_code, _ = _active_area(sample_db)
+            page.click("[data-subtab='rel:sources']")
+            page.fill("#relation-codes", area_code)
+            page.click("#relation-save")
+            page.wait_for_selector(f"#relation-list li:has-text('{area_code}')", timeout=15000)
+            with psycopg.connect(sample_db) as c:
+                links = c.execute("SELECT l.growing_area_id FROM packing_facility_growing_areas l "
+                                  "JOIN packing_facilities f ON f.id = l.facility_id "
+                                  "WHERE f.name = 'Cơ sở đóng gói Thử nghiệm'").fetchall()
+            assert links == [(area_id,)]
+            shot(page, f"officer-packing-registered-{lang}-{width}.png")
         if lang == "en":
             assert "Sign out" in page.inner_text("#sign-out")
         else:

@@ -43,7 +43,7 @@
       add: "+ Thêm", save: "Lưu", recordsEmpty: "Chưa có bản ghi.", recordSaved: "Đã lưu bản ghi.",
       legendCandidate: "Ranh giới đang đăng ký", legendConflict: "Vùng chồng lấn", legendBefore: "Ranh giới cũ",
       months: "tháng (vd. 1,2,3)", yes: "Có", no: "Không", selectHint: "Chọn một vùng trong danh sách hoặc trên bản đồ.",
-      total: "Tất cả"
+      total: "Tất cả", relationCodes: "Mã các vùng trồng (mỗi dòng một mã)"
     },
     en: {
       title: "Growing-area codes — officer", signInHeading: "Sign in",
@@ -78,7 +78,7 @@
       add: "+ Add", save: "Save", recordsEmpty: "No records yet.", recordSaved: "Record saved.",
       legendCandidate: "Boundary being registered", legendConflict: "Overlapping area", legendBefore: "Old boundary",
       months: "months (e.g. 1,2,3)", yes: "Yes", no: "No", selectHint: "Pick an area in the list or on the map.",
-      total: "All"
+      total: "All", relationCodes: "Growing-area codes (one per line)"
     }
   };
 
@@ -775,7 +775,9 @@
   /* -- history and records ------------------------------------------------------------------------------------ */
   function subtabsCard() {
     var card = el("div", { "class": "card" });
-    var tabs = [{ id: "history", label: t("history") }].concat(S.layer.records.map(function (r) { return { id: r.id, label: L(r) }; }));
+    var tabs = [{ id: "history", label: t("history") }]
+      .concat(S.layer.records.map(function (r) { return { id: r.id, label: L(r) }; }))
+      .concat(S.layer.relations.map(function (r) { return { id: "rel:" + r.name, label: L(r) }; }));
     if (!tabs.some(function (x) { return x.id === S.subtab; })) S.subtab = "history";
     var bar = el("div", { "class": "subtabs", role: "tablist" });
     var body = el("div", { id: "subtab-body" });
@@ -794,6 +796,7 @@
   function loadSubtab(body) {
     clear(body).appendChild(el("p", { "class": "hint", text: t("loading") }));
     if (S.subtab === "history") loadHistory(body);
+    else if (S.subtab.indexOf("rel:") === 0) loadRelation(body, S.layer.relations.filter(function (r) { return "rel:" + r.name === S.subtab; })[0]);
     else loadRecords(body, S.layer.records.filter(function (r) { return r.id === S.subtab; })[0]);
   }
   function showValue(v, f) {
@@ -833,7 +836,7 @@
           });
           li.appendChild(tb);
         }
-        if (e.geometryChanged) li.appendChild(el("div", { "class": "hint", text: t("geometryChanged") }));
+        if (e.geometryChanged && !created) li.appendChild(el("div", { "class": "hint", text: t("geometryChanged") }));
         if (e.geometryBefore) {
           var btn = el("button", { type: "button", "class": "btn small", "data-before": "1", text: t("showBefore") });
           btn.addEventListener("click", function () {
@@ -850,6 +853,34 @@
         ul.appendChild(li);
       });
       body.appendChild(ul);
+    });
+  }
+  /* a many-to-many link (a packing house's source growing areas): the codes, replaced as a whole (audited) */
+  function loadRelation(body, rel) {
+    var id = S.selected.id, path = "/collections/" + S.layer.id + "/items/" + id + "/" + rel.name;
+    api("GET", path).then(function (res) {
+      if (!S.selected || S.selected.id !== id) return;
+      clear(body);
+      if (!res.ok) { body.appendChild(problemBox(res)); return; }
+      var codes = (res.data.items || []).map(function (x) { return x.code || "#" + x.id; });
+      body.appendChild(codes.length ? el("ul", { "class": "conflicts", id: "relation-list" }, codes.map(function (c) { return el("li", { text: c }); }))
+        : el("p", { "class": "hint", text: t("recordsEmpty") }));
+      var area = el("textarea", { id: "relation-codes", maxlength: "20000" });
+      area.value = codes.filter(function (c) { return c[0] !== "#"; }).join("\n");
+      var msg = el("div");
+      var form = el("form", { "class": "action-form", novalidate: true }, [
+        inputField("relation-codes", t("relationCodes"), area, false), msg,
+        el("button", { type: "submit", "class": "btn primary", id: "relation-save", text: t("save") })]);
+      form.addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        clear(msg);
+        var wanted = area.value.split(/[\s,;]+/).filter(Boolean);
+        api("PUT", path, { json: { ids: wanted } }).then(function (r) {
+          if (!r.ok) { msg.appendChild(problemBox(r)); return; }
+          toast(t("recordSaved")); loadRelation(body, rel);
+        });
+      });
+      body.appendChild(form);
     });
   }
   function loadRecords(body, rec) {
