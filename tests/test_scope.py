@@ -292,6 +292,11 @@ def test_import_refuses_rows_outside_the_scope(tmp_path: Path, http: httpx.Clien
         actors = c.execute("SELECT DISTINCT actor FROM history WHERE layer = 'parcels' AND action = 'insert' "
                            "AND at > now() - interval '1 hour' AND actor = %s", [officer_a.name]).fetchall()
     assert actors == [(officer_a.name,)]
+    written = [(f["properties"]["commune_code"], f["properties"]["map_sheet"], f["properties"]["parcel_no"])
+               for f in json.loads(inside.read_text(encoding="utf-8"))["features"]]
+    with psycopg.connect(sample_db) as c:    # leave the sample as it was (other tests count synthetic rows)
+        for key in written:
+            c.execute("DELETE FROM parcels WHERE (commune_code, map_sheet, parcel_no) = (%s, %s, %s)", key)
 
 
 def test_import_of_a_geometry_scoped_layer(tmp_path: Path, sample_db: str, http: httpx.Client,
