@@ -538,8 +538,11 @@ def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> 
     created = oas.CREATE_RESPONSES if layer.registration is None else {
         **oas.CREATE_RESPONSES, **oas.problems(403), 201: {**oas.CREATE_RESPONSES[201], "content": {
             "application/json": {"schema": {"type": "object"}}}}}
+    repair = [] if layer.registration is None else [{
+        "name": "repair", "in": "query", "required": False, "schema": {"type": "boolean"},
+        "description": "accept the repair (make_valid) of an invalid geometry offered by a previous 422"}]
     router.add_api_route(path, create, methods=["POST"], status_code=201, summary=f"{t}: create a feature",
-                         dependencies=security, openapi_extra={**body_doc, "parameters": oas.CONTENT_CRS_PARAM},
+                         dependencies=security, openapi_extra={**body_doc, "parameters": oas.CONTENT_CRS_PARAM + repair},
                          responses=created)
     router.add_api_route(f"{path}/{{feature_id}}", replace, methods=["PUT"], status_code=204,
                          summary=f"{t}: replace a feature (If-Match required)", dependencies=security,

@@ -115,6 +115,9 @@ def add_import_route(router: APIRouter, layer: Layer, settings: ApiSettings) -> 
                 403 if codes & {"out_of_scope", "scope"} else 422
             more_vi = f" (và {len(result.errors) - 1} lỗi khác)" if len(result.errors) > 1 else ""
             more_en = f" (and {len(result.errors) - 1} more)" if len(result.errors) > 1 else ""
+            if "geometry_invalid" in codes:      # the repair is offered, never applied silently
+                more_vi += "; gửi lại với ?repair=true để chấp nhận hình học đã sửa (make_valid)"
+                more_en += "; send again with ?repair=true to accept the repaired geometries (make_valid)"
             raise Problem(status, f"Không nhập tệp nào (tất cả hoặc không): {first.describe('vi')}{more_vi}",
                           f"Nothing imported (all or nothing): {first.describe('en')}{more_en}",
                           row=first.row, field=first.field, errors=[_issue(i, lang) for i in result.errors],

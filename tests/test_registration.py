@@ -495,3 +495,64 @@ def test_upload_geopackage_and_kml(client: TestClient, sample_db: str, officer: 
     with psycopg.connect(sample_db) as c:
         rows = c.execute("SELECT status, code FROM growing_areas WHERE owner = %s", [owner]).fetchall()
     assert rows == [("draft", None), ("draft", None)]
+
+
+def test_upload_invalid_geometry_offers_the_repair(client: TestClient, sample_db: str, officer: str,
+                                                   spots: Spots) -> None:
+    _, lon, lat = spots.take()
+    d = 0.0015
+    bowtie = Polygon([(lon, lat), (lon + d, lat + d), (lon + d, lat), (lon, lat + d), (lon, lat)])
+    data = _fc([square(*spots.take()[1:], 110), bowtie])
+    before = table_fingerprint(sample_db, "growing_areas")
+    body = problem(upload(client, officer, "vung.geojson", data), 422)
+    assert body["row"] == 2 and "repair=true" in body["detail"]
+    assert (2, "geometry", "geometry_invalid") in {(e["row"], e["field"], e["code"]) for e in body["errors"]}
+    assert table_fingerprint(sample_db, "growing_areas") == before
+    r = client.post("/collections/growing_areas/imports", params={"lang": "en", "repair": "true"},
+                    headers={"Authorization": f"Bearer {officer}"}, files={"file": ("vung.geojson", data)})
+    assert r.status_code == 201, r.text
+    assert "geometry_repaired" in {w["code"] for w in r.json()["warnings"]}
+
+
+def test_cli_areas_expire(sample_db: str) -> None:
+    import subprocess
+    import sys
+
+    dbname = sample_db.rsplit("/", 1)[1]
+    p = subprocess.run([sys.executable, "-m", "cli.main", "areas", "expire", "--db", dbname], capture_output=True,
+                       text=True, timeout=120, env={**__import__("os").environ, "PYTHONPATH": str(Path.cwd())})
+    assert p.returncode == 0, p.stderr
+    assert dict(line.split("\t") for line in p.stdout.strip().splitlines()) == {"growing_areas": "0",
+                                                                               "packing_facilities": "0"}
+
+
+def test_bulk_geodesic_areas_equal_the_one_by_one_path() -> None:
+    """`gis.geometry.areas_m2` (rings out of GEOS in bulk) gives what `area_m2` gives per geometry and what pyproj
+    gives for simple polygons; a hole is subtracted whatever its orientation."""
+    from shapely.geometry import MultiPolygon, Point
+
+    from gis.geometry import WGS84_GEOD, areas_m2
+
+    holed = Polygon([(106, 10), (106.01, 10), (106.01, 10.01), (106, 10.01)],
+                    [[(106.002, 10.002), (106.004, 10.002), (106.004, 10.004), (106.002, 10.004)]])
+    geoms = [square(106.1 + i * 1e-3, 10.0, 90 + i) for i in range(50)] + [
+        holed, holed.reverse(), MultiPolygon([box(106, 10, 106.001, 10.001), box(106.01, 10, 106.012, 10.001)]),
+        None, Point(106, 10), shapely.GeometryCollection([box(106, 10, 106.001, 10.001)]), Polygon()]
+    bulk = areas_m2(geoms)
+    assert list(bulk) == [area_m2(g) for g in geoms]
+    for g in geoms[:50]:
+        assert area_m2(g) == pytest.approx(abs(WGS84_GEOD.geometry_area_perimeter(g)[0]), rel=1e-12)
+    assert bulk[51] == bulk[50] and bulk[56] == 0.0 and bulk[54] == 0.0
+    assert bulk[50] == pytest.approx(area_m2(box(106, 10, 106.01, 10.01)) - area_m2(box(106.002, 10.002, 106.004,
+                                                                                          10.004)))
+
+
+def test_upload_size_is_bounded(sample_db: str, settings: Settings, officer: str) -> None:
+    from api.app import create_app
+
+    app = create_app(settings=settings, api_settings=ApiSettings(registration_max_upload_bytes=2048), dsn=sample_db)
+    with TestClient(app) as small:
+        big = _fc([square(106.3 + i * 0.01, 10.0, 100) for i in range(40)])
+        assert len(big) > 4096
+        body = problem(upload(small, officer, "vung.geojson", big), 413)
+        assert body["field"] == "file" and "2048" in body["detail"]

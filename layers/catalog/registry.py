@@ -135,6 +135,15 @@ class Layer:
                 raise ValueError(f"layer {self.id}: no reason field {lc.reason_field!r}")
         if self.scope_key is not None and self.get_field(self.scope_key) is None:
             raise ValueError(f"layer {self.id}: no scope field {self.scope_key!r}")
+        reg = self.registration
+        if reg is not None:
+            named = [reg.code_field, reg.commune_field, reg.area_field, reg.crop_field, reg.markets_field,
+                     *reg.decision_fields, *(reg.validity_fields or ())]
+            missing = [n for n in named if n is not None and self.get_field(n) is None]
+            states = {reg.draft_state, reg.active_state, *reg.overlap_states, *reg.expiring_states,
+                      *([reg.expired_state] if reg.expired_state else [])}
+            if missing or lc is None or not states <= set(lc.codes):
+                raise ValueError(f"layer {self.id}: registration names unknown fields {missing} or states")
 
     @property
     def scope_key(self) -> str | None:

@@ -306,11 +306,15 @@ def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOption
         result.notes.append((f"Bỏ qua các cột không thuộc lớp: {', '.join(ignored)}",
                              f"ignored columns that are not layer fields: {', '.join(ignored)}"))
     frame = data.frame[list(mapping)].rename(columns=mapping)
+    geometry = data.geometry
+    if opts.register and opts.repair and layer.registration is not None:     # area and commune of the repaired shape
+        geometry, repaired = registration.repair_batch(geometry)
+        result.issues.extend(repaired)
     computed_areas = None          # reused by the registration checks
     for f in layer.fields:
         if f.computed is not None and f.name not in frame.columns and must_have(layer, f):
             compute, note_vi, note_en = COMPUTED[f.computed]
-            values = compute(data.geometry)
+            values = compute(geometry)
             computed_areas = values if f.computed == "area_m2_from_geometry" else computed_areas
             frame = frame.assign(**{f.name: values})
             result.notes.append((note_vi.format(field=f.name), note_en.format(field=f.name)))
@@ -325,15 +329,15 @@ def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOption
             registering = opts.register and layer.registration is not None
             if registering:      # under the layer's registration lock until the COPY commits
                 registration.lock(conn, layer)
-                frame, pre, hits = registration.precheck_batch(conn, layer, frame, data.geometry)
+                frame, pre, hits = registration.precheck_batch(conn, layer, frame, geometry)
                 result.issues.extend(pre)
-            prepared = prepare_frame(layer, frame, data.geometry, None if by_key else conn, first_row=1,
+            prepared = prepare_frame(layer, frame, geometry, None if by_key else conn, first_row=1,
                                      repair=opts.repair, partial=opts.mode == "update")
             result.issues.extend(prepared.issues)
             if registering:          # also after other errors: the report names every problem at once
                 result.issues.extend(registration.check_batch(
                     conn, layer, prepared.frame, prepared.geometry, opts.policy or registration.Policy.from_settings(),
-                    hits=None if opts.repair else hits, areas=None if opts.repair else computed_areas))
+                    hits=hits, areas=computed_areas))
             ids: list[int | None] = []
             if by_key and not result.errors:
                 ids, more = upsert.plan(conn, layer, prepared, opts.mode, list(frame.columns))  # type: ignore[arg-type]

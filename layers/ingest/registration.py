@@ -169,6 +169,24 @@ def precheck_batch(conn: psycopg.Connection, layer: Layer, frame: pd.DataFrame, 
     return frame, issues, hits
 
 
+def repair_batch(geoms: Any, first_row: int = 1) -> tuple[np.ndarray, list[Issue]]:
+    """An import's invalid geometries repaired up front (asked for with `repair`), each with a warning, so the
+    area and the commune are computed from the repaired shape."""
+    arr = geo.as_array(geoms).copy()
+    issues: list[Issue] = []
+    reasons = geo.validity_reasons(arr)
+    for k in np.flatnonzero(np.array([r is not None for r in reasons], dtype=bool)):
+        i = int(k)
+        fixed = geo.repair(arr[i])
+        if fixed.geometry.is_empty:
+            continue                     # the validation reports it as invalid
+        arr[i] = fixed.geometry
+        issues.append(_issue(first_row + i, "geometry", "geometry_repaired",
+                             f"đã sửa hình học theo yêu cầu ({reasons[i]})", f"geometry repaired on request ({reasons[i]})",
+                             "warning"))
+    return arr, issues
+
+
 def repair_or_offer(geom: BaseGeometry | None, repair: bool) -> tuple[BaseGeometry | None, Issue | None]:
     """An invalid geometry is refused with the repaired one offered (`?repair=true` accepts it), never repaired
     silently. Returns (geometry to use, the warning saying it was repaired)."""
