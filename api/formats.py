@@ -132,5 +132,7 @@ def to_file(feature_collection: bytes, fmt: str, layer_name: str, crs_wkt: str) 
     driver = {"gpkg": "GPKG", "fgb": "FlatGeobuf"}[fmt]
     with tempfile.TemporaryDirectory(prefix="datso-dl-") as tmp:
         path = Path(tmp) / f"{layer_name}.{fmt}"
-        gdf.to_file(path, driver=driver, layer=layer_name, engine="pyogrio")
+        # FlatGeobuf's spatial index refuses features without geometry (records, lots): no index then
+        extra = {"SPATIAL_INDEX": "NO"} if fmt == "fgb" and gdf.geometry.isna().any() else {}
+        gdf.to_file(path, driver=driver, layer=layer_name, engine="pyogrio", **extra)
         return path.read_bytes()

@@ -180,3 +180,22 @@ def test_broken_file_message_has_no_gdal_english_nor_path(sample_db: str, tmp_pa
         assert leak not in out, (leak, out)
     en = run(sample_db, str(path), "--layer", "pest_observations", "--lang", "en")
     assert "cannot read " + name in en.stderr and str(tmp_path) not in en.stderr
+
+
+def test_reader_warnings_do_not_leak_paths(sample_db: str, tmp_path: Path) -> None:
+    """A valid GeoPackage under another extension makes GDAL warn with the (temporary) path: the import goes on,
+    and neither the warning's English nor the path reaches the output."""
+    import geopandas as gpd
+    import shapely
+
+    gdf = gpd.GeoDataFrame({"growing_area_id": [9], "pest": ["Bọ trĩ"], "severity": ["nhe"],
+                            "observed_on": ["20/10/2026"]}, geometry=[shapely.Point(106.35, 10.12)], crs="EPSG:4326")
+    path = tmp_path / "sau_benh.gpkg"
+    gdf.to_file(path, driver="GPKG", layer="sau_benh", engine="pyogrio")
+    odd = path.rename(tmp_path / "sau_benh.dulieu")
+    p = run(sample_db, str(odd), "--layer", "pest_observations", "--user", "warn-test")
+    assert p.returncode == 0, p.stderr
+    out = p.stderr + p.stdout
+    assert str(tmp_path) not in out and "Warning" not in out and "application_id" not in out
+    assert rows(sample_db, "SELECT pest, severity FROM pest_observations WHERE growing_area_id = 9 "
+                "AND observed_on = '2026-10-20'") == [("thrips", "low")]

@@ -112,6 +112,12 @@ def test_records_export_and_tiles(client: TestClient, sample_db: str) -> None:
                                                     "blast", "leaf_blight", "mealybug", "red_palm_weevil",
                                                     "coconut_caterpillar", "phytophthora", "stem_canker",
                                                     "golden_apple_snail", "thrips"}
+    for fmt in ("gpkg", "fgb"):      # seasons: features without geometry
+        r = client.get(f"/collections/seasons/items?f={fmt}&limit=20")
+        assert r.status_code == 200, fmt
+        got = pyogrio.read_dataframe(io.BytesIO(r.content))
+        assert len(got) == 20 and got.geometry.isna().all() and "planting_date" in got.columns
+    assert client.get("/maps/pest_observations.html").status_code == 200
     csv = client.get("/collections/seasons/items?f=csv&limit=10")
     assert csv.status_code == 200 and "planting_date" in csv.text.splitlines()[0]
     t = tile_of(sample_db, "SELECT ST_X(geom), ST_Y(geom) FROM pest_observations ORDER BY id LIMIT 1", 14)

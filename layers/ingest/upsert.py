@@ -46,7 +46,8 @@ def match_rows(conn: psycopg.Connection, layer: Layer, frame: pd.DataFrame,
     if not idx:
         return out, states
     fields = [layer.get_field(k) for k in key]
-    arrays = [[_py(frame[k].to_numpy(dtype=object)[i]) for i in idx] for k in key]
+    values = {k: frame[k].to_numpy(dtype=object) for k in key}
+    arrays = [[_py(values[k][i]) for i in idx] for k in key]
     cols = [sql.Identifier(f"k{j}") for j in range(len(key))]
     state = layer.lifecycle.field if layer.lifecycle is not None else None
     q = sql.SQL("SELECT t.{id}, u.ord, {state} FROM unnest({arrays}) WITH ORDINALITY AS u({cols}, ord) "
@@ -122,14 +123,18 @@ def write_updates(conn: psycopg.Connection, layer: Layer, prepared: Prepared, id
     with conn.cursor() as cur, cur.copy(sql.SQL("COPY datso_reimport ({}) FROM STDIN (FORMAT csv)").format(
             sql.SQL(", ").join([*cols, geom]))) as cp:
         cp.write(copy_csv(part))
+    conn.execute("CREATE TEMP TABLE datso_reimport_ids ON COMMIT DROP AS "
+                 "SELECT fid, ord FROM unnest(%s::bigint[]) WITH ORDINALITY AS u(fid, ord)",
+                 [[fid for fid in ids if fid is not None]])
+    conn.execute("ANALYZE datso_reimport")           # row counts for the planner: a hash join, not a nested loop
+    conn.execute("ANALYZE datso_reimport_ids")
     sets = [sql.SQL("{c} = s.{c}").format(c=c) for c in cols]
     sets.append(sql.SQL("{g} = coalesce(s.{g}, t.{g})").format(g=geom))     # no geometry in the file: unchanged
     conn.execute(sql.SQL("UPDATE {t} t SET {sets} FROM (SELECT r.*, u.fid FROM datso_reimport r JOIN "
-                         "unnest(%s::bigint[]) WITH ORDINALITY AS u(fid, ord) ON u.ord = r.datso_ord) s "
+                         "datso_reimport_ids u ON u.ord = r.datso_ord) s "
                          "WHERE t.{id} = s.fid").format(t=sql.Identifier(layer.table), sets=sql.SQL(", ").join(sets),
-                                                        id=sql.Identifier(layer.id_column)),
-                 [[fid for fid in ids if fid is not None]])
-    conn.execute("DROP TABLE datso_reimport")
+                                                        id=sql.Identifier(layer.id_column)))
+    conn.execute("DROP TABLE datso_reimport, datso_reimport_ids")
     return int(rows.sum())
 
 
