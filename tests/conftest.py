@@ -36,7 +36,7 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 os.environ.setdefault("DATSO_TRUSTED_HOSTS", "localhost,127.0.0.1,::1,testserver")
 # the suite hammers /search, exports and wrong keys from one address: limits far above it (tests/test_security.py
 # builds apps with strict limits of its own)
-for _kind in ("AUTH_FAILURES", "SEARCH", "EXPORTS"):
+for _kind in ("AUTH_FAILURES", "SEARCH", "EXPORTS", "LOGIN"):
     os.environ.setdefault(f"DATSO_RATE_LIMIT_{_kind}", "100000/minute")
 
 
