@@ -556,3 +556,17 @@ def test_upload_size_is_bounded(sample_db: str, settings: Settings, officer: str
         assert len(big) > 4096
         body = problem(upload(small, officer, "vung.geojson", big), 413)
         assert body["field"] == "file" and "2048" in body["detail"]
+
+
+def test_bulk_import_cannot_store_an_active_area_without_code(sample_db: str, spots: Spots, tmp_path: Path) -> None:
+    """The administrator's bulk path (no --register) keeps statuses and codes from the file, but the database
+    still refuses a non-draft without a code, naming the field."""
+    from layers.ingest.importer import ImportOptions, import_file
+
+    path = tmp_path / "bulk.geojson"
+    path.write_bytes(_fc([square(*spots.take()[1:], 120)], **{"0": {"status": "active", "commune_code": "29000"}}))
+    before = table_fingerprint(sample_db, "growing_areas")
+    res = import_file(path, "growing_areas", sample_db, ImportOptions(lang="en", progress=False))
+    assert res.rows_written == 0 and [(e.row, e.field, e.code) for e in res.errors] == [(1, "code", "rule")]
+    assert "granted at activation" in res.errors[0].message("en")
+    assert table_fingerprint(sample_db, "growing_areas") == before
