@@ -78,6 +78,10 @@ def test_officer_writes_records_with_labels_and_history(client: TestClient, offi
     got = client.get(url).json()["properties"]
     assert (got["pest"], got["severity"], got["observed_on"], got["affected_area_m2"]) == \
         ("brown_planthopper", "high", "2026-10-15", 1250.5)
+    amb = dict(body, properties={**body["properties"], "affected_area_m2": "1.250", "observed_on": "17/10/2026"})
+    r = client.post("/collections/pest_observations/items", json=amb, headers=h(officer))
+    assert r.status_code == 422 and "1250" in r.json()["detail"] and "1,25" in r.json()["detail"]
+    assert r.json()["errors"][0]["field"] == "affected_area_m2"
     bad = dict(body, properties={**body["properties"], "pest": "sâu lạ", "observed_on": "16/10/2026"})
     r = client.post("/collections/pest_observations/items", json=bad, headers=h(officer))
     assert r.status_code == 422 and "brown_planthopper (Rầy nâu)" in r.json()["detail"]
