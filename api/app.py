@@ -17,6 +17,7 @@ from api import history as history_api
 from api import imagery as imagery_api
 from api import imports as imports_api
 from api import map as map_api
+from api import officer as officer_api
 from api import openapi as oas
 from api import tiles as tiles_api
 from api.db import Database
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.add_middleware(HeadAndOptions)   # HEAD on every GET route (no body), OPTIONS answers Allow (QGIS editing)
     app.include_router(health.router)
     app.include_router(map_api.router)
+    app.include_router(officer_api.router)         # /officer, the officer page
     app.include_router(imagery_api.router)
     # Leaflet is vendored next to the Folium export that inlines it; served at the same URL as the rest
     app.mount("/static/vendor/leaflet", StaticFiles(directory=VENDOR_DIR / "leaflet"), name="leaflet")
