@@ -6,6 +6,7 @@ the history of a deleted feature still served; paging."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -18,20 +19,24 @@ from layers.accounts.auth import create_key
 from layers.catalog.registry import LAYERS
 
 PREFIXES = ["VN-86-HIST-%", "VN-86-HPG-%"]
+CREATED: list[int] = []          # growing areas made here (drafts have no code; a granted code is the pattern's)
+DECISION = {"decision_no": "45/QĐ-CCTTBVTV", "decision_date": dt.date.today().isoformat()}
+OFFICER = f"hist-officer-{uuid.uuid4().hex[:8]}"
 
 @pytest.fixture(scope="module", autouse=True)
 def _leave_the_sample_as_found(sample_db: str) -> Iterator[None]:
     """The features these tests create are removed afterwards (other modules count the synthetic sample)."""
     yield
     with psycopg.connect(sample_db) as c:
-        c.execute("DELETE FROM growing_areas WHERE NOT synthetic AND code LIKE ANY(%s)", [PREFIXES])
+        c.execute("DELETE FROM growing_areas WHERE NOT synthetic AND (code LIKE ANY(%s) OR id = ANY(%s))",
+                  [PREFIXES, CREATED])
         for table in ("seasons", "inspections", "pest_observations"):
             c.execute(f"DELETE FROM {table} WHERE NOT synthetic")  # noqa: S608 - fixed names
 
 
 @pytest.fixture(scope="module")
 def officer(sample_db: str) -> str:
-    return create_key(sample_db, f"hist-officer-{uuid.uuid4().hex[:8]}", "officer")
+    return create_key(sample_db, OFFICER, "officer")
 
 
 def h(key: str, **extra: str) -> dict[str, str]:
@@ -42,14 +47,30 @@ def square(x: float, y: float, d: float = 0.003) -> dict[str, Any]:
     return {"type": "MultiPolygon", "coordinates": [[[[x, y], [x + d, y], [x + d, y + d], [x, y + d], [x, y]]]]}
 
 
-def _area(client: TestClient, officer: str) -> tuple[int, str]:
-    code = f"VN-86-HIST-{uuid.uuid4().hex[:6]}"
-    body = {"type": "Feature", "geometry": square(106.61, 10.11),
-            "properties": {"code": code, "crop": "durian", "area_m2": 100000, "owner": "HTX Lịch Sử",
-                           "commune_code": "86001", "status": "draft"}}
+def free_spot(dsn: str) -> tuple[str, float, float]:
+    """(commune, lon, lat) of a place of the sample province with ~1 km free of growing areas around it: the
+    squares drawn here (and moved by 0.002 degrees) are inside the commune and overlap nothing."""
+    with psycopg.connect(dsn) as c:
+        row = c.execute(
+            "SELECT a.code, round(ST_X(p)::numeric, 3)::float8, round(ST_Y(p)::numeric, 3)::float8 "
+            "FROM admin_units a, LATERAL (SELECT (ST_Dump(ST_GeneratePoints(a.geom, 30, %s))).geom AS p) pts "
+            "WHERE a.level = 'commune' AND a.scheme = '2025' AND a.parent_code = '86' "
+            "AND ST_Covers(a.geom, ST_Expand(p, 0.008)) "
+            "AND NOT EXISTS (SELECT 1 FROM growing_areas g WHERE ST_DWithin(g.geom, p, 0.012)) LIMIT 1",
+            [uuid.uuid4().int % 10**6]).fetchone()
+    assert row is not None
+    return str(row[0]), float(row[1]), float(row[2])
+
+
+def _area(client: TestClient, officer: str, sample_db: str) -> tuple[int, str, float, float]:
+    """A new draft (no code: it is granted at activation) at a free place: (id, ETag, lon, lat)."""
+    commune, x, y = free_spot(sample_db)
+    body = {"type": "Feature", "geometry": square(x, y),
+            "properties": {"crop": "durian", "owner": "HTX Lịch Sử", "commune_code": commune, "status": "draft"}}
     r = client.post("/collections/growing_areas/items", json=body, headers=h(officer))
     assert r.status_code == 201, r.text
-    return int(r.headers["Location"].rsplit("/", 1)[1]), r.headers["ETag"]
+    CREATED.append(int(r.headers["Location"].rsplit("/", 1)[1]))
+    return CREATED[-1], r.headers["ETag"], x, y
 
 
 def _patch(client: TestClient, officer: str, fid: int, tag: str, body: dict[str, Any]) -> str:
@@ -59,24 +80,29 @@ def _patch(client: TestClient, officer: str, fid: int, tag: str, body: dict[str,
     return r.headers["ETag"]
 
 
-def test_history_after_a_sequence_of_edits(client: TestClient, officer: str) -> None:
-    fid, tag = _area(client, officer)
+def test_history_after_a_sequence_of_edits(client: TestClient, officer: str, sample_db: str) -> None:
+    fid, tag, x, y = _area(client, officer, sample_db)
     tag = _patch(client, officer, fid, tag, {"properties": {"owner": "HTX Mới", "variety": "Ri6"}})
-    tag = _patch(client, officer, fid, tag, {"geometry": square(106.612, 10.112)})
-    tag = _patch(client, officer, fid, tag, {"properties": {"status": "active"}})
+    tag = _patch(client, officer, fid, tag, {"geometry": square(x + 0.002, y + 0.002)})
+    tag = _patch(client, officer, fid, tag, {"properties": {"status": "active", **DECISION}})
     tag = _patch(client, officer, fid, tag, {"properties": {"status": "suspended",
                                                              "status_reason": "Phát hiện ruồi đục quả"}})
     full = client.get(f"/collections/growing_areas/items/{fid}/history", headers=h(officer)).json()
     assert full["view"] == "full" and full["numberMatched"] == 5 and not full["deleted"]
     suspend, activate, moved, edited, created = full["entries"]
-    assert created["action"] == "insert" and created["actor"].startswith("officer:hist-officer-")
+    assert created["action"] == "insert" and created["actor"] == OFFICER     # the user's name
     assert {c["field"]: (c["before"], c["after"]) for c in edited["changes"]} == {
         "owner": ("HTX Lịch Sử", "HTX Mới"), "variety": (None, "Ri6")}     # only the changed fields
     assert edited["geometryChanged"] is False and "geometryBefore" not in edited
-    assert moved["geometryChanged"] is True and moved["changes"] == []
-    assert moved["geometryBefore"]["coordinates"][0][0][0] == [106.61, 10.11]
-    assert moved["geometryAfter"]["coordinates"][0][0][0] == [106.612, 10.112]
-    assert [(c["field"], c["before"], c["after"]) for c in activate["changes"]] == [("status", "draft", "active")]
+    # a new boundary: only the area computed from it may change with it
+    assert moved["geometryChanged"] is True and {c["field"] for c in moved["changes"]} <= {"area_m2"}
+    assert moved["geometryBefore"]["coordinates"][0][0][0] == [x, y]
+    assert moved["geometryAfter"]["coordinates"][0][0][0] == pytest.approx([x + 0.002, y + 0.002], abs=1e-9)
+    granted = {c["field"]: (c["before"], c["after"]) for c in activate["changes"]}
+    assert granted["status"] == ("draft", "active")            # activation grants the code, with the decision
+    assert granted["code"][0] is None and granted["code"][1].startswith("VN-86-")
+    assert granted["decision_no"] == (None, DECISION["decision_no"])
+    assert granted["decision_date"] == (None, DECISION["decision_date"])
     assert {c["field"]: c["after"] for c in suspend["changes"]} == {"status": "suspended",
                                                                    "status_reason": "Phát hiện ruồi đục quả"}
     assert suspend["reason"] == "Phát hiện ruồi đục quả"
@@ -96,10 +122,10 @@ def test_history_after_a_sequence_of_edits(client: TestClient, officer: str) -> 
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     text = page.text
     assert "Lịch sử thay đổi" in text and "Tạm đình chỉ" in text and "Nháp" in text
-    assert "Phát hiện ruồi đục quả" in text and "Ranh giới đã thay đổi" in text and "106.61" in text
-    assert "history.js" in text and "officer:" not in text
+    assert "Phát hiện ruồi đục quả" in text and "Ranh giới đã thay đổi" in text and str(x) in text
+    assert "history.js" in text and OFFICER not in text                     # the public page names nobody
     en = client.get(f"/collections/growing_areas/items/{fid}/history?f=html&lang=en", headers=h(officer)).text
-    assert "Change history" in en and "The boundary changed" in en and "officer:hist-officer-" in en
+    assert "Change history" in en and "The boundary changed" in en and OFFICER in en
     # the item links to its history
     links = client.get(f"/collections/growing_areas/items/{fid}").json()["links"]
     assert any(link["rel"] == "version-history" for link in links)
@@ -137,7 +163,7 @@ def test_unknown_and_deleted_features(client: TestClient, officer: str, sample_d
     assert row is not None
     r = client.get(f"/collections/parcels/items/{row[0]}/history")
     assert r.status_code == 200 and r.json()["entries"] == [] and r.json()["deleted"] is False
-    fid, tag = _area(client, officer)
+    fid, tag, _, _ = _area(client, officer, sample_db)
     r = client.delete(f"/collections/growing_areas/items/{fid}", headers=h(officer, **{"If-Match": tag}))
     assert r.status_code == 204
     assert client.get(f"/collections/growing_areas/items/{fid}").status_code == 404
@@ -147,23 +173,24 @@ def test_unknown_and_deleted_features(client: TestClient, officer: str, sample_d
     assert client.get(f"/collections/growing_areas/items/{fid}/history?f=html").status_code == 200
 
 
-def test_history_page_in_chromium(live_server: Any, officer: str) -> None:
+def test_history_page_in_chromium(live_server: Any, officer: str, sample_db: str) -> None:
     """The history page on a 360 px phone: offline (no request leaves the server), no script error, the old
     (dashed red) and new (green) boundary drawn on the small map."""
     import httpx
     from map_browser_util import PageLog, chromium, screenshot
 
     base = live_server.url
+    commune, x, y = free_spot(sample_db)
     with httpx.Client(base_url=base) as c:
-        code = f"VN-86-HPG-{uuid.uuid4().hex[:6]}"
         r = c.post("/collections/growing_areas/items", headers=h(officer), json={
-            "type": "Feature", "geometry": square(106.63, 10.13),
-            "properties": {"code": code, "crop": "pomelo", "area_m2": 100000, "owner": "HTX Bưởi Da Xanh",
-                           "commune_code": "86001", "status": "draft"}})
+            "type": "Feature", "geometry": square(x, y),
+            "properties": {"crop": "pomelo", "owner": "HTX Bưởi Da Xanh", "commune_code": commune,
+                           "status": "draft"}})
         assert r.status_code == 201, r.text
         fid, tag = r.headers["Location"].rsplit("/", 1)[1], r.headers["ETag"]
-        for body in ({"geometry": square(106.631, 10.1305, 0.004)},
-                     {"properties": {"status": "active", "owner": "HTX Bưởi Da Xanh Mỏ Cày"}},
+        CREATED.append(int(fid))
+        for body in ({"geometry": square(x + 0.001, y + 0.0005, 0.004)},
+                     {"properties": {"status": "active", "owner": "HTX Bưởi Da Xanh Mỏ Cày", **DECISION}},
                      {"properties": {"status": "suspended", "status_reason": "Phát hiện ruồi đục quả"}}):
             r = c.patch(f"/collections/growing_areas/items/{fid}", json=body,
                         headers=h(officer, **{"If-Match": tag, "Content-Type": "application/merge-patch+json"}))
