@@ -161,7 +161,7 @@ def _relation_routes(router: APIRouter, layer: Layer, rel: Relation, settings: A
         fid = _feature_id(layer, feature_id)
         body = await read_body(request, settings)
         ids = await run_in_threadpool(rel_writes.replace_links, _write_target(request), layer, rel, fid, body,
-                                      key.actor)
+                                      key)        # the Principal: the feature must be in its scope
         return _json(request, {"collection": layer.id, "featureId": fid, "relation": rel.name, "ids": ids})
 
     router.add_api_route(path, read, methods=["GET"], summary=f"{layer.title_en}: {rel.title_en}",

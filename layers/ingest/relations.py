@@ -11,7 +11,7 @@ import asyncpg
 from psycopg import sql
 
 from layers.catalog.registry import LAYERS, Layer, Relation
-from layers.ingest.writes import Target, WriteError, _begin, _connect
+from layers.ingest.writes import Actor, Target, WriteError, _begin, _connect, lock_in_scope
 from layers.store.sql import quote_ident
 
 MAX_LINKS = 10_000
@@ -57,17 +57,16 @@ def _wanted(body: Any) -> tuple[list[int], list[str]]:
     return ids, codes
 
 
-def replace_links(target: Target, layer: Layer, rel: Relation, fid: int, body: Any, actor: str) -> list[int]:
-    """Make the feature's links exactly the given ids (or codes) of the target layer; returns the ids, sorted."""
+def replace_links(target: Target, layer: Layer, rel: Relation, fid: int, body: Any, actor: Actor) -> list[int]:
+    """Make the feature's links exactly the given ids (or codes) of the target layer; returns the ids, sorted.
+    A scoped writer (a Principal) must be allowed to write the feature itself (403 otherwise); the linked
+    features may lie anywhere (a packing house may source from areas of another province)."""
     other = LAYERS[rel.target]
     ids, codes = _wanted(body)
     t_id = sql.Identifier(other.id_column)
     with _connect(target) as conn, conn.transaction():
         _begin(conn, actor)
-        row = conn.execute(sql.SQL("SELECT 1 FROM {} WHERE {} = %s FOR UPDATE").format(
-            sql.Identifier(layer.table), sql.Identifier(layer.id_column)), [fid]).fetchone()
-        if row is None:
-            raise WriteError(404, f"Lớp '{layer.id}' không có đối tượng {fid}", f"Collection '{layer.id}' has no feature {fid}")
+        lock_in_scope(conn, layer, fid, actor)      # 404, or 403 for a feature outside the writer's scope
         found: dict[Any, int] = {}
         if ids:
             for (i,) in conn.execute(sql.SQL("SELECT {id} FROM {t} WHERE {id} = ANY(%s)").format(

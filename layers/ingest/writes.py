@@ -275,13 +275,9 @@ def _lock(conn: psycopg.Connection, layer: Layer, fid: int, if_match: str | None
     """Lock the row, check If-Match; returns its state and its place (`place`: the scope field's value and the
     geometry, for the scope check)."""
     cols = [layer.id_column, *([layer.lifecycle.field] if layer.lifecycle is not None else [])]
-    by_geometry = layer.scope_key is None and not layer.national_only     # else the geometry is not read
-    place = sql.SQL(", {} AS scope_value, {} AS scope_geom").format(
-        sql.Identifier(layer.scope_key) if layer.scope_key else sql.SQL("NULL"),
-        sql.SQL("ST_AsBinary({})").format(sql.Identifier(layer.geometry_column)) if by_geometry else sql.SQL("NULL"))
     q = sql.SQL("SELECT xmin::text AS v, {cols}{place} FROM {t} WHERE {id} = %s FOR UPDATE").format(
-        cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols), place=place, t=sql.Identifier(layer.table),
-        id=sql.Identifier(layer.id_column))
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols), place=_place_sql(layer),
+        t=sql.Identifier(layer.table), id=sql.Identifier(layer.id_column))
     row = conn.execute(q, [fid]).fetchone()
     if row is None:
         raise WriteError(404, f"Lớp '{layer.id}' không có đối tượng {fid}", f"Collection '{layer.id}' has no feature {fid}")
@@ -298,10 +294,34 @@ def _lock(conn: psycopg.Connection, layer: Layer, fid: int, if_match: str | None
         raise WriteError(412, "Đối tượng đã bị người khác thay đổi (ETag không khớp); hãy tải lại rồi sửa",
                          "The feature was changed by someone else (ETag mismatch); reload it and retry",
                          [{"current_etag": current}])
-    old_place: dict[str, Any] = {SCOPE_GEOMETRY: wkb.loads(bytes(row[-1])) if row[-1] is not None else None}
+    return {"state": row[2] if layer.lifecycle is not None else None, "place": _place_row(layer, row)}
+
+
+def _place_sql(layer: Layer) -> sql.Composable:
+    """`, scope_value, scope_geom` of a row: what the scope check reads (the geometry only where it decides)."""
+    by_geometry = layer.scope_key is None and not layer.national_only     # else the geometry is not read
+    return sql.SQL(", {} AS scope_value, {} AS scope_geom").format(
+        sql.Identifier(layer.scope_key) if layer.scope_key else sql.SQL("NULL"),
+        sql.SQL("ST_AsBinary({})").format(sql.Identifier(layer.geometry_column)) if by_geometry else sql.SQL("NULL"))
+
+
+def _place_row(layer: Layer, row: Sequence[Any]) -> dict[str, Any]:
+    place: dict[str, Any] = {SCOPE_GEOMETRY: wkb.loads(bytes(row[-1])) if row[-1] is not None else None}
     if layer.scope_key:
-        old_place[layer.scope_key] = row[-2]
-    return {"state": row[2] if layer.lifecycle is not None else None, "place": old_place}
+        place[layer.scope_key] = row[-2]
+    return place
+
+
+def lock_in_scope(conn: psycopg.Connection, layer: Layer, fid: int, actor: Actor) -> None:
+    """Lock a feature whose dependants (links, ...) are written: 404 when it does not exist, 403 when a scoped
+    writer may not write it (the same rule as editing the feature itself)."""
+    q = sql.SQL("SELECT {id}{place} FROM {t} WHERE {id} = %s FOR UPDATE").format(
+        id=sql.Identifier(layer.id_column), place=_place_sql(layer), t=sql.Identifier(layer.table))
+    row = conn.execute(q, [fid]).fetchone()
+    if row is None:
+        raise WriteError(404, f"Lớp '{layer.id}' không có đối tượng {fid}", f"Collection '{layer.id}' has no feature {fid}")
+    if (who := _scoped(actor)) is not None:
+        who.check_scope(conn, layer, _place_row(layer, row), None)
 
 
 def _new_place(layer: Layer, rec: dict[str, Any], geom: BaseGeometry | None, old: dict[str, Any] | None,
