@@ -18,6 +18,7 @@ from tiles_support import features, get_tile, tile_of
 from layers.accounts.auth import create_key
 
 PREFIXES: list[str] = []
+OFFICER = f"rec-officer-{uuid.uuid4().hex[:8]}"
 
 @pytest.fixture(scope="module", autouse=True)
 def _leave_the_sample_as_found(sample_db: str) -> Iterator[None]:
@@ -31,7 +32,7 @@ def _leave_the_sample_as_found(sample_db: str) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def officer(sample_db: str) -> str:
-    return create_key(sample_db, f"rec-officer-{uuid.uuid4().hex[:8]}", "officer")
+    return create_key(sample_db, OFFICER, "officer")
 
 
 def h(key: str, **extra: str) -> dict[str, str]:
@@ -87,9 +88,10 @@ def test_growing_area_links_to_its_records(client: TestClient, sample_db: str) -
     assert client.get(f"/collections/seasons/items?growing_area_id={g}").json()["numberMatched"] >= 1
 
 
-def test_officer_writes_records_with_labels_and_history(client: TestClient, officer: str) -> None:
+def test_officer_writes_records_with_labels_and_history(client: TestClient, officer: str, sample_db: str) -> None:
+    [area] = sample_areas(sample_db, 1)             # a growing area of the officer's province
     body = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [106.3, 10.1]},
-            "properties": {"growing_area_id": 5, "pest": "Rầy nâu", "severity": "NẶNG", "observed_on": "15/10/2026",
+            "properties": {"growing_area_id": area, "pest": "Rầy nâu", "severity": "NẶNG", "observed_on": "15/10/2026",
                            "affected_area_m2": "1.250,5"}}
     assert client.post("/collections/pest_observations/items", json=body).status_code == 401
     r = client.post("/collections/pest_observations/items", json=body, headers=h(officer))
@@ -106,7 +108,7 @@ def test_officer_writes_records_with_labels_and_history(client: TestClient, offi
     r = client.post("/collections/pest_observations/items", json=bad, headers=h(officer))
     assert r.status_code == 422 and "brown_planthopper (Rầy nâu)" in r.json()["detail"]
     season = {"type": "Feature", "geometry": None,
-              "properties": {"growing_area_id": 5, "crop": "sau rieng", "variety": "Ri6", "planting_date": "2026-01-10",
+              "properties": {"growing_area_id": area, "crop": "sau rieng", "variety": "Ri6", "planting_date": "2026-01-10",
                              "expected_harvest_date": "2026-06-10", "expected_yield_t": 12, "actual_yield_t": 10.5}}
     r = client.post("/collections/seasons/items", json=season, headers=h(officer))
     assert r.status_code == 201, r.text
@@ -123,9 +125,10 @@ def test_officer_writes_records_with_labels_and_history(client: TestClient, offi
     wrong = dict(season, properties={**season["properties"], "planting_date": "2026-02-01",
                                      "expected_harvest_date": "2026-01-01"})
     assert client.post("/collections/seasons/items", json=wrong, headers=h(officer)).status_code == 422
-    # an unknown growing area is refused, nothing written
+    # an unknown growing area is refused, naming the field, nothing written
     orphan = dict(season, properties={**season["properties"], "growing_area_id": 99999999})
-    assert client.post("/collections/seasons/items", json=orphan, headers=h(officer)).status_code == 422
+    r = client.post("/collections/seasons/items", json=orphan, headers=h(officer))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "growing_area_id", r.text
 
 
 def test_records_export_and_tiles(client: TestClient, sample_db: str) -> None:
@@ -171,7 +174,7 @@ def test_sources_read_and_write_audited(client: TestClient, officer: str, sample
     assert client.get("/collections/packing_facilities/items/2/sources").json()["ids"] == want
     hist = client.get("/collections/packing_facilities/items/2/history", headers=h(officer)).json()
     top = hist["entries"][0]                        # one entry, although a DELETE and an INSERT ran
-    assert top["actor"].startswith("officer:rec-officer-")
+    assert top["actor"] == OFFICER                  # the user's name
     assert top["changes"] == [{"field": "sources", "title": "Vùng trồng cung cấp", "before": sorted(before),
                                "after": want}]
     # unknown ids/codes: refused, nothing changed
