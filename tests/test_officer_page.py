@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import LiveServer, free_port
+from conftest import LiveServer, free_port, rows_removed_after
 from map_browser_util import PageLog, chromium, screenshot
 
 from layers.accounts.users import create_user
@@ -24,6 +24,13 @@ pytestmark = pytest.mark.browser
 
 PASSWORD = "mat-khau-vung-trong-2026"
 OWNER = "HTX Thử nghiệm Trang cán bộ"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _leave_the_sample_as_found(sample_db: str) -> Iterator[None]:
+    """The areas and packing houses registered here are removed afterwards (other modules count the sample)."""
+    with rows_removed_after(sample_db):
+        yield
 
 
 @pytest.fixture(scope="module")

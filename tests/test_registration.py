@@ -28,12 +28,19 @@ from gis.geometry import area_m2
 from layers.accounts.auth import create_key
 from layers.ingest import registration
 from layers.settings import ApiSettings, Settings
-from tests.conftest import LiveServer, free_port, table_fingerprint
+from tests.conftest import LiveServer, free_port, rows_removed_after, table_fingerprint
 
 PROBLEM = "application/problem+json"
 MERGE = "application/merge-patch+json"
 CODE_RE = re.compile(r"^VN-86-(\d{5})-(\d{3})$")
 PHC_RE = re.compile(r"^VN-86-(\d{5})-DG(\d{3})$")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _leave_the_sample_as_found(sample_db: str) -> Iterator[None]:
+    """The areas and packing houses registered here are removed afterwards (other modules count the sample)."""
+    with rows_removed_after(sample_db):
+        yield
 
 
 @pytest.fixture(scope="module")
