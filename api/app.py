@@ -15,9 +15,12 @@ from api import accounts, aggregates, dashboard, errors, health, offload, securi
 from api import admin as admin_api
 from api import epcis as epcis_api
 from api import features as features_api
+from api import history as history_api
 from api import imagery as imagery_api
+from api import imports as imports_api
 from api import lookup as lookup_api
 from api import map as map_api
+from api import officer as officer_api
 from api import openapi as oas
 from api import tiles as tiles_api
 from api import trace as trace_api
@@ -44,7 +47,9 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        expiry = asyncio.create_task(imports_api.expiry_loop(primary, a.registration_expiry_interval_s))
         yield
+        expiry.cancel()
         offload.shutdown(app)
         await db.close()
         await asyncio.to_thread(write_pool.close)
@@ -69,6 +74,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.include_router(health.router)
     app.include_router(map_api.router)
     app.include_router(admin_api.router)
+    app.include_router(officer_api.router)         # /officer, the officer page
     app.include_router(imagery_api.router)
     app.include_router(lookup_api.router)         # GET /lookup: what applies at a point
     app.include_router(dashboard.router)         # /dashboard
@@ -81,7 +87,9 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
         return FileResponse(map_api.HERE / "static" / "favicon.ico",
                             headers={"Cache-Control": "public, max-age=86400"})
 
+    app.include_router(history_api.create_router(a))      # before the features router's unknown-collection catch-all
     app.include_router(features_api.create_router(a))
+    app.include_router(imports_api.create_router(a))        # file uploads of registered layers
     app.include_router(tiles_api.router)
     app.include_router(aggregates.router)        # /collections/{id}/aggregate, /transitions
     app.include_router(accounts.router)          # /auth/login|logout|me, /admin/users

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import time
 from pathlib import Path
@@ -44,7 +45,7 @@ from gis.errors import BilingualError
 from layers.accounts.principal import Principal
 from layers.catalog.formats import display_title, format_value, readable_properties
 from layers.catalog.registry import LAYERS, Layer
-from layers.ingest import writes
+from layers.ingest import registration, writes
 from layers.query import features as feat
 from layers.query import selection
 from layers.query.refs import resolve_refs
@@ -307,6 +308,18 @@ def _feature_id(layer: Layer, text: str) -> int:
     return int(text)
 
 
+def record_links(base: str, layer: Layer, fid: int, lang: str) -> list[dict[str, Any]]:
+    """Links from a feature to the records of the layers whose fields reference its layer (`LayerField.references`),
+    to its relations and to its history (api/history.py)."""
+    out = [_link(f"{base}/collections/{other.id}/items?{f.name}={fid}", "related", GEOJSON, other.title(lang))
+           for other in LAYERS.values() for f in other.fields if f.references == layer.id]
+    out += [_link(f"{base}/collections/{layer.id}/items/{fid}/{r.name}", "related", "application/json",
+                  r.title_vi if lang == "vi" else r.title_en) for r in layer.relations]
+    out.append(_link(f"{base}/collections/{layer.id}/items/{fid}/history", "version-history", "application/json",
+                     "Lịch sử thay đổi" if lang == "vi" else "Change history"))
+    return out
+
+
 def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> None:
     path = f"/collections/{layer.id}"
     items_dep = items_query_dependency(layer, settings)
@@ -400,7 +413,8 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         u = f"{b}/collections/{layer.id}/items/{fid}"
         links = [_link(u, "self", GEOJSON), _link(f"{u}?f=html", "alternate", "text/html"),
                  _link(f"{u}?f=jsonfg", "alternate", jsonfg.MEDIA, "JSON-FG"),
-                 _link(f"{b}/collections/{layer.id}", "collection", "application/json")]
+                 _link(f"{b}/collections/{layer.id}", "collection", "application/json"),
+                 *record_links(b, layer, fid, request_lang(request))]
         member = geojson_crs(q.crs)
         body = text[:-1].encode() + (b',"crs":' + orjson.dumps(member) if member else b"") \
             + b',"links":' + orjson.dumps(links) + b"}"
@@ -537,11 +551,19 @@ def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> 
         "application/geo+json": {"schema": {"type": "object"}}}}}
 
     async def create(request: Request, who: Principal = Depends(auth)) -> Response:
-        check_unknown(request, ())
+        registered = layer.registration is not None
+        check_unknown(request, ("repair",) if registered else ())
         body = await read_body(request, settings)
-        fid, tag = await _write(request, writes.create, _write_target(request), layer, body,
-                                _content_crs(request), who, request_lang(request), _limits(settings))
-        return Response(status_code=201, headers={"Location": f"{public_base_url(request)}{path}/{fid}", "ETag": tag})
+        notes: list[dict[str, Any]] = []
+        registering = functools.partial(writes.create, notes=notes, policy=registration.Policy.from_settings(settings),
+                                   repair=request.query_params.get("repair", "").lower() in ("1", "true", "yes"))
+        fid, tag = await _write(request, registering if registered else writes.create, _write_target(request), layer,
+                                body, _content_crs(request), who, request_lang(request), _limits(settings))
+        headers = {"Location": f"{public_base_url(request)}{path}/{fid}", "ETag": tag}
+        if registered:       # the draft's id and the registration's warnings (area far from the supplied one...)
+            return Response(orjson.dumps({"id": fid, "warnings": notes}), status_code=201, headers=headers,
+                            media_type="application/json")
+        return Response(status_code=201, headers=headers)
 
     async def replace(request: Request, feature_id: str, who: Principal = Depends(auth)) -> Response:
         check_unknown(request, ())
@@ -567,9 +589,15 @@ def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> 
         return Response(status_code=204)
 
     t = layer.title_en
+    created = oas.CREATE_RESPONSES if layer.registration is None else {
+        **oas.CREATE_RESPONSES, **oas.problems(403), 201: {**oas.CREATE_RESPONSES[201], "content": {
+            "application/json": {"schema": {"type": "object"}}}}}
+    repair = [] if layer.registration is None else [{
+        "name": "repair", "in": "query", "required": False, "schema": {"type": "boolean"},
+        "description": "accept the repair (make_valid) of an invalid geometry offered by a previous 422"}]
     router.add_api_route(path, create, methods=["POST"], status_code=201, summary=f"{t}: create a feature",
-                         dependencies=security, openapi_extra={**body_doc, "parameters": oas.CONTENT_CRS_PARAM},
-                         responses=oas.CREATE_RESPONSES)
+                         dependencies=security, openapi_extra={**body_doc, "parameters": oas.CONTENT_CRS_PARAM + repair},
+                         responses=created)
     router.add_api_route(f"{path}/{{feature_id}}", replace, methods=["PUT"], status_code=204,
                          summary=f"{t}: replace a feature (If-Match required)", dependencies=security,
                          openapi_extra={**body_doc, "parameters": oas.IF_MATCH_PARAM + oas.CONTENT_CRS_PARAM},

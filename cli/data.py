@@ -26,11 +26,18 @@ def import_cmd(
     y_field: str | None = typer.Option(None, "--y-field", help="CSV column with Y"),
     wkt_field: str | None = typer.Option(None, "--wkt-field", help="CSV column with WKT geometry"),
     repair: bool = typer.Option(False, "--repair", help="repair invalid geometries (make_valid) with a warning"),
+    register: bool = typer.Option(False, "--register", help="as the upload endpoint: new drafts with the "
+                                  "registration checks (area, commune, province, overlaps) of growing areas/packing houses"),
     report: Path | None = typer.Option(None, "--report", help="write every issue to this CSV"),
     lang: str = typer.Option("vi", "--lang", help="vi | en"),
     user: str | None = typer.Option(None, "--user", help="actor recorded in the history (default: OS user)"),
     as_user: str | None = typer.Option(None, "--as", help="import as this datso user: their province scope "
                                                           "applies to every row, history records their name"),
+    mode: str = typer.Option("insert", "--mode", help="insert (new rows only) | update | upsert existing rows by "
+                             "the layer's business key (code, or its unique fields)"),
+    decimal_separator: str | None = typer.Option(None, "--decimal-separator",
+                                                 help="',' or '.': how the file writes decimals (1.250 is refused "
+                                                      "as ambiguous without it)"),
 ) -> None:
     """Import a file into a layer: every row is checked; all rows are written in one transaction, or none."""
     from layers.accounts.users import AccountError, principal_for
@@ -38,7 +45,8 @@ def import_cmd(
 
     opts = ImportOptions(crs=crs, field_map=field_map, source_layer=source_layer, encoding=encoding,
                          swap_xy=swap_xy, x_field=x_field, y_field=y_field, wkt_field=wkt_field, repair=repair,
-                         lang=lang, report=report)
+                         lang=lang, report=report, register=register,
+                         mode=mode, decimal_separator=decimal_separator)
     if user:
         opts.user = user
     vi = lang == "vi"
@@ -65,6 +73,9 @@ def import_cmd(
     msg = (f"Đã nhập {result.rows_written} dòng vào {layer} trong {result.seconds:.1f} s "
            f"({result.rate:,.0f} dòng/s)" if vi else
            f"imported {result.rows_written} rows into {layer} in {result.seconds:.1f} s ({result.rate:,.0f} rows/s)")
+    if mode != "insert":
+        msg += (f"; {result.rows_updated} dòng cập nhật đối tượng đã có" if vi
+                else f"; {result.rows_updated} updated existing features")
     print(msg)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import data, db, keys, maps, sample, tiles, trace, users
+from cli import areas, data, db, keys, maps, sample, tiles, trace, users
 from layers.logging import configure_logging
 
 app = typer.Typer(name="datso", help="datso (đất số): WebGIS data service for Vietnamese provinces.",
@@ -16,6 +16,7 @@ app.add_typer(maps.app, name="map")
 app.add_typer(keys.app, name="keys")
 app.add_typer(users.app, name="users")
 app.add_typer(trace.app, name="trace")
+app.add_typer(areas.app, name="areas")
 data.register(app)
 
 

@@ -115,11 +115,12 @@ def geom_types(geoms: Any) -> np.ndarray:
 
 
 def area_m2(geom: BaseGeometry | None) -> float:
-    """True (geodesic) area in square metres of a lon/lat (WGS 84) geometry, on the WGS 84 ellipsoid."""
+    """True (geodesic) area in square metres of a lon/lat (WGS 84) geometry, on the WGS 84 ellipsoid: each
+    polygon's exterior ring minus its holes, whatever their orientation (pyproj's signed sum added a hole wound
+    like its exterior)."""
     if geom is None or geom.is_empty:
         return 0.0
-    area, _ = WGS84_GEOD.geometry_area_perimeter(geom)
-    return abs(float(area))
+    return float(areas_m2([geom])[0])
 
 
 def area_ha(geom: BaseGeometry | None) -> float:
@@ -127,8 +128,35 @@ def area_ha(geom: BaseGeometry | None) -> float:
 
 
 def areas_m2(geoms: Any) -> np.ndarray:
-    """Geodesic areas (m²) for an array of lon/lat geometries."""
-    return np.array([area_m2(g) for g in as_array(geoms)], dtype=float)
+    """Geodesic areas (m²) for an array of lon/lat geometries (see `area_m2`), the rings taken out of GEOS in
+    bulk; lines and points have none, a collection sums its polygons."""
+    arr = as_array(geoms)
+    out = np.zeros(len(arr), dtype=float)
+    if not len(arr):
+        return out
+    types = shapely.get_type_id(arr)
+    poly = np.isin(types, (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)) & \
+        ~shapely.is_empty(arr)
+    other = np.flatnonzero(~poly & (types == shapely.GeometryType.GEOMETRYCOLLECTION) & ~shapely.is_empty(arr))
+    for i in other:                                          # rare: the parts one by one
+        out[i] = float(areas_m2(shapely.get_parts(arr[i])).sum())
+    idx = np.flatnonzero(poly)
+    if not len(idx):
+        return out
+    parts, part_of = shapely.get_parts(arr[idx], return_index=True)
+    rings, ring_of = shapely.get_rings(parts, return_index=True)
+    coords, coord_of = shapely.get_coordinates(rings, return_index=True)
+    bounds = np.searchsorted(coord_of, np.arange(len(rings) + 1))
+    total = np.zeros(len(idx), dtype=float)
+    owner = part_of[ring_of]
+    exterior = np.ones(len(rings), dtype=bool)            # the first ring of each polygon; the others are holes
+    exterior[1:] = ring_of[1:] != ring_of[:-1]
+    for r in range(len(rings)):
+        a, b = bounds[r], bounds[r + 1]
+        area, _ = WGS84_GEOD.polygon_area_perimeter(coords[a:b, 0], coords[a:b, 1])
+        total[owner[r]] += abs(area) if exterior[r] else -abs(area)
+    out[idx] = np.abs(total)
+    return out
 
 
 def inside_vietnam(geoms: Any, bounds: Sequence[float] = VN_BOUNDS) -> np.ndarray:

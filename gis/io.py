@@ -190,10 +190,61 @@ def detect_swapped(geoms: Any, crs: CrsDef) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- reading
+# GDAL's (English) error texts -> what went wrong, said in Vietnamese and English without the library's text or any
+# path: (pattern in the error, vi, en); the first match wins.
+_READ_FAILURES: tuple[tuple[str, str, str], ...] = (
+    ("zip", "tệp nén .zip hỏng hoặc không đọc được", "the .zip archive is damaged or unreadable"),
+    (".shx", "thiếu hoặc hỏng tệp .shx đi kèm Shapefile", "the Shapefile's .shx file is missing or damaged"),
+    (".dbf", "thiếu hoặc hỏng tệp .dbf đi kèm Shapefile", "the Shapefile's .dbf file is missing or damaged"),
+    ("geojson", "GeoJSON không hợp lệ (JSON lỗi hoặc bị cắt cụt)", "invalid GeoJSON (broken or truncated JSON)"),
+    ("json", "GeoJSON không hợp lệ (JSON lỗi hoặc bị cắt cụt)", "invalid GeoJSON (broken or truncated JSON)"),
+    ("kml", "KML không hợp lệ (XML lỗi hoặc bị cắt cụt)", "invalid KML (broken or truncated XML)"),
+    ("xml", "KML không hợp lệ (XML lỗi hoặc bị cắt cụt)", "invalid KML (broken or truncated XML)"),
+    ("sqlite", "GeoPackage hỏng", "the GeoPackage is damaged"),
+    ("malformed", "GeoPackage hỏng", "the GeoPackage is damaged"),
+    ("not recognized as being in a supported file format",
+     "không nhận ra định dạng (không phải Shapefile, GeoPackage, GeoJSON, KML, CSV, hoặc tệp đã hỏng)",
+     "format not recognised (not a Shapefile, GeoPackage, GeoJSON, KML or CSV, or the file is damaged)"),
+)
+_AT_LINE = re.compile(r"line (\d+)(?:, (?:character|column) (\d+))?", re.IGNORECASE)
+
+
 def _fail_read(path: Path, exc: Exception) -> DataFileError:
-    msg = str(exc).split("\n")[0][:200]
-    return DataFileError(f"Không đọc được tệp {path.name} (hỏng hoặc sai định dạng): {msg}",
-                         f"cannot read {path.name} (corrupted or not a supported format): {msg}")
+    """A file GDAL cannot read, said without GDAL's English text or any path (issue 11)."""
+    text = str(exc)
+    low = text.lower()
+    vi, en = "tệp hỏng hoặc sai định dạng", "corrupted or not a supported format"
+    for pattern, p_vi, p_en in _READ_FAILURES:
+        if pattern in low or (pattern == "zip" and isinstance(exc, zipfile.BadZipFile)):
+            vi, en = p_vi, p_en
+            break
+    m = _AT_LINE.search(text)
+    if m:
+        vi += f" ở dòng {m.group(1)}" + (f", ký tự {m.group(2)}" if m.group(2) else "")
+        en += f" at line {m.group(1)}" + (f", character {m.group(2)}" if m.group(2) else "")
+    return DataFileError(f"Không đọc được tệp {path.name}: {vi}", f"cannot read {path.name}: {en}")
+
+
+# Warnings the reading libraries raise (English, often with a /vsizip/ or /tmp path) -> a bilingual note or None
+# (nothing worth saying).
+_WARNINGS: tuple[tuple[str, tuple[str, str] | None], ...] = (
+    ("non conformant file extension", None),
+    ("laundered", ("Tên cột đã được chuẩn hóa khi đọc", "column names were normalised while reading")),
+    ("measured", ("Bỏ giá trị M (đo) của hình học", "dropped the geometries' M (measure) values")),
+)
+
+
+def _warning_notes(caught: list[warnings.WarningMessage], notes: list[tuple[str, str]]) -> None:
+    for w in caught:
+        text = str(w.message).lower()
+        note: tuple[str, str] | None = ("Thư viện đọc tệp báo một cảnh báo kỹ thuật (đã bỏ qua)",
+                                        "the file reader raised a technical warning (ignored)")
+        for pattern, known in _WARNINGS:
+            if pattern in text:
+                note = known
+                break
+        if note is not None and note not in notes:
+            notes.append(note)
 
 
 def _zip_members(path: Path, source_layer: str | None) -> tuple[str, str | None]:
@@ -405,7 +456,10 @@ def read_vector(path: str | Path, *, crs: str | None = None, source_layer: str |
                               used_enc, False, notes, row_errors)
         geoms = maybe
     else:
-        gdf, meta_crs, driver, used_enc = _read_ogr(p, source_layer, encoding, notes, row_errors)
+        with warnings.catch_warnings(record=True) as caught:      # never GDAL's English with paths on stderr
+            warnings.simplefilter("always")
+            gdf, meta_crs, driver, used_enc = _read_ogr(p, source_layer, encoding, notes, row_errors)
+        _warning_notes(caught, notes)
         geoms = as_array(gdf.geometry.values)
         attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
         if driver in ("KML", "LIBKML"):

@@ -14,6 +14,7 @@ is stale, so a setting cannot go undocumented.
 |   `FaultSettings` | statement timeouts, export concurrency, Retry-After | `DATSO_` |
 |   `WriteSettings` | transactions: the write pool and bounds on written geometries | `DATSO_` |
 |   `AccountSettings` | sign-in sessions | `DATSO_` |
+|   `RegistrationSettings` | registration checks, code patterns, uploads, expiry | `DATSO_REGISTRATION_…` |
 | `ServerSettings` | `datso serve` (uvicorn) limits | `DATSO_` |
 | `FilterLimits` | bounds on a CQL2 filter before any parser sees it | `DATSO_FILTER_` |
 | `TileSettings` | vector tiles: cache, MVT parameters, caps, archive | `DATSO_TILE_` |
@@ -229,8 +230,47 @@ class EpcisSettings(BaseSettings):
     trace_max_events: int = Field(default=500, ge=10, description="most events listed in one trace")
 
 
+
+class RegistrationSettings(BaseSettings):
+    """Registration of growing areas and packing houses: checks, code patterns, uploads (layers/ingest/registration.py)."""
+
+    model_config = _CONFIG
+
+    registration_provinces: Annotated[list[str], NoDecode] = Field(
+        default=[], description="province codes whose communes may be registered (empty: every province in "
+                                "admin_units); an officer's own scope narrows it further")
+    registration_overlap_tolerance_m2: float = Field(
+        default=1.0, ge=0, description="overlap (m², geodesic) with a draft/active/suspended area that is tolerated")
+    registration_area_warning_pct: float = Field(
+        default=5.0, ge=0, description="a supplied area further than this (%) from the geodesic one is a warning")
+    registration_min_area_ha: dict[str, float] = Field(
+        default={"perennial": 1.0, "annual": 0.1},
+        description="minimum area (ha) by crop class, crop or crop:market (JSON); the largest that applies wins")
+    registration_commune_min_share: float = Field(
+        default=0.5, gt=0, le=1, description="share of the area a given commune must hold (else refused)")
+    registration_code_patterns: dict[str, str] = Field(
+        default={"growing_area": "VN-{province}-{commune}-{seq:03d}",
+                 "packing_house": "VN-{province}-{commune}-DG{seq:03d}"},
+        description="code patterns (JSON) with {province}, {commune}, {yy}, {yyyy}, {seq}; {seq} counts per prefix")
+    registration_max_upload_bytes: int = Field(default=50_000_000, ge=1024,
+                                               description="largest uploaded file for POST /collections/{id}/imports")
+    registration_expiry_interval_s: int = Field(
+        default=3600, ge=0, description="the API expires areas past their valid_to this often (s; 0: never)")
+
+    @field_validator("registration_provinces", mode="before")
+    @classmethod
+    def _provinces(cls, value: Any) -> Any:
+        return _list(value)
+
+
+@lru_cache
+def get_registration_settings() -> RegistrationSettings:
+    return RegistrationSettings()
+
+
+
 class ApiSettings(HttpSettings, SecuritySettings, RateLimitSettings, PoolSettings, FaultSettings, WriteSettings,
-                  AccountSettings, EpcisSettings):
+                  AccountSettings, EpcisSettings, RegistrationSettings):
     """Everything the API reads, as one object per app (`create_app(api_settings=...)`)."""
 
     model_config = _CONFIG
@@ -386,7 +426,7 @@ def get_export_settings() -> ExportSettings:
 # In the order of the table; ApiSettings is documented through its parts.
 DOCUMENTED: tuple[type[BaseSettings], ...] = (
     Settings, HttpSettings, SecuritySettings, RateLimitSettings, PoolSettings, FaultSettings, WriteSettings,
-    AccountSettings, EpcisSettings, ServerSettings, FilterLimits, TileSettings, ImagerySettings, MapSettings, ExportSettings,
+    AccountSettings, EpcisSettings, RegistrationSettings, ServerSettings, FilterLimits, TileSettings, ImagerySettings, MapSettings, ExportSettings,
 )
 
 

@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 import psycopg
 import shapely
-from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from layers.catalog.registry import LAYERS
+from layers.ingest.registration import expire_due
 from layers.store.connect import connect
 from sample_data import admin, names
 from sample_data.planning import load_planning
@@ -314,13 +316,14 @@ class LoadReport:
 def _counts(cur: psycopg.Cursor[Any]) -> dict[str, int]:
     out = {}
     for t in ("admin_units", "admin_crosswalk", "parcels", "auction_plots", "growing_areas",
-              "packing_facilities", "trace_lots", "trace_events"):
+              "packing_facilities", "trace_lots", "trace_events", *RECORD_TABLES):
         row = cur.execute(f"SELECT count(*) FROM {t}").fetchone()  # noqa: S608 - fixed names
         out[t] = int(row[0]) if row else 0
     return out
 
 
-LAYER_TABLES = ("land_price_zones", "planning_zones", "trace_events", "trace_lots", "packing_facility_growing_areas", "packing_facilities",
+RECORD_TABLES = ("seasons", "inspections", "pest_observations")
+LAYER_TABLES = (*RECORD_TABLES, "land_price_zones", "planning_zones", "trace_events", "trace_lots", "packing_facility_growing_areas", "packing_facilities",
                 "growing_areas", "auction_plots", "parcels", "admin_crosswalk", "admin_units")
 
 
@@ -359,7 +362,10 @@ def load_sample(dsn: str, size: str = "small", seed: int = 7, force: bool = Fals
         ga_ids = _load_growing_areas(cur, seed, growing, prov)
         fac = _load_facilities(cur, seed, spec["facilities"], prov, ga_ids)
         load_trace(cur, seed, spec["lots"], fac, REFERENCE_DATE)  # coherent chains (sample_data/trace.py)
+        _load_records(cur, seed)
         load_planning(cur, seed)       # planning and land-price zones, from the communes and parcels above
+        for layer in LAYERS.values():      # past their valid_to by the real today: expired, as the API does
+            expire_due(conn, layer, "sample")
         counts = _counts(cur)
         conn.commit()
     with connect("writer", dsn=dsn, autocommit=True) as conn:
@@ -547,16 +553,21 @@ def _load_growing_areas(cur: psycopg.Cursor[Any], seed: int, placed: list[tuple[
         status = "active" if len(rows) % 10 < 7 else ["draft", "suspended", "revoked", "expired"][len(rows) % 4]
         reason = {"suspended": "Phát hiện sinh vật gây hại thuộc diện kiểm dịch (mô phỏng)",
                   "revoked": "Không duy trì điều kiện theo TCCS 774:2020/BVTV (mô phỏng)"}.get(status)
-        valid_from = dt.date(2022 + len(rows) % 4, 1 + len(rows) % 12, 1)
+        # the published status never contradicts the dates: active/suspended/draft areas are valid for five years
+        # from 2022-2025 (past the sample's today), expired ones ended before it (load_sample expires the rest)
+        k = len(rows)
+        valid_from = dt.date((2019 if status == "expired" else 2022) + k % 4, 1 + k % 12, 1)
+        years = 3 if status == "expired" else 5
         markets = ["VN"] + rng.sample(["CN", "US", "EU", "JP", "KR", "AU"], rng.randint(0, 3))
         rows.append((growing_area_code(prov, poly, code_c, valid_from, seq), crop, rng.choice(varieties),
                      round(ha * 10_000, 2), names.person(rng), rng.choice([None, f"HTX Nông nghiệp {cname}"]),
                      code_c, _pg_array(markets), rng.choice(["VietGAP", "VietGAP", "GlobalGAP", "Organic"]),
                      status, reason, round(ha * yld, 2), _pg_array(months), valid_from,
-                     valid_from + dt.timedelta(days=3 * 365), True, _ewkb(MultiPolygon([poly]))))
+                     valid_from.replace(year=valid_from.year + years), f"{100 + k}/QĐ-CCTTBVTV (mô phỏng)",
+                     valid_from, True, _ewkb(MultiPolygon([poly]))))
     cols = ("code", "crop", "variety", "area_m2", "owner", "cooperative", "commune_code", "markets", "standard",
             "status", "status_reason", "expected_yield_t", "harvest_months", "valid_from", "valid_to",
-            "synthetic", "geom")
+            "decision_no", "decision_date", "synthetic", "geom")
     _copy_rows(cur, "growing_areas", cols, rows)
     return [(int(r[0]), str(r[1]), str(r[2]))
             for r in cur.execute("SELECT id, code, crop FROM growing_areas ORDER BY id").fetchall()]
@@ -582,11 +593,12 @@ def _load_facilities(cur: psycopg.Cursor[Any], seed: int, n: int, prov: Province
                     "markets": _pg_array(["VN"] + rng.sample(["CN", "US", "EU", "JP", "KR"], rng.randint(1, 3))),
                     "status": status, "capacity": rng.choice([5, 10, 20, 40]), "point": p,
                     "geom": _ewkb(geom)})
-    cols = ("code", "name", "owner", "commune_code", "address", "markets", "status", "capacity_t_per_day",
-            "synthetic", "geom")
+    cols = ("code", "name", "owner", "commune_code", "address", "markets", "status", "status_reason",
+            "capacity_t_per_day", "synthetic", "geom")
+    why = {"suspended": "Không duy trì điều kiện theo TCCS 775:2020/BVTV (mô phỏng)"}
     _copy_rows(cur, "packing_facilities", cols,
                [(f["code"], f["name"], f["owner"], f["commune_code"], f["address"], f["markets"], f["status"],
-                 f["capacity"], True, f["geom"]) for f in out])
+                 why.get(f["status"]), f["capacity"], True, f["geom"]) for f in out])
     ids = [int(r[0]) for r in cur.execute("SELECT id FROM packing_facilities ORDER BY id").fetchall()]
     links: list[tuple[int, int]] = []
     for f, fid in zip(out, ids, strict=True):
@@ -596,3 +608,42 @@ def _load_facilities(cur: psycopg.Cursor[Any], seed: int, n: int, prov: Province
         links.extend((fid, g[0]) for g in chosen)
     _copy_rows(cur, "packing_facility_growing_areas", ("facility_id", "growing_area_id"), sorted(set(links)))
     return out
+
+
+CROP_PESTS = {"coconut": ["red_palm_weevil", "coconut_caterpillar"], "durian": ["phytophthora", "mealybug", "thrips"],
+              "pomelo": ["fruit_fly", "anthracnose", "mealybug"], "dragon_fruit": ["stem_canker", "anthracnose", "thrips"],
+              "rice": ["brown_planthopper", "stem_borer", "blast", "leaf_blight", "golden_apple_snail"]}
+INSPECTORS = ["Nguyễn Văn Hùng", "Trần Thị Mai", "Lê Minh Tâm", "Phạm Thị Thu"]
+
+
+def _load_records(cur: psycopg.Cursor[Any], seed: int) -> None:
+    """A few season, inspection and pest records per growing area (deterministic)."""
+    rng = random.Random(seed + 97)
+    areas = cur.execute("SELECT id, crop, variety, expected_yield_t, ST_X(ST_PointOnSurface(geom)), "
+                        "ST_Y(ST_PointOnSurface(geom)), status FROM growing_areas ORDER BY id").fetchall()
+    seasons, inspections, pests = [], [], []
+    for gid, crop, variety, yld, x, y, status in areas:
+        _lo, _hi, _v, _y, months = CROP_SPECS[crop]
+        for k in range(1 + gid % 2):
+            planted = REFERENCE_DATE - dt.timedelta(days=120 + 180 * k + rng.randint(0, 60))
+            harvest = planted + dt.timedelta(days=100 if crop == "rice" else 150)
+            actual = round(float(yld) * rng.uniform(0.7, 1.1), 2) if harvest < REFERENCE_DATE and yld else None
+            seasons.append((gid, crop, variety, planted, harvest, yld, actual, None, True, None))
+        inspected = REFERENCE_DATE - dt.timedelta(days=rng.randint(10, 300))
+        result = "fail" if status in ("suspended", "revoked") else rng.choice(["pass", "pass", "pass", "conditional"])
+        findings = {"pass": "Đáp ứng yêu cầu", "conditional": "Cần bổ sung sổ ghi chép sử dụng thuốc BVTV",
+                    "fail": "Phát hiện sinh vật gây hại thuộc diện kiểm dịch"}[result]
+        inspections.append((gid, inspected, rng.choice(INSPECTORS), result, findings,
+                             inspected + dt.timedelta(days=180), True, _ewkb(Point(x, y))))
+        for k in range(gid % 3):
+            p = Point(x + rng.uniform(-2e-4, 2e-4), y + rng.uniform(-2e-4, 2e-4))
+            pests.append((gid, CROP_PESTS[crop][k % len(CROP_PESTS[crop])],
+                          rng.choice(["low", "low", "medium", "high"]),
+                          REFERENCE_DATE - dt.timedelta(days=30 * k + rng.randint(1, 25)),
+                          round(rng.uniform(50, 2000), 2), None, True, _ewkb(p)))
+    _copy_rows(cur, "seasons", ("growing_area_id", "crop", "variety", "planting_date", "expected_harvest_date",
+                                "expected_yield_t", "actual_yield_t", "notes", "synthetic", "geom"), seasons)
+    _copy_rows(cur, "inspections", ("growing_area_id", "inspection_date", "inspector", "result", "findings",
+                                    "next_due_date", "synthetic", "geom"), inspections)
+    _copy_rows(cur, "pest_observations", ("growing_area_id", "pest", "severity", "observed_on", "affected_area_m2",
+                                          "notes", "synthetic", "geom"), pests)

@@ -421,7 +421,8 @@ def test_validate_records_api(io_db: str, tmp_path: Path) -> None:
         assert validate_records(layer, [({"status": "active"}, None)], c, partial=True) == []
         assert [i.code for i in validate_records(layer, [(rec, None)], c, replaces=[row[0]])] == ["geometry_required"]
         missing = validate_records(layer, [({"status": "active"}, pt)], c)
-        assert {i.field for i in missing if i.code == "required"} == {"code", "name", "commune_code"}
+        # issue 11: a packing house's code is granted at activation (drafts have none): no longer required
+        assert {i.field for i in missing if i.code == "required"} == {"name", "commune_code"}
         bad = validate_records(layer, [({**rec, "code": "PHC-API-2", "status": "open"},
                                         shapely.LineString([(106.3, 10.2), (106.4, 10.3)]))], c)
         assert {(i.field, i.code) for i in bad} == {("status", "enum"), ("geometry", "geometry_type")}

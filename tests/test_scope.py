@@ -8,6 +8,7 @@ it, and removed again at the end."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -33,6 +34,7 @@ GEO = "application/geo+json"
 A, B, B_COMMUNE = "86", "79", "26740"
 C1, C2 = "28807", "28777"      # two communes of the sample province (real 2025 codes) with features of every layer
 B_BOX = (106.95, 10.05, 107.25, 10.35)          # east of the sample province (which ends at 106.80)
+B_AREA = (107.10, 10.10, 107.102, 10.102)       # a draft growing area of B: the records of B refer to it
 EDITABLE = [layer for layer in LAYERS.values() if layer.editable]
 
 
@@ -48,6 +50,9 @@ def province_b(sample_db: str) -> Iterator[str]:
                   f"VALUES (%s, '2025', 'province', 'Tỉnh B (kiểm thử)', NULL, '2025-07-01', true, {box}), "
                   f"(%s, '2025', 'commune', 'Xã B (kiểm thử)', %s, '2025-07-01', true, {box})",
                   [B, *B_BOX, B_COMMUNE, B, *B_BOX])
+        c.execute("INSERT INTO growing_areas (crop, area_m2, owner, commune_code, status, geom) "
+                  "VALUES ('durian', 48000, 'HTX tỉnh B (kiểm thử)', %s, 'draft', "
+                  "ST_Multi(ST_MakeEnvelope(%s, %s, %s, %s, 4326)))", [B_COMMUNE, *B_AREA])
     yield B
     with psycopg.connect(sample_db) as c:
         for layer in EDITABLE:      # whatever a failing test may have left in B
@@ -105,6 +110,12 @@ def feature_in_a(sample_db: str, http: httpx.Client, layer: Layer, commune: str 
         if layer.national_only:
             row = c.execute(f"SELECT id FROM {t} WHERE level = 'commune' AND parent_code = %s "  # noqa: S608
                             "ORDER BY id LIMIT 1", [A]).fetchone()
+        elif layer.scope_via:            # a record: where the feature it refers to is
+            f, ref = layer.scope_via[0], LAYERS[layer.scope_via[1]]
+            row = c.execute(f"SELECT x.id FROM {t} x JOIN {ref.table} r ON r.id = x.{f} "  # noqa: S608
+                            f"JOIN admin_units a ON a.code = r.{ref.scope_field} AND a.scheme = '2025' "
+                            "AND a.parent_code = %s AND (%s::text IS NULL OR a.code = %s) ORDER BY x.id LIMIT 1",
+                            [A, commune, commune]).fetchone()
         elif layer.scope_field:
             row = c.execute(f"SELECT id FROM {t} WHERE {layer.scope_field} = %s ORDER BY id LIMIT 1",  # noqa: S608
                             [commune or C1]).fetchone()
@@ -134,18 +145,41 @@ def place(sample_db: str, layer: Layer, commune: str, seed: int = 1) -> dict[str
     return point if layer.geometry_type in ("Point", "Geometry") else square
 
 
+def area_in(sample_db: str, commune: str) -> int:
+    """A growing area of `commune` (else of its province): what a new record in `commune` refers to."""
+    with psycopg.connect(sample_db) as c:
+        row = c.execute("SELECT g.id FROM growing_areas g JOIN admin_units a ON a.code = g.commune_code "
+                        "AND a.scheme = '2025' JOIN admin_units m ON m.code = %s AND m.scheme = '2025' "
+                        "AND m.parent_code = a.parent_code ORDER BY g.commune_code <> %s, g.id LIMIT 1",
+                        [commune, commune]).fetchone()
+    assert row is not None, commune
+    return int(row[0])
+
+
 def new_body(sample_db: str, http: httpx.Client, layer: Layer, commune: str) -> dict[str, Any]:
     """A valid new feature of `layer` located in `commune` (copied from a sample feature, keys made unique)."""
     _, f, _ = feature_in_a(sample_db, http, layer)
     p = dict(f["properties"])
     n = uuid.uuid4().int
+    if layer.scope_via:       # a record of a growing area of `commune`, on other days (its key holds a date)
+        p[layer.scope_via[0]] = area_in(sample_db, commune)
+        days = dt.timedelta(days=1 + n % 20_000)
+        for fld in layer.fields:
+            if fld.type == "date" and p.get(fld.name):
+                p[fld.name] = (dt.date.fromisoformat(p[fld.name]) + days).isoformat()
+    for fld in layer.fields:  # required fields the public copy does not show (an inspection's inspector)
+        if fld.required and not fld.public and fld.type == "string" and p.get(fld.name) is None:
+            p[fld.name] = "Cán bộ kiểm thử"
     if layer.national_only:
         p.update({"code": f"6{n % 10**4:04d}", "name": "Xã kiểm thử", "level": "commune", "parent_code": A})
     if layer.code_field:
         p[layer.code_field] = f"T-{uuid.uuid4().hex[:12]}"
+    if layer.registration is not None:   # a registered layer's new feature is a draft: no code, no decision yet
+        for k in (layer.registration.code_field, *layer.registration.decision_fields):
+            p.pop(k, None)
     for k in layer.unique_together:
         fld = layer.get_field(k)
-        if k == "parcel_no" or (fld is not None and fld.type == "integer" and k != layer.scope_field):
+        if k == "parcel_no" or (fld is not None and fld.type == "integer" and k != layer.scope_key):
             p[k] = 100_000 + n % 800_000
         elif k == "lot_number":
             p[k] = f"T{n % 10**9}"
@@ -215,8 +249,11 @@ def test_moving_or_creating_into_another_province_is_403(http: httpx.Client, sam
     before = fingerprints(sample_db, layer)
     into_b = new_body(sample_db, http, layer, B_COMMUNE)
     problem(http.post(url, content=json.dumps(into_b), headers=h(key)), 403)
-    moves: list[dict[str, Any]] = [{"geometry": into_b["geometry"]}] if not layer.scope_field else [
-        {"properties": {layer.scope_field: B_COMMUNE}}, {"properties": {layer.scope_field: "99999"}}]
+    moves: list[dict[str, Any]] = (
+        [{"properties": {layer.scope_field: B_COMMUNE}}, {"properties": {layer.scope_field: "99999"}}]
+        if layer.scope_field else
+        [{"properties": {layer.scope_via[0]: area_in(sample_db, B_COMMUNE)}}] if layer.scope_via else
+        [{"geometry": into_b["geometry"]}])
     for move in moves:
         b = problem(http.patch(f"{url}/{fid}", content=json.dumps(move),
                                headers=h(key, **{"If-Match": tag, "Content-Type": "application/merge-patch+json"})),
@@ -343,3 +380,24 @@ def test_scope_via_a_referenced_feature(sample_db: str, users: dict[str, tuple[s
     assert fingerprints(sample_db, layer) == before
     tag = writes.update(sample_db, layer, ev[0], patch, get_crs("OGC:CRS84"), officer_a, f'"{ev[0]}-{ev[2]}"')
     assert tag.startswith(f'"{ev[0]}-')
+
+
+def test_source_links_are_scoped(http: httpx.Client, sample_db: str, users: dict[str, tuple[str, str]]) -> None:
+    """PUT …/items/{id}/sources (a packing house's source areas): the packing house must be in the writer's scope,
+    like an edit of the packing house itself; nothing written otherwise."""
+    layer = LAYERS["packing_facilities"]
+    fid, _, _ = feature_in_a(sample_db, http, layer)
+    url = f"/collections/{layer.id}/items/{fid}/sources"
+    current = http.get(url).json()["ids"]
+    wanted = [*current, area_in(sample_db, "29000")]
+    before = {t: table_fingerprint(sample_db, t) for t in ("packing_facility_growing_areas", "history")}
+    json_h = {"Content-Type": "application/json"}
+    b = problem(http.put(url, content=json.dumps(wanted), headers={**h(users["officer_b"][1]), **json_h}), 403)
+    assert b["errors"][0]["code"] == "scope" and b["errors"][0]["field"] == layer.scope_field
+    problem(http.put(url, content=json.dumps(wanted), headers={**h(None), **json_h}), 401)
+    assert {t: table_fingerprint(sample_db, t) for t in before} == before
+    ok = http.put(url, content=json.dumps(wanted), headers={**h(users["officer_a"][1]), **json_h})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["ids"] == sorted(set(wanted))
+    back = http.put(url, content=json.dumps(current), headers={**h(users["officer_a"][1]), **json_h})
+    assert back.status_code == 200 and back.json()["ids"] == sorted(current)

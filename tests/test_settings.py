@@ -11,6 +11,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
@@ -128,6 +129,9 @@ def _sample(field: FieldInfo) -> tuple[str, Any]:
         return "/tmp/datso-settings-test", Path("/tmp/datso-settings-test")
     if typing.get_origin(base) is list:
         return "a.example, b.example", ["a.example", "b.example"]
+    if typing.get_origin(base) is dict:       # JSON objects (registration thresholds and code patterns)
+        value: dict[str, Any] = {"x": 1.5} if typing.get_args(base)[1] is float else {"x": "y-{seq}"}
+        return orjson.dumps(value).decode(), value
     assert base is str, f"no sample for {ann}"
     return "x-settings-test", "x-settings-test"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -19,7 +20,9 @@ from layers.ingest import writes
 from layers.ingest.writes import WriteError
 
 CRS84 = get_crs("OGC:CRS84")
-GA = get_layer("growing_areas")
+# the generic write and lifecycle machinery, on growing areas without their registration declaration (drafts,
+# checks and codes: tests/test_registration.py)
+GA = replace(get_layer("growing_areas"), registration=None)
 LC = GA.lifecycle
 assert LC is not None and LC.transitions is not None and LC.reason_field is not None and LC.reason_states
 SQUARE = {"type": "MultiPolygon", "coordinates": [[[[105.8, 21.0], [105.801, 21.0], [105.801, 21.001],

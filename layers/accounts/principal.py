@@ -52,6 +52,20 @@ class ScopeError(BilingualError):
         return {"errors": [{"row": self.row, "field": self.field_name, "code": "scope", "message": self.en}]}
 
 
+class UnknownReference(BilingualError):
+    """A row placed by the feature it refers to (`Layer.scope_via`) that refers to no feature: a 422 naming the
+    field (its place, hence the scope, cannot be told; the reference itself is the error)."""
+
+    status = 422
+
+    def __init__(self, vi: str, en: str, field_name: str) -> None:
+        super().__init__(vi, en, 422)
+        self.field_name = field_name
+
+    def members(self) -> dict[str, Any]:
+        return {"errors": [{"field": self.field_name, "code": "unknown_reference", "message": self.en}]}
+
+
 @dataclass(frozen=True)
 class Principal:
     """A user as the write paths see it. `actor` is what `history.actor` records (the user's name)."""
@@ -184,23 +198,10 @@ def rows_outside(conn: psycopg.Connection, principal: Principal, layer: Layer, r
 
 def _outside_via(conn: psycopg.Connection, principal: Principal, layer: Layer, rows: Sequence[dict[str, Any]]
                  ) -> list[tuple[int, str | None, str, str]]:
-    """Rows placed by the feature they refer to (`Layer.scope_via`): that feature's place decides."""
-    assert layer.scope_via is not None
-    f, ref_id = layer.scope_via
-    ref = get_layer(ref_id)
-    ids: list[int] = []
-    for r in rows:
-        try:
-            ids.append(int(r[f]) if r.get(f) is not None else -1)
-        except (TypeError, ValueError):
-            ids.append(-1)
-    wanted = sorted({i for i in ids if i >= 0})
+    """Rows placed by the feature they refer to (`Layer.scope_via`): that feature's place decides; a row that
+    refers to no feature is outside every scope."""
+    f, ref, ids, found = _referenced(conn, layer, rows)
     key = ref.scope_key
-    q = sql.SQL("SELECT {id}, {key}, {geom} FROM {t} WHERE {id} = ANY(%s)").format(
-        id=sql.Identifier(ref.id_column), t=sql.Identifier(ref.table),
-        key=sql.Identifier(key) if key else sql.SQL("NULL"),
-        geom=sql.SQL("NULL") if key else sql.SQL("ST_AsBinary({})").format(sql.Identifier(ref.geometry_column)))
-    found = {int(r[0]): r for r in conn.execute(q, [wanted]).fetchall()} if wanted else {}
     ref_rows: list[dict[str, Any]] = []
     for i in ids:
         hit = found.get(i)
@@ -211,9 +212,35 @@ def _outside_via(conn: psycopg.Connection, principal: Principal, layer: Layer, r
         ref_rows.append(place)
     out: list[tuple[int, str | None, str, str]] = []
     for i, _fname, vi, en in rows_outside(conn, principal, ref, ref_rows):
+        if ids[i] not in found:
+            vi, en = (f"không có {ref.title_vi.lower()} này; ngoài phạm vi của bạn ({principal.scope_text('vi')})",
+                      f"no such {ref.title_en.lower()}; outside your scope ({principal.scope_text('en')})")
         out.append((i, f, f"{f} = {ids[i] if ids[i] >= 0 else rows[i].get(f)}: {vi}",
                     f"{f} = {ids[i] if ids[i] >= 0 else rows[i].get(f)}: {en}"))
     return out
+
+
+def _referenced(conn: psycopg.Connection, layer: Layer, rows: Sequence[dict[str, Any]]
+                ) -> tuple[str, Layer, list[int], dict[int, Any]]:
+    """(field, referenced layer, the id each row refers to (-1: none or not an id), the referenced features
+    found: id -> (id, scope value, geometry WKB)), in one query."""
+    assert layer.scope_via is not None
+    f, ref_id = layer.scope_via
+    ref = get_layer(ref_id)
+    ids: list[int] = []
+    for r in rows:
+        try:
+            ids.append(int(r[f]) if r.get(f) is not None else -1)
+        except (TypeError, ValueError):
+            ids.append(-1)
+    wanted = sorted({i for i in ids if 0 <= i < 2**63})
+    key = ref.scope_key
+    q = sql.SQL("SELECT {id}, {key}, {geom} FROM {t} WHERE {id} = ANY(%s)").format(
+        id=sql.Identifier(ref.id_column), t=sql.Identifier(ref.table),
+        key=sql.Identifier(key) if key else sql.SQL("NULL"),
+        geom=sql.SQL("NULL") if key else sql.SQL("ST_AsBinary({})").format(sql.Identifier(ref.geometry_column)))
+    found = {int(r[0]): r for r in conn.execute(q, [wanted]).fetchall()} if wanted else {}
+    return f, ref, ids, found
 
 
 def check_scope(conn: psycopg.Connection, principal: Principal, layer: Layer, old_row: dict[str, Any] | None,
@@ -222,6 +249,12 @@ def check_scope(conn: psycopg.Connection, principal: Principal, layer: Layer, ol
     update) are inside the principal's scope. National principals pass."""
     if principal.national:
         return
+    if new_row is not None and layer.scope_via is not None:
+        f, ref, ids, found = _referenced(conn, layer, [new_row])
+        if ids[0] not in found:     # no place to judge: the reference is the error (as the foreign key would say)
+            shown = new_row.get(f)
+            raise UnknownReference(f"Dữ liệu không hợp lệ: {f} = {shown}: không có {ref.title_vi.lower()} này",
+                                   f"Invalid feature: {f} = {shown}: no such {ref.title_en.lower()}", f)
     for which, row in (("old", old_row), ("new", new_row)):
         if row is None:
             continue
@@ -233,4 +266,5 @@ def check_scope(conn: psycopg.Connection, principal: Principal, layer: Layer, ol
             raise ScopeError(f"Không có quyền: {vi}", f"Forbidden: {en}", None, fname)
 
 
-__all__ = ["ALL_ROLES", "GEOMETRY", "ROLES", "TRACE_ROLES", "Principal", "ScopeError", "check_scope", "rows_outside"]
+__all__ = ["ALL_ROLES", "GEOMETRY", "ROLES", "TRACE_ROLES", "Principal", "ScopeError", "UnknownReference",
+           "check_scope", "rows_outside"]

@@ -36,6 +36,8 @@ def _labels() -> dict[str, tuple[str, str]]:
         if layer.lifecycle is not None:
             out.update({s.code: (s.label_vi, s.label_en) for s in layer.lifecycle.states})
     out.update(CODE_LABELS)
+    for labels in (vocab.INSPECTION_RESULTS, vocab.PESTS, vocab.SEVERITIES):   # record vocabularies (issue 11)
+        out.update({c: (vi, c.replace("_", " ").capitalize()) for c, vi in labels.items()})
     return out
 
 

@@ -54,3 +54,33 @@ class Lifecycle:
         if self.transitions is None:
             return None
         return self.transitions.get(old or "", ())
+
+
+@dataclass(frozen=True)
+class Registration:
+    """How a layer's features are registered and granted a code (growing areas, packing houses), declared once in
+    the registry and enforced by `layers.ingest.registration` on every face (API create/update, file upload).
+
+    A feature is created in `draft_state` without a code; moving it to `active_state` needs the decision fields
+    and grants a code from the configured pattern `code_pattern` (a key of `DATSO_REGISTRATION_CODE_PATTERNS`).
+    The geometry must be valid (a repair is offered, never applied silently), inside a commune of the service's
+    provinces (`commune_field`: derived from the location when absent, checked when given) and, for
+    `overlap_states`, clear of the features in those states. With `area_field` the area is computed from the
+    geometry (a supplied value far off is a warning); with `crop_field` the crop's minimum area applies (per
+    crop class, crop and market in `markets_field`). With `validity_fields` features in `expiring_states` past
+    their end date become `expired_state`.
+    """
+
+    code_field: str
+    commune_field: str
+    code_pattern: str
+    area_field: str | None = None
+    crop_field: str | None = None
+    markets_field: str | None = None
+    overlap_states: tuple[str, ...] = ()
+    draft_state: str = "draft"
+    active_state: str = "active"
+    decision_fields: tuple[str, str] = ("decision_no", "decision_date")
+    validity_fields: tuple[str, str] | None = None
+    expiring_states: tuple[str, ...] = ()
+    expired_state: str | None = None

@@ -7,6 +7,7 @@ declared once (in `layers/store/models.py`) and described once (here). See docs/
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 
-from layers.catalog.lifecycle import Lifecycle, State
+from layers.catalog.lifecycle import Lifecycle, Registration, State
 from layers.store import models, vocab
 
 JsonType = Literal["string", "integer", "number", "boolean", "date", "date-time", "array", "object"]
@@ -76,12 +77,28 @@ class LayerField:
     unit: str | None = None          # written once, after the value on citizen pages ("1.234,5 m²"; `unit_en`
     unit_en: str | None = None       # in English, default `unit`); titles keep it in brackets for raw columns
     ref: Reference | None = None     # the value is the id (or ids) of another layer's features: shown by them
+    references: str | None = None    # the id of the layer whose feature ids this field holds (links both ways)
     # filled from the model column
     type: JsonType = "string"
     item_type: JsonType | None = None
     nullable: bool = True
     max_length: int | None = None                # varchar(n), or varchar(n)[] items
     int_range: tuple[int, int] | None = None     # int2/int4/int8 (or their arrays): the column type's range
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A many-to-many link of a layer's features to another layer's, kept in a link table:
+    `GET/PUT /collections/{layer}/items/{id}/{name}` (api/relations.py); its audit trigger writes the change to the
+    feature's history as the pseudo-field `name` (migration 0008)."""
+
+    name: str
+    table: str                 # the link table
+    own_column: str            # its column holding this layer's id
+    other_column: str          # its column holding the other layer's id
+    target: str                # the other layer's id
+    title_vi: str
+    title_en: str
 
 
 @dataclass(frozen=True)
@@ -118,6 +135,8 @@ class Layer:
     geometry_nullable: bool = False
     lifecycle: Lifecycle | None = None     # the status field's states, transitions and reasons
     boundaries_under: bool = True          # map exports draw the administrative boundaries under it
+    registration: Registration | None = None   # drafts, checks and code granting (layers/ingest/registration.py)
+    relations: tuple[Relation, ...] = ()   # many-to-many links to another layer (read/written as a list of ids)
 
     def __post_init__(self) -> None:
         lc = self.lifecycle
@@ -130,6 +149,15 @@ class Layer:
                 raise ValueError(f"layer {self.id}: no reason field {lc.reason_field!r}")
         if self.scope_key is not None and self.get_field(self.scope_key) is None:
             raise ValueError(f"layer {self.id}: no scope field {self.scope_key!r}")
+        reg = self.registration
+        if reg is not None:
+            named = [reg.code_field, reg.commune_field, reg.area_field, reg.crop_field, reg.markets_field,
+                     *reg.decision_fields, *(reg.validity_fields or ())]
+            missing = [n for n in named if n is not None and self.get_field(n) is None]
+            states = {reg.draft_state, reg.active_state, *reg.overlap_states, *reg.expiring_states,
+                      *([reg.expired_state] if reg.expired_state else [])}
+            if missing or lc is None or not states <= set(lc.codes):
+                raise ValueError(f"layer {self.id}: registration names unknown fields {missing} or states")
 
     @property
     def scope_key(self) -> str | None:
@@ -254,7 +282,16 @@ GROWING_AREA_LIFECYCLE = Lifecycle("status", (
     "expired": ("active",),
 }, reason_field="status_reason", reason_states=vocab.GROWING_AREA_REASON_STATUSES)
 FACILITY_LIFECYCLE = Lifecycle("status", (_DRAFT, S("active", "Còn hiệu lực", "Active", "#00695c"), _SUSPENDED,
-                                          _REVOKED))
+                                          _REVOKED, S("expired", "Hết hiệu lực", "Expired", "#6d4c41")),
+                               transitions=GROWING_AREA_LIFECYCLE.transitions, reason_field="status_reason",
+                               reason_states=vocab.FACILITY_REASON_STATUSES)
+GROWING_AREA_REGISTRATION = Registration(
+    code_field="code", commune_field="commune_code", code_pattern="growing_area", area_field="area_m2",
+    crop_field="crop", markets_field="markets", overlap_states=("draft", "active", "suspended"),
+    validity_fields=("valid_from", "valid_to"), expiring_states=("active", "suspended"), expired_state="expired")
+# packing houses are mostly points: no overlap or area rule, the same drafts, codes, lifecycle and expiry
+FACILITY_REGISTRATION = dataclasses.replace(GROWING_AREA_REGISTRATION, code_pattern="packing_house", area_field=None,
+                                            crop_field=None, markets_field=None, overlap_states=())
 
 
 # Colours of the plan classes on maps (groups of the Circular 08/2024 codes, after the usual planning-map colours).
@@ -374,7 +411,7 @@ def _layers() -> list[Layer]:
             description_en="Growing areas with codes (PUC) for export and traceability.",
             geometry_type="MultiPolygon",
             fields=_bind(models.GrowingArea, [
-                F("code", "Mã số vùng trồng", "Growing-area code", required=True, lowzoom=True),
+                F("code", "Mã số vùng trồng", "Growing-area code", lowzoom=True),
                 F("crop", "Cây trồng", "Crop", required=True, enum=tuple(vocab.CROPS), lowzoom=True, format="crop"),
                 F("variety", "Giống", "Variety"),
                 F("area_m2", "Diện tích (m²)", "Area (m²)", required=True, minimum=0.01,
@@ -391,8 +428,11 @@ def _layers() -> list[Layer]:
                 F("valid_from", "Hiệu lực từ", "Valid from"),
                 F("valid_to", "Hiệu lực đến", "Valid to"),
                 F("gln", "GLN (mã địa điểm GS1)", "GLN (GS1 location)"),
+                F("decision_no", "Số quyết định cấp mã", "Decision no.", in_tiles=False),
+                F("decision_date", "Ngày quyết định", "Decision date", in_tiles=False),
                 F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
             ]),
+            registration=GROWING_AREA_REGISTRATION,
             code_field="code", label_field="code", temporal=("valid_from", "valid_to"),
             search_fields=("code", "owner"), minzoom=8, maxzoom=22, detail_zoom=13, min_pixel_area=0.5,
             style=_status_style("fill", GROWING_AREA_LIFECYCLE, "#2e7d32"), lifecycle=GROWING_AREA_LIFECYCLE,
@@ -405,7 +445,7 @@ def _layers() -> list[Layer]:
             description_en="Packing houses with codes (PHC).",
             geometry_type="Geometry",
             fields=_bind(models.PackingFacility, [
-                F("code", "Mã số cơ sở đóng gói", "Packing-house code", required=True, lowzoom=True),
+                F("code", "Mã số cơ sở đóng gói", "Packing-house code", lowzoom=True),
                 F("name", "Tên cơ sở", "Name", required=True, lowzoom=True),
                 F("owner", "Chủ cơ sở", "Owner"),
                 F("commune_code", "Mã xã", "Commune code", required=True),
@@ -415,13 +455,22 @@ def _layers() -> list[Layer]:
                 F("capacity_t_per_day", "Công suất (tấn/ngày)", "Capacity (t/day)", unit="tấn/ngày",
                   unit_en="t/day"),
                 F("gln", "GLN (mã địa điểm GS1)", "GLN (GS1 location)"),
+                F("status_reason", "Lý do", "Reason"),
+                F("valid_from", "Hiệu lực từ", "Valid from"),
+                F("valid_to", "Hiệu lực đến", "Valid to"),
+                F("decision_no", "Số quyết định cấp mã", "Decision no.", in_tiles=False),
+                F("decision_date", "Ngày quyết định", "Decision date", in_tiles=False),
                 F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
             ]),
+            registration=FACILITY_REGISTRATION,
             code_field="code", label_field="name", search_fields=("code", "name"),
             minzoom=6, maxzoom=22, detail_zoom=10, min_pixel_area=0.0,
             style=_status_style("circle", FACILITY_LIFECYCLE, "#00695c"), lifecycle=FACILITY_LIFECYCLE,
             scope_field="commune_code",
+            relations=(Relation("sources", "packing_facility_growing_areas", "facility_id", "growing_area_id",
+                                "growing_areas", "Vùng trồng cung cấp", "Source growing areas"),),
         ),
+        *_record_layers(),
         Layer(
             id="planning_zones", model=models.PlanningZone,
             title_vi="Quy hoạch sử dụng đất", title_en="Land-use planning zones",
@@ -535,6 +584,79 @@ def _layers() -> list[Layer]:
             code_field="event_id", label_field="biz_step", temporal=("event_time", None),
             search_fields=("event_id",), minzoom=8, maxzoom=22, detail_zoom=10, min_pixel_area=0.0,
             style={"kind": "circle", "by": "event_type", "colours": {}, "default": "#ef6c00"},
+        ),
+    ]
+
+
+def _record_layers() -> list[Layer]:
+    """Season, inspection and pest records of a growing area (issue 11)."""
+    area = F("growing_area_id", "Vùng trồng", "Growing area", required=True, references="growing_areas",
+             lowzoom=True)
+    # a record is where its growing area is: an officer writes the records of the areas in their scope
+    common: dict[str, Any] = {"minzoom": 8, "maxzoom": 22, "detail_zoom": 10, "min_pixel_area": 0.0,
+                              "scope_via": ("growing_area_id", "growing_areas")}
+    return [
+        Layer(
+            id="seasons", model=models.Season, title_vi="Mùa vụ", title_en="Crop seasons",
+            description_vi="Mùa vụ của vùng trồng: cây trồng, giống, ngày xuống giống, dự kiến thu hoạch, sản lượng.",
+            description_en="Crop seasons of growing areas: crop, variety, planting and harvest dates, yields.",
+            geometry_type="Point", geometry_nullable=True,
+            fields=_bind(models.Season, [
+                area,
+                F("crop", "Cây trồng", "Crop", required=True, enum=tuple(vocab.CROPS), lowzoom=True, format="crop"),
+                F("variety", "Giống", "Variety"),
+                F("planting_date", "Ngày xuống giống", "Planting date", required=True),
+                F("expected_harvest_date", "Dự kiến thu hoạch", "Expected harvest date"),
+                F("expected_yield_t", "Sản lượng dự kiến (tấn)", "Expected yield (t)", minimum=0),
+                F("actual_yield_t", "Sản lượng thực tế (tấn)", "Actual yield (t)", minimum=0),
+                F("notes", "Ghi chú", "Notes", queryable=False),
+                F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
+            ]),
+            unique_together=("growing_area_id", "crop", "planting_date"), label_field="crop",
+            temporal=("planting_date", "expected_harvest_date"), search_fields=(), **common,
+            style={"kind": "circle", "by": "crop", "colours": {}, "default": "#558b2f"},
+        ),
+        Layer(
+            id="inspections", model=models.Inspection, title_vi="Kiểm tra vùng trồng",
+            title_en="Growing-area inspections",
+            description_vi="Kết quả kiểm tra, giám sát vùng trồng và hạn kiểm tra tiếp theo.",
+            description_en="Inspections of growing areas: result, findings and the next due date.",
+            geometry_type="Point", geometry_nullable=True,
+            fields=_bind(models.Inspection, [
+                area,
+                F("inspection_date", "Ngày kiểm tra", "Inspection date", required=True),
+                F("inspector", "Người kiểm tra", "Inspector", required=True, public=False),
+                F("result", "Kết quả", "Result", required=True, enum=tuple(vocab.INSPECTION_RESULTS), lowzoom=True),
+                F("findings", "Nhận xét", "Findings", queryable=False),
+                F("next_due_date", "Hạn kiểm tra tiếp", "Next due date"),
+                F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
+            ]),
+            unique_together=("growing_area_id", "inspection_date"), label_field="result",
+            temporal=("inspection_date", None), **common,
+            style={"kind": "circle", "by": "result", "default": "#1565c0",
+                   "colours": {"pass": "#2e7d32", "conditional": "#f9a825", "fail": "#c62828",
+                               "not_inspected": "#9e9e9e"}},
+        ),
+        Layer(
+            id="pest_observations", model=models.PestObservation, title_vi="Sinh vật gây hại",
+            title_en="Pest observations",
+            description_vi="Theo dõi sinh vật gây hại trên vùng trồng: loài, mức độ, ngày, vị trí.",
+            description_en="Pests and diseases observed on growing areas: which, how severe, when, where.",
+            geometry_type="Point",
+            fields=_bind(models.PestObservation, [
+                area,
+                F("pest", "Sinh vật gây hại", "Pest or disease", required=True, enum=tuple(vocab.PESTS),
+                  lowzoom=True),
+                F("severity", "Mức độ", "Severity", required=True, enum=tuple(vocab.SEVERITIES), lowzoom=True),
+                F("observed_on", "Ngày phát hiện", "Observed on", required=True),
+                F("affected_area_m2", "Diện tích nhiễm (m²)", "Affected area (m²)", minimum=0.01),
+                F("notes", "Ghi chú", "Notes", queryable=False),
+                F("synthetic", "Dữ liệu mô phỏng", "Synthetic", queryable=False, in_tiles=False),
+            ]),
+            unique_together=("growing_area_id", "pest", "observed_on"), label_field="pest",
+            temporal=("observed_on", None), **common,
+            style={"kind": "circle", "by": "severity", "default": "#e65100",
+                   "colours": {"low": "#fdd835", "medium": "#fb8c00", "high": "#e53935", "outbreak": "#880e4f"}},
         ),
     ]
 

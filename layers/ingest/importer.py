@@ -30,8 +30,16 @@ from gis import geometry as geo
 from gis.io import DataFileError, read_vector
 from gis.writers import dbf_names
 from layers.catalog.registry import SCOPE_GEOMETRY, Layer, UnknownLayer, get_layer
+from layers.ingest import registration, upsert
 from layers.ingest.rules import rule_for
-from layers.ingest.validation import Issue, IssueSummary, Prepared, must_have, prepare_frame
+from layers.ingest.validation import (
+    Issue,
+    IssueSummary,
+    Prepared,
+    decimal_separator,
+    must_have,
+    prepare_frame,
+)
 from layers.ingest.writes import Writer
 from layers.store.connect import connect
 
@@ -57,6 +65,10 @@ class ImportOptions:
     lang: str = "vi"
     report: Path | None = None
     progress: bool | None = None          # None: a progress bar when stderr is a terminal
+    register: bool = False                # registration checks of the layer (drafts, area, commune, overlaps)
+    policy: Any = None                    # their registration.Policy (None: from the settings)
+    mode: str = "insert"                  # insert | update | upsert by the business key (layers/ingest/upsert.py)
+    decimal_separator: str | None = None  # "," or ".": how the file writes decimals (None: refuse ambiguous 1.250)
 
 
 @dataclass
@@ -65,6 +77,7 @@ class ImportResult(IssueSummary):
     layer: str
     rows_read: int = 0
     rows_written: int = 0
+    rows_updated: int = 0                 # of rows_written, those that updated an existing feature
     issues: list[Issue] = field(default_factory=list)
     seconds: float = 0.0
     source_crs: str | None = None
@@ -297,15 +310,42 @@ def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOption
         result.notes.append((f"Bỏ qua các cột không thuộc lớp: {', '.join(ignored)}",
                              f"ignored columns that are not layer fields: {', '.join(ignored)}"))
     frame = data.frame[list(mapping)].rename(columns=mapping)
+    geometry = data.geometry
+    if opts.register and opts.repair and layer.registration is not None:     # area and commune of the repaired shape
+        geometry, repaired = registration.repair_batch(geometry)
+        result.issues.extend(repaired)
+    computed_areas = None          # reused by the registration checks
     for f in layer.fields:
         if f.computed is not None and f.name not in frame.columns and must_have(layer, f):
             compute, note_vi, note_en = COMPUTED[f.computed]
-            frame = frame.assign(**{f.name: compute(data.geometry)})
+            values = compute(geometry)
+            computed_areas = values if f.computed == "area_m2_from_geometry" else computed_areas
+            frame = frame.assign(**{f.name: values})
             result.notes.append((note_vi.format(field=f.name), note_en.format(field=f.name)))
+    if opts.mode not in upsert.MODES or opts.decimal_separator not in (None, ",", "."):
+        result.issues.append(Issue(None, None, "options", "--mode là insert, update hoặc upsert; --decimal-separator "
+                                   "là ',' hoặc '.'", "--mode is insert, update or upsert; --decimal-separator is "
+                                   "',' or '.'"))
+        return done()
+    by_key = opts.mode != "insert"
     try:
-        with connect("writer", dsn=dsn) as conn:
-            prepared = prepare_frame(layer, frame, data.geometry, conn, first_row=1, repair=opts.repair)
+        with connect("writer", dsn=dsn) as conn, decimal_separator(opts.decimal_separator):
+            registering = opts.register and layer.registration is not None
+            if registering:      # under the layer's registration lock until the COPY commits
+                registration.lock(conn, layer)
+                frame, pre, hits = registration.precheck_batch(conn, layer, frame, geometry)
+                result.issues.extend(pre)
+            prepared = prepare_frame(layer, frame, geometry, None if by_key else conn, first_row=1,
+                                     repair=opts.repair, partial=opts.mode == "update")
             result.issues.extend(prepared.issues)
+            if registering:          # also after other errors: the report names every problem at once
+                result.issues.extend(registration.check_batch(
+                    conn, layer, prepared.frame, prepared.geometry, opts.policy or registration.Policy.from_settings(),
+                    hits=hits, areas=computed_areas))
+            ids: list[int | None] = []
+            if by_key and not result.errors:
+                ids, more = upsert.plan(conn, layer, prepared, opts.mode, list(frame.columns))  # type: ignore[arg-type]
+                result.issues.extend(more)
             if result.errors:
                 conn.rollback()
                 return done()
@@ -315,13 +355,23 @@ def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOption
                     conn.rollback()
                     return done()
             actor = opts.principal.actor if opts.principal is not None else f"import:{opts.user}"
+            if by_key:
+                conn.execute("SELECT set_config('datso.actor', %s, true)", [actor])
+                try:
+                    result.rows_updated = upsert.write_updates(conn, layer, prepared, ids, list(frame.columns),
+                                                               lambda p: _copy_frame(layer, p, 0, len(p.frame)))
+                except psycopg.Error as exc:
+                    conn.rollback()
+                    result.issues.append(_db_issue(exc, 1, 0))
+                    return done()
+                prepared = upsert.subset(prepared, np.array([i is None for i in ids], dtype=bool))
             written, problem = write_prepared(conn, layer, prepared, actor, opts.progress)
             if problem is not None:
                 conn.rollback()
                 result.issues.append(problem)
                 return done()
             conn.commit()
-            result.rows_written = written
+            result.rows_written = written + result.rows_updated
     except psycopg.OperationalError:
         result.issues.append(Issue(None, None, "database", "không kết nối được cơ sở dữ liệu",
                                    "cannot connect to the database"))

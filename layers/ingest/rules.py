@@ -7,6 +7,8 @@ from __future__ import annotations
 RULES: dict[str, tuple[str | None, str, str]] = {
     "reason_required": ("status_reason", "trạng thái tạm dừng/thu hồi phải có lý do (status_reason)",
                         "a suspended/revoked status needs a reason (status_reason)"),
+    "code_granted": ("code", "chỉ bản nháp (hoặc bản nháp bị thu hồi) mới không có mã; mã được cấp khi kích hoạt",
+                     "only a draft (or a revoked draft) may lack a code; codes are granted at activation"),
     "sold_has_price": ("result_price_vnd", "chỉ lô đã bán (sold) mới có giá trúng, và phải có",
                        "result_price_vnd is required exactly when the status is sold"),
     "result_price": ("result_price_vnd", "giá trúng phải ≥ giá khởi điểm", "result price must be ≥ the starting price"),

@@ -18,10 +18,12 @@ per check); the record functions wrap it.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -37,6 +39,7 @@ from sqlalchemy import Numeric
 
 from gis import geometry as geo
 from gis.errors import BilingualError
+from layers.catalog import labels
 from layers.catalog.registry import Layer, LayerField
 from layers.store import vocab
 
@@ -114,15 +117,83 @@ def _is_na(v: Any) -> bool:
     return isinstance(v, str) and v.strip() == ""
 
 
-def _number_text(v: str) -> str:
-    t = v.strip().replace(" ", "").replace("\u00a0", "")
+# The decimal separator a file declares (`datso import --decimal-separator`), for the numbers read while it is set
+# (`decimal_separator()`); None: decided per value, an ambiguous value is refused.
+DECIMAL_SEPARATOR: contextvars.ContextVar[str | None] = contextvars.ContextVar("datso_decimal", default=None)
+_GROUPED = {".": re.compile(r"[0-9]{1,3}(?:\.[0-9]{3})+", re.ASCII), ",": re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+", re.ASCII)}
+_PLAIN = re.compile(r"[+-]?[0-9.,]+", re.ASCII)
+
+
+@contextlib.contextmanager
+def decimal_separator(sep: str | None) -> Iterator[None]:
+    """Numbers read inside the block take `sep` ("," or ".") as their decimal separator."""
+    if sep not in (None, ",", "."):
+        raise ValueError(sep)
+    token = DECIMAL_SEPARATOR.set(sep)
+    try:
+        yield
+    finally:
+        DECIMAL_SEPARATOR.reset(token)
+
+
+class AmbiguousNumber(CoercionError):
+    """`1.250`: a thousands separator (1250) or a decimal one (1.25)? Refused rather than guessed."""
+
+    code = "ambiguous_number"
+
+
+def read_number(text: str, decimal: str | None = None) -> str:
+    """A number as people write it -> its plain form for Decimal(): `1.250,5` and `1,250.5` -> "1250.5",
+    `1.250.000` -> "1250000", `12,5` -> "12.5", `0.250` -> "0.250". A single separator followed by exactly three
+    digits after 1-3 leading digits (`1.250`, `100,000`) is ambiguous unless `decimal` (or the file's declared
+    separator) says which it is: AmbiguousNumber names both readings."""
+    t = text.strip().replace(" ", "").replace("\u00a0", "").replace("\u202f", "")
     if not t.isascii():
         # Unicode digits are text: Decimal("١٢٣") would read 123, int("¹") fails in other places
-        raise CoercionError(f"phải là số viết bằng chữ số 0-9, không phải {v[:40]!r}",
-                            f"must be a number written with the digits 0-9, not {v[:40]!r}")
-    if "," in t and "." not in t and t.count(",") == 1:
-        t = t.replace(",", ".")       # Vietnamese decimal comma
-    return t
+        raise CoercionError(f"phải là số viết bằng chữ số 0-9, không phải {text[:40]!r}",
+                            f"must be a number written with the digits 0-9, not {text[:40]!r}")
+    if not _PLAIN.fullmatch(t) or ("," not in t and "." not in t):
+        return t                      # digits, exponents, nan...: Decimal() decides
+    decimal = decimal or DECIMAL_SEPARATOR.get()
+    sign = t[0] if t[0] in "+-" else ""
+    body = t[len(sign):]
+    last = max(body.rfind(","), body.rfind("."))
+    sep = body[last]
+    other = "." if sep == "," else ","
+    bad = CoercionError(f"không đọc được số {text[:40]!r}", f"cannot read the number {text[:40]!r}")
+    if other in body:                 # both: the last one is the decimal separator, the other groups thousands
+        head, tail = body[:last], body[last + 1:]
+        if body.count(sep) != 1 or not _GROUPED[other].fullmatch(head) or not tail.isdigit() \
+                or (decimal is not None and decimal != sep):
+            raise bad
+        return sign + head.replace(other, "") + "." + tail
+    if body.count(sep) > 1:           # 1.250.000: thousands only
+        if not _GROUPED[sep].fullmatch(body) or decimal == sep:
+            raise bad
+        return sign + body.replace(sep, "")
+    head, tail = body[:last], body[last + 1:]
+    if not tail.isdigit() and not (tail == "" and head.isdigit()):
+        raise bad
+    if decimal == sep or (decimal is None and not (len(tail) == 3 and 1 <= len(head) <= 3 and head.isdigit()
+                                                   and head[0] != "0")):
+        return sign + (head or "0") + "." + (tail or "0")
+    if decimal is not None:           # the other separator was declared decimal: this one groups thousands
+        if not _GROUPED[sep].fullmatch(body):
+            raise bad
+        return sign + head + tail
+    thousands, fraction = f"{sign}{head}{tail}", format(Decimal(f"{sign}{head}.{tail}").normalize(), "f")
+    fraction_vi = fraction.replace(".", ",")
+    raise AmbiguousNumber(
+        f"số {text[:40]!r} không rõ nghĩa: {thousands} (dấu '{sep}' phân cách hàng nghìn) hay {fraction_vi} "
+        f"(dấu '{sep}' thập phân)? Hãy viết {thousands} hoặc {fraction_vi} "
+        "(nhập tệp: hoặc khai báo dấu thập phân, --decimal-separator)",
+        f"the number {text[:40]!r} is ambiguous: {thousands} ('{sep}' separating thousands) or {fraction} "
+        f"('{sep}' as the decimal point)? Write {thousands} or {fraction} "
+        "(file import: or declare the decimal separator, --decimal-separator)")
+
+
+def _number_text(v: str) -> str:
+    return read_number(v)
 
 
 def _int_range(n: int, bounds: tuple[int, int] = INT64) -> int:
@@ -168,6 +239,8 @@ def _to_number(v: Any) -> float:
         raise CoercionError("phải là số", "must be a number")
     try:
         x = float(v) if isinstance(v, int | float | Decimal | np.number) else float(Decimal(_number_text(str(v))))
+    except CoercionError:
+        raise
     except (ArithmeticError, ValueError, OverflowError):   # OverflowError: float() of an int past 1e308
         raise CoercionError(f"phải là số, không phải {str(v)[:40]!r}",
                             f"must be a number, not {str(v)[:40]!r}") from None
@@ -307,7 +380,8 @@ def check_limits(f: LayerField, kind: str, v: Any) -> None:
     if kind == "string" and isinstance(v, str):
         if "\x00" in v:
             raise _nul()
-        if f.max_length is not None and len(v) > f.max_length:
+        # a vocabulary's label may be longer than its code (`Liên minh châu Âu` for EU): not too long when it is one
+        if f.max_length is not None and len(v) > f.max_length and labels.resolve(None, f, v) is None:
             raise LimitError("too_long", f"dài quá {f.max_length} ký tự: {v[:40]!r}",
                              f"is longer than {f.max_length} characters: {v[:40]!r}")
     elif kind == "integer" and f.int_range is not None:
@@ -576,6 +650,10 @@ def _check_field(layer: Layer, f: LayerField, s: pd.Series, out: _Collector, par
             v = vals_o[i]
             if v in allowed:
                 continue
+            if (code := labels.resolve(layer, f, v)) is not None:     # a label or another spelling of a code
+                vals_o[i] = code
+                changed = True
+                continue
             if _is_land_use(f) and v in vocab.LEGACY_LAND_USE:
                 vals_o[i] = vocab.LEGACY_LAND_USE[v]
                 changed = True
@@ -583,8 +661,9 @@ def _check_field(layer: Layer, f: LayerField, s: pd.Series, out: _Collector, par
                 out.add(i, f.name, "legacy_code", f"mã cũ {v} được đổi thành {vocab.LEGACY_LAND_USE[v]}",
                         f"legacy code {v} mapped to {vocab.LEGACY_LAND_USE[v]}", "warning")
                 continue
-            out.add(i, f.name, "enum", f"{lvi} không hợp lệ: {v!r}; giá trị cho phép: {', '.join(f.enum)}",
-                    f"{len_} has an unknown value {v!r}; allowed: {', '.join(f.enum)}")
+            ok_vi, ok_en = labels.allowed_text(layer, f)
+            out.add(i, f.name, "enum", f"{lvi} không hợp lệ: {v!r}; giá trị cho phép: {ok_vi}",
+                    f"{len_} has an unknown value {v!r}; allowed: {ok_en}")
     if f.items_enum is not None:
         allowed = set(f.items_enum)
         land = _is_land_use(f)
@@ -596,6 +675,8 @@ def _check_field(layer: Layer, f: LayerField, s: pd.Series, out: _Collector, par
             for x in items:
                 if x in allowed:
                     fixed.append(x)
+                elif (code := labels.resolve(layer, f, x)) is not None:
+                    fixed.append(code)
                 elif land and x in vocab.LEGACY_LAND_USE:
                     fixed.append(vocab.LEGACY_LAND_USE[x])
                     legacy += 1
@@ -603,9 +684,9 @@ def _check_field(layer: Layer, f: LayerField, s: pd.Series, out: _Collector, par
                             f"legacy code {x} mapped to {vocab.LEGACY_LAND_USE[x]}", "warning")
                 else:
                     enum_bad.add(i)
-                    shown = ", ".join(f.items_enum[:12]) + (" …" if len(f.items_enum) > 12 else "")
-                    out.add(i, f.name, "enum", f"{lvi} có mã không hợp lệ: {x!r}; mã cho phép: {shown}",
-                            f"{len_} has an unknown code {x!r}; allowed: {shown}")
+                    ok_vi, ok_en = labels.allowed_text(layer, f, 12)
+                    out.add(i, f.name, "enum", f"{lvi} có mã không hợp lệ: {x!r}; mã cho phép: {ok_vi}",
+                            f"{len_} has an unknown code {x!r}; allowed: {ok_en}")
             vals_o[i] = list(dict.fromkeys(fixed))
             changed = True
     if changed:
@@ -741,6 +822,15 @@ def _check_keys(layer: Layer, frame: pd.DataFrame, out: _Collector, conn: psycop
                     f"key {label} = {val} already exists in the database (id {db_id})")
 
 
+def check_db_keys(layer: Layer, prepared: Prepared, conn: psycopg.Connection,
+                  replaces: Sequence[int | None], first_row: int = 1) -> list[Issue]:
+    """The business-key checks against the database for rows that replace the features `replaces` names (a
+    re-import by key: `layers.ingest.upsert`)."""
+    out = _Collector(first_row)
+    _check_keys(layer, prepared.frame, out, conn, replaces)
+    return [i for i in out.issues if i.code == "duplicate_in_db"]
+
+
 def prepare_frame(layer: Layer, frame: pd.DataFrame, geometry: Any, conn: psycopg.Connection | None = None,
                   *, first_row: int = 1, partial: bool = False, replaces: Sequence[int | None] | None = None,
                   repair: bool = False, srid: int = 4326) -> Prepared:
@@ -802,5 +892,5 @@ def validate_records(layer: Layer, records: Sequence[tuple[dict[str, Any], BaseG
     return prepare_records(layer, records, conn, **kwargs).issues
 
 
-__all__ = ["CoercionError", "Issue", "Prepared", "allowed_geometry_types", "business_keys", "coerce_value",
+__all__ = ["AmbiguousNumber", "CoercionError", "check_db_keys", "decimal_separator", "read_number", "Issue", "Prepared", "allowed_geometry_types", "business_keys", "coerce_value",
            "must_have", "prepare_frame", "prepare_records", "server_default", "validate_records"]

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import orjson
+import pandas as pd
 import psycopg
 import psycopg_pool
 import shapely
@@ -33,7 +34,9 @@ from shapely.geometry.base import BaseGeometry
 
 from gis.crs import CrsDef, transformer
 from gis.errors import BilingualError
+from gis.geometry import area_m2
 from layers.catalog.registry import SCOPE_GEOMETRY, Layer
+from layers.ingest import registration
 from layers.ingest.rules import rule_for
 from layers.ingest.validation import prepare_records
 from layers.store import connect
@@ -272,13 +275,9 @@ def _lock(conn: psycopg.Connection, layer: Layer, fid: int, if_match: str | None
     """Lock the row, check If-Match; returns its state and its place (`place`: the scope field's value and the
     geometry, for the scope check)."""
     cols = [layer.id_column, *([layer.lifecycle.field] if layer.lifecycle is not None else [])]
-    by_geometry = layer.scope_key is None and not layer.national_only     # else the geometry is not read
-    place = sql.SQL(", {} AS scope_value, {} AS scope_geom").format(
-        sql.Identifier(layer.scope_key) if layer.scope_key else sql.SQL("NULL"),
-        sql.SQL("ST_AsBinary({})").format(sql.Identifier(layer.geometry_column)) if by_geometry else sql.SQL("NULL"))
     q = sql.SQL("SELECT xmin::text AS v, {cols}{place} FROM {t} WHERE {id} = %s FOR UPDATE").format(
-        cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols), place=place, t=sql.Identifier(layer.table),
-        id=sql.Identifier(layer.id_column))
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols), place=_place_sql(layer),
+        t=sql.Identifier(layer.table), id=sql.Identifier(layer.id_column))
     row = conn.execute(q, [fid]).fetchone()
     if row is None:
         raise WriteError(404, f"Lớp '{layer.id}' không có đối tượng {fid}", f"Collection '{layer.id}' has no feature {fid}")
@@ -295,10 +294,34 @@ def _lock(conn: psycopg.Connection, layer: Layer, fid: int, if_match: str | None
         raise WriteError(412, "Đối tượng đã bị người khác thay đổi (ETag không khớp); hãy tải lại rồi sửa",
                          "The feature was changed by someone else (ETag mismatch); reload it and retry",
                          [{"current_etag": current}])
-    old_place: dict[str, Any] = {SCOPE_GEOMETRY: wkb.loads(bytes(row[-1])) if row[-1] is not None else None}
+    return {"state": row[2] if layer.lifecycle is not None else None, "place": _place_row(layer, row)}
+
+
+def _place_sql(layer: Layer) -> sql.Composable:
+    """`, scope_value, scope_geom` of a row: what the scope check reads (the geometry only where it decides)."""
+    by_geometry = layer.scope_key is None and not layer.national_only     # else the geometry is not read
+    return sql.SQL(", {} AS scope_value, {} AS scope_geom").format(
+        sql.Identifier(layer.scope_key) if layer.scope_key else sql.SQL("NULL"),
+        sql.SQL("ST_AsBinary({})").format(sql.Identifier(layer.geometry_column)) if by_geometry else sql.SQL("NULL"))
+
+
+def _place_row(layer: Layer, row: Sequence[Any]) -> dict[str, Any]:
+    place: dict[str, Any] = {SCOPE_GEOMETRY: wkb.loads(bytes(row[-1])) if row[-1] is not None else None}
     if layer.scope_key:
-        old_place[layer.scope_key] = row[-2]
-    return {"state": row[2] if layer.lifecycle is not None else None, "place": old_place}
+        place[layer.scope_key] = row[-2]
+    return place
+
+
+def lock_in_scope(conn: psycopg.Connection, layer: Layer, fid: int, actor: Actor) -> None:
+    """Lock a feature whose dependants (links, ...) are written: 404 when it does not exist, 403 when a scoped
+    writer may not write it (the same rule as editing the feature itself)."""
+    q = sql.SQL("SELECT {id}{place} FROM {t} WHERE {id} = %s FOR UPDATE").format(
+        id=sql.Identifier(layer.id_column), place=_place_sql(layer), t=sql.Identifier(layer.table))
+    row = conn.execute(q, [fid]).fetchone()
+    if row is None:
+        raise WriteError(404, f"Lớp '{layer.id}' không có đối tượng {fid}", f"Collection '{layer.id}' has no feature {fid}")
+    if (who := _scoped(actor)) is not None:
+        who.check_scope(conn, layer, _place_row(layer, row), None)
 
 
 def _new_place(layer: Layer, rec: dict[str, Any], geom: BaseGeometry | None, old: dict[str, Any] | None,
@@ -335,11 +358,43 @@ def _values(layer: Layer, rec: dict[str, Any], geom: BaseGeometry | None,
 
 
 def create(target: Target, layer: Layer, body: Any, crs: CrsDef, actor: Actor, lang: str = "vi",
-           limits: GeometryLimits | None = None) -> tuple[int, str]:
+           limits: GeometryLimits | None = None, *, repair: bool = False,
+           policy: registration.Policy | None = None, notes: list[dict[str, Any]] | None = None) -> tuple[int, str]:
+    """Create a feature. A layer with a `registration` creates a draft and checks it (layers/ingest/registration.py):
+    `repair` accepts the repair of an invalid geometry, `policy` the settings and the officer's scope, and
+    `notes` (if given) receives the warnings (area far from the supplied one, commune derived, repair)."""
     props, geom, _ = parse_feature(layer, body, crs, limits=limits)
+    reg = layer.registration
+    warned: list[Any] = []
+    if reg is not None:
+        registration.precheck_new(layer, props)
+        geom, repaired = registration.repair_or_offer(geom, repair)
+        warned += [repaired] if repaired is not None else []
+        if reg.area_field and props.get(reg.area_field) is None and geom is not None:
+            props[reg.area_field] = round(area_m2(geom), 2)     # computed anyway: the stored area is the geodesic one
     with _connect(target) as conn, conn.transaction():
         _begin(conn, actor)
+        hits = None
+        if reg is not None:
+            registration.lock(conn, layer)       # held until commit: overlapping registrations are serialised
+            if props.get(reg.commune_field) in (None, "") and geom is not None:
+                hits = registration.commune_hits(conn, np.array([geom], dtype=object))
+                props[reg.commune_field] = hits[0][0].code if hits[0] else None
+                if props[reg.commune_field] is None:
+                    raise registration.RegistrationError(
+                        422, "Hình học không nằm trong xã nào của tỉnh (ngoài tỉnh)",
+                        "The geometry lies in no commune of the province (outside the province)", field="geometry")
+                warned.append(registration.derived_issue(reg.commune_field, props[reg.commune_field]))
         rec, g = _validate(conn, layer, props, geom, False, None, lang)
+        if reg is not None:
+            frame = pd.DataFrame({k: pd.Series([v], dtype=object) for k, v in rec.items()})
+            issues = registration.check_batch(conn, layer, frame, np.array([g], dtype=object),
+                                              policy or registration.Policy.from_settings(), hits=hits)
+            registration.raise_for(issues, lang)
+            rec = {k: frame[k].iloc[0] if k in frame.columns else v for k, v in rec.items()}
+            warned += [i for i in issues if not i.is_error]
+            if notes is not None:
+                notes.extend({k: v for k, v in i.as_dict(lang).items() if k != "row"} for i in warned)
         if (who := _scoped(actor)) is not None:     # the values as stored (coerced) decide
             who.check_scope(conn, layer, None, _new_place(layer, rec, g, None, True))
         names, exprs, params = _values(layer, rec, g, True)
@@ -356,7 +411,8 @@ def create(target: Target, layer: Layer, body: Any, crs: CrsDef, actor: Actor, l
 
 
 def _update(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, actor: Actor, if_match: str | None,
-            partial: bool, lang: str, limits: GeometryLimits | None) -> str:
+            partial: bool, lang: str, limits: GeometryLimits | None,
+            policy: registration.Policy | None = None) -> str:
     props, geom, geom_given = parse_feature(layer, body, crs, partial, limits)
     with _connect(target) as conn, conn.transaction():
         _begin(conn, actor)
@@ -377,6 +433,9 @@ def _update(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, acto
             who.check_scope(conn, layer, None, _new_place(layer, rec, g, old["place"], geom_given or not partial))
         if layer.lifecycle is not None and layer.lifecycle.field in rec:
             _check_transition(layer, old["state"], rec[layer.lifecycle.field])
+        if layer.registration is not None:     # codes granted, reasons, decisions, dates, a changed geometry
+            registration.check_update(conn, layer, fid, rec, g, geom_given or not partial,
+                                      policy or registration.Policy.from_settings(), lang, partial)
         with_geom = geom_given or not partial
         names, exprs, params = _values(layer, rec, g, with_geom)
         if not names:
@@ -396,14 +455,16 @@ def _update(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, acto
 
 
 def replace(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, actor: Actor, if_match: str | None,
-            lang: str = "vi", limits: GeometryLimits | None = None) -> str:
-    return _update(target, layer, fid, body, crs, actor, if_match, False, lang, limits)
+            lang: str = "vi", limits: GeometryLimits | None = None,
+            policy: registration.Policy | None = None) -> str:
+    return _update(target, layer, fid, body, crs, actor, if_match, False, lang, limits, policy)
 
 
 def update(target: Target, layer: Layer, fid: int, body: Any, crs: CrsDef, actor: Actor, if_match: str | None,
-           lang: str = "vi", limits: GeometryLimits | None = None) -> str:
+           lang: str = "vi", limits: GeometryLimits | None = None,
+           policy: registration.Policy | None = None) -> str:
     """JSON merge patch (RFC 7396) of a feature: only the given properties (and geometry) change."""
-    return _update(target, layer, fid, body, crs, actor, if_match, True, lang, limits)
+    return _update(target, layer, fid, body, crs, actor, if_match, True, lang, limits, policy)
 
 
 def delete(target: Target, layer: Layer, fid: int, actor: Actor, if_match: str | None) -> None:

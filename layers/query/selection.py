@@ -26,7 +26,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from gis.crs import CrsDef, CrsError, get_crs, list_crs
+from layers.catalog import labels
 from layers.catalog.registry import Layer, LayerField
+from layers.ingest.validation import AmbiguousNumber, CoercionError, read_number
 from layers.query.cql2 import CqlError, Translator, parse
 
 CRS84 = get_crs("OGC:CRS84")
@@ -144,7 +146,7 @@ def equality_filters(layer: Layer, query: Mapping[str, str],
         if name in skip:
             continue
         f = get_queryable(layer, name)
-        out.append((f, query[name], coerce_value(f, query[name])))
+        out.append((f, query[name], coerce_value(f, query[name], layer)))
     return out
 
 
@@ -153,13 +155,20 @@ _INT_RE = re.compile(r"[+-]?[0-9]{1,25}")
 _NUM_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,6})?")
 
 
-def coerce_value(f: LayerField, text: str) -> Any:
+def coerce_value(f: LayerField, text: str, layer: Layer | None = None) -> Any:
     """A `field=value` value converted to the field's type (an array field: its item type) and checked against
     the field's vocabulary: the one reading of equality filters on every face."""
     kind = f.item_type if f.type == "array" and f.item_type else f.type
     allowed = f.items_enum if f.type == "array" else f.enum
     bad = QueryError(f"Giá trị '{text[:60]}' không hợp với thuộc tính '{f.name}' ({kind})",
                      f"Value '{text[:60]}' does not fit property '{f.name}' ({kind})")
+    if kind == "number" and ("," in text or "." in text):
+        try:     # the one reading of written numbers: 1.250,5 -> 1250.5; an ambiguous 1.250 is refused
+            text = read_number(text)
+        except AmbiguousNumber as exc:
+            raise QueryError(f"{f.name}: {exc.vi}", f"{f.name}: {exc.en}") from None
+        except CoercionError:
+            raise bad from None
     try:
         if kind == "integer":
             # ASCII digits only ('¹' and '٣' are text, not numbers) and within bigint, the type the value is
@@ -186,8 +195,14 @@ def coerce_value(f: LayerField, text: str) -> Any:
     except (ValueError, InvalidOperation):
         raise bad from None
     if allowed is not None and text not in allowed:
-        raise QueryError(f"Giá trị '{text[:60]}' của {f.name} không hợp lệ; chọn một trong: {', '.join(allowed)}",
-                         f"Invalid value '{text[:60]}' for {f.name}; one of: {', '.join(allowed)}")
+        code = labels.resolve(layer, f, text)      # a label, any case, with or without diacritics
+        if code is None:
+            names = ", ".join(labels.labels(layer, f).values())
+            raise QueryError(f"Giá trị '{text[:60]}' của {f.name} không hợp lệ; chọn một trong: {', '.join(allowed)}"
+                             + (f"; hoặc theo tên: {names}" if names else ""),
+                             f"Invalid value '{text[:60]}' for {f.name}; one of: {', '.join(allowed)}"
+                             + (f"; or by name: {names}" if names else ""))
+        return code
     return text
 
 

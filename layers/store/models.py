@@ -233,7 +233,7 @@ class GrowingArea(Timestamps, Base):
 
     __tablename__ = "growing_areas"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    code: Mapped[str] = mapped_column(String(40), unique=True)
+    code: Mapped[str | None] = mapped_column(String(40), unique=True)     # granted at activation (drafts: none)
     crop: Mapped[str] = mapped_column(String(32))
     variety: Mapped[str | None] = mapped_column(Text)
     area_m2: Mapped[Decimal] = mapped_column(Numeric(14, 2))
@@ -249,11 +249,14 @@ class GrowingArea(Timestamps, Base):
     valid_from: Mapped[dt.date | None] = mapped_column(Date)
     valid_to: Mapped[dt.date | None] = mapped_column(Date)
     gln: Mapped[str | None] = mapped_column(String(13), unique=True)   # GS1 GLN (AI 414) when it has one
+    decision_no: Mapped[str | None] = mapped_column(Text)          # the granting decision (migration 0007)
+    decision_date: Mapped[dt.date | None] = mapped_column(Date)
     synthetic: Mapped[bool] = mapped_column(server_default="false")
     geom = geom_col("MULTIPOLYGON")
     geom_3857 = geom_3857_col("MULTIPOLYGON")
     __table_args__ = (
         CheckConstraint(_in("status", vocab.GROWING_AREA_STATUSES), name="status"),
+        CheckConstraint("code IS NOT NULL OR status IN ('draft', 'revoked')", name="code_granted"),
         CheckConstraint(_in("crop", list(vocab.CROPS)), name="crop"),
         CheckConstraint(_in("standard", vocab.STANDARDS), name="standard"),
         CheckConstraint(_array_in("markets", vocab.MARKETS), name="markets"),
@@ -273,7 +276,7 @@ class PackingFacility(Timestamps, Base):
 
     __tablename__ = "packing_facilities"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    code: Mapped[str] = mapped_column(String(40), unique=True)
+    code: Mapped[str | None] = mapped_column(String(40), unique=True)     # granted at activation (drafts: none)
     name: Mapped[str] = mapped_column(Text)
     owner: Mapped[str | None] = mapped_column(Text)
     commune_code: Mapped[str] = mapped_column(String(8))
@@ -282,11 +285,20 @@ class PackingFacility(Timestamps, Base):
     status: Mapped[str] = mapped_column(String(16), server_default="draft")
     capacity_t_per_day: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
     gln: Mapped[str | None] = mapped_column(String(13), unique=True)   # GS1 GLN (AI 414) when it has one
+    status_reason: Mapped[str | None] = mapped_column(Text)       # migration 0007: the lifecycle of growing areas
+    valid_from: Mapped[dt.date | None] = mapped_column(Date)
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)
+    decision_no: Mapped[str | None] = mapped_column(Text)
+    decision_date: Mapped[dt.date | None] = mapped_column(Date)
     synthetic: Mapped[bool] = mapped_column(server_default="false")
     geom = geom_col("GEOMETRY")
     geom_3857 = geom_3857_col("GEOMETRY")
     __table_args__ = (
         CheckConstraint(_in("status", vocab.FACILITY_STATUSES), name="status"),
+        CheckConstraint("code IS NOT NULL OR status IN ('draft', 'revoked')", name="code_granted"),
+        CheckConstraint("valid_to IS NULL OR valid_from IS NULL OR valid_to > valid_from", name="validity"),
+        CheckConstraint(_not_in("status", vocab.FACILITY_REASON_STATUSES) + " OR status_reason IS NOT NULL",
+                        name="reason_required"),
         CheckConstraint(_array_in("markets", vocab.MARKETS), name="markets"),
         CheckConstraint("GeometryType(geom) IN ('POINT', 'POLYGON', 'MULTIPOLYGON')", name="geom_kind"),
         CheckConstraint("gln ~ '^[0-9]{13}$'", name="gln_digits"),
@@ -451,6 +463,92 @@ class LandPriceZone(Timestamps, Base):
     )
 
 
+class CodeCounter(Base):
+    """The last sequence number granted per code prefix (layers/ingest/registration.py): only ever increases, so a
+    code is never granted twice, also after its area is revoked or deleted."""
+
+    __tablename__ = "code_counters"
+    prefix: Mapped[str] = mapped_column(Text, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)
+    __table_args__ = (CheckConstraint("last > 0", name="last_positive"),)
+
+
+class _AreaRecord(Timestamps):
+    """A record about one growing area (season, inspection, pest observation); deleted with its area (the
+    history keeps it)."""
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    growing_area_id: Mapped[int] = mapped_column(ForeignKey("growing_areas.id", ondelete="CASCADE"))
+    synthetic: Mapped[bool] = mapped_column(server_default="false")
+
+
+class Season(_AreaRecord, Base):
+    """A crop season on a growing area (mùa vụ); geometry optional (a point where it was recorded)."""
+
+    __tablename__ = "seasons"
+    crop: Mapped[str] = mapped_column(String(32))
+    variety: Mapped[str | None] = mapped_column(Text)
+    planting_date: Mapped[dt.date] = mapped_column(Date)
+    expected_harvest_date: Mapped[dt.date | None] = mapped_column(Date)
+    expected_yield_t: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    actual_yield_t: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    notes: Mapped[str | None] = mapped_column(Text)
+    geom = geom_col("POINT", nullable=True)
+    geom_3857 = geom_3857_col("POINT")
+    __table_args__ = (
+        UniqueConstraint("growing_area_id", "crop", "planting_date"),
+        CheckConstraint(_in("crop", list(vocab.CROPS)), name="crop"),
+        CheckConstraint("expected_harvest_date IS NULL OR expected_harvest_date >= planting_date",
+                        name="harvest_after_planting"),
+        CheckConstraint("(expected_yield_t IS NULL OR expected_yield_t >= 0) "
+                        "AND (actual_yield_t IS NULL OR actual_yield_t >= 0)", name="yield_positive"),
+        Index("ix_seasons_growing_area_id", "growing_area_id"),
+        *spatial_checks("seasons", nullable=True),
+    )
+
+
+class Inspection(_AreaRecord, Base):
+    """An inspection of a growing area (kiểm tra, giám sát); geometry optional (where it was done)."""
+
+    __tablename__ = "inspections"
+    inspection_date: Mapped[dt.date] = mapped_column(Date)
+    inspector: Mapped[str] = mapped_column(Text)
+    result: Mapped[str] = mapped_column(String(16))
+    findings: Mapped[str | None] = mapped_column(Text)
+    next_due_date: Mapped[dt.date | None] = mapped_column(Date)
+    geom = geom_col("POINT", nullable=True)
+    geom_3857 = geom_3857_col("POINT")
+    __table_args__ = (
+        UniqueConstraint("growing_area_id", "inspection_date"),
+        CheckConstraint(_in("result", list(vocab.INSPECTION_RESULTS)), name="result"),
+        CheckConstraint("next_due_date IS NULL OR next_due_date > inspection_date", name="next_due_after"),
+        Index("ix_inspections_growing_area_id", "growing_area_id"),
+        *spatial_checks("inspections", nullable=True),
+    )
+
+
+class PestObservation(_AreaRecord, Base):
+    """A pest or disease observed on a growing area (theo dõi sinh vật gây hại), at a point."""
+
+    __tablename__ = "pest_observations"
+    pest: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    observed_on: Mapped[dt.date] = mapped_column(Date)
+    affected_area_m2: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    notes: Mapped[str | None] = mapped_column(Text)
+    geom = geom_col("POINT")
+    geom_3857 = geom_3857_col("POINT")
+    __table_args__ = (
+        UniqueConstraint("growing_area_id", "pest", "observed_on"),
+        CheckConstraint(_in("pest", list(vocab.PESTS)), name="pest"),
+        CheckConstraint(_in("severity", list(vocab.SEVERITIES)), name="severity"),
+        CheckConstraint("affected_area_m2 IS NULL OR affected_area_m2 > 0", name="affected_area_positive"),
+        Index("ix_pest_observations_growing_area_id", "growing_area_id"),
+        Index("ix_pest_observations_observed_on", "observed_on"),
+        *spatial_checks("pest_observations"),
+    )
+
+
 class History(Base):
     """Append-only audit of every insert/update/delete on a layer table (written by triggers)."""
 
@@ -524,4 +622,5 @@ class UserSession(Base):
 
 
 AUDITED_TABLES = ("admin_units", "parcels", "auction_plots", "growing_areas", "packing_facilities",
-                  "trace_lots", "trace_events", "planning_zones", "land_price_zones")
+                  "trace_lots", "trace_events", "planning_zones", "land_price_zones", "seasons", "inspections",
+                  "pest_observations")

@@ -29,7 +29,8 @@ PARCEL_STATUSES = ("managed", "leased", "allocated", "planned_for_auction", "auc
 AUCTION_STATUSES = ("planned", "announced", "registration_open", "closed", "sold", "cancelled")
 GROWING_AREA_STATUSES = ("draft", "active", "suspended", "revoked", "expired")
 GROWING_AREA_REASON_STATUSES = ("suspended", "revoked")     # need a status_reason (CHECK reason_required)
-FACILITY_STATUSES = ("draft", "active", "suspended", "revoked")
+FACILITY_STATUSES = ("draft", "active", "suspended", "revoked", "expired")
+FACILITY_REASON_STATUSES = ("suspended", "revoked")         # need a status_reason (CHECK reason_required)
 ADMIN_LEVELS = ("province", "district", "commune")
 ADMIN_SCHEMES = ("2004", "2025")
 # kinds of unit: xã, phường, thị trấn, đặc khu (commune level); thành phố, thị xã, huyện, quận (old districts)
@@ -62,6 +63,10 @@ CBV_BIZ_TRANSACTION_TYPES = ("bol", "cert", "desadv", "inv", "pedigree", "po", "
 CBV_SOURCE_DEST_TYPES = ("owning_party", "possessing_party", "location")
 CROPS = {"coconut": "Dừa", "durian": "Sầu riêng", "pomelo": "Bưởi", "dragon_fruit": "Thanh long",
          "rice": "Lúa", "mango": "Xoài", "longan": "Nhãn", "rambutan": "Chôm chôm"}
+# Crop class for the minimum area of a growing area (Decision 3156: 1 ha perennial, 0.1 ha annual crops).
+CROP_CLASSES: dict[str, str] = {"coconut": "perennial", "durian": "perennial", "pomelo": "perennial",
+                                "dragon_fruit": "perennial", "rice": "annual", "mango": "perennial",
+                                "longan": "perennial", "rambutan": "perennial"}
 STANDARDS = ("VietGAP", "GlobalGAP", "Organic", "None")
 MARKETS = ("VN", "CN", "US", "EU", "JP", "KR", "AU", "NZ")
 HISTORY_ACTIONS = ("insert", "update", "delete")
@@ -90,3 +95,19 @@ PLAN_CLASSES: tuple[str, ...] = tuple(LAND_USE_CODES)
 # Land-price zones (bảng giá đất): where the residential price applies, and the position (vị trí 1-4).
 PRICE_AREA_KINDS: dict[str, tuple[str, str]] = {"urban": ("Đô thị", "Urban"), "rural": ("Nông thôn", "Rural")}
 PRICE_POSITIONS = (1, 2, 3, 4)
+# Season, inspection and pest records (issue 11). Codes are stored; the Vietnamese labels are accepted on import
+# and in the API (with or without diacritics, any case: layers/catalog/labels.py) and shown on pages.
+INSPECTION_RESULTS = {"pass": "Đạt", "conditional": "Đạt có điều kiện", "fail": "Không đạt",
+                      "not_inspected": "Chưa kiểm tra"}
+PESTS = {"brown_planthopper": "Rầy nâu", "stem_borer": "Sâu đục thân", "anthracnose": "Bệnh thán thư",
+         "fruit_fly": "Ruồi đục quả", "blast": "Bệnh đạo ôn", "leaf_blight": "Bệnh bạc lá",
+         "mealybug": "Rệp sáp", "red_palm_weevil": "Đuông dừa", "coconut_caterpillar": "Sâu đầu đen hại dừa",
+         "phytophthora": "Bệnh nứt thân xì mủ", "stem_canker": "Bệnh đốm nâu thanh long",
+         "golden_apple_snail": "Ốc bươu vàng", "thrips": "Bọ trĩ"}
+SEVERITIES = {"low": "Nhẹ", "medium": "Trung bình", "high": "Nặng", "outbreak": "Dịch"}
+MARKET_LABELS = {"VN": "Việt Nam", "CN": "Trung Quốc", "US": "Hoa Kỳ", "EU": "Liên minh châu Âu",
+                 "JP": "Nhật Bản", "KR": "Hàn Quốc", "AU": "Úc", "NZ": "New Zealand"}
+
+# Vietnamese labels of the vocabularies that have them, found by their codes (layers/catalog/labels.py).
+LABELS: tuple[dict[str, str], ...] = (CROPS, INSPECTION_RESULTS, PESTS, SEVERITIES, MARKET_LABELS,
+                                      LAND_USE_CODES)
