@@ -226,6 +226,9 @@ class _OgrFile:
                 self.geometry_type = single
         wkb = shapely.to_wkb(geoms) if len(geoms) else np.array([], dtype=object)
         kw: dict[str, Any] = {"encoding": "UTF-8"} if self.fmt == "shp" else {}
+        if self.fmt == "fgb" and not self.created and shapely.is_missing(geoms).any():
+            # FlatGeobuf's spatial index refuses features without geometry (records, lots): no index then
+            kw["layer_options"] = {"SPATIAL_INDEX": "NO"}
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*[Nn]ormalized/laundered field name.*")
             warnings.filterwarnings("ignore", category=RuntimeWarning)

@@ -778,7 +778,12 @@ def _check_keys(layer: Layer, frame: pd.DataFrame, out: _Collector, conn: psycop
             continue
         sub = pd.DataFrame({k: frame[k] if k in frame.columns else pd.Series([None] * len(frame), index=frame.index,
                                                                              dtype=object) for k in key})
-        complete = sub[[k for k in key if k not in optional]].notna().all(axis=1).to_numpy()
+        # ... alongside required parts only: a key of optional parts alone (a draft's code) is a plain UNIQUE, whose
+        # empty values never collide
+        required = [k for k in key if k not in optional]
+        if not required:
+            optional = set()
+        complete = sub[required or list(key)].notna().all(axis=1).to_numpy()
         label = " + ".join(key)
         if complete.any():
             dup = sub.astype(str).duplicated(keep=False).to_numpy() & complete
