@@ -197,9 +197,9 @@ def add_raster(source: str | Path, name: str, *, force: bool = False, settings: 
             for i, n in enumerate(band_names or [], start=1):
                 ds.set_band_description(i, n)
         out = Path(tmp) / "cog.tif"
-        cog_translate(str(work), str(out), cog_profiles.get("deflate"), forward_band_tags=True,
-                      overview_resampling="average", quiet=True, in_memory=False,
-                      config={"GDAL_NUM_THREADS": "1"})
+        profile = dict(cog_profiles.get("deflate"), zlevel=1)  # level 1: 5x faster than 6, files ~25% larger
+        cog_translate(str(work), str(out), profile, forward_band_tags=True, overview_resampling="average",
+                      quiet=True, in_memory=False, temporary_compression="NONE")
         out.replace(dest)
     for other in s.imagery_dir.glob(f"{name}.tiff"):
         other.unlink()
