@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from api import accounts, errors, health, offload, security
 from api import features as features_api
 from api import imagery as imagery_api
+from api import rasters as rasters_api
 from api import map as map_api
 from api import openapi as oas
 from api import tiles as tiles_api
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.include_router(health.router)
     app.include_router(map_api.router)
     app.include_router(imagery_api.router)
+    app.include_router(rasters_api.router)       # /rasters, zonal /collections/{id}/stats
     # Leaflet is vendored next to the Folium export that inlines it; served at the same URL as the rest
     app.mount("/static/vendor/leaflet", StaticFiles(directory=VENDOR_DIR / "leaflet"), name="leaflet")
     app.mount("/static", StaticFiles(directory=map_api.HERE / "static"), name="static")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import data, db, keys, maps, sample, tiles, users
+from cli import data, db, keys, maps, rasters, sample, tiles, users
 from layers.logging import configure_logging
 
 app = typer.Typer(name="datso", help="datso (đất số): WebGIS data service for Vietnamese provinces.",
@@ -16,6 +16,7 @@ app.add_typer(maps.app, name="map")
 app.add_typer(keys.app, name="keys")
 app.add_typer(users.app, name="users")
 data.register(app)
+rasters.register(app)    # datso raster add|list, datso stats
 
 
 @app.callback()

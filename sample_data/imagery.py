@@ -14,6 +14,9 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.transform import from_bounds
 
+from layers.settings import ImagerySettings
+from layers.store.rasters import RasterInfo, add_raster
+
 FIELD_COLOURS = np.array([[86, 130, 60], [120, 160, 70], [150, 120, 80], [70, 110, 50]], dtype=np.uint8)
 RIVER = np.array([60, 110, 170], dtype=np.uint8)
 
@@ -141,14 +144,11 @@ def write_sample_s2(dsn: str, path: str | Path, resolution: float = 30.0, seed: 
     return out
 
 
-def register_sample_s2(dsn: str, resolution: float = 30.0, seed: int = 7, settings: object | None = None) -> object:
+def register_sample_s2(dsn: str, resolution: float = 30.0, seed: int = 7,
+                       settings: ImagerySettings | None = None) -> RasterInfo:
     """Generate the synthetic image and register it as the raster layer `sample_s2` (a COG, replaced)."""
     import tempfile
 
-    from layers.settings import ImagerySettings
-    from layers.store.rasters import add_raster
-
     with tempfile.TemporaryDirectory() as tmp:
         src = write_sample_s2(dsn, Path(tmp) / "s2.tif", resolution, seed)
-        s = settings if isinstance(settings, ImagerySettings) else None
-        return add_raster(src, SAMPLE_RASTER, force=True, settings=s)
+        return add_raster(src, SAMPLE_RASTER, force=True, settings=settings)
