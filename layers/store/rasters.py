@@ -210,4 +210,4 @@ def add_raster(source: str | Path, name: str, *, force: bool = False, settings: 
 def is_cog(path: str | Path) -> bool:
     from rio_cogeo.cogeo import cog_validate
 
-    return bool(cog_validate(str(path), quiet=True)[0])
+    return bool(cog_validate(str(path), strict=True, quiet=True)[0])
