@@ -80,7 +80,10 @@ def stats(layer: str = typer.Option(..., "--layer", "-l", help="the vector layer
             what = What(expression=parse_expression(info, expression))
         else:
             what = What(band=info.band_index(band) if band else 1)
-        sel = parse_selection(lay, bbox=bbox, filter=filter_)
+        try:
+            sel = parse_selection(lay, bbox=bbox, filter=filter_)
+        except BilingualError as exc:
+            _fail(f"--filter/--bbox: {exc.en}")
         ids, geoms = fetch_features(connect.url("reader"), lay, None if sel.empty else sel, max_features)
         rows = zonal(info, ids, geoms, what)
     except BilingualError as exc:
