@@ -14,9 +14,9 @@ from fastapi.staticfiles import StaticFiles
 from api import accounts, errors, health, offload, security
 from api import features as features_api
 from api import imagery as imagery_api
-from api import rasters as rasters_api
 from api import map as map_api
 from api import openapi as oas
+from api import rasters as rasters_api
 from api import tiles as tiles_api
 from api.db import Database
 from api.head import HeadAndOptions

@@ -159,6 +159,8 @@ def _what(request: Request) -> tuple[RasterInfo, zonal.What]:
 
 def _stats_response(request: Request, body: dict[str, Any], rows: list[dict[str, Any]]) -> Response:
     f = request.query_params.get("f")
+    if f is not None and f not in ("json", "csv"):
+        raise Problem(400, f"f: định dạng '{f[:10]}' không có (json, csv)", f"f: no format '{f[:10]}' (json, csv)")
     if f == "csv":
         out = io.StringIO()
         w = csv.DictWriter(out, fieldnames=["id", *zonal.STATS], lineterminator="\n")
@@ -166,8 +168,6 @@ def _stats_response(request: Request, body: dict[str, Any], rows: list[dict[str,
         w.writerows(rows)
         return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="stats-{body["raster"]}.csv"'})
-    if f not in (None, "json"):
-        raise Problem(400, f"f: định dạng '{f[:10]}' không có (json, csv)", f"f: no format '{f[:10]}' (json, csv)")
     return _json(request, body)
 
 

@@ -60,6 +60,7 @@ def fetch_features(dsn: str, layer: Layer, sel: Selection | None, limit: int,
     """Ids and EPSG:4326 geometries of the selection (or of one feature), ordered by id; more than `limit`
     features: TooManyFeatures (413) before any raster is read."""
     params: dict[str, Any] = {}
+    where: sql.Composable
     if feature_id is not None:
         where = sql.SQL("t.{id} = %(fid)s").format(id=sql.Identifier(layer.id_column))
         params["fid"] = feature_id
