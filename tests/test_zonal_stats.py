@@ -263,3 +263,51 @@ def test_cli_stats_csv_and_gpkg(zclient: TestClient, folder: Path, sample_db: st
                           "--filter", "crop =", "--out", str(tmp_path / "x.csv")],
                          env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert bad.returncode == 1 and "filter" in bad.stderr and not (tmp_path / "x.csv").exists()
+
+
+def test_map_config_offers_the_rasters(zclient: TestClient) -> None:
+    import json
+    import re
+
+    page = zclient.get("/map").text
+    config = json.loads(re.search(r'<script id="datso-config" type="application/json">(.*?)</script>', page,
+                                  re.S).group(1))  # type: ignore[union-attr]
+    s2 = next(i for i in config["imagery"] if i["name"] == "sample_s2")
+    assert s2["synthetic"] is True and s2["tiles"][0].endswith("/imagery/sample_s2/{z}/{x}/{y}.png")
+    ndvi = s2["ndvi"][0]
+    assert "/rasters/sample_s2/tiles/{z}/{x}/{y}.png?" in ndvi and "colormap_name=rdylgn" in ndvi
+    lon, lat = 106.3, 10.0
+    import morecantile
+
+    t = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, 12)
+    r = zclient.get(ndvi.split("testserver", 1)[1].replace("{z}/{x}/{y}", f"12/{t.x}/{t.y}"))
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+
+
+def test_folium_export_with_raster_overlay_offline(zclient: TestClient, sample_db: str, tmp_path: Path) -> None:
+    import base64
+    import re
+
+    from PIL import Image
+
+    env = {**os.environ, "DATABASE_URL": sample_db, "DATSO_IMAGERY_DIR": os.environ["DATSO_IMAGERY_DIR"]}
+    out = tmp_path / "rice.html"
+    res = subprocess.run([sys.executable, "-m", "cli.main", "map", "export", "--layer", "growing_areas", "--filter",
+                          "crop = 'rice'", "--raster", "sample_s2", "--raster-expression", "(b4-b3)/(b4+b3)",
+                          "--offline", "--out", str(out)], env=env, capture_output=True, text=True, timeout=180,
+                         cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    html = out.read_text(encoding="utf-8")
+    m = re.search(r'"data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert m is not None and "imageOverlay" in html
+    img = np.asarray(Image.open(io.BytesIO(base64.b64decode(m.group(1)))).convert("RGBA"))
+    assert max(img.shape[:2]) == 1024
+    seen = img[img[..., 3] > 0]
+    assert len(seen) > 0.3 * img.shape[0] * img.shape[1]
+    assert (seen[:, 1] > seen[:, 0]).mean() > 0.5          # RdYlGn: mostly green (vegetation)
+    assert "sample_s2 (b4-b3)/(b4+b3) (m\\u00f4 ph\\u1ecfng)" in html   # the layer control (JSON-escaped)
+    assert not re.search(r'(src|href)="https?://', html)     # offline: nothing fetched
+    bad = subprocess.run([sys.executable, "-m", "cli.main", "map", "export", "--layer", "growing_areas",
+                          "--raster", "nope", "--out", str(tmp_path / "x.html")], env=env, capture_output=True,
+                         text=True, timeout=120, cwd=ROOT)
+    assert bad.returncode == 2 and "nope" in bad.stderr

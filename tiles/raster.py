@@ -167,5 +167,30 @@ def render_tile(img: RasterInfo, z: int, x: int, y: int, tilesize: int = 256, re
     return bytes(data.render(img_format=driver, colormap=colormap))
 
 
-__all__ = ["FORMATS", "NAME", "Imagery", "ImageryError", "Render", "check_tile", "default_render", "list_imagery",
+def overlay_png(img: RasterInfo, render: Render | None = None, max_size: int = 1024,
+                bbox: tuple[float, float, float, float] | None = None) -> tuple[bytes, tuple[float, float, float, float]]:
+    """One PNG of the raster (or of `bbox`, lon/lat) in Web Mercator, at most `max_size` pixels a side, and its
+    lon/lat bounds: a Leaflet ImageOverlay (an offline Folium export) places it between those corners."""
+    from pyproj import Transformer
+
+    r = render or default_render(img)
+    box = bbox or img.bounds
+    with Reader(str(img.path)) as src, warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        data = src.part(box, dst_crs="EPSG:3857", bounds_crs="EPSG:4326", max_size=max_size,
+                        indexes=r.indexes if not r.expression else None, expression=r.expression,
+                        resampling_method="bilinear")
+    rescale = r.rescale
+    if rescale is None and (r.expression or data.data.dtype != np.uint8):
+        rescale = (_stats_range(str(img.path), r.expression, (r.indexes or (1,))[0]),)
+    if rescale is not None:
+        data.rescale(in_range=list(rescale) * (data.count if len(rescale) == 1 else 1))
+    colormap = cmap.get(r.colormap_name) if r.colormap_name and data.count == 1 else None
+    w, s, e, n = data.bounds
+    to_ll = Transformer.from_crs(3857, 4326, always_xy=True)
+    (lon0, lon1), (lat0, lat1) = to_ll.transform([w, e], [s, n])
+    return bytes(data.render(img_format="PNG", colormap=colormap)), (lon0, lat0, lon1, lat1)
+
+
+__all__ = ["overlay_png", "FORMATS", "NAME", "Imagery", "ImageryError", "Render", "check_tile", "default_render", "list_imagery",
            "open_imagery", "parse_colormap", "parse_expression", "parse_rescale", "render_tile"]
