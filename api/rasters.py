@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -85,7 +85,8 @@ def _band_stats(path: str, mtime: float) -> list[dict[str, Any]]:
                                                        "valid_percent")}} for k, v in stats.items()]
 
 
-@router.get("/rasters", summary="Các lớp ảnh / Raster layers", responses=oas.ok_json(oas.RASTERS))
+@router.get("/rasters", summary="Các lớp ảnh / Raster layers", responses={**oas.ok_json(oas.RASTERS),
+                                                                              **oas.problems(400)})
 async def rasters_index(request: Request) -> Response:
     check_unknown(request, ())
     base = public_base_url(request)
@@ -93,7 +94,8 @@ async def rasters_index(request: Request) -> Response:
     return _json(request, {"rasters": [{**i.to_json(), **_links(base, i)} for i in items]})
 
 
-@router.get("/rasters/{name}", summary="Mô tả lớp ảnh / Raster metadata", responses=oas.ok_json(oas.RASTER))
+@router.get("/rasters/{name}", summary="Mô tả lớp ảnh / Raster metadata",
+            responses={**oas.ok_json(oas.RASTER), **oas.problems(400, 404)})
 async def raster_doc(request: Request, name: str) -> Response:
     check_unknown(request, ())
 
@@ -105,9 +107,19 @@ async def raster_doc(request: Request, name: str) -> Response:
     return _json(request, await run_in_threadpool(work))
 
 
+TILE_QUERY: dict[str, Any] = {
+    "bidx": Query(None, description="band indexes or names, comma separated (e.g. 3,2,1 or nir)"),
+    "expression": Query(None, description="band math on b1…bN, e.g. (b4-b3)/(b4+b3)"),
+    "rescale": Query(None, description="min,max (one range, or one per band separated by ;)"),
+    "colormap_name": Query(None, description="a rio-tiler colormap for one band (e.g. rdylgn, viridis)")}
+
+
 @router.get("/rasters/{name}/tilejson.json", summary="TileJSON của lớp ảnh / Raster TileJSON",
-            responses=oas.ok_json(oas.RASTER))
-async def raster_tilejson(request: Request, name: str) -> Response:
+            responses={**oas.ok_json(oas.RASTER), **oas.problems(400, 404)})
+async def raster_tilejson(request: Request, name: str, bidx: str | None = TILE_QUERY["bidx"],
+                          expression: str | None = TILE_QUERY["expression"],
+                          rescale: str | None = TILE_QUERY["rescale"],
+                          colormap_name: str | None = TILE_QUERY["colormap_name"]) -> Response:
     info = await run_in_threadpool(open_raster, name)
     parse_render(request, info)
     query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k in TILE_PARAMS])
@@ -119,9 +131,13 @@ async def raster_tilejson(request: Request, name: str) -> Response:
                            "attribution": "datso (synthetic)" if info.synthetic else "datso"})
 
 
-@router.get("/rasters/{name}/tiles/{z}/{x}/{y}.{fmt}", summary="Ô ảnh PNG/WebP (WebMercatorQuad) / Raster tile",
+@router.get("/rasters/{name}/tiles/{z}/{x}/{y}.{ext}", summary="Ô ảnh PNG/WebP (WebMercatorQuad) / Raster tile",
             response_class=Response, responses=oas.PNG_RESPONSES)
-async def raster_tile(request: Request, name: str, z: int, x: int, y: int, fmt: str) -> Response:
+async def raster_tile(request: Request, name: str, z: int, x: int, y: int, ext: str,
+                      bidx: str | None = TILE_QUERY["bidx"], expression: str | None = TILE_QUERY["expression"],
+                      rescale: str | None = TILE_QUERY["rescale"],
+                      colormap_name: str | None = TILE_QUERY["colormap_name"]) -> Response:
+    fmt = ext
     if fmt not in FORMATS:
         raise RasterError(404, f"Định dạng '{fmt[:10]}' không có (png, webp)", f"No format '{fmt[:10]}' (png, webp)")
 
@@ -136,6 +152,13 @@ async def raster_tile(request: Request, name: str, z: int, x: int, y: int, fmt: 
 
 
 # -- zonal statistics ------------------------------------------------------------------------------------------
+STATS_QUERY: dict[str, Any] = {
+    "raster": Query(..., description="the raster layer (see /rasters)"),
+    "band": Query(None, description="band index or name (default 1)"),
+    "expression": Query(None, description="band math on b1…bN instead of a band, e.g. (b4-b3)/(b4+b3)"),
+    "f": Query(None, description="json (default) or csv")}
+
+
 def _layer(collection_id: str) -> Layer:
     layer = LAYERS.get(collection_id)
     if layer is None:
@@ -173,8 +196,11 @@ def _stats_response(request: Request, body: dict[str, Any], rows: list[dict[str,
 
 @router.get("/collections/{collection_id}/items/{feature_id}/stats",
             summary="Thống kê ảnh trong một đối tượng / Zonal statistics of a feature",
-            responses=oas.ok_json(oas.ZONAL))
-async def feature_stats(request: Request, collection_id: str, feature_id: str) -> Response:
+            responses={**oas.ok_json(oas.ZONAL), **oas.problems(400, 404)})
+async def feature_stats(request: Request, collection_id: str, feature_id: str,
+                        raster: str = STATS_QUERY["raster"], band: str | None = STATS_QUERY["band"],
+                        expression: str | None = STATS_QUERY["expression"],
+                        f: str | None = STATS_QUERY["f"]) -> Response:
     layer = _layer(collection_id)
     check_unknown(request, STATS_PARAMS)
     if not (feature_id.isascii() and feature_id.isdigit()) or len(feature_id) > 18:
@@ -199,8 +225,11 @@ async def feature_stats(request: Request, collection_id: str, feature_id: str) -
 
 @router.get("/collections/{collection_id}/stats",
             summary="Thống kê ảnh theo từng đối tượng đã chọn / Zonal statistics of a selection",
-            responses={**oas.ok_json(oas.ZONAL), **oas.problems(413)})
-async def selection_stats(request: Request, collection_id: str) -> Response:
+            responses={**oas.ok_json(oas.ZONAL), **oas.problems(400, 404, 413)})
+async def selection_stats(request: Request, collection_id: str,
+                          raster: str = STATS_QUERY["raster"], band: str | None = STATS_QUERY["band"],
+                          expression: str | None = STATS_QUERY["expression"],
+                          f: str | None = STATS_QUERY["f"]) -> Response:
     layer = _layer(collection_id)
     check_unknown(request, STATS_PARAMS | SELECTION_PARAMS | {q.name for q in layer.queryables})
     get = {n: _single(request, n) for n in SELECTION_PARAMS}

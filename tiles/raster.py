@@ -96,7 +96,7 @@ def parse_colormap(text: str) -> str:
 
 def default_render(info: RasterInfo) -> Render:
     """What `/imagery/NAME/...` and an unparameterised tile show: true colour from the bands named red/green/blue
-    (else the first three, or the first one), rescaled with the file's `DATSO_RESCALE` tag when not 8-bit."""
+    (else the first three, or the first one), rescaled with the file's `DEFAULT_RESCALE` tag when not 8-bit."""
     names = [n.lower() for n in info.band_names]
     if all(c in names for c in ("red", "green", "blue")):
         idx: tuple[int, ...] = tuple(names.index(c) + 1 for c in ("red", "green", "blue"))
@@ -104,7 +104,7 @@ def default_render(info: RasterInfo) -> Render:
         idx = (1, 2, 3) if info.count >= 3 else (1,)
     rescale = None
     if info.dtype != "uint8":
-        tag = info.tags.get("DATSO_RESCALE")
+        tag = info.tags.get("DEFAULT_RESCALE")
         rescale = parse_rescale(tag) if tag else (_stats_range(str(info.path), None, idx[0]),)
     return Render(indexes=idx, rescale=rescale)
 

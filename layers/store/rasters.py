@@ -9,7 +9,7 @@ VN-2000: GDAL reads a GeoTIFF tagged EPSG:9210 (or any VN-2000 code) with PROJ's
 operation, which is not the official Decision 05/2007/QĐ-BTNMT shift (about a metre apart). `add_raster`
 therefore rewrites the CRS of a VN-2000 file as datso's own definition (`gis.crs`, `+towgs84` with the official
 7 parameters, which a GeoTIFF keeps in its GeogTOWGS84 key); rio-tiler's warps and the zonal statistics then
-use the official shift, and the EPSG code is kept in the `DATSO_CRS` tag for display.
+use the official shift, and the EPSG code is kept in the `SOURCE_CRS` tag for display.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from layers.settings import ImagerySettings, get_imagery_settings
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 SUFFIXES = (".tif", ".tiff")
-CRS_TAG = "DATSO_CRS"
+CRS_TAG = "SOURCE_CRS"
 
 
 class RasterError(BilingualError):
