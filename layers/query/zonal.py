@@ -136,16 +136,27 @@ def zonal(info: RasterInfo, ids: Sequence[int], geoms: np.ndarray, what: What) -
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if what.expression is not None:
-            b = shapely.total_bounds(local)
-            with _expression_raster(info, what.expression, (b[0], b[1], b[2], b[3])) as mem, mem.open() as ds:
-                res = exact_extract(ds, frame, _OPS, include_cols=["fid"], output="pandas")
+            # features grouped by the 512-pixel block their centre falls in: one window per group, so a few
+            # areas spread over a province do not evaluate the whole province, and many do not open many windows
+            cell = 512 * max(info.resolution)
+            centre = shapely.centroid(local)
+            key = np.floor(shapely.get_x(centre) / cell) * 1e6 + np.floor(shapely.get_y(centre) / cell)
+            out = []
+            for k in np.unique(key):
+                part = frame.iloc[np.flatnonzero(key == k)]
+                pb = part.total_bounds
+                with _expression_raster(info, what.expression, (pb[0], pb[1], pb[2], pb[3])) as mem, \
+                        mem.open() as ds:
+                    out.append(pd.DataFrame(exact_extract(ds, part, _OPS, include_cols=["fid"], output="pandas")))
+            res = pd.concat(out, ignore_index=True)
         else:
             from exactextract.raster import RasterioRasterSource
 
             with rasterio.open(info.path) as ds:
                 res = exact_extract(RasterioRasterSource(ds, band_idx=what.band), frame, _OPS,
                                     include_cols=["fid"], output="pandas")
-    return [_row(r) for r in pd.DataFrame(res).to_dict("records")]
+    by_id = {int(r["fid"]): r for r in pd.DataFrame(res).to_dict("records")}
+    return [_row(by_id.get(int(i), {"fid": i})) for i in ids]   # no row: no pixel
 
 
 def _num(v: Any) -> float | None:
