@@ -180,10 +180,13 @@ def _what(request: Request) -> tuple[RasterInfo, zonal.What]:
     return info, zonal.What(band=info.band_index(band) if band is not None else 1)
 
 
-def _stats_response(request: Request, body: dict[str, Any], rows: list[dict[str, Any]]) -> Response:
-    f = request.query_params.get("f")
+def _check_f(f: str | None) -> None:
     if f is not None and f not in ("json", "csv"):
         raise Problem(400, f"f: định dạng '{f[:10]}' không có (json, csv)", f"f: no format '{f[:10]}' (json, csv)")
+
+
+def _stats_response(request: Request, body: dict[str, Any], rows: list[dict[str, Any]]) -> Response:
+    f = request.query_params.get("f")
     if f == "csv":
         out = io.StringIO()
         w = csv.DictWriter(out, fieldnames=["id", *zonal.STATS], lineterminator="\n")
@@ -203,6 +206,7 @@ async def feature_stats(request: Request, collection_id: str, feature_id: str,
                         f: str | None = STATS_QUERY["f"]) -> Response:
     layer = _layer(collection_id)
     check_unknown(request, STATS_PARAMS)
+    _check_f(f)
     if not (feature_id.isascii() and feature_id.isdigit()) or len(feature_id) > 18:
         raise Problem(404, f"Lớp '{layer.id}' không có đối tượng '{feature_id[:40]}'",
                       f"Collection '{layer.id}' has no feature '{feature_id[:40]}'")
@@ -232,6 +236,7 @@ async def selection_stats(request: Request, collection_id: str,
                           f: str | None = STATS_QUERY["f"]) -> Response:
     layer = _layer(collection_id)
     check_unknown(request, STATS_PARAMS | SELECTION_PARAMS | {q.name for q in layer.queryables})
+    _check_f(f)
     get = {n: _single(request, n) for n in SELECTION_PARAMS}
     equals = {q.name: v for q in layer.queryables if (v := _single(request, q.name)) is not None}
     sel = selection.parse_selection(layer, bbox=get["bbox"], bbox_crs=get["bbox-crs"], datetime=get["datetime"],
