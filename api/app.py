@@ -22,6 +22,7 @@ from api import lookup as lookup_api
 from api import map as map_api
 from api import officer as officer_api
 from api import openapi as oas
+from api import rasters as rasters_api
 from api import tiles as tiles_api
 from api import trace as trace_api
 from api.db import Database
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.include_router(imagery_api.router)
     app.include_router(lookup_api.router)         # GET /lookup: what applies at a point
     app.include_router(dashboard.router)         # /dashboard
+    app.include_router(rasters_api.router)       # /rasters, zonal /collections/{id}/stats
     # Leaflet is vendored next to the Folium export that inlines it; served at the same URL as the rest
     app.mount("/static/vendor/leaflet", StaticFiles(directory=VENDOR_DIR / "leaflet"), name="leaflet")
     app.mount("/static", StaticFiles(directory=map_api.HERE / "static"), name="static")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request
@@ -20,8 +21,20 @@ CACHE = "public, max-age=3600"
 
 
 def imagery_list(base: str) -> list[dict[str, Any]]:
-    return [{"name": img.name, "bounds": list(img.bounds), "minzoom": img.minzoom, "maxzoom": img.maxzoom,
-             "tiles": [f"{base}/imagery/{img.name}/{{z}}/{{x}}/{{y}}.png"]} for img in list_imagery()]
+    """Every raster layer for the map: its default (true colour) tiles, and NDVI tiles when it has red and nir
+    bands (`ndvi`, for an overlay option: `/rasters/NAME/tiles/...?expression=...&colormap_name=rdylgn`)."""
+    out = []
+    for img in list_imagery():
+        entry: dict[str, Any] = {"name": img.name, "bounds": list(img.bounds), "minzoom": img.minzoom,
+                                 "maxzoom": img.maxzoom, "tiles": [f"{base}/imagery/{img.name}/{{z}}/{{x}}/{{y}}.png"],
+                                 "synthetic": img.synthetic, "raster": f"{base}/rasters/{img.name}"}
+        names = [n.lower() for n in img.band_names]
+        if "red" in names and "nir" in names:
+            r, n = names.index("red") + 1, names.index("nir") + 1
+            q = urlencode({"expression": f"(b{n}-b{r})/(b{n}+b{r})", "rescale": "-1,1", "colormap_name": "rdylgn"})
+            entry["ndvi"] = [f"{base}/rasters/{img.name}/tiles/{{z}}/{{x}}/{{y}}.png?{q}"]
+        out.append(entry)
+    return out
 
 
 @router.get("/imagery", summary="Các lớp ảnh nền đã đăng ký / Registered imagery",

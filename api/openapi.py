@@ -196,6 +196,13 @@ HEALTH = component("Health", {
     "properties": {"status": {"enum": ["ok", "unavailable"]}, "database": {"enum": ["ok", "unreachable"]},
                    "postgresql": _STR, "postgis": _STR},
 })
+RASTER = component("Raster", {"type": "object", "required": ["name"], "additionalProperties": True,
+                              "properties": {"name": _STR, "bounds": {"type": "array", "items": _NUM}}})
+RASTERS = component("RasterList", {"type": "object", "required": ["rasters"],
+                                   "properties": {"rasters": {"type": "array", "items": RASTER}}})
+ZONAL = component("ZonalStatistics", {"type": "object", "required": ["raster"], "additionalProperties": True,
+                                      "properties": {"raster": _STR, "measure": _STR,
+                                                     "features": {"type": "array", "items": {"type": "object"}}}})
 IMAGERY = component("ImageryList", {
     "type": "object", "required": ["imagery"],
     "properties": {"imagery": {"type": "array", "items": {

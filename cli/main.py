@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import areas, data, db, keys, maps, sample, tiles, trace, users
+from cli import areas, data, db, keys, maps, rasters, sample, tiles, trace, users
 from layers.logging import configure_logging
 
 app = typer.Typer(name="datso", help="datso (đất số): WebGIS data service for Vietnamese provinces.",
@@ -18,6 +18,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(trace.app, name="trace")
 app.add_typer(areas.app, name="areas")
 data.register(app)
+rasters.register(app)    # datso raster add|list, datso stats
 
 
 @app.callback()

@@ -45,6 +45,10 @@ def export(
     offline: bool = typer.Option(False, "--offline", help="inline Leaflet and every asset: works with no network"),
     lang: str = typer.Option("vi", "--lang", help="vi or en"),
     basemap_url: str | None = typer.Option(None, "--basemap-url", help="an XYZ tile URL (ignored with --offline)"),
+    raster: str | None = typer.Option(None, "--raster", help="a raster layer drawn under the features (an embedded "
+                                      "PNG overlay: works offline)"),
+    raster_expression: str | None = typer.Option(None, "--raster-expression",
+                                                 help="band math for --raster, e.g. (b4-b3)/(b4+b3) (NDVI, RdYlGn)"),
 ) -> None:
     """Export LAYER (optionally filtered) as one HTML file: styled, with popups, legend and layer control."""
     if lang not in ("vi", "en"):
@@ -71,10 +75,11 @@ def export(
     except (ExportError, CqlError) as exc:
         console.print(f"[red]error:[/red] {exc.message(lang)}")
         raise typer.Exit(2) from None
+    overlays = _raster_overlays(raster, raster_expression, lang) if raster else None
     try:
         html = build_map(get_layer(layer), fc, lang=lang, offline=offline, basemap_url=basemap_url,
                          subtitle=description, note=plan.note_vi if lang == "vi" else plan.note_en,
-                         boundaries=boundaries, compact=plan.compact)
+                         boundaries=boundaries, compact=plan.compact, overlays=overlays)
     except OfflineAssetsMissing as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
@@ -83,6 +88,24 @@ def export(
     note = f" ({plan.note_en})" if plan.note_en else ""
     console.print(f"{out}: {len(fc['features']):,} features, {len(html) / 1e6:.2f} MB"
                   f"{', offline' if offline else ''}{note}")
+
+
+def _raster_overlays(name: str, expression: str | None, lang: str) -> list[dict[str, Any]]:
+    from gis.errors import BilingualError
+    from layers.store.rasters import open_raster
+    from tiles.raster import Render, default_render, overlay_png, parse_expression
+
+    try:
+        info = open_raster(name)
+        render = (Render(expression=parse_expression(info, expression), rescale=((-1.0, 1.0),),
+                         colormap_name="rdylgn") if expression else default_render(info))
+        png, bounds = overlay_png(info, render)
+    except BilingualError as exc:
+        console.print(f"[red]error:[/red] --raster: {exc.message(lang)}")
+        raise typer.Exit(2) from None
+    label = f"{name} {expression}" if expression else name
+    return [{"name": label + (" (mô phỏng)" if lang == "vi" else " (synthetic)") * info.synthetic, "png": png,
+             "bounds": bounds}]
 
 
 @app.command("sample-imagery")

@@ -24,6 +24,8 @@ def load(
     demo_users: bool = typer.Option(True, "--demo-users/--no-demo-users",
                                     help="create demo-admin (national) and demo-officer (the sample province) with "
                                          "random passwords and keys, printed here once"),
+    imagery: bool = typer.Option(True, "--imagery/--no-imagery",
+                                 help="generate the synthetic 4-band image (raster layer sample_s2, 30 m)"),
 ) -> None:
     """Generate and load the sample province (skipped when data is already there, unless --force)."""
     if size not in SIZES:
@@ -45,6 +47,11 @@ def load(
         table.add_row(name, f"{n:,}")
     console.print(table)
     console.print(f"{report.seconds:.1f} s")
+    if imagery and not report.skipped:
+        from sample_data.imagery import register_sample_s2
+
+        info = register_sample_s2(connect.url("writer", s), seed=seed)
+        console.print(f"raster {info.name}: synthetic blue/green/red/nir image (NDVI follows land use), {info.path}")
     if demo_users:
         _demo_users(connect.url("writer", s))
 

@@ -1,9 +1,10 @@
-"""Raster imagery tiles: a registered GeoTIFF/COG reprojected on the fly to WebMercatorQuad PNG tiles.
+"""Raster tiles through rio-tiler: a registered GeoTIFF/COG (layers.store.rasters) cut into WebMercatorQuad
+PNG/WebP tiles, with band selection, band-math expressions (`(b2-b1)/(b2+b1)`), rescaling and colormaps.
 
-Images are registered by putting them in `DATSO_IMAGERY_DIR` (default `.data/imagery`): `NAME.tif` is served
-as `/imagery/NAME/{z}/{x}/{y}.png`. Each tile is read through rasterio's WarpedVRT in EPSG:3857 (with an alpha
-band, so pixels outside the image are transparent) over the tile's bounds from morecantile; overviews of a
-COG are used by GDAL for low zooms. A tile outside the image is `None` (the route answers 204).
+rio-tiler reads only the window a tile needs (from the best COG overview) and warps it to the tile grid with
+the raster's CRS as GDAL reads it: for a VN-2000 raster registered by `datso raster add` that CRS carries the
+official `+towgs84` (see layers/store/rasters.py). A tile that does not touch the raster is `None` (the routes
+answer 204 No Content). Bad parameters raise `RasterError` (400) naming the parameter.
 """
 
 from __future__ import annotations
@@ -12,111 +13,184 @@ import re
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import morecantile
-import rasterio
-from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning
-from rasterio.io import MemoryFile
-from rasterio.transform import from_bounds
-from rasterio.vrt import WarpedVRT
-from rasterio.warp import transform_bounds
+import numpy as np
+from rio_tiler.colormap import cmap
+from rio_tiler.errors import RioTilerError, TileOutsideBounds
+from rio_tiler.io import Reader
 
-from gis.errors import BilingualError
-from layers.settings import ImagerySettings, get_imagery_settings
+from layers.store.rasters import NAME, RasterError, RasterInfo, list_rasters, open_raster
 
 WEB_MERCATOR = morecantile.tms.get("WebMercatorQuad")
-NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-SUFFIXES = (".tif", ".tiff")
+FORMATS = {"png": ("PNG", "image/png"), "webp": ("WEBP", "image/webp")}
+# band math: b1..bN, numbers, + - * / ( ) and a few numexpr functions; nothing else reaches numexpr
+_EXPR_TOKEN = re.compile(r"\s*(?:b[0-9]{1,3}|[0-9]+(?:\.[0-9]*)?(?:e[+-]?[0-9]+)?|\.[0-9]+|[-+*/()<>=!&|,]|"
+                         r"where|sqrt|abs|log|exp|arctan2)\s*", re.I)
 
-
-class ImageryError(BilingualError):
-    """An imagery request that cannot be served (400 bad tile, 404 unknown image)."""
-
-    def __init__(self, status: int, vi: str, en: str) -> None:
-        super().__init__(vi, en, status)
+# compatibility names for the /imagery routes (api/imagery.py)
+ImageryError = RasterError
+Imagery = RasterInfo
+open_imagery = open_raster
+list_imagery = list_rasters
 
 
 @dataclass(frozen=True)
-class Imagery:
-    name: str
-    path: Path
-    bounds: tuple[float, float, float, float]      # lon/lat
-    minzoom: int
-    maxzoom: int
+class Render:
+    """How to draw a tile: `indexes` or `expression`, `rescale` (one (min, max) or one per band), colormap."""
+
+    indexes: tuple[int, ...] | None = None
+    expression: str | None = None
+    rescale: tuple[tuple[float, float], ...] | None = None
+    colormap_name: str | None = None
 
 
-def _find(directory: Path, name: str) -> Path | None:
-    for suffix in SUFFIXES:
-        p = directory / (name + suffix)
-        if p.is_file():
-            return p
-    return None
+def parse_expression(info: RasterInfo, text: str) -> str:
+    """Check a band-math expression (bands `b1`…`bN`): only arithmetic on existing bands. 400 otherwise."""
+    expr = text.strip()
+    if not expr or len(expr) > 300:
+        raise RasterError(400, "expression: biểu thức trống hoặc quá dài", "expression: empty or too long")
+    pos = 0
+    while pos < len(expr):
+        m = _EXPR_TOKEN.match(expr, pos)
+        if m is None or m.end() == pos:
+            raise RasterError(400, f"expression: ký tự không hợp lệ ở vị trí {pos + 1}: '{expr[pos:pos + 10]}'",
+                              f"expression: invalid text at position {pos + 1}: '{expr[pos:pos + 10]}'")
+        pos = m.end()
+    bands = {int(b) for b in re.findall(r"\bb([0-9]{1,3})\b", expr, re.I)}
+    if not bands:
+        raise RasterError(400, "expression: không dùng kênh nào (b1, b2, …)", "expression: uses no band (b1, b2, …)")
+    bad = sorted(b for b in bands if not 1 <= b <= info.count)
+    if bad:
+        raise RasterError(400, f"expression: ảnh chỉ có {info.count} kênh (b1–b{info.count}), không có b{bad[0]}",
+                          f"expression: the raster has {info.count} bands (b1-b{info.count}), not b{bad[0]}")
+    if expr.count("(") != expr.count(")"):
+        raise RasterError(400, "expression: ngoặc không cân", "expression: unbalanced parentheses")
+    return expr.lower()
 
 
-def list_imagery(settings: ImagerySettings | None = None) -> list[Imagery]:
-    s = settings or get_imagery_settings()
-    if not s.imagery_dir.is_dir():
-        return []
+def parse_rescale(text: str) -> tuple[tuple[float, float], ...]:
+    """`min,max` (several separated by `;` or repeated, one per band) → ranges; 400 naming `rescale`."""
     out = []
-    for p in sorted(s.imagery_dir.iterdir()):
-        if p.suffix.lower() in SUFFIXES and NAME.match(p.stem):
-            try:
-                out.append(open_imagery(p.stem, s))
-            except ImageryError:
-                continue
-    return out
+    for part in [p for p in re.split(r"[;|]", text) if p.strip()]:
+        try:
+            lo, hi = (float(v) for v in part.split(","))
+        except ValueError:
+            raise RasterError(400, f"rescale: cần 'min,max' (ví dụ -1,1), không phải '{part[:40]}'",
+                              f"rescale: expected 'min,max' (e.g. -1,1), not '{part[:40]}'") from None
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo >= hi:
+            raise RasterError(400, f"rescale: cần min < max: '{part[:40]}'", f"rescale: min must be < max: '{part[:40]}'")
+        out.append((lo, hi))
+    if not out:
+        raise RasterError(400, "rescale: trống", "rescale: empty")
+    return tuple(out)
 
 
-def open_imagery(name: str, settings: ImagerySettings | None = None) -> Imagery:
-    s = settings or get_imagery_settings()
-    path = _find(s.imagery_dir, name) if NAME.match(name) else None
-    if path is None:
-        raise ImageryError(404, f"Không có lớp ảnh '{name[:64]}'", f"No imagery named '{name[:64]}'")
-    return _describe(str(path), path.stat().st_mtime, s.imagery_minzoom, s.imagery_maxzoom)
+def parse_colormap(text: str) -> str:
+    name = text.strip().lower()
+    if name not in cmap.list():
+        raise RasterError(400, f"colormap_name: không có bảng màu '{text[:40]}' (ví dụ: rdylgn, viridis, greens)",
+                          f"colormap_name: unknown colormap '{text[:40]}' (e.g. rdylgn, viridis, greens)")
+    return name
 
 
-@lru_cache(maxsize=64)
-def _describe(path: str, mtime: float, minzoom: int, maxzoom: int) -> Imagery:
-    try:
-        with rasterio.open(path) as src:
-            if src.crs is None:
-                raise ImageryError(422, "Ảnh không có hệ tọa độ", "The image has no CRS")
-            bounds = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
-    except rasterio.errors.RasterioIOError:
-        raise ImageryError(422, "Không đọc được tệp ảnh", "The image file cannot be read") from None
-    return Imagery(Path(path).stem, Path(path), (bounds[0], bounds[1], bounds[2], bounds[3]), minzoom, maxzoom)
+def default_render(info: RasterInfo) -> Render:
+    """What `/imagery/NAME/...` and an unparameterised tile show: true colour from the bands named red/green/blue
+    (else the first three, or the first one), rescaled with the file's `DEFAULT_RESCALE` tag when not 8-bit."""
+    names = [n.lower() for n in info.band_names]
+    if all(c in names for c in ("red", "green", "blue")):
+        idx: tuple[int, ...] = tuple(names.index(c) + 1 for c in ("red", "green", "blue"))
+    else:
+        idx = (1, 2, 3) if info.count >= 3 else (1,)
+    rescale = None
+    if info.dtype != "uint8":
+        tag = info.tags.get("DEFAULT_RESCALE")
+        rescale = parse_rescale(tag) if tag else (_stats_range(str(info.path), None, idx[0]),)
+    return Render(indexes=idx, rescale=rescale)
 
 
-def _intersects(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+@lru_cache(maxsize=128)
+def _stats_range(path: str, expression: str | None, index: int) -> tuple[float, float]:
+    """p2–p98 of a band or an expression over the whole raster (a small overview), for tiles without rescale."""
+    with Reader(path) as r:
+        st = r.statistics(expression=expression) if expression else r.statistics(indexes=index)
+    b = next(iter(st.values()))
+    lo, hi = float(b.percentile_2), float(b.percentile_98)
+    return (lo, hi if hi > lo else lo + 1.0)
 
 
-def render_tile(img: Imagery, z: int, x: int, y: int, tilesize: int = 256) -> bytes | None:
-    """The PNG bytes (RGBA) of tile z/x/y of `img`, or None when the tile does not touch the image."""
-    if not img.minzoom <= z <= img.maxzoom:
-        raise ImageryError(404, f"Mức phóng {z} ngoài khoảng {img.minzoom}–{img.maxzoom}",
-                           f"Zoom {z} is outside {img.minzoom}-{img.maxzoom}")
+def check_tile(info: RasterInfo, z: int, x: int, y: int) -> None:
+    if not info.minzoom <= z <= info.maxzoom:
+        raise RasterError(404, f"Mức phóng {z} ngoài khoảng {info.minzoom}–{info.maxzoom}",
+                          f"Zoom {z} is outside {info.minzoom}-{info.maxzoom}")
     if not (0 <= x < 2 ** z and 0 <= y < 2 ** z):
-        raise ImageryError(404, f"Ô {z}/{x}/{y} không tồn tại", f"Tile {z}/{x}/{y} does not exist")
-    ll = WEB_MERCATOR.bounds(morecantile.Tile(x, y, z))
-    if not _intersects((ll.left, ll.bottom, ll.right, ll.top), img.bounds):
+        raise RasterError(404, f"Ô {z}/{x}/{y} không tồn tại", f"Tile {z}/{x}/{y} does not exist")
+
+
+def render_tile(img: RasterInfo, z: int, x: int, y: int, tilesize: int = 256, render: Render | None = None,
+                fmt: str = "png") -> bytes | None:
+    """The PNG/WebP bytes of tile z/x/y of `img` drawn as `render` says, or None when the tile misses it."""
+    check_tile(img, z, x, y)
+    r = render or default_render(img)
+    with Reader(str(img.path), tms=WEB_MERCATOR) as src:
+        if not src.tile_exists(x, y, z):
+            return None
+        try:
+            with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                data = src.tile(x, y, z, tilesize=tilesize, indexes=r.indexes if not r.expression else None,
+                                expression=r.expression, resampling_method="bilinear")
+        except TileOutsideBounds:
+            return None
+        except (RioTilerError, SyntaxError, KeyError, TypeError, ValueError) as exc:
+            raise RasterError(400, f"expression: không tính được ({type(exc).__name__})",
+                              f"expression: cannot be evaluated ({type(exc).__name__}: {str(exc)[:80]})") from None
+    if not data.mask.any():
         return None
-    xy = WEB_MERCATOR.xy_bounds(morecantile.Tile(x, y, z))
-    grid = from_bounds(xy.left, xy.bottom, xy.right, xy.top, tilesize, tilesize)
-    # the VRT *is* the tile grid: GDAL warps only these pixels, from the best overview
-    with rasterio.open(img.path) as src, WarpedVRT(src, crs="EPSG:3857", transform=grid, width=tilesize,
-                                                   height=tilesize, resampling=Resampling.bilinear,
-                                                   add_alpha=True) as vrt:
-        bands = list(range(1, min(3, src.count) + 1)) + [vrt.count]
-        data = vrt.read(indexes=bands)
-    if len(bands) == 2:                       # a grey image: grey, grey, grey, alpha
-        data = data[[0, 0, 0, 1]]
-    if not data[-1].any():
-        return None
-    with warnings.catch_warnings(), MemoryFile() as mem:
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)    # a PNG tile carries no georeferencing
-        with mem.open(driver="PNG", width=tilesize, height=tilesize, count=4, dtype="uint8") as dst:
-            dst.write(data.astype("uint8"))
-        return bytes(mem.read())
+    if r.expression:
+        arr = data.array
+        data.array = np.ma.masked_array(np.where(np.isfinite(arr.data), arr.data, 0), mask=arr.mask | ~np.isfinite(arr.data))
+    rescale = r.rescale
+    if rescale is None and (r.expression or data.data.dtype != np.uint8):
+        rescale = (_stats_range(str(img.path), r.expression, (r.indexes or (1,))[0]),)
+    if rescale is not None:
+        if len(rescale) not in (1, data.count):
+            raise RasterError(400, f"rescale: cần 1 hoặc {data.count} khoảng", f"rescale: 1 or {data.count} ranges needed")
+        data.rescale(in_range=list(rescale) * (data.count if len(rescale) == 1 else 1))
+    colormap = None
+    if r.colormap_name:
+        if data.count != 1:
+            raise RasterError(400, "colormap_name: chỉ dùng với một kênh hoặc một biểu thức",
+                              "colormap_name: needs a single band or an expression")
+        colormap = cmap.get(r.colormap_name)
+    driver, _ = FORMATS[fmt]
+    return bytes(data.render(img_format=driver, colormap=colormap))
+
+
+def overlay_png(img: RasterInfo, render: Render | None = None, max_size: int = 1024,
+                bbox: tuple[float, float, float, float] | None = None) -> tuple[bytes, tuple[float, float, float, float]]:
+    """One PNG of the raster (or of `bbox`, lon/lat) in Web Mercator, at most `max_size` pixels a side, and its
+    lon/lat bounds: a Leaflet ImageOverlay (an offline Folium export) places it between those corners."""
+    from pyproj import Transformer
+
+    r = render or default_render(img)
+    box = bbox or img.bounds
+    with Reader(str(img.path)) as src, warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        data = src.part(box, dst_crs="EPSG:3857", bounds_crs="EPSG:4326", max_size=max_size,
+                        indexes=r.indexes if not r.expression else None, expression=r.expression,
+                        resampling_method="bilinear")
+    rescale = r.rescale
+    if rescale is None and (r.expression or data.data.dtype != np.uint8):
+        rescale = (_stats_range(str(img.path), r.expression, (r.indexes or (1,))[0]),)
+    if rescale is not None:
+        data.rescale(in_range=list(rescale) * (data.count if len(rescale) == 1 else 1))
+    colormap = cmap.get(r.colormap_name) if r.colormap_name and data.count == 1 else None
+    w, s, e, n = data.bounds
+    to_ll = Transformer.from_crs(3857, 4326, always_xy=True)
+    (lon0, lon1), (lat0, lat1) = to_ll.transform([w, e], [s, n])
+    return bytes(data.render(img_format="PNG", colormap=colormap)), (lon0, lat0, lon1, lat1)
+
+
+__all__ = ["overlay_png", "FORMATS", "NAME", "Imagery", "ImageryError", "Render", "check_tile", "default_render", "list_imagery",
+           "open_imagery", "parse_colormap", "parse_expression", "parse_rescale", "render_tile"]

@@ -165,8 +165,10 @@ class Legend(MacroElement):
 def build_map(layer: Layer, fc: dict[str, Any], *, lang: str = "vi", offline: bool = False,
               asset_url: str | None = None, vendor_dir: Path = VENDOR_DIR, basemap_url: str | None = None,
               basemap_attribution: str = "", subtitle: str = "", note: str = "",
-              boundaries: dict[str, Any] | None = None, compact: bool = False) -> str:
-    """The HTML of a Folium map of `fc` (a GeoJSON FeatureCollection of `layer`'s public fields)."""
+              boundaries: dict[str, Any] | None = None, compact: bool = False,
+              overlays: list[dict[str, Any]] | None = None) -> str:
+    """The HTML of a Folium map of `fc` (a GeoJSON FeatureCollection of `layer`'s public fields); `overlays`:
+    raster images ({name, png (bytes, embedded), bounds (w, s, e, n)}) under the features."""
     display, shown = display_collection(layer, fc, lang, compact)
     bounds = bounds_of(fc)
     # many features: Leaflet's canvas renderer instead of one SVG path each (46,000 parcels open in 17 s, not 21)
@@ -192,6 +194,12 @@ def build_map(layer: Layer, fc: dict[str, Any], *, lang: str = "vi", offline: bo
                                       if f["properties"].get("level") == "commune" else None},
             interactive=False, control=True, zoom_on_click=False,
         ).add_to(m)
+    for ov in overlays or []:     # an embedded PNG (data: URL): works offline, no tile server needed
+        w, s_, e, n = ov["bounds"]
+        folium.raster_layers.ImageOverlay(
+            "data:image/png;base64," + base64.b64encode(ov["png"]).decode("ascii"), bounds=[[s_, w], [n, e]],
+            name=ov["name"], opacity=float(ov.get("opacity", 0.85)), interactive=False, cross_origin=False,
+            zindex=1, overlay=True, control=True).add_to(m)
     style = layer.style
     colours: dict[str, str] = dict(style.get("colours", {}))
     default = str(style.get("default", "#3388ff"))
