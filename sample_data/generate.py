@@ -29,6 +29,7 @@ import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from layers.query.auctions import advance_statuses
 from layers.store.connect import connect
 from sample_data import names
 
@@ -327,6 +328,8 @@ def load_sample(dsn: str, size: str = "small", seed: int = 7, force: bool = Fals
             progress("parcels", n, n)
         cur.execute("SELECT setval(pg_get_serial_sequence('parcels', 'id'), (SELECT max(id) FROM parcels))")
         _load_auctions(cur, seed, spec["auctions"], prov)
+        # statuses the dates imply today: no plot "registration open" after its registration end
+        advance_statuses(cur, dt.datetime.now(dt.UTC))
         ga_ids = _load_growing_areas(cur, seed, growing, prov)
         fac = _load_facilities(cur, seed, spec["facilities"], prov, ga_ids)
         _load_trace(cur, seed, spec["lots"], fac)

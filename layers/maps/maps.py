@@ -106,12 +106,14 @@ async def select_features(conn: Any, sel: Selection, settings: ExportSettings | 
     return orjson.loads(text), plan
 
 
-async def communes(conn: Any) -> list[dict[str, str]]:
+async def communes(conn: Any) -> list[dict[str, Any]]:
     """Current communes (code, name) for the map's filter, from the admin units layer."""
     rows = await conn.fetch(
-        "SELECT code, name FROM admin_units WHERE level = 'commune' AND valid_to IS NULL "
+        "SELECT code, name, ST_XMin(geom) x1, ST_YMin(geom) y1, ST_XMax(geom) x2, ST_YMax(geom) y2 "
+        "FROM admin_units WHERE level = 'commune' AND valid_to IS NULL "
         "AND scheme = (SELECT max(scheme) FROM admin_units) ORDER BY name")
-    return [{"code": r["code"], "name": r["name"]} for r in rows]
+    return [{"code": r["code"], "name": r["name"], "bbox": [round(r[k], 6) for k in ("x1", "y1", "x2", "y2")]}
+            for r in rows]
 
 
 async def context_boundaries(conn: Any, tolerance_deg: float = 0.0002) -> dict[str, Any]:
