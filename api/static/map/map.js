@@ -330,7 +330,11 @@
     });
     var adm = LAYERS[ADMIN], par = LAYERS[PARCELS], auc = LAYERS[AUCTION];
     function vis(id) { return state.visible[id] ? "visible" : "none"; }
-    var communeFilter = ["all", ["==", ["get", "scheme"], "2025"], ["!=", ["get", "level"], "province"]];
+    /* one label a commune, at a point inside it (tiles would cut a polygon into pieces, each labelled) */
+    sources["commune-labels"] = { type: "geojson", data: { type: "FeatureCollection", features:
+      CONFIG.communes.filter(function (c) { return c.label; }).map(function (c) {
+        return { type: "Feature", properties: { code: c.code, name: c.name }, geometry: { type: "Point", coordinates: c.label } };
+      }) } };
     var provinceFilter = ["all", ["==", ["get", "scheme"], "2025"], ["==", ["get", "level"], "province"]];
     var halo = { "text-halo-color": "#ffffff", "text-halo-width": 1.6 };
     layers.push(
@@ -366,22 +370,22 @@
         filter: ["==", ["id"], -1], layout: { visibility: vis(AUCTION) },
         paint: { "line-color": "#000000", "line-width": 3 } },
       /* labels: communes and wards by name, then plot codes and parcel numbers (sheet/parcel) close up */
-      { id: "admin-commune-label", type: "symbol", source: ADMIN, "source-layer": ADMIN, filter: communeFilter,
+      { id: "admin-commune-label", type: "symbol", source: "commune-labels",
         layout: { visibility: vis(ADMIN), "text-field": ["get", "name"], "text-font": ["Noto Sans Bold"],
                   "text-size": ["interpolate", ["linear"], ["zoom"], 9, 11, 14, 15], "text-max-width": 8,
                   "symbol-placement": "point", "text-padding": 6 },
         paint: { "text-color": "#3c4a42", "text-halo-color": "#fbfaf4", "text-halo-width": 1.8,
                  "text-opacity": ["interpolate", ["linear"], ["zoom"], 15, 1, 16, 0.55] } },
-      { id: "auction-label", type: "symbol", source: AUCTION, "source-layer": AUCTION, minzoom: 14,
-        filter: auctionFilter(), layout: { visibility: vis(AUCTION), "text-field": ["get", "plot_code"],
-          "text-font": ["Noto Sans Bold"], "text-size": 11, "text-offset": [0, -1.1], "text-optional": true },
-        paint: Object.assign({ "text-color": "#1b4332" }, halo) },
       { id: "parcels-label", type: "symbol", source: PARCELS, "source-layer": PARCELS,
         minzoom: Math.max(par.detail_zoom || 15, 16), filter: parcelFilter(),
         layout: { visibility: vis(PARCELS), "text-field": ["concat", ["to-string", ["get", "map_sheet"]], "/",
                                                                        ["to-string", ["get", "parcel_no"]]],
                   "text-font": ["Noto Sans Regular"], "text-size": 11 },
-        paint: Object.assign({ "text-color": "#37474f" }, halo) }
+        paint: Object.assign({ "text-color": "#37474f" }, halo) },
+      { id: "auction-label", type: "symbol", source: AUCTION, "source-layer": AUCTION, minzoom: 14,
+        filter: auctionFilter(), layout: { visibility: vis(AUCTION), "text-field": ["get", "plot_code"],
+          "text-font": ["Noto Sans Bold"], "text-size": 11, "text-offset": [0, -1.2] },
+        paint: Object.assign({ "text-color": "#1b4332" }, halo) }
     );
     return { version: 8, glyphs: ORIGIN + "/static/vendor/glyphs/{fontstack}/{range}.pbf",
              sources: sources, layers: layers };
