@@ -177,7 +177,11 @@ def _plot_links(base: str, item: dict[str, Any], lang: str) -> dict[str, str]:
             description="Lô đất đang nhận hoặc sắp nhận hồ sơ, hạn đăng ký gần nhất trước; trạng thái suy ra từ "
                         "ngày tháng (không lô nào 'đang nhận hồ sơ' sau hạn đăng ký). / Plots whose registration is "
                         "open or ahead, soonest registration deadline first; the status is derived from the dates.",
-            responses={**oas.ok_json({"type": "object"}), **oas.problems(400, 503)})
+            responses={**oas.ok_json({"type": "object", "required": ["count", "auctions"], "properties": {
+                "generated": {"type": "string", "format": "date-time"}, "count": {"type": "integer"},
+                "auctions": {"type": "array", "items": {"type": "object", "required": [
+                    "id", "plot_code", "status", "registration_end", "days_left", "links"]}}}}),
+                       **oas.problems(400, 503)})
 async def upcoming_auctions(
     request: Request,
     commune: str | None = Query(None, description="mã xã / commune code"),
@@ -251,7 +255,9 @@ VN_TZ = dt.timezone(dt.timedelta(hours=7))
 
 
 @router.get("/auctions.atom", summary="Nguồn tin Atom các phiên đấu giá sắp tới / Atom feed of upcoming auctions",
-            response_class=Response, responses={**oas.problems(400, 503)})
+            response_class=Response,
+            responses={**oas.ok_json({"type": "string"}, "Atom 1.0 (RFC 4287)", media=("application/atom+xml",)),
+                       **oas.problems(400, 503)})
 async def auctions_feed(
     request: Request,
     commune: str | None = Query(None, description="mã xã / commune code"),
