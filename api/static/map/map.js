@@ -38,7 +38,7 @@
       upcomingNone: "Không có lô nào khớp bộ lọc.", daysLeft: "còn {n} ngày", dueToday: "hạn hôm nay",
       deadline: "Hạn ĐK {d}", notice: "Thông báo", feed: "Nguồn tin Atom", hereTitle: "Thông tin tại điểm này",
       hereNothing: "Không có thửa đất, khu quy hoạch hay khu vực giá đất nào tại điểm này.",
-      hereParcel: "Thửa đất", hereCommune: "Xã/phường hiện nay", hereOldCommune: "Trước 01/07/2025",
+      hereParcel: "Thửa đất", hereCommune: "Xã/phường hiện nay", hereAdmin: "Đơn vị hành chính", hereOldCommune: "Trước 01/07/2025",
       herePlan: "Quy hoạch sử dụng đất", herePrice: "Giá đất (đồng/m²)", hereAuction: "Lô đấu giá",
       hereGrowing: "Vùng trồng", hereUnavailable: "Chưa tra cứu được thông tin tại điểm này ({msg}).",
       filtersClose: "Xem bản đồ"
@@ -72,7 +72,7 @@
       upcomingNone: "No plot matches the filters.", daysLeft: "{n} days left", dueToday: "due today",
       deadline: "Deadline {d}", notice: "Notice", feed: "Atom feed", hereTitle: "What applies here",
       hereNothing: "No parcel, planning zone or land-price zone at this point.",
-      hereParcel: "Parcel", hereCommune: "Commune/ward now", hereOldCommune: "Before 1 July 2025",
+      hereParcel: "Parcel", hereCommune: "Commune/ward now", hereAdmin: "Administrative unit", hereOldCommune: "Before 1 July 2025",
       herePlan: "Land-use plan", herePrice: "Land price (VND/m²)", hereAuction: "Auction plot",
       hereGrowing: "Growing area", hereUnavailable: "Could not look up this point ({msg}).",
       filtersClose: "Show the map"
@@ -837,7 +837,7 @@
         (p.properties.address ? row(t("address"), escapeHtml(p.properties.address)) : "") + "</dl>");
     }
     if (b.commune || b.old_commune) {
-      html += section(t("hereCommune"), "<dl>" +
+      html += section(t("hereAdmin"), "<dl>" +
         (b.commune ? row(t("hereCommune"), escapeHtml(b.commune.name + " (" + b.commune.code + ")")) : "") +
         (b.old_commune ? row(t("hereOldCommune"), escapeHtml(b.old_commune.name + " (" + b.old_commune.code + ")")) : "") +
         "</dl>");
