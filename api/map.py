@@ -135,8 +135,8 @@ async def map_page(request: Request) -> Response:
     async with db_conn(request) as conn:
         commune_list = await communes(conn)
         row = await conn.fetchrow(
-            "SELECT ST_XMin(e) x1, ST_YMin(e) y1, ST_XMax(e) x2, ST_YMax(e) y2 FROM "
-            "(SELECT ST_Extent(geom) e FROM admin_units WHERE level = 'province' AND valid_to IS NULL) s")
+            "SELECT ST_XMin(e) x1, ST_YMin(e) y1, ST_XMax(e) x2, ST_YMax(e) y2, n FROM "
+            "(SELECT ST_Extent(geom) e, min(name) n FROM admin_units WHERE level = 'province' AND valid_to IS NULL) s")
     bounds = [row["x1"], row["y1"], row["x2"], row["y2"]] if row and row["x1"] is not None else None
     imagery = await run_in_threadpool(imagery_list, public_base_url(request))
     config = {
@@ -154,7 +154,7 @@ async def map_page(request: Request) -> Response:
                          for c in (*_lifecycle_codes(reversed(MAP_LAYERS)), "long_term")},
     }
     return await offload.in_thread(templates.TemplateResponse, request, "map.html", {
-        "lang": lang, "config_json": orjson.dumps(config).decode().replace("</", "<\\/"),
+        "lang": lang, "province": row["n"] if row else None, "config_json": orjson.dumps(config).decode().replace("</", "<\\/"),
     })
 
 
