@@ -254,9 +254,7 @@ def test_bad_filter_parameters_give_an_error_page(browser: Any, live_server: Any
 def test_mobile_360(browser: Any, live_server: Any, conn: psycopg.Connection) -> None:
     pid, code, price, lon, lat = conn.execute(
         "SELECT id, plot_code, starting_price_vnd, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
-        # a plot people can still register for; statuses follow the dates (issue 13), so which of the two
-        # depends on the day the sample is loaded
-        "FROM auction_plots WHERE status IN ('announced', 'registration_open') ORDER BY id LIMIT 1").fetchone()
+        "FROM auction_plots WHERE status = 'announced' ORDER BY id LIMIT 1").fetchone()
     ctx, page, log = open_map(browser, live_server, "/map", width=360, height=740)
     try:
         assert page.evaluate("document.documentElement.scrollWidth") <= 360        # no horizontal scrolling
