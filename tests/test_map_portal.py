@@ -267,3 +267,27 @@ def test_offline_basemap_labels_upcoming_and_lookup(browser: Any, live_server: A
         assert aborted == [] and log.external(live_server.url) == []
     finally:
         ctx.close()
+
+
+def test_advance_auctions_command_fixes_a_stale_status(conn: psycopg.Connection, sample_db: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`datso db advance-auctions` writes the date-implied status back: a plot left 'registration_open' after
+    its deadline becomes 'closed' (the lifecycle's next step), and nothing else moves."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from layers.settings import get_settings
+
+    pid = conn.execute("SELECT id FROM auction_plots WHERE status = 'closed' ORDER BY id LIMIT 1").fetchone()[0]
+    conn.execute("UPDATE auction_plots SET status = 'registration_open' WHERE id = %s", (pid,))
+    conn.commit()
+    monkeypatch.setenv("DATABASE_URL", sample_db)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["db", "advance-auctions"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "1 auction plot(s) moved" in result.output
+    conn.rollback()
+    assert conn.execute("SELECT status FROM auction_plots WHERE id = %s", (pid,)).fetchone()[0] == "closed"
