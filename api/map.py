@@ -243,7 +243,7 @@ def _atom(items: list[dict[str, Any]], base: str, self_url: str, lang: str, now:
             text += f"Giá khởi điểm: {price} ₫. Diện tích: {it['area_m2']:g} m². Xã: {it['commune_name'] or ''}."
         else:
             text = (f"{it['status_label']}. Registration deadline: {reg_end:%Y-%m-%d %H:%M} "
-                    f"({it['days_left']} days left). " if reg_end else f"{it['status_label']}. ")
+                    f"({it['days_left']} day{'' if it['days_left'] == 1 else 's'} left). " if reg_end else f"{it['status_label']}. ")
             text += f"Auction: {auction:%Y-%m-%d %H:%M}. " if auction else ""
             text += f"Starting price: {price} ₫. Area: {it['area_m2']:g} m². Commune: {it['commune_name'] or ''}."
         sub(e, "summary", text)

@@ -105,7 +105,8 @@ def test_atom_feed_parses_sorted_and_links_notices(client: Any) -> None:
         assert f"còn {a['days_left']} ngày" in summary
     en = ET.fromstring(client.get("/auctions.atom?lang=en").content)
     assert en.find(f"{ATOM}title").text == "Upcoming land auctions"
-    assert "days left" in en.find(f"{ATOM}entry/{ATOM}summary").text
+    first = items[0]["days_left"]
+    assert f"({first} day{'' if first == 1 else 's'} left)" in en.find(f"{ATOM}entry/{ATOM}summary").text
 
 
 def test_glyphs_and_basemap_are_served(client: Any) -> None:

@@ -35,7 +35,7 @@
       synthetic_tag: "dữ liệu mô phỏng", openDetails: "Xem chi tiết", langSwitch: "English",
       managingBody: "Đơn vị quản lý", communeName: "Xã", oldCommune: "Mã xã cũ",
       layer_satellite: "Ảnh vệ tinh", upcomingHeading: "Sắp đấu giá", upcomingCount: "{n} lô đang hoặc sắp nhận hồ sơ",
-      upcomingNone: "Không có lô nào khớp bộ lọc.", daysLeft: "còn {n} ngày", dueToday: "hạn hôm nay",
+      upcomingNone: "Không có lô nào khớp bộ lọc.", daysLeft: "còn {n} ngày", dayLeft: "còn 1 ngày", dueToday: "hạn hôm nay",
       deadline: "Hạn ĐK {d}", notice: "Thông báo", feed: "Nguồn tin Atom", hereTitle: "Thông tin tại điểm này",
       hereNothing: "Không có thửa đất, khu quy hoạch hay khu vực giá đất nào tại điểm này.",
       hereParcel: "Thửa đất", hereCommune: "Xã/phường hiện nay", hereAdmin: "Đơn vị hành chính", hereOldCommune: "Trước 01/07/2025",
@@ -69,7 +69,7 @@
       synthetic_tag: "synthetic data", openDetails: "Details", langSwitch: "Tiếng Việt",
       managingBody: "Managing body", communeName: "Commune", oldCommune: "Old commune code",
       layer_satellite: "Satellite imagery", upcomingHeading: "Upcoming auctions", upcomingCount: "{n} plots open or opening for registration",
-      upcomingNone: "No plot matches the filters.", daysLeft: "{n} days left", dueToday: "due today",
+      upcomingNone: "No plot matches the filters.", daysLeft: "{n} days left", dayLeft: "1 day left", dueToday: "due today",
       deadline: "Deadline {d}", notice: "Notice", feed: "Atom feed", hereTitle: "What applies here",
       hereNothing: "No parcel, planning zone or land-price zone at this point.",
       hereParcel: "Parcel", hereCommune: "Commune/ward now", hereAdmin: "Administrative unit", hereOldCommune: "Before 1 July 2025",
@@ -298,7 +298,7 @@
       { id: "ne-land", type: "fill", source: "ne",
         paint: { "fill-color": ["case", ["get", "home"], "#f2efe6", "#e3dfd3"] } },
       { id: "ne-coastline", type: "line", source: "ne",
-        paint: { "line-color": "#7fa9c4", "line-width": ["interpolate", ["linear"], ["zoom"], 5, 0.6, 12, 1.6] } },
+        paint: { "line-color": "#a39c88", "line-width": ["interpolate", ["linear"], ["zoom"], 5, 0.6, 12, 1.4] } },
       { id: "ne-label", type: "symbol", source: "ne", maxzoom: 10, filter: ["!", ["get", "home"]],
         layout: { "text-field": ["get", nameField], "text-font": ["Noto Sans Regular"], "text-size": 13,
                   "text-transform": "uppercase", "text-letter-spacing": 0.15 },
@@ -787,7 +787,8 @@
       var li = document.createElement("li");
       li.className = "upcoming-item";
       li.dataset.id = String(a.id);
-      var left = a.days_left === null ? "" : a.days_left === 0 ? t("dueToday") : t("daysLeft", { n: a.days_left });
+      var left = a.days_left === null ? "" : a.days_left === 0 ? t("dueToday") :
+        a.days_left === 1 ? t("dayLeft") : t("daysLeft", { n: a.days_left });
       li.innerHTML = '<button type="button" class="upcoming-go">' +
         '<span class="up-code">' + escapeHtml(a.plot_code) + "</span>" +
         '<span class="days-left' + (a.days_left !== null && a.days_left <= 7 ? " soon" : "") + '">' + escapeHtml(left) + "</span>" +
