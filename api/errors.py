@@ -146,6 +146,7 @@ ERRORS: dict[type[Exception], Answer] = {
     **{cls: _database for cls in DB_DOWN},
     **{cls: _client_error for cls in CLIENT_ERRORS},
     asyncpg.exceptions.DataError: _refused_value,
+    psycopg.DataError: _refused_value,                        # the same, on a psycopg face (downloads)
     asyncpg.exceptions.InternalServerError: _refused_value,
     OfflineAssetsMissing: _assets_missing,                    # layers/maps/folium_export.py
 }

@@ -87,6 +87,8 @@ FAULTS: list[tuple[str, Callable[[], Exception], int, str]] = [
      "database refused a value"),
     ("asyncpg.InternalServerError", lambda: asyncpg.exceptions.InternalServerError("parse error"), 400,
      "database refused a value"),
+    ("psycopg.DataError", lambda: psycopg.errors.DivisionByZero("division by zero"), 400,
+     "database refused a value"),
     ("OfflineAssetsMissing", lambda: OfflineAssetsMissing("no leaflet.js"), 503, "Leaflet is missing"),
 ]
 NOT_OURS: list[tuple[str, Callable[[], Exception]]] = [
