@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -36,6 +37,7 @@ from layers.maps.maps import (
     context_boundaries_json,
     select_features_json,
 )
+from layers.query.auctions import upcoming
 from layers.query.exporter import ExportError
 from layers.query.search import search
 from layers.settings import get_export_settings, get_map_settings
@@ -133,8 +135,8 @@ async def map_page(request: Request) -> Response:
     async with db_conn(request) as conn:
         commune_list = await communes(conn)
         row = await conn.fetchrow(
-            "SELECT ST_XMin(e) x1, ST_YMin(e) y1, ST_XMax(e) x2, ST_YMax(e) y2 FROM "
-            "(SELECT ST_Extent(geom) e FROM admin_units WHERE level = 'province' AND valid_to IS NULL) s")
+            "SELECT ST_XMin(e) x1, ST_YMin(e) y1, ST_XMax(e) x2, ST_YMax(e) y2, n FROM "
+            "(SELECT ST_Extent(geom) e, min(name) n FROM admin_units WHERE level = 'province' AND valid_to IS NULL) s")
     bounds = [row["x1"], row["y1"], row["x2"], row["y2"]] if row and row["x1"] is not None else None
     imagery = await run_in_threadpool(imagery_list, public_base_url(request))
     config = {
@@ -142,6 +144,8 @@ async def map_page(request: Request) -> Response:
         "tileMaxzoom": ms.map_tile_maxzoom,
         "basemap": ({"url": ms.basemap_url, "attribution": ms.basemap_attribution, "maxzoom": ms.basemap_maxzoom}
                     if ms.basemap_url else None),
+        "satellite": ({"url": ms.satellite_url, "attribution": ms.satellite_attribution,
+                       "maxzoom": ms.satellite_maxzoom} if ms.satellite_url else None),
         "imagery": imagery,
         "communes": commune_list,
         "landUses": [{"code": c, "name": n} for c, n in vocab.LAND_USE_CODES.items()],
@@ -150,8 +154,121 @@ async def map_page(request: Request) -> Response:
                          for c in (*_lifecycle_codes(reversed(MAP_LAYERS)), "long_term")},
     }
     return await offload.in_thread(templates.TemplateResponse, request, "map.html", {
-        "lang": lang, "config_json": orjson.dumps(config).decode().replace("</", "<\\/"),
+        "lang": lang, "province": row["n"] if row else None, "config_json": orjson.dumps(config).decode().replace("</", "<\\/"),
     })
+
+
+# -- auctions people can follow ------------------------------------------------------------------------------
+
+def _commune_param(commune: str | None) -> str | None:
+    if commune and not re.fullmatch(r"[0-9]{2,5}", commune):
+        raise Problem(400, f"commune: mã xã '{commune[:20]}' không hợp lệ (2–5 chữ số)",
+                      f"commune: invalid commune code '{commune[:20]}' (2-5 digits)")
+    return commune or None
+
+
+def _plot_links(base: str, item: dict[str, Any], lang: str) -> dict[str, str]:
+    suffix = "&lang=en" if lang == "en" else ""
+    return {"notice": f"{base}/collections/auction_plots/items/{item['id']}?f=html{suffix}",
+            "map": f"{base}/map#17/{item['point'][1]:.6f}/{item['point'][0]:.6f}?plot={item['id']}{suffix}"}
+
+
+@router.get("/auctions/upcoming", summary="Các phiên đấu giá sắp tới / Upcoming auctions", response_class=Response,
+            description="Lô đất đang nhận hoặc sắp nhận hồ sơ, hạn đăng ký gần nhất trước; trạng thái suy ra từ "
+                        "ngày tháng (không lô nào 'đang nhận hồ sơ' sau hạn đăng ký). / Plots whose registration is "
+                        "open or ahead, soonest registration deadline first; the status is derived from the dates.",
+            responses={**oas.ok_json({"type": "object", "required": ["count", "auctions"], "properties": {
+                "generated": {"type": "string", "format": "date-time"}, "count": {"type": "integer"},
+                "auctions": {"type": "array", "items": {"type": "object", "required": [
+                    "id", "plot_code", "status", "registration_end", "days_left", "links"]}}}}),
+                       **oas.problems(400, 503)})
+async def upcoming_auctions(
+    request: Request,
+    commune: str | None = Query(None, description="mã xã / commune code"),
+    limit: int = Query(200, ge=1, le=1000, description="1-1000"),
+) -> Response:
+    lang = request_lang(request)
+    now = dt.datetime.now(dt.UTC)
+    async with db_conn(request) as conn:
+        items = await upcoming(conn, now, _commune_param(commune), limit, lang)
+    base = public_base_url(request)
+    for it in items:
+        it["links"] = _plot_links(base, it, lang)
+        it.pop("updated")
+    body = {"generated": now.isoformat(), "count": len(items), "auctions": items,
+            "links": [{"rel": "self", "href": str(request.url)},
+                      {"rel": "alternate", "type": "application/atom+xml", "href": f"{base}/auctions.atom"}]}
+    return Response(orjson.dumps(body), media_type="application/json",
+                    headers={"Cache-Control": "public, max-age=60", "Content-Language": lang})
+
+
+ATOM = "http://www.w3.org/2005/Atom"
+
+
+def _atom(items: list[dict[str, Any]], base: str, self_url: str, lang: str, now: dt.datetime) -> bytes:
+    vi = lang == "vi"
+    ET.register_namespace("", ATOM)
+    feed = ET.Element(f"{{{ATOM}}}feed", {"xml:lang": lang})
+
+    def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+        e = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
+        if text is not None:
+            e.text = text
+        return e
+
+    sub(feed, "id", f"{base}/auctions.atom")
+    sub(feed, "title", "Đấu giá đất sắp tới" if vi else "Upcoming land auctions")
+    sub(feed, "subtitle", "Lô đất đang nhận hoặc sắp nhận hồ sơ đăng ký (dữ liệu mẫu mô phỏng)" if vi else
+        "Plots whose registration is open or ahead (synthetic sample data)")
+    updated = max((it["updated"] for it in items), default=now)
+    sub(feed, "updated", updated.isoformat())
+    sub(sub(feed, "author"), "name", "datso")
+    sub(feed, "link", rel="self", type="application/atom+xml", href=self_url)
+    sub(feed, "link", rel="alternate", type="text/html", href=f"{base}/map")
+    for it in items:
+        e = sub(feed, "entry")
+        sub(e, "id", f"{base}/collections/auction_plots/items/{it['id']}")
+        sub(e, "title", f"{it['plot_code']} – {it['address'] or it['commune_name'] or ''}".strip(" –"))
+        sub(e, "updated", it["updated"].isoformat())
+        links = _plot_links(base, it, lang)
+        sub(e, "link", rel="alternate", type="text/html", href=links["notice"])
+        sub(e, "link", rel="related", type="text/html", href=links["map"])
+        reg_end = dt.datetime.fromisoformat(it["registration_end"]).astimezone(VN_TZ) if it["registration_end"] else None
+        auction = dt.datetime.fromisoformat(it["auction_date"]).astimezone(VN_TZ) if it["auction_date"] else None
+        price = f"{it['starting_price_vnd']:,}".replace(",", "." if vi else ",")
+        if vi:
+            text = (f"{it['status_label']}. Hạn đăng ký: {reg_end:%d/%m/%Y %H:%M} (còn {it['days_left']} ngày). "
+                    if reg_end else f"{it['status_label']}. ")
+            text += f"Ngày đấu giá: {auction:%d/%m/%Y %H:%M}. " if auction else ""
+            text += f"Giá khởi điểm: {price} ₫. Diện tích: {it['area_m2']:g} m². Xã: {it['commune_name'] or ''}."
+        else:
+            text = (f"{it['status_label']}. Registration deadline: {reg_end:%Y-%m-%d %H:%M} "
+                    f"({it['days_left']} day{'' if it['days_left'] == 1 else 's'} left). " if reg_end else f"{it['status_label']}. ")
+            text += f"Auction: {auction:%Y-%m-%d %H:%M}. " if auction else ""
+            text += f"Starting price: {price} ₫. Area: {it['area_m2']:g} m². Commune: {it['commune_name'] or ''}."
+        sub(e, "summary", text)
+        sub(e, "category", term=it["status"], label=it["status_label"])
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="utf-8", xml_declaration=False)
+
+
+VN_TZ = dt.timezone(dt.timedelta(hours=7))
+
+
+@router.get("/auctions.atom", summary="Nguồn tin Atom các phiên đấu giá sắp tới / Atom feed of upcoming auctions",
+            response_class=Response,
+            responses={**oas.ok_json({"type": "string"}, "Atom 1.0 (RFC 4287)", media=("application/atom+xml",)),
+                       **oas.problems(400, 503)})
+async def auctions_feed(
+    request: Request,
+    commune: str | None = Query(None, description="mã xã / commune code"),
+) -> Response:
+    lang = request_lang(request)
+    now = dt.datetime.now(dt.UTC)
+    async with db_conn(request) as conn:
+        items = await upcoming(conn, now, _commune_param(commune), 200, lang)
+    body = _atom(items, public_base_url(request), str(request.url), lang, now)
+    return Response(body, media_type="application/atom+xml; charset=utf-8",
+                    headers={"Cache-Control": "public, max-age=300", "Content-Language": lang})
 
 
 # -- search -------------------------------------------------------------------------------------------------

@@ -77,3 +77,17 @@ def downgrade(revision: str = typer.Argument("base")) -> None:
     """Downgrade the schema (base = drop everything datso created)."""
     dbmod.downgrade(get_settings(), revision=revision)
     console.print(f"downgraded to {revision}")
+
+
+@app.command("advance-auctions")
+def advance_auctions() -> None:
+    """Write the auction statuses the dates imply now (announced -> registration open -> closed); run daily,
+    e.g. from a systemd timer or cron, so tiles and the features API agree with the dates."""
+    import datetime as dt
+
+    from layers.query.auctions import advance_statuses
+    from layers.store import connect
+
+    with connect.connect("writer", settings=get_settings()) as conn, conn.cursor() as cur:
+        n = advance_statuses(cur, dt.datetime.now(dt.UTC))
+    console.print(f"{n} auction plot(s) moved to the status their dates imply")

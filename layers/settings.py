@@ -389,7 +389,8 @@ def get_imagery_settings() -> ImagerySettings:
 # -- maps --------------------------------------------------------------------------------------------------
 
 class MapSettings(BaseSettings):
-    """The web map page (/map): the basemap is off by default (works offline)."""
+    """The web map page (/map): offline by default (a vendored Natural Earth basemap); an OSM-style street basemap
+    (`basemap_url`) and satellite/orthophoto imagery (`satellite_url`) are opt-in raster tile templates."""
 
     model_config = _CONFIG
 
@@ -397,6 +398,12 @@ class MapSettings(BaseSettings):
                                                               "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
     basemap_attribution: str = Field(default="", description="attribution shown with the basemap")
     basemap_maxzoom: int = Field(default=19, description="highest zoom of the basemap")
+    satellite_url: str | None = Field(default=None, description="an XYZ satellite/orthophoto template offered as a "
+                                                                "layer (off until chosen), e.g. https://server.arcgisonline"
+                                                                ".com/ArcGIS/rest/services/World_Imagery/MapServer/tile/"
+                                                                "{z}/{y}/{x}")
+    satellite_attribution: str = Field(default="", description="attribution shown with the satellite imagery")
+    satellite_maxzoom: int = Field(default=19, description="highest zoom of the satellite imagery")
     map_tile_maxzoom: int = Field(default=16, description="the map asks vector tiles up to this zoom and overzooms "
                                                           "beyond")
 

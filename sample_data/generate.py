@@ -30,6 +30,7 @@ from shapely.geometry.base import BaseGeometry
 
 from layers.catalog.registry import LAYERS
 from layers.ingest.registration import expire_due
+from layers.query.auctions import advance_statuses
 from layers.store.connect import connect
 from sample_data import admin, names
 from sample_data.planning import load_planning
@@ -359,6 +360,8 @@ def load_sample(dsn: str, size: str = "small", seed: int = 7, force: bool = Fals
             progress("parcels", n, n)
         cur.execute("SELECT setval(pg_get_serial_sequence('parcels', 'id'), (SELECT max(id) FROM parcels))")
         _load_auctions(cur, seed, spec["auctions"], prov)
+        # a safety net (a load that straddles a registration deadline): the statuses the dates imply now
+        advance_statuses(cur, dt.datetime.now(dt.UTC))
         ga_ids = _load_growing_areas(cur, seed, growing, prov)
         fac = _load_facilities(cur, seed, spec["facilities"], prov, ga_ids)
         load_trace(cur, seed, spec["lots"], fac, REFERENCE_DATE)  # coherent chains (sample_data/trace.py)
@@ -442,6 +445,11 @@ def _load_auctions(cur: psycopg.Cursor[Any], seed: int, n: int, prov: Province) 
         " ORDER BY id LIMIT %s) ORDER BY 1", (housing, n - housing)).fetchall()
     names_by_code = {c[0]: prov.full_name(c[0]) for c in prov.communes}
     statuses = ["planned", "announced", "registration_open", "closed", "sold", "cancelled"]
+    # dates agree with statuses on the day the sample is loaded: plots still ahead (planned, announced, open)
+    # are placed around today (or REFERENCE_DATE if later), finished ones around REFERENCE_DATE (or today if
+    # earlier), so every stage is present and none is "registration open" after its registration end
+    today = dt.date.today()
+    ahead, behind = max(REFERENCE_DATE, today), min(REFERENCE_DATE, today)
     out = []
     for i, (pid, commune, addr, area, use, wkb) in enumerate(rows):
         status = statuses[i % len(statuses)] if i < 60 else rng.choices(statuses, [15, 20, 25, 10, 25, 5])[0]
@@ -454,7 +462,8 @@ def _load_auctions(cur: psycopg.Cursor[Any], seed: int, n: int, prov: Province) 
             else rng.choice([10, 20, 30, 50])
         offset = {"planned": 90, "announced": 40, "registration_open": 12, "closed": -3, "sold": -30,
                   "cancelled": rng.choice([-20, 20])}[status] + rng.randint(-6, 6)
-        auction_day = REFERENCE_DATE + dt.timedelta(days=offset)
+        anchor = ahead if status in ("planned", "announced", "registration_open") else behind
+        auction_day = anchor + dt.timedelta(days=offset)
         auction_at = dt.datetime.combine(auction_day, dt.time(8, 30), tzinfo=dt.timezone(dt.timedelta(hours=7)))
         reg_start = auction_at - dt.timedelta(days=30)
         reg_end = auction_at - dt.timedelta(days=3, hours=-8)

@@ -108,12 +108,15 @@ async def select_features(conn: Any, sel: Selection, settings: ExportSettings | 
     return orjson.loads(text), plan
 
 
-async def communes(conn: Any) -> list[dict[str, str]]:
-    """Current communes (code, name) for the map's filter, from the admin units layer."""
+async def communes(conn: Any) -> list[dict[str, Any]]:
+    """Current communes (code, name, bbox, a label point inside) for the map's filter, zoom and name labels."""
     rows = await conn.fetch(
-        "SELECT code, name FROM admin_units WHERE level = 'commune' AND valid_to IS NULL "
+        "SELECT code, name, ST_XMin(geom) x1, ST_YMin(geom) y1, ST_XMax(geom) x2, ST_YMax(geom) y2, "
+        "ST_X(ST_PointOnSurface(geom)) lx, ST_Y(ST_PointOnSurface(geom)) ly "
+        "FROM admin_units WHERE level = 'commune' AND valid_to IS NULL "
         "AND scheme = (SELECT max(scheme) FROM admin_units) ORDER BY name")
-    return [{"code": r["code"], "name": r["name"]} for r in rows]
+    return [{"code": r["code"], "name": r["name"], "bbox": [round(r[k], 6) for k in ("x1", "y1", "x2", "y2")],
+             "label": [round(r["lx"], 6), round(r["ly"], 6)]} for r in rows]
 
 
 async def context_boundaries(conn: Any, tolerance_deg: float = 0.0002) -> dict[str, Any]:

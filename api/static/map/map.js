@@ -33,7 +33,15 @@
       longTerm: "Lâu dài", depositPct: "{pct}% giá khởi điểm", parcelsItem: "Tờ {s} thửa {p}",
       badPrice: "Giá tối thiểu lớn hơn giá tối đa", badDates: "Ngày bắt đầu sau ngày kết thúc",
       synthetic_tag: "dữ liệu mô phỏng", openDetails: "Xem chi tiết", langSwitch: "English",
-      managingBody: "Đơn vị quản lý", communeName: "Xã", oldCommune: "Mã xã cũ"
+      managingBody: "Đơn vị quản lý", communeName: "Xã", oldCommune: "Mã xã cũ",
+      layer_satellite: "Ảnh vệ tinh", upcomingHeading: "Sắp đấu giá", upcomingCount: "{n} lô đang hoặc sắp nhận hồ sơ",
+      upcomingNone: "Không có lô nào khớp bộ lọc.", daysLeft: "còn {n} ngày", dayLeft: "còn 1 ngày", dueToday: "hạn hôm nay",
+      deadline: "Hạn ĐK {d}", notice: "Thông báo", feed: "Nguồn tin Atom", hereTitle: "Thông tin tại điểm này",
+      hereNothing: "Không có thửa đất, khu quy hoạch hay khu vực giá đất nào tại điểm này.",
+      hereParcel: "Thửa đất", hereCommune: "Xã/phường hiện nay", hereAdmin: "Đơn vị hành chính", hereOldCommune: "Trước 01/07/2025",
+      herePlan: "Quy hoạch sử dụng đất", herePrice: "Giá đất (đồng/m²)", hereAuction: "Lô đấu giá",
+      hereGrowing: "Vùng trồng", hereUnavailable: "Chưa tra cứu được thông tin tại điểm này ({msg}).",
+      filtersClose: "Xem bản đồ"
     },
     en: {
       title: "Land auction map", skip: "Skip to search", searchLabel: "Search plots",
@@ -59,7 +67,15 @@
       longTerm: "Long-term", depositPct: "{pct}% of the starting price", parcelsItem: "Sheet {s}, parcel {p}",
       badPrice: "The minimum price is above the maximum price", badDates: "The start date is after the end date",
       synthetic_tag: "synthetic data", openDetails: "Details", langSwitch: "Tiếng Việt",
-      managingBody: "Managing body", communeName: "Commune", oldCommune: "Old commune code"
+      managingBody: "Managing body", communeName: "Commune", oldCommune: "Old commune code",
+      layer_satellite: "Satellite imagery", upcomingHeading: "Upcoming auctions", upcomingCount: "{n} plots open or opening for registration",
+      upcomingNone: "No plot matches the filters.", daysLeft: "{n} days left", dayLeft: "1 day left", dueToday: "due today",
+      deadline: "Deadline {d}", notice: "Notice", feed: "Atom feed", hereTitle: "What applies here",
+      hereNothing: "No parcel, planning zone or land-price zone at this point.",
+      hereParcel: "Parcel", hereCommune: "Commune/ward now", hereAdmin: "Administrative unit", hereOldCommune: "Before 1 July 2025",
+      herePlan: "Land-use plan", herePrice: "Land price (VND/m²)", hereAuction: "Auction plot",
+      hereGrowing: "Growing area", hereUnavailable: "Could not look up this point ({msg}).",
+      filtersClose: "Show the map"
     }
   };
 
@@ -76,7 +92,7 @@
   var state = {
     lang: CONFIG.lang === "en" ? "en" : "vi",
     statuses: AUCTION_STATUSES.slice(), parcelStatuses: PARCEL_STATUSES.slice(),
-    visible: { admin_units: true, parcels: true, auction_plots: true, basemap: !!CONFIG.basemap,
+    visible: { admin_units: true, parcels: true, auction_plots: true, basemap: !!CONFIG.basemap, satellite: false,
                imagery: !!(CONFIG.imagery && CONFIG.imagery.length) },
     commune: "", use: "", pmin: null, pmax: null, from: "", to: "", plot: null, parcel: null, view: null
   };
@@ -181,6 +197,8 @@
     if (lang === "en" || lang === "vi") state.lang = lang;
     var hide = params.get("hide");
     if (hide) hide.split(",").forEach(function (k) { if (k in state.visible) state.visible[k] = false; });
+    var show = params.get("show");
+    if (show) show.split(",").forEach(function (k) { if (k in state.visible) state.visible[k] = true; });
   }
   function stateParams() {
     var q = new URLSearchParams();
@@ -193,9 +211,11 @@
     if (state.from) q.set("from", state.from);
     if (state.to) q.set("to", state.to);
     var hidden = Object.keys(state.visible).filter(function (k) {
-      return !state.visible[k] && (k !== "basemap" || CONFIG.basemap) && (k !== "imagery" || hasImagery());
+      return !state.visible[k] && (k !== "basemap" || CONFIG.basemap) && (k !== "imagery" || hasImagery()) &&
+        k !== "satellite";
     });
     if (hidden.length) q.set("hide", hidden.join(","));
+    if (state.visible.satellite && CONFIG.satellite) q.set("show", "satellite");
     if (state.plot) q.set("plot", state.plot);
     if (state.parcel) q.set("parcel", state.parcel);
     if (state.lang !== "vi") q.set("lang", state.lang);
@@ -269,7 +289,21 @@
   }
 
   function buildStyle() {
-    var sources = {}, layers = [{ id: "background", type: "background", paint: { "background-color": "#eef1ec" } }];
+    /* the offline basemap: sea, land and borders of Vietnam and its neighbours (Natural Earth, vendored) */
+    var sources = { ne: { type: "geojson", data: ORIGIN + "/static/vendor/natural-earth/countries-vn.geojson",
+                          attribution: "Natural Earth" } };
+    var nameField = state.lang === "en" ? "name_en" : "name_vi";
+    var layers = [
+      { id: "background", type: "background", paint: { "background-color": "#b9d9eb" } },
+      { id: "ne-land", type: "fill", source: "ne",
+        paint: { "fill-color": ["case", ["get", "home"], "#f2efe6", "#e3dfd3"] } },
+      { id: "ne-coastline", type: "line", source: "ne",
+        paint: { "line-color": "#a39c88", "line-width": ["interpolate", ["linear"], ["zoom"], 5, 0.6, 12, 1.4] } },
+      { id: "ne-label", type: "symbol", source: "ne", maxzoom: 10, filter: ["!", ["get", "home"]],
+        layout: { "text-field": ["get", nameField], "text-font": ["Noto Sans Regular"], "text-size": 13,
+                  "text-transform": "uppercase", "text-letter-spacing": 0.15 },
+        paint: { "text-color": "#8a8372", "text-halo-color": "#e3dfd3", "text-halo-width": 1.5 } }
+    ];
     if (CONFIG.basemap) {
       sources.basemap = { type: "raster", tiles: [CONFIG.basemap.url], tileSize: 256, maxzoom: CONFIG.basemap.maxzoom,
                           attribution: CONFIG.basemap.attribution || "" };
@@ -283,6 +317,12 @@
       layers.push({ id: "imagery", type: "raster", source: "imagery",
                     layout: { visibility: state.visible.imagery ? "visible" : "none" } });
     }
+    if (CONFIG.satellite) {
+      sources.satellite = { type: "raster", tiles: [CONFIG.satellite.url], tileSize: 256, maxzoom: CONFIG.satellite.maxzoom,
+                            attribution: CONFIG.satellite.attribution || "" };
+      layers.push({ id: "satellite", type: "raster", source: "satellite",
+                    layout: { visibility: state.visible.satellite ? "visible" : "none" } });
+    }
     [ADMIN, PARCELS, AUCTION].forEach(function (id) {
       var l = LAYERS[id];
       sources[id] = { type: "vector", tiles: [tileUrl(id)], minzoom: l.minzoom,
@@ -290,7 +330,16 @@
     });
     var adm = LAYERS[ADMIN], par = LAYERS[PARCELS], auc = LAYERS[AUCTION];
     function vis(id) { return state.visible[id] ? "visible" : "none"; }
+    /* one label a commune, at a point inside it (tiles would cut a polygon into pieces, each labelled) */
+    sources["commune-labels"] = { type: "geojson", data: { type: "FeatureCollection", features:
+      CONFIG.communes.filter(function (c) { return c.label; }).map(function (c) {
+        return { type: "Feature", properties: { code: c.code, name: c.name }, geometry: { type: "Point", coordinates: c.label } };
+      }) } };
+    var provinceFilter = ["all", ["==", ["get", "scheme"], "2025"], ["==", ["get", "level"], "province"]];
+    var halo = { "text-halo-color": "#ffffff", "text-halo-width": 1.6 };
     layers.push(
+      { id: "admin-province-fill", type: "fill", source: ADMIN, "source-layer": ADMIN, filter: provinceFilter,
+        paint: { "fill-color": "#fbfaf4", "fill-opacity": 0.85 } },
       { id: "parcels-fill", type: "fill", source: PARCELS, "source-layer": PARCELS, minzoom: par.minzoom,
         filter: parcelFilter(), layout: { visibility: vis(PARCELS) },
         paint: { "fill-color": colourExpr(par), "fill-opacity": 0.35 } },
@@ -319,18 +368,38 @@
                  "line-width": ["interpolate", ["linear"], ["zoom"], 8, 5, 12, 4, 14, 2, 16, 1.5] } },
       { id: "auction-selected", type: "line", source: AUCTION, "source-layer": AUCTION, minzoom: auc.minzoom,
         filter: ["==", ["id"], -1], layout: { visibility: vis(AUCTION) },
-        paint: { "line-color": "#000000", "line-width": 3 } }
+        paint: { "line-color": "#000000", "line-width": 3 } },
+      /* labels: communes and wards by name, then plot codes and parcel numbers (sheet/parcel) close up */
+      { id: "admin-commune-label", type: "symbol", source: "commune-labels",
+        layout: { visibility: vis(ADMIN), "text-field": ["get", "name"], "text-font": ["Noto Sans Bold"],
+                  "text-size": ["interpolate", ["linear"], ["zoom"], 9, 11, 14, 15], "text-max-width": 8,
+                  "symbol-placement": "point", "text-padding": 6 },
+        paint: { "text-color": "#3c4a42", "text-halo-color": "#fbfaf4", "text-halo-width": 1.8,
+                 "text-opacity": ["interpolate", ["linear"], ["zoom"], 15, 1, 16, 0.55] } },
+      { id: "parcels-label", type: "symbol", source: PARCELS, "source-layer": PARCELS,
+        minzoom: Math.max(par.detail_zoom || 15, 16), filter: parcelFilter(),
+        layout: { visibility: vis(PARCELS), "text-field": ["concat", ["to-string", ["get", "map_sheet"]], "/",
+                                                                       ["to-string", ["get", "parcel_no"]]],
+                  "text-font": ["Noto Sans Regular"], "text-size": 11 },
+        paint: Object.assign({ "text-color": "#37474f" }, halo) },
+      { id: "auction-label", type: "symbol", source: AUCTION, "source-layer": AUCTION, minzoom: 14,
+        filter: auctionFilter(), layout: { visibility: vis(AUCTION), "text-field": ["get", "plot_code"],
+          "text-font": ["Noto Sans Bold"], "text-size": 11, "text-offset": [0, -1.2] },
+        paint: Object.assign({ "text-color": "#1b4332" }, halo) }
     );
-    return { version: 8, sources: sources, layers: layers };
+    return { version: 8, glyphs: ORIGIN + "/static/vendor/glyphs/{fontstack}/{range}.pbf",
+             sources: sources, layers: layers };
   }
 
   var map = null;
   var AUCTION_LAYER_IDS = ["auction-fill", "auction-line"];
+  var AUCTION_FILTERED = ["auction-fill", "auction-line", "auction-label"];
 
   function applyStyleFilters() {
     if (!map) return;
-    AUCTION_LAYER_IDS.forEach(function (id) { map.setFilter(id, auctionFilter()); });
-    ["parcels-fill", "parcels-line"].forEach(function (id) { map.setFilter(id, parcelFilter()); });
+    AUCTION_FILTERED.forEach(function (id) { map.setFilter(id, auctionFilter()); });
+    ["parcels-fill", "parcels-line", "parcels-label"].forEach(function (id) { map.setFilter(id, parcelFilter()); });
+    renderUpcoming();
   }
   function applyTileFilters() {
     if (!map) return;
@@ -341,10 +410,10 @@
   }
   function applyVisibility() {
     if (!map) return;
-    var groups = { admin_units: ["admin-commune", "admin-province"],
-                   parcels: ["parcels-fill", "parcels-line", "parcels-selected"],
-                   auction_plots: ["auction-fill", "auction-line", "auction-selected"], basemap: ["basemap"],
-                   imagery: ["imagery"] };
+    var groups = { admin_units: ["admin-commune", "admin-province", "admin-commune-label"],
+                   parcels: ["parcels-fill", "parcels-line", "parcels-selected", "parcels-label"],
+                   auction_plots: ["auction-fill", "auction-line", "auction-selected", "auction-label"],
+                   basemap: ["basemap"], imagery: ["imagery"], satellite: ["satellite"] };
     Object.keys(groups).forEach(function (k) {
       groups[k].forEach(function (id) {
         if (map.getLayer(id)) map.setLayoutProperty(id, "visibility", state.visible[k] ? "visible" : "none");
@@ -384,7 +453,8 @@
   function renderSidebar() {
     var ls = el("layer-switcher");
     ls.innerHTML = "";
-    var keys = [AUCTION, PARCELS, ADMIN].concat(hasImagery() ? ["imagery"] : []).concat(CONFIG.basemap ? ["basemap"] : []);
+    var keys = [AUCTION, PARCELS, ADMIN].concat(hasImagery() ? ["imagery"] : []).concat(CONFIG.basemap ? ["basemap"] : [])
+      .concat(CONFIG.satellite ? ["satellite"] : []);
     keys.forEach(function (k) {
       ls.appendChild(checkbox("layer-" + k, t("layer_" + k), state.visible[k], null, function (on) {
         state.visible[k] = on; applyVisibility(); writeHash();
@@ -442,6 +512,7 @@
     if (next.pmin !== null && next.pmax !== null && next.pmin > next.pmax) { showNotice(t("badPrice")); return; }
     if (next.from && next.to && next.from > next.to) { showNotice(t("badDates")); return; }
     Object.keys(next).forEach(function (k) { state[k] = next[k]; });
+    renderUpcoming();
     applyStyleFilters(); applyTileFilters(); refreshDateIds(); writeHash();
   }
 
@@ -460,6 +531,8 @@
     el("map").setAttribute("aria-label", t("mapLabel"));
     document.title = t("title") + " — datso";
     renderSidebar();
+    renderUpcoming();
+    if (map && map.getLayer("ne-label")) map.setLayoutProperty("ne-label", "text-field", ["get", state.lang === "en" ? "name_en" : "name_vi"]);
     if (state.plot && !el("detail").hidden) openPlot(state.plot, false);
     if (state.parcel && !el("detail").hidden) openParcel(state.parcel, false);
   }
@@ -554,6 +627,7 @@
   }
   function openParcel(id, moveFocus) {
     state.parcel = String(id); state.plot = null;
+    el("detail").classList.remove("here");
     var seq = ++detailSeq;
     var panel = el("detail"), body = el("detail-body"), title = el("detail-title");
     if (panel.hidden) lastFocus = document.activeElement;
@@ -590,6 +664,7 @@
   }
   function openPlot(id, moveFocus) {
     state.plot = String(id); state.parcel = null;
+    el("detail").classList.remove("here");
     var seq = ++detailSeq;
     var panel = el("detail"), body = el("detail-body"), title = el("detail-title");
     if (panel.hidden) lastFocus = document.activeElement;
@@ -682,6 +757,147 @@
     if (lastFocus && lastFocus.focus) lastFocus.focus();
   }
 
+  /* -- upcoming auctions: the list beside the map, filtered like the map ---------------------------------- */
+  var upcomingItems = null;
+  function loadUpcoming() {
+    fetch(ORIGIN + "/auctions/upcoming?limit=1000&lang=" + state.lang, { headers: { Accept: "application/json" } })
+      .then(function (r) { return r.json().then(function (b) { if (!r.ok) throw new Error(b.detail || r.status); return b; }); })
+      .then(function (b) { upcomingItems = b.auctions || []; renderUpcoming(); window.datsoUpcomingReady = true; })
+      .catch(function (e) { el("upcoming-count").textContent = t("tileError", { msg: e.message }); });
+  }
+  function matchesFilters(a) {
+    if (state.statuses.indexOf(a.status) < 0) return false;
+    if (state.commune && a.commune_code !== state.commune) return false;
+    if (state.use && a.land_use_code !== state.use) return false;
+    if (state.pmin !== null && a.starting_price_vnd < state.pmin) return false;
+    if (state.pmax !== null && a.starting_price_vnd > state.pmax) return false;
+    var day = a.auction_date ? formatDate(a.auction_date).split("/").reverse().join("-") : "";
+    if (state.from && (!day || day < state.from)) return false;
+    if (state.to && (!day || day > state.to)) return false;
+    return true;
+  }
+  function renderUpcoming() {
+    var list = el("upcoming-list");
+    if (!list || upcomingItems === null) return;
+    var shown = upcomingItems.filter(matchesFilters);
+    el("upcoming-count").textContent = shown.length ? t("upcomingCount", { n: shown.length }) : t("upcomingNone");
+    list.innerHTML = "";
+    shown.slice(0, 100).forEach(function (a) {
+      var colour = (LAYERS[AUCTION].classes.filter(function (c) { return c.code === a.status; })[0] || {}).colour;
+      var li = document.createElement("li");
+      li.className = "upcoming-item";
+      li.dataset.id = String(a.id);
+      var left = a.days_left === null ? "" : a.days_left === 0 ? t("dueToday") :
+        a.days_left === 1 ? t("dayLeft") : t("daysLeft", { n: a.days_left });
+      li.innerHTML = '<button type="button" class="upcoming-go">' +
+        '<span class="up-code">' + escapeHtml(a.plot_code) + "</span>" +
+        '<span class="days-left' + (a.days_left !== null && a.days_left <= 7 ? " soon" : "") + '">' + escapeHtml(left) + "</span>" +
+        '<span class="up-where">' + escapeHtml((a.commune_name || "") + " · " + formatNumber(a.area_m2, 0) + " m² · " + a.land_use_code) + "</span>" +
+        '<span class="up-when">' + badge(colour, statusLabel(a.status)) + " " +
+        escapeHtml(t("deadline", { d: formatDate(a.registration_end) })) + "</span>" +
+        '<span class="up-price">' + escapeHtml(formatVND(a.starting_price_vnd)) + "</span></button>" +
+        '<a class="up-notice" href="' + escapeHtml(a.links.notice) + '">' + escapeHtml(t("notice")) + "</a>";
+      li.querySelector("button").addEventListener("click", function () {
+        state.visible[AUCTION] = true; applyVisibility();
+        if (isPhone()) closeSheet();
+        openPlot(String(a.id), true);
+        fitTo(a.bbox, 17, true);
+      });
+      list.appendChild(li);
+    });
+    paintBadges(list);
+  }
+  function zoomToCommune() {
+    if (!map || !state.commune) return;
+    var c = CONFIG.communes.filter(function (x) { return x.code === state.commune; })[0];
+    if (c && c.bbox) fitTo(c.bbox, 15);
+  }
+  function closeSheet() {
+    var sb = el("sidebar");
+    if (!sb.hidden) el("panel-toggle").click();
+  }
+
+  /* -- "what applies here": GET /lookup at a clicked point --------------------------------------------- */
+  function section(title, inner) {
+    return '<section class="here-part"><h3>' + escapeHtml(title) + "</h3>" + inner + "</section>";
+  }
+  function displayRows(m, keys) {
+    return keys.filter(function (k) { return m.display && m.display[k]; }).map(function (k) {
+      return row(m.display[k].title, escapeHtml(m.display[k].text));
+    }).join("");
+  }
+  function renderLookup(b) {
+    var html = "";
+    if (b.parcel) {
+      var p = b.parcel, uses = (p.land_use || []).map(function (u) { return u.code + " – " + u.name; }).join("; ");
+      html += section(t("hereParcel"), '<p class="here-title"><a href="' + escapeHtml(p.href) + '?f=html">' +
+        escapeHtml(p.title || "") + "</a></p><dl>" +
+        row(t("area"), escapeHtml(formatNumber(p.properties.area_m2) + " m²")) +
+        row(t("purpose"), escapeHtml(uses || t("none"))) +
+        (p.status_label ? row(t("status"), escapeHtml(p.status_label)) : "") +
+        (p.properties.address ? row(t("address"), escapeHtml(p.properties.address)) : "") + "</dl>");
+    }
+    if (b.commune || b.old_commune) {
+      html += section(t("hereAdmin"), "<dl>" +
+        (b.commune ? row(t("hereCommune"), escapeHtml(b.commune.name + " (" + b.commune.code + ")")) : "") +
+        (b.old_commune ? row(t("hereOldCommune"), escapeHtml(b.old_commune.name + " (" + b.old_commune.code + ")")) : "") +
+        "</dl>");
+    }
+    if (b.planning_zone) {
+      var z = b.planning_zone;
+      html += section(t("herePlan"), '<p class="here-title"><a href="' + escapeHtml(z.href) + '?f=html">' +
+        escapeHtml(z.title || "") + "</a></p><dl>" + displayRows(z, ["plan_period", "decision_no", "approved_by"]) + "</dl>");
+    }
+    if (b.land_price_zone) {
+      var pz = b.land_price_zone;
+      html += section(t("herePrice"), '<p class="here-title"><a href="' + escapeHtml(pz.href) + '?f=html">' +
+        escapeHtml(pz.title || "") + '</a></p><dl class="prices">' + (pz.prices || []).map(function (x) {
+          return row(x.land_type, escapeHtml(x.text || formatVND(x.vnd_per_m2)), "price");
+        }).join("") + displayRows(pz, ["decision_no"]) + "</dl>");
+    }
+    (b.auction_plots || []).forEach(function (a) {
+      html += section(t("hereAuction"), '<p class="here-title"><button type="button" class="link-btn here-plot" data-id="' +
+        escapeHtml(String(a.id)) + '">' + escapeHtml(a.properties.plot_code || String(a.id)) + "</button> " +
+        escapeHtml(a.status_label || "") + "</p>");
+    });
+    (b.growing_areas || []).forEach(function (g) {
+      html += section(t("hereGrowing"), '<p class="here-title"><a href="' + escapeHtml(g.href) + '?f=html">' +
+        escapeHtml(g.properties.code || String(g.id)) + "</a> " + escapeHtml(g.status_label || "") + "</p>");
+    });
+    if (!html) html = '<p class="hint">' + escapeHtml(t("hereNothing")) + "</p>";
+    return html;
+  }
+  function openLookup(lngLat, moveFocus) {
+    state.plot = null; state.parcel = null;
+    var seq = ++detailSeq;
+    var panel = el("detail"), body = el("detail-body"), title = el("detail-title");
+    if (panel.hidden) lastFocus = document.activeElement;
+    panel.hidden = false;
+    panel.classList.add("here");
+    title.textContent = t("hereTitle");
+    body.innerHTML = '<p class="hint">' + escapeHtml(t("loading")) + "</p>";
+    selectOn(null, null);
+    writeHash();
+    var url = ORIGIN + "/lookup?lon=" + lngLat.lng.toFixed(7) + "&lat=" + lngLat.lat.toFixed(7) + "&lang=" + state.lang;
+    fetch(url, { headers: { Accept: "application/json" } })
+      .then(function (r) { return r.json().then(function (b) { if (!r.ok) throw new Error(b.detail || b.title || r.status); return b; }); })
+      .then(function (b) {
+        if (seq !== detailSeq) return;
+        body.innerHTML = '<p class="here-point">' + escapeHtml(lngLat.lat.toFixed(5) + ", " + lngLat.lng.toFixed(5)) + "</p>" +
+          renderLookup(b);
+        body.querySelectorAll(".here-plot").forEach(function (btn) {
+          btn.addEventListener("click", function () { openPlot(btn.dataset.id, true); });
+        });
+        window.datsoLookupReady = true;
+      })
+      .catch(function (e) {
+        if (seq !== detailSeq) return;
+        body.innerHTML = '<p class="hint">' + escapeHtml(t("hereUnavailable", { msg: e.message })) + "</p>";
+        window.datsoLookupReady = true;
+      });
+    if (moveFocus) title.focus();
+  }
+
   /* -- boot ------------------------------------------------------------------------------------------ */
   function applyInitial() {
     var init = CONFIG.initial || {};
@@ -713,7 +929,7 @@
     map.touchZoomRotate.disableRotation();
     map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
     map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
-    if (CONFIG.basemap && CONFIG.basemap.attribution) map.addControl(new maplibregl.AttributionControl({ compact: true }));
+    map.addControl(new maplibregl.AttributionControl({ compact: true }));
 
     map.on("moveend", writeHash);
     map.on("error", function (e) {
@@ -723,6 +939,7 @@
     });
     map.on("load", function () {
       refreshDateIds();
+      loadUpcoming();
       window.datsoReady = true;
       if (state.plot) openPlot(state.plot, false);
       else if (state.parcel) openParcel(state.parcel, false);
@@ -741,7 +958,7 @@
     map.on("click", function (e) {
       var f = plotAt(e.point), kind = "plot";
       if (!f) { f = parcelAt(e.point); kind = "parcel"; }
-      if (!f || f.id === undefined) return;
+      if (!f || f.id === undefined) { openLookup(e.lngLat, false); return; }
       if (kind === "plot") openPlot(String(f.id), true); else openParcel(String(f.id), true);
       if (isPhone()) {   // keep the feature visible above the bottom sheet
         var h = map.getContainer().offsetHeight, y = e.point.y, top = h - h * 0.55;
@@ -764,10 +981,13 @@
     ["f-commune", "f-use", "f-pmin", "f-pmax", "f-from", "f-to"].forEach(function (id) {
       el(id).addEventListener("change", readInputs);
     });
+    el("f-commune").addEventListener("change", zoomToCommune);
+    el("sheet-close").addEventListener("click", closeSheet);
     el("f-reset").addEventListener("click", function () {
       state.statuses = AUCTION_STATUSES.slice(); state.parcelStatuses = PARCEL_STATUSES.slice();
       state.commune = ""; state.use = ""; state.pmin = null; state.pmax = null; state.from = ""; state.to = "";
       syncInputs(); renderSidebar(); applyStyleFilters(); applyTileFilters(); refreshDateIds(); writeHash();
+      renderUpcoming();
     });
     el("share").addEventListener("click", function () {
       writeHash();
