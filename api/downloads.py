@@ -32,20 +32,23 @@ def wants_download(request: Request, fmt: str) -> bool:
                                          and request.query_params.get("download", "").lower() in ("true", "1"))
 
 
-def selection_download(request: Request, layer: Layer, q: feat.ItemsQuery, feature_id: int | None = None) -> download.Download:
+def selection_download(request: Request, layer: Layer, q: feat.ItemsQuery, feature_id: int | None = None,
+                       labels: str | None = None) -> download.Download:
     qp = request.query_params
     fields = None if q.properties is None else [f for f in layer.public_fields if f.name in q.properties]
     return download.Download(layer, q.selection, fields, q.crs, list(q.sortby),
-                             limit=q.limit if "limit" in qp else None, offset=q.offset, feature_id=feature_id)
+                             limit=q.limit if "limit" in qp else None, offset=q.offset, feature_id=feature_id,
+                             labels=labels)
 
 
 async def send(request: Request, layer: Layer, q: feat.ItemsQuery, fmt: str,
-               feature_id: int | None = None) -> Response:
-    """The download of this request's selection in format `fmt` (see the module doc)."""
+               feature_id: int | None = None, labels: bool = False) -> Response:
+    """The download of this request's selection in format `fmt` (see the module doc); `labels` (CSV only, the
+    other formats ignore it): readable column titles and values in the request's language."""
     settings: ApiSettings = request.app.state.api_settings
     db = request.app.state.db
     key = "geojson" if fmt in ("geojson", "json") else fmt
-    d = selection_download(request, layer, q, feature_id)
+    d = selection_download(request, layer, q, feature_id, request_lang(request) if labels and key == "csv" else None)
     prepared: download.Prepared = await offload.export(
         request, download.open_download, db.dsn, d, key, settings.download_max_features,
         int(db.statement_timeouts["export"] * 1000), max(1, round(db.timeout)))

@@ -43,7 +43,7 @@ from api.security import public_base_url
 from gis.crs import CRS84_URI, geojson_crs
 from gis.errors import BilingualError
 from layers.accounts.principal import Principal
-from layers.catalog.formats import display_title, format_value, readable_properties
+from layers.catalog.formats import display_title, format_value
 from layers.catalog.registry import LAYERS, Layer
 from layers.ingest import registration, writes
 from layers.query import features as feat
@@ -117,12 +117,6 @@ def _labels(request: Request) -> bool:
     if value not in ("true", "false", "1", "0"):
         raise selection.QueryError("labels phải là true hoặc false", "labels must be true or false")
     return value in ("true", "1")
-
-
-def _readable_csv_body(layer: Layer, data: dict[str, Any], lang: str) -> bytes:
-    for feat_ in data.get("features", []):
-        feat_["properties"] = readable_properties(layer, feat_.get("properties") or {}, lang)
-    return orjson.dumps(data)
 
 
 def _t(lang: str) -> Any:
@@ -340,9 +334,9 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
 
     async def items(request: Request, q: feat.ItemsQuery = Depends(items_dep)) -> Response:
         fmt = formats.negotiate(request, formats.ITEMS_FORMATS)
-        _labels(request)      # labels=true|false, else 400 (f=csv: readable titles and values)
+        labels = _labels(request)     # labels=true|false, else 400 (f=csv: readable titles and values)
         if downloads.wants_download(request, fmt):   # the whole selection (api/downloads.py)
-            return await downloads.send(request, layer, q, fmt)
+            return await downloads.send(request, layer, q, fmt, labels=labels)
         if fmt == "html":
             # web maps always carry x = easting/longitude
             q.crs = dataclasses.replace(q.crs, lat_first=False)

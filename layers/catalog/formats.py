@@ -16,7 +16,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from layers.catalog.registry import LAYERS, Layer, LayerField
+from layers.catalog.registry import LAYERS, LayerField
 from layers.store import vocab
 
 VN_TZ = dt.timezone(dt.timedelta(hours=7))
@@ -164,20 +164,23 @@ def format_value(f: LayerField, value: Any, lang: str = "vi") -> str:
     return FORMATTERS[f.format or "text"](f, value, lang)
 
 
-def readable_properties(layer: Layer, props: dict[str, Any], lang: str = "vi") -> dict[str, str]:
-    """A feature's public properties for people (CSV `labels=true`): the field titles in `lang` as keys (units
-    in brackets), values as the field declares (labels, names, dates) without the unit, arrays as 'a; b'."""
-    out: dict[str, str] = {}
-    for f in layer.public_fields:
-        if f.name not in props:
-            continue
-        value = props[f.name]
-        bare = replace(f, unit=None, unit_en=None)
-        if f.format == "vnd":
-            text = "" if value is None else format_number(value, 0, lang)
-        elif isinstance(value, list) and f.format in ("list", "text"):
-            text = "; ".join(str(v) for v in value)
-        else:
-            text = format_value(bare, value, lang)
-        out[f.title_vi if lang == "vi" else f.title_en] = text
-    return out
+def readable_title(f: LayerField, lang: str = "vi") -> str:
+    """A field's column title in a readable table (CSV `labels=true`): its title in `lang`, unit in brackets."""
+    return f.title_vi if lang == "vi" else f.title_en
+
+
+def readable_formatter(f: LayerField, lang: str = "vi") -> Callable[[Any], str]:
+    """How values of `f` are written in a readable table (CSV `labels=true`): as the field declares (labels,
+    names, dates) without the unit (the title carries it), arrays as 'a; b'. One function per field, made once
+    and applied to every row."""
+    bare = replace(f, unit=None, unit_en=None)
+    if f.format == "vnd":
+        return lambda v: "" if v is None else format_number(v, 0, lang)
+    listed = f.format in ("list", "text")
+
+    def text(value: Any) -> str:
+        if listed and isinstance(value, list):
+            return "; ".join(str(v) for v in value)
+        return format_value(bare, value, lang)
+    return text
+

@@ -10,6 +10,11 @@ Rows are read with a server-side cursor in batches of `BATCH` (REPEATABLE READ, 
 the rows are one snapshot), geometries leave PostGIS as WKB in EPSG:4326 and are reprojected in Python with
 `gis.crs.transformer` (official VN-2000 parameters), then `gis.writers` writes them typed from the registry.
 Without `limit` a download is the whole selection; a given `limit`/`offset` is honoured.
+
+`Download(labels="vi"|"en")` (CSV `labels=true`) is the same rows for people: column titles from the registry
+in that language, values as `layers.catalog.formats` shows them (labels, names, dd/mm/yyyy, 1.234,5) and
+references by the referenced features' own fields (`layers.query.refs.ref_sql`, in the rows' statement, so a
+batch still bounds the memory); `datso export` and the other formats keep the machine columns.
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ from gis.writers import (
     geojson_chunks,
     write_file,
 )
+from layers.catalog.formats import readable_formatter, readable_title
 from layers.catalog.registry import Layer, LayerField
+from layers.query.refs import ref_sql
 from layers.query.selection import Selection
 from layers.store.connect import connect
 
@@ -80,6 +87,7 @@ class Download:
     limit: int | None = None
     offset: int = 0
     feature_id: int | None = None                      # one feature (the item page's downloads)
+    labels: str | None = None                          # "vi"/"en": readable titles and values (CSV labels=true)
 
     @property
     def out_fields(self) -> list[LayerField]:
@@ -93,9 +101,25 @@ def _kind(f: LayerField) -> Kind:
             "object": "json"}.get(f.type, "string")   # type: ignore[return-value]
 
 
+def titles(d: Download) -> list[str]:
+    """The fields' column titles: their names, or with `labels` their titles in that language (a title two
+    fields share is told apart by the field's name)."""
+    if d.labels is None:
+        return [f.name for f in d.out_fields]
+    out = [readable_title(f, d.labels) for f in d.out_fields]
+    taken = {d.layer.id_column}
+    for i, (f, title) in enumerate(zip(d.out_fields, out, strict=True)):
+        if title in taken or out.count(title) > 1:
+            out[i] = f"{title} [{f.name}]"
+        taken.add(out[i])
+    return out
+
+
 def columns(d: Download) -> list[Column]:
-    """The file's columns, typed from the registry: the id, then the fields."""
-    return [Column(d.layer.id_column, "int64"), *[Column(f.name, _kind(f)) for f in d.out_fields]]
+    """The file's columns, typed from the registry: the id, then the fields (with `labels`: text)."""
+    kinds = [_kind(f) if d.labels is None else "string" for f in d.out_fields]
+    return [Column(d.layer.id_column, "int64"),
+            *[Column(name, kind) for name, kind in zip(titles(d), kinds, strict=True)]]   # type: ignore[arg-type]
 
 
 def dbf(d: Download) -> dict[str, str]:
@@ -136,11 +160,16 @@ def rows_sql(d: Download) -> tuple[sql.Composed, dict[str, Any]]:
     if not any(name == d.layer.id_column for name, _ in d.order):
         keys.append(sql.SQL("t.{}").format(ident(d.layer.id_column)))
     q = sql.SQL("SELECT t.{id}, {cols}, ST_AsBinary(t.{g}) FROM {t} t WHERE {w} ORDER BY {keys}{lim}").format(
-        id=ident(d.layer.id_column), cols=sql.SQL(", ").join(sql.SQL("t.{}").format(ident(f.name))
-                                                          for f in d.out_fields),
+        id=ident(d.layer.id_column), cols=sql.SQL(", ").join(_column_sql(d, f) for f in d.out_fields),
         g=ident(d.layer.geometry_column), t=ident(d.layer.table), w=where, keys=sql.SQL(", ").join(keys),
         lim=_limit(d) if d.limit is not None or d.offset else sql.SQL(""))
     return q, params
+
+
+def _column_sql(d: Download, f: LayerField) -> sql.Composable:
+    if d.labels is not None and f.ref is not None:     # the referenced features' declared fields (JSON)
+        return sql.SQL(ref_sql(f, "t."))   # type: ignore[arg-type]  # registry identifiers only
+    return sql.SQL("t.{}").format(sql.Identifier(f.name))
 
 
 class _SafeDate(DateLoader):
@@ -188,6 +217,8 @@ def batches(conn: psycopg.Connection, d: Download, size: int = BATCH) -> Iterato
     """The selected rows in batches (a server-side cursor), geometries reprojected to `d.crs`."""
     q, params = rows_sql(d)
     names = [c.name for c in columns(d)]
+    shown = [] if d.labels is None else [(name, readable_formatter(f, d.labels))
+                                         for name, f in zip(names[1:], d.out_fields, strict=True)]
     with conn.cursor(name="datso_download") as cur:
         cur.itersize = size
         cur.execute(q, params)
@@ -196,6 +227,8 @@ def batches(conn: psycopg.Connection, d: Download, size: int = BATCH) -> Iterato
             if not rows:
                 break
             values = {name: [r[i] for r in rows] for i, name in enumerate(names)}
+            for name, text in shown:
+                values[name] = [text(v) for v in values[name]]
             wkb = np.array([None if r[-1] is None else bytes(r[-1]) for r in rows], dtype=object)
             geoms = shapely.from_wkb(wkb)
             yield Batch(values, reproject(geoms, CRS84, d.crs))
