@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from psycopg.conninfo import conninfo_to_dict
 from rich.console import Console
 
 from layers.settings import get_settings
+from layers.store import backup as backup_mod
 from layers.store import db as dbmod
 from layers.store import pgcluster
 
@@ -77,3 +81,38 @@ def downgrade(revision: str = typer.Argument("base")) -> None:
     """Downgrade the schema (base = drop everything datso created)."""
     dbmod.downgrade(get_settings(), revision=revision)
     console.print(f"downgraded to {revision}")
+
+
+def _progress(verb: str) -> backup_mod.Progress:
+    def report(done: int, total: int, table: str) -> None:
+        console.print(f"{verb} [{done}/{total}] {table}")
+    return report
+
+
+@app.command()
+def backup(out: Path = typer.Option(..., "--out", help="archive to write (pg_dump custom format)"),
+           db: str | None = typer.Option(None, "--db", help="database to back up (default: datso's)")) -> None:
+    """Back up the database with pg_dump (custom format), table by table with progress."""
+    s = get_settings()
+    try:
+        n = backup_mod.backup(s, s.dsn(db), out, _progress("dumped"))
+    except backup_mod.BackupError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"backup written: {out} ({n} tables, {out.stat().st_size} bytes)")
+
+
+@app.command()
+def restore(archive: Path = typer.Argument(..., help="archive written by `datso db backup`"),
+            db: str | None = typer.Option(None, "--db", help="NEW database to restore into (default: datso's "
+                                                              "database, which then must not exist)"),
+            force: bool = typer.Option(False, "--force", help="replace the database if it exists")) -> None:
+    """Restore a backup into a new database (refuses an existing one unless --force)."""
+    s = get_settings()
+    db = db or str(conninfo_to_dict(s.dsn()).get("dbname") or s.db_name)
+    try:
+        n = backup_mod.restore(s, archive, db, force=force, progress=_progress("restored"))
+    except backup_mod.BackupError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"restored {archive} into database {db!r} ({n} tables): {s.dsn(db)}")
