@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import accounts, errors, health, offload, security
+from api import accounts, errors, health, observability, offload, security
 from api import features as features_api
 from api import imagery as imagery_api
 from api import map as map_api
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     # outermost: trusted Host (400 otherwise), security headers on every response; Swagger UI at /api.html
     security.install_headers(app, a, get_map_settings().basemap_url, "/api.html")
     app.add_middleware(HeadAndOptions)   # HEAD on every GET route (no body), OPTIONS answers Allow (QGIS editing)
+    observability.install(app)           # outermost: X-Request-ID, request log line, /metrics
     app.include_router(health.router)
     app.include_router(map_api.router)
     app.include_router(imagery_api.router)
