@@ -27,6 +27,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from layers.catalog.registry import LAYERS
+
 log = structlog.get_logger("datso.request")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _TILE_PATH = re.compile(r"/tiles/[^/]+/\d+/\d+/\d+$")
@@ -165,8 +167,38 @@ router = APIRouter()
 async def metrics(request: Request) -> Response:
     """Prometheus text format (scrape from the internal network; the reverse proxy should not publish it)."""
     m: Metrics = request.app.state.metrics
-    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST,
-                    headers={"Cache-Control": "no-store"})
+    body = generate_latest(m.registry) + await _table_metrics(request)
+    return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
+
+
+_TABLES = ("SELECT relname, n_tup_ins, n_live_tup FROM pg_stat_user_tables "
+           "WHERE schemaname = 'public' AND relname = ANY($1::text[]) ORDER BY relname")
+
+
+async def _table_metrics(request: Request) -> bytes:
+    """Rows inserted (imports and API writes; PostgreSQL's statistics since their last reset, shared by every
+    process) and live rows per published layer table. Nothing when the database cannot be reached: the
+    process's own metrics are still served."""
+    registry = CollectorRegistry(auto_describe=False)
+    inserted = GaugeMetricFamily("datso_table_rows_inserted", "Rows inserted into each layer table (imports and "
+                                 "writes, pg_stat_user_tables.n_tup_ins since the statistics reset)",
+                                 labels=["table"])
+    live = GaugeMetricFamily("datso_table_rows", "Live rows per layer table (estimate)", labels=["table"])
+    try:
+        async with request.app.state.db.connection() as conn:
+            rows = await conn.fetch(_TABLES, sorted({layer.table for layer in LAYERS.values()}))
+    except Exception:  # noqa: BLE001 - metrics must not fail because the database does
+        return b""
+    for r in rows:
+        inserted.add_metric([r["relname"]], r["n_tup_ins"])
+        live.add_metric([r["relname"]], r["n_live_tup"])
+
+    class _Once(Collector):
+        def collect(self) -> Iterator[Any]:
+            yield from (inserted, live)
+
+    registry.register(_Once())
+    return generate_latest(registry)
 
 
 def install(app: FastAPI) -> None:

@@ -129,3 +129,14 @@ def test_metrics_by_route_template_pool_and_tile_cache(client: TestClient) -> No
     assert hits >= 1 and hits + misses >= 2       # the second fetch of the same tile came from the cache
     ratio = after["datso_tile_cache_hit_ratio"][0].value
     assert abs(ratio - hits / (hits + misses)) < 1e-9
+
+
+def test_metrics_count_rows_inserted_per_layer_table(client: TestClient, conn: psycopg.Connection) -> None:
+    after = _samples(client)
+    inserted = {s.labels["table"]: s.value for s in after["datso_table_rows_inserted"]}
+    live = {s.labels["table"]: s.value for s in after["datso_table_rows"]}
+    assert {"parcels", "auction_plots", "growing_areas"} <= set(inserted) and set(live) == set(inserted)
+    row = conn.execute("SELECT count(*) FROM parcels").fetchone()
+    assert row is not None and row[0] > 0
+    # the sample load's COPY counts as inserts (imports use the same COPY path)
+    assert inserted["parcels"] >= row[0]
