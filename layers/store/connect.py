@@ -11,6 +11,9 @@ Two roles:
 
 Every session names itself in `application_name` (`datso-reader`, `datso-writer`, `datso-migrate`, or a pool's
 `name` prefixed with `datso-`) unless its DSN already sets one, so `pg_stat_activity` shows datso's sessions.
+Through PgBouncer in transaction mode (`DATSO_DATABASE_POOLER`) no connection keeps server-side prepared
+statements (a transaction's next statement may run on another server connection), and the LISTEN goes to
+`listen_url()` (`DATSO_DATABASE_LISTEN_URL`, a direct connection; LISTEN needs one session).
 Every session runs with `layers.settings.API_SESSION_SETTINGS` (jit off, no parallel workers) plus, when the
 caller gives one, its request class's `statement_timeout`: as libpq `options` (psycopg) or asyncpg
 `server_settings`. A caller that already knows its address (a test's database, `--db`, the DSN handed to a
@@ -49,6 +52,18 @@ def application_name(role: Role | str, dsn: str) -> str:
     return str(own) if own else (role if str(role).startswith("datso") else f"datso-{role}")
 
 
+def listen_url(primary: str, settings: Settings | None = None) -> str:
+    """Where the tile-invalidation LISTEN connects: `DATSO_DATABASE_LISTEN_URL` (direct), else `primary`."""
+    s = settings or get_settings()
+    if s.database_listen_url:
+        return s.model_copy(update={"database_url": s.database_listen_url}).dsn()
+    return primary
+
+
+def _pooled(settings: Settings | None) -> bool:
+    return (settings or get_settings()).database_pooler
+
+
 def sqlalchemy_url(settings: Settings | None = None, dbname: str | None = None) -> str:
     """Alembic's URL (migrations write: always the primary), for the psycopg driver."""
     return "postgresql+psycopg://" + url("writer", settings, dbname=dbname)[len("postgresql://"):]
@@ -84,6 +99,8 @@ def connect(role: Role, *, dsn: str | None = None, settings: Settings | None = N
     target = dsn or url(role, settings, dbname=dbname)
     kwargs: dict[str, Any] = {"options": _options(target, statement_timeout_ms),
                               "application_name": application_name(role, target)}
+    if _pooled(settings):
+        kwargs["prepare_threshold"] = None
     if connect_timeout is not None:
         kwargs["connect_timeout"] = connect_timeout
     with psycopg.connect(target, autocommit=autocommit, **kwargs) as conn:
@@ -101,7 +118,8 @@ def sync_pool(role: Role, *, dsn: str | None = None, settings: Settings | None =
         # caller tries again at once (psycopg_pool's backoff alone grows to 16 s and more)
         reconnect_timeout=reconnect_timeout, check=psycopg_pool.ConnectionPool.check_connection,
         kwargs={"connect_timeout": max(1, round(timeout)), "options": _options(target, statement_timeout_ms),
-                "application_name": application_name(name or role, target)},
+                "application_name": application_name(name or role, target),
+                **({"prepare_threshold": None} if _pooled(settings) else {})},
         name=name)
 
 
@@ -111,7 +129,8 @@ async def connect_async(role: Role, *, dsn: str | None = None, settings: Setting
     """One asyncpg connection for `role` (or to `dsn`) with the session settings (+ `server_settings`)."""
     target = dsn or url(role, settings)
     named = {"application_name": application_name(role, target), **session_settings(statement_timeout_ms)}
-    return await asyncpg.connect(target, timeout=timeout, server_settings={**named, **server_settings})
+    cache = {"statement_cache_size": 0} if _pooled(settings) else {}
+    return await asyncpg.connect(target, timeout=timeout, server_settings={**named, **server_settings}, **cache)
 
 
 async def async_pool(role: Role, *, dsn: str | None = None, settings: Settings | None = None,
@@ -120,4 +139,6 @@ async def async_pool(role: Role, *, dsn: str | None = None, settings: Settings |
     `asyncpg.create_pool` (sizes, timeout, init, ...)."""
     target = dsn or url(role, settings)
     named = {"application_name": application_name(role, target), **session_settings(statement_timeout_ms)}
+    if _pooled(settings):
+        kwargs.setdefault("statement_cache_size", 0)
     return await asyncpg.create_pool(target, server_settings=named, **kwargs)
