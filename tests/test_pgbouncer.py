@@ -62,7 +62,7 @@ auth_file = {d / 'userlist.txt'}
 admin_users = postgres
 logfile = {d / 'pgbouncer.log'}
 pool_mode = transaction
-default_pool_size = 8
+default_pool_size = 2
 max_client_conn = 200
 ; PgBouncer 1.18 refuses other startup parameters; the session settings are then the database's own
 ignore_startup_parameters = extra_float_digits,options,jit,max_parallel_workers_per_gather,statement_timeout
@@ -243,3 +243,47 @@ def test_import_through_pgbouncer(pgbouncer: int, settings: Settings, tmp_path: 
         assert _queries(pgbouncer, name) > 0
     finally:
         pgcluster.drop_database(s, name)
+
+
+def test_no_prepared_statement_clashes_under_concurrency(pgbouncer: int, sample_db: str) -> None:
+    """Six client sessions over two server connections, interleaved transactions: with the pooler setting no
+    statement fails; without it asyncpg's named prepared statements land on the wrong server connection
+    (the negative control shows the check can see the failure)."""
+    import asyncio
+
+    from layers.store import connect
+
+    via = _via(sample_db, pgbouncer)
+
+    async def run() -> int:
+        conns = [await connect.connect_async("reader", dsn=via) for _ in range(6)]
+        errors = 0
+
+        async def work(c: Any) -> None:
+            nonlocal errors
+            for j in range(30):
+                try:
+                    async with c.transaction():
+                        await c.fetchval("SELECT count(*) FROM parcels WHERE id > $1", j)
+                        await asyncio.sleep(0.001)
+                    await c.fetchval("SELECT count(*) FROM parcels WHERE id > $1", j)
+                except Exception:  # noqa: BLE001 - counted
+                    errors += 1
+        try:
+            await asyncio.gather(*(work(c) for c in conns))
+        finally:
+            for c in conns:
+                await c.close()
+        return errors
+
+    def with_pooler(on: bool) -> int:
+        os.environ["DATSO_DATABASE_POOLER"] = "true" if on else "false"
+        get_settings.cache_clear()
+        try:
+            return asyncio.run(run())
+        finally:
+            os.environ.pop("DATSO_DATABASE_POOLER", None)
+            get_settings.cache_clear()
+
+    assert with_pooler(True) == 0
+    assert with_pooler(False) > 0
