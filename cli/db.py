@@ -12,6 +12,7 @@ from layers.settings import get_settings
 from layers.store import backup as backup_mod
 from layers.store import db as dbmod
 from layers.store import pgcluster
+from layers.store import roles as roles_mod
 
 app = typer.Typer(help="Embedded PostgreSQL/PostGIS cluster and migrations.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -116,3 +117,25 @@ def restore(archive: Path = typer.Argument(..., help="archive written by `datso 
         _fail(str(exc))
         return
     console.print(f"restored {archive} into database {db!r} ({n} tables): {s.dsn(db)}")
+
+
+@app.command()
+def roles(create: bool = typer.Option(False, "--create", help="create the roles (or reset their passwords)"),
+          db: str | None = typer.Option(None, "--db", help="database to grant on (default: datso's)"),
+          prefix: str = typer.Option("datso", "--prefix", help="role names: PREFIX_reader, PREFIX_writer"),
+          owner: bool = typer.Option(False, "--owner", help="also make PREFIX_owner and hand it every table")) -> None:
+    """Least-privilege roles (opt-in): a reader and a writer that cannot alter tables; prints their URLs."""
+    if not create:
+        _fail("say --create to create the roles (nothing else is done without it)")
+    s = get_settings()
+    try:
+        urls = roles_mod.create_roles(s.dsn(db), prefix=prefix, owner=owner)
+    except roles_mod.RolesError as exc:
+        _fail(str(exc))
+        return
+    print(f"DATABASE_URL={urls['writer']}")
+    print(f"DATSO_DATABASE_READ_URL={urls['reader']}")
+    if "owner" in urls:
+        print(f"# migrations (datso db migrate): DATABASE_URL={urls['owner']}")
+    console.print("passwords are shown once; require them with scram-sha-256 lines in pg_hba.conf "
+                  "(docs/operations.md)")
