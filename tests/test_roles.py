@@ -75,3 +75,31 @@ def test_roles_needs_create_flag(sample_db: str) -> None:
     r = subprocess.run([sys.executable, "-m", "cli.main", "db", "roles"], capture_output=True, text=True,
                        cwd=ROOT, env={**os.environ, "DATABASE_URL": sample_db}, timeout=60)
     assert r.returncode == 1 and "--create" in r.stderr
+
+
+def test_owner_role_owns_the_tables_and_may_alter(settings: Settings) -> None:
+    from layers.store import db as dbmod
+    from layers.store import pgcluster
+
+    name = settings.db_name + "_roles"
+    s = settings.model_copy(update={"db_name": name})
+    if s.database_url:
+        s = s.model_copy(update={"database_url": s.dsn(name)})
+    pgcluster.drop_database(s, name)
+    pgcluster.ensure_database(s, name)
+    dbmod.migrate(s)
+    prefix = name + "_o"
+    try:
+        urls = roles.create_roles(s.dsn(), prefix=prefix, owner=True)
+        with psycopg.connect(s.dsn()) as c:
+            owners = dict(c.execute("SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public' "
+                                    "AND tablename IN ('parcels', 'history', 'alembic_version')").fetchall())
+        assert owners == {t: prefix + "_owner" for t in ("parcels", "history", "alembic_version")}
+        with psycopg.connect(urls["owner"]) as c:
+            c.execute("ALTER TABLE parcels ADD COLUMN x int")
+            c.rollback()
+        with psycopg.connect(urls["writer"]) as c, pytest.raises(errors.InsufficientPrivilege):
+            c.execute("ALTER TABLE parcels ADD COLUMN x int")
+    finally:
+        roles.drop_roles(s.dsn(), prefix)
+        pgcluster.drop_database(s, name)
