@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import accounts, aggregates, dashboard, errors, health, offload, security
+from api import accounts, aggregates, dashboard, errors, health, observability, offload, security
 from api import admin as admin_api
 from api import epcis as epcis_api
 from api import features as features_api
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     # outermost: trusted Host (400 otherwise), security headers on every response; Swagger UI at /api.html
     security.install_headers(app, a, get_map_settings().basemap_url, "/api.html")
     app.add_middleware(HeadAndOptions)   # HEAD on every GET route (no body), OPTIONS answers Allow (QGIS editing)
+    observability.install(app)           # outermost: X-Request-ID, request log line, /metrics
     app.include_router(health.router)
     app.include_router(map_api.router)
     app.include_router(admin_api.router)

@@ -27,6 +27,7 @@ from api.errors import Problem, request_lang
 from api.security import public_base_url
 from layers.catalog.registry import LAYERS, Layer
 from layers.settings import TileSettings, get_tile_settings
+from layers.store import connect
 from tiles import styles, tilejson, tms
 from tiles.archive import TileArchive
 from tiles.cache import CacheKey
@@ -86,7 +87,8 @@ async def service(app: FastAPI) -> TileService:
             db = app.state.db
             # tiles read from the read pool; the invalidation LISTEN goes to the primary, where the triggers'
             # NOTIFYs are sent (a replica does not relay them)
-            svc = TileService(db.primary, db.pool, tile_settings(app), replica=db.dsn != db.primary)
+            svc = TileService(connect.listen_url(db.primary), db.pool, tile_settings(app),
+                              replica=db.dsn != db.primary)
             await svc.start()
             app.state.tile_service = svc
     return svc

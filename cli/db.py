@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from psycopg.conninfo import conninfo_to_dict
 from rich.console import Console
 
 from layers.settings import get_settings
+from layers.store import backup as backup_mod
 from layers.store import db as dbmod
 from layers.store import pgcluster
+from layers.store import roles as roles_mod
 
 app = typer.Typer(help="Embedded PostgreSQL/PostGIS cluster and migrations.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -91,3 +96,60 @@ def advance_auctions() -> None:
     with connect.connect("writer", settings=get_settings()) as conn, conn.cursor() as cur:
         n = advance_statuses(cur, dt.datetime.now(dt.UTC))
     console.print(f"{n} auction plot(s) moved to the status their dates imply")
+
+
+def _progress(verb: str) -> backup_mod.Progress:
+    def report(done: int, total: int, table: str) -> None:
+        console.print(f"{verb} [{done}/{total}] {table}")
+    return report
+
+
+@app.command()
+def backup(out: Path = typer.Option(..., "--out", help="archive to write (pg_dump custom format)"),
+           db: str | None = typer.Option(None, "--db", help="database to back up (default: datso's)")) -> None:
+    """Back up the database with pg_dump (custom format), table by table with progress."""
+    s = get_settings()
+    try:
+        n = backup_mod.backup(s, s.dsn(db), out, _progress("dumped"))
+    except backup_mod.BackupError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"backup written: {out} ({n} tables, {out.stat().st_size} bytes)")
+
+
+@app.command()
+def restore(archive: Path = typer.Argument(..., help="archive written by `datso db backup`"),
+            db: str | None = typer.Option(None, "--db", help="NEW database to restore into (default: datso's "
+                                                              "database, which then must not exist)"),
+            force: bool = typer.Option(False, "--force", help="replace the database if it exists")) -> None:
+    """Restore a backup into a new database (refuses an existing one unless --force)."""
+    s = get_settings()
+    db = db or str(conninfo_to_dict(s.dsn()).get("dbname") or s.db_name)
+    try:
+        n = backup_mod.restore(s, archive, db, force=force, progress=_progress("restored"))
+    except backup_mod.BackupError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"restored {archive} into database {db!r} ({n} tables): {s.dsn(db)}")
+
+
+@app.command()
+def roles(create: bool = typer.Option(False, "--create", help="create the roles (or reset their passwords)"),
+          db: str | None = typer.Option(None, "--db", help="database to grant on (default: datso's)"),
+          prefix: str = typer.Option("datso", "--prefix", help="role names: PREFIX_reader, PREFIX_writer"),
+          owner: bool = typer.Option(False, "--owner", help="also make PREFIX_owner and hand it every table")) -> None:
+    """Least-privilege roles (opt-in): a reader and a writer that cannot alter tables; prints their URLs."""
+    if not create:
+        _fail("say --create to create the roles (nothing else is done without it)")
+    s = get_settings()
+    try:
+        urls = roles_mod.create_roles(s.dsn(db), prefix=prefix, owner=owner)
+    except roles_mod.RolesError as exc:
+        _fail(str(exc))
+        return
+    print(f"DATABASE_URL={urls['writer']}")
+    print(f"DATSO_DATABASE_READ_URL={urls['reader']}")
+    if "owner" in urls:
+        print(f"# migrations (datso db migrate): DATABASE_URL={urls['owner']}")
+    console.print("passwords are shown once; require them with scram-sha-256 lines in pg_hba.conf "
+                  "(docs/operations.md)")

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         description="libpq URL of an existing PostGIS (writes, and reads too unless DATSO_DATABASE_READ_URL "
                     "is set); unset: datso starts its own embedded cluster")
     database_read_url: str | None = Field(default=None, description="reads go here when set; writes always to DATABASE_URL")
+    database_listen_url: str | None = Field(default=None, description="the tile-invalidation LISTEN connects here: "
+                                            "a DIRECT connection to the primary when DATABASE_URL goes through "
+                                            "PgBouncer in transaction mode; unset: the primary's URL")
+    database_pooler: bool = Field(default=False, description="the database URLs go through PgBouncer in transaction "
+                                  "mode: no server-side prepared statements (asyncpg statement cache off, psycopg "
+                                  "prepare_threshold off); see docs/operations.md")
     data_dir: Path = Field(default=Path(".data"), description="folder of the embedded cluster (`pg/` inside it)")
     pg_port: int = Field(default=5433, description="TCP port of the embedded cluster on 127.0.0.1")
     pg_bin: Path | None = Field(default=None, description="folder holding initdb/pg_ctl; unset: the newest "

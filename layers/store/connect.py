@@ -9,6 +9,11 @@ Two roles:
   the sample load, migrations, cluster administration, and the tile-invalidation LISTEN (replicas do not relay
   NOTIFY; the triggers fire on the primary). Always the primary: `DATABASE_URL` or the embedded cluster.
 
+Every session names itself in `application_name` (`datso-reader`, `datso-writer`, `datso-migrate`, or a pool's
+`name` prefixed with `datso-`) unless its DSN already sets one, so `pg_stat_activity` shows datso's sessions.
+Through PgBouncer in transaction mode (`DATSO_DATABASE_POOLER`) no connection keeps server-side prepared
+statements (a transaction's next statement may run on another server connection), and the LISTEN goes to
+`listen_url()` (`DATSO_DATABASE_LISTEN_URL`, a direct connection; LISTEN needs one session).
 Every session runs with `layers.settings.API_SESSION_SETTINGS` (jit off, no parallel workers) plus, when the
 caller gives one, its request class's `statement_timeout`: as libpq `options` (psycopg) or asyncpg
 `server_settings`. A caller that already knows its address (a test's database, `--db`, the DSN handed to a
@@ -41,9 +46,33 @@ def url(role: Role, settings: Settings | None = None, *, primary: str | None = N
     return primary or s.dsn(dbname)
 
 
+def application_name(role: Role | str, dsn: str) -> str:
+    """`datso-<role>` for a session, or the DSN's own `application_name` when it has one."""
+    own = conninfo_to_dict(dsn).get("application_name")
+    return str(own) if own else (role if str(role).startswith("datso") else f"datso-{role}")
+
+
+def listen_url(primary: str, settings: Settings | None = None) -> str:
+    """Where the tile-invalidation LISTEN connects: `DATSO_DATABASE_LISTEN_URL` (direct), else `primary`."""
+    s = settings or get_settings()
+    if s.database_listen_url:
+        return s.model_copy(update={"database_url": s.database_listen_url}).dsn()
+    return primary
+
+
+def _pooled(settings: Settings | None) -> bool:
+    return (settings or get_settings()).database_pooler
+
+
 def sqlalchemy_url(settings: Settings | None = None, dbname: str | None = None) -> str:
     """Alembic's URL (migrations write: always the primary), for the psycopg driver."""
     return "postgresql+psycopg://" + url("writer", settings, dbname=dbname)[len("postgresql://"):]
+
+
+def sqlalchemy_connect_args(sa_url: str) -> dict[str, str]:
+    """Alembic's engine `connect_args`: the session named `datso-migrate` (unless its URL names one)."""
+    return {"application_name": application_name("migrate", sa_url.replace("postgresql+psycopg://",
+                                                                           "postgresql://", 1))}
 
 
 def session_settings(statement_timeout_ms: int | None = None) -> dict[str, str]:
@@ -68,7 +97,10 @@ def connect(role: Role, *, dsn: str | None = None, settings: Settings | None = N
     """A psycopg connection for `role` (or to `dsn`) with the session settings; committed when the block ends
     without error, rolled back otherwise, closed always."""
     target = dsn or url(role, settings, dbname=dbname)
-    kwargs: dict[str, Any] = {"options": _options(target, statement_timeout_ms)}
+    kwargs: dict[str, Any] = {"options": _options(target, statement_timeout_ms),
+                              "application_name": application_name(role, target)}
+    if _pooled(settings):
+        kwargs["prepare_threshold"] = None
     if connect_timeout is not None:
         kwargs["connect_timeout"] = connect_timeout
     with psycopg.connect(target, autocommit=autocommit, **kwargs) as conn:
@@ -85,7 +117,9 @@ def sync_pool(role: Role, *, dsn: str | None = None, settings: Settings | None =
         # a short reconnect_timeout: after an outage the pool gives up its backoff quickly and the next
         # caller tries again at once (psycopg_pool's backoff alone grows to 16 s and more)
         reconnect_timeout=reconnect_timeout, check=psycopg_pool.ConnectionPool.check_connection,
-        kwargs={"connect_timeout": max(1, round(timeout)), "options": _options(target, statement_timeout_ms)},
+        kwargs={"connect_timeout": max(1, round(timeout)), "options": _options(target, statement_timeout_ms),
+                "application_name": application_name(name or role, target),
+                **({"prepare_threshold": None} if _pooled(settings) else {})},
         name=name)
 
 
@@ -93,13 +127,18 @@ async def connect_async(role: Role, *, dsn: str | None = None, settings: Setting
                         timeout: float = 60.0, statement_timeout_ms: int | None = None,
                         **server_settings: str) -> asyncpg.Connection:
     """One asyncpg connection for `role` (or to `dsn`) with the session settings (+ `server_settings`)."""
-    return await asyncpg.connect(dsn or url(role, settings), timeout=timeout,
-                                 server_settings={**session_settings(statement_timeout_ms), **server_settings})
+    target = dsn or url(role, settings)
+    named = {"application_name": application_name(role, target), **session_settings(statement_timeout_ms)}
+    cache = {"statement_cache_size": 0} if _pooled(settings) else {}
+    return await asyncpg.connect(target, timeout=timeout, server_settings={**named, **server_settings}, **cache)
 
 
 async def async_pool(role: Role, *, dsn: str | None = None, settings: Settings | None = None,
                      statement_timeout_ms: int | None = None, **kwargs: Any) -> asyncpg.Pool:
     """An asyncpg pool for `role` (or to `dsn`) with the session settings; `kwargs` go to
     `asyncpg.create_pool` (sizes, timeout, init, ...)."""
-    return await asyncpg.create_pool(dsn or url(role, settings),
-                                     server_settings=session_settings(statement_timeout_ms), **kwargs)
+    target = dsn or url(role, settings)
+    named = {"application_name": application_name(role, target), **session_settings(statement_timeout_ms)}
+    if _pooled(settings):
+        kwargs.setdefault("statement_cache_size", 0)
+    return await asyncpg.create_pool(target, server_settings=named, **kwargs)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from layers.store.connect import sqlalchemy_connect_args
 from layers.store.migrations_filter import include_object
 from layers.store.models import Base
 
@@ -11,7 +12,8 @@ target_metadata = Base.metadata
 
 
 def run_migrations_online() -> None:
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "", poolclass=pool.NullPool)
+    sa_url = config.get_main_option("sqlalchemy.url") or ""
+    engine = create_engine(sa_url, poolclass=pool.NullPool, connect_args=sqlalchemy_connect_args(sa_url))
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata,
                           include_object=include_object, compare_type=True)
