@@ -15,9 +15,11 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 from psycopg import sql
 
 from layers.settings import Settings
@@ -128,8 +130,27 @@ def restore(settings: Settings, archive: Path, name: str, *, force: bool = False
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(ident))
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(ident))
     target = url("writer", settings, dbname=name)
-    cmd = [_tool(settings, "pg_restore"), "--exit-on-error", "--verbose", "--dbname", target, str(archive)]
+    # materialized views are refreshed after the restore, in a normal session: pg_restore runs with an empty
+    # search_path, in which a view's query (ts_stat's text naming tables, datso_fold) finds nothing
+    toc = subprocess.run([_tool(settings, "pg_restore"), "--list", str(archive)], capture_output=True, text=True,
+                         check=False)
+    if toc.returncode != 0:
+        raise BackupError(f"{archive} is not a pg_dump custom-format archive: {toc.stderr.strip()}")
+    views = [ln.split()[-3:-1] for ln in toc.stdout.splitlines() if " MATERIALIZED VIEW DATA " in ln]
+    listing = Path(tempfile.mkdtemp(prefix="datso-restore-")) / "toc.list"
+    listing.write_text("\n".join(ln for ln in toc.stdout.splitlines() if " MATERIALIZED VIEW DATA " not in ln) + "\n")
+    cmd = [_tool(settings, "pg_restore"), "--exit-on-error", "--verbose", "--use-list", str(listing),
+           "--dbname", target, str(archive)]
     rc, err = _stream(cmd, _RESTORING, total, progress)
+    shutil.rmtree(listing.parent, ignore_errors=True)
+    if rc == 0 and views:
+        try:
+            with connect("writer", dsn=target, autocommit=True) as conn:
+                for schema, view in views:
+                    conn.execute(sql.SQL("REFRESH MATERIALIZED VIEW {}.{}").format(sql.Identifier(schema),
+                                                                                 sql.Identifier(view)))
+        except psycopg.Error as exc:
+            rc, err = 1, f"refreshing the materialized views: {exc}"
     if rc != 0:
         with connect("writer", settings=settings, dbname="postgres", autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
