@@ -113,8 +113,8 @@ def _query_with(request: Request, **changes: Any) -> str:
 
 
 def _labels(request: Request) -> bool:
-    value = (request.query_params.get("labels") or "false").lower()
-    if value not in ("true", "false", "1", "0"):
+    value = request.query_params.get("labels", "false").lower()
+    if value not in ("true", "false", "1", "0"):     # an empty value too
         raise selection.QueryError("labels phải là true hoặc false", "labels must be true or false")
     return value in ("true", "1")
 

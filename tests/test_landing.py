@@ -98,6 +98,10 @@ def test_cards_show_each_layer_from_the_database(client: TestClient, conn: psyco
             assert shown == updated.astimezone(VN).strftime("%d/%m/%Y %H:%M")
             assert css(card, ".updated time")[0].get("datetime") == updated.isoformat()
         extent = css(card, ".extent")[0].text_content()
+        if n and layer.geometry_nullable and extent == "—":     # records without points: no extent to show
+            row = conn.execute(f"SELECT count(geom) FROM {layer.table}").fetchone()  # noqa: S608
+            assert row is not None and row[0] == 0, layer.id
+            continue
         assert re.fullmatch(r"\d+,\d\d–\d+,\d\d°\u00a0Đ · \d+,\d\d–\d+,\d\d°\u00a0B", extent), extent
         hrefs = [a.get("href") for a in css(card, "a")]
         base = "http://testserver"

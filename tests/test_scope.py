@@ -389,7 +389,7 @@ def test_source_links_are_scoped(http: httpx.Client, sample_db: str, users: dict
     fid, _, _ = feature_in_a(sample_db, http, layer)
     url = f"/collections/{layer.id}/items/{fid}/sources"
     current = http.get(url).json()["ids"]
-    wanted = [*current, area_in(sample_db, "29000")]
+    wanted = [*current, area_in(sample_db, C1)]
     before = {t: table_fingerprint(sample_db, t) for t in ("packing_facility_growing_areas", "history")}
     json_h = {"Content-Type": "application/json"}
     b = problem(http.put(url, content=json.dumps(wanted), headers={**h(users["officer_b"][1]), **json_h}), 403)
