@@ -368,8 +368,6 @@ def _layer_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> Non
         body = b'{"type":"FeatureCollection",' + (b'"crs":' + orjson.dumps(member) + b"," if member else b"") \
             + b'"features":[' + features + b"]," + orjson.dumps(meta)[1:]
         crs_header = {"Content-Crs": f"<{q.crs.uri}>"}
-        if fmt in ("json", "geojson"):
-            return respond(request, body, GEOJSON if fmt == "geojson" else "application/json", crs_header, etag)
         if fmt == "jsonfg":
             fg = await offload.in_thread(jsonfg.collection, layer, body, q.crs)
             return respond(request, fg, jsonfg.MEDIA, crs_header, etag)

@@ -22,10 +22,9 @@ import numpy as np
 import pyogrio
 import shapely
 
+from bench.sampledb import fresh_sample_db
 from gis.crs import get_crs
 from gis.io import crs_metadata
-from layers.settings import Settings
-from layers.store import db as dbmod
 from layers.store import pgcluster
 
 
@@ -47,12 +46,7 @@ def main() -> int:
     ap.add_argument("--db", default="bench_reimport")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
-    s = Settings().model_copy(update={"db_name": args.db})
-    if s.database_url:
-        s = s.model_copy(update={"database_url": s.dsn(args.db)})
-    pgcluster.drop_database(s, args.db)
-    pgcluster.ensure_database(s, args.db)
-    dbmod.migrate(s)
+    s = fresh_sample_db(args.db, sample=False)
     env = {**os.environ, "DATABASE_URL": s.dsn()}
     datso = str(Path(sys.executable).with_name("datso"))
     with tempfile.TemporaryDirectory() as tmp:

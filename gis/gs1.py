@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote, unquote
@@ -106,26 +107,26 @@ def serial(value: str) -> str:
     return _ai_text("21", str(value), "Số sê-ri (AI 21)", "serial number (AI 21)")
 
 
+def _parsed(parse: Callable[[str], Sscc | Gln], value: str, what: str, digits: int) -> str:
+    """An identifier biip parses on its own (SSCC, GLN): its canonical digits, or one bilingual error."""
+    s = str(value).strip()
+    try:
+        return parse(s).value
+    except ParseError as exc:
+        raise _err(s, f"{what} không hợp lệ ({digits} chữ số, số kiểm tra đúng): {_biip_message(exc)}",
+                   f"invalid {what}: {_biip_message(exc)}") from None
+
+
 @lru_cache(maxsize=65536)
 def sscc(value: str) -> str:
     """An SSCC: 18 digits with a right check digit."""
-    s = str(value).strip()
-    try:
-        return Sscc.parse(s).value
-    except ParseError as exc:
-        raise _err(s, f"SSCC không hợp lệ (18 chữ số, số kiểm tra đúng): {_biip_message(exc)}",
-                   f"invalid SSCC: {_biip_message(exc)}") from None
+    return _parsed(Sscc.parse, value, "SSCC", 18)
 
 
 @lru_cache(maxsize=65536)
 def gln(value: str) -> str:
     """A GLN (AI 414): 13 digits with a right check digit."""
-    s = str(value).strip()
-    try:
-        return Gln.parse(s).value
-    except ParseError as exc:
-        raise _err(s, f"GLN không hợp lệ (13 chữ số, số kiểm tra đúng): {_biip_message(exc)}",
-                   f"invalid GLN: {_biip_message(exc)}") from None
+    return _parsed(Gln.parse, value, "GLN", 13)
 
 
 def expiry(value: str) -> dt.date:

@@ -166,6 +166,39 @@ def test_update_and_upsert_by_business_key(sample_db: str, tmp_path: Path, clien
     assert sorted(actions) == [("insert", "import:ups"), ("update", "import:ups")]
 
 
+def test_update_by_a_key_with_an_empty_optional_part(sample_db: str, tmp_path: Path) -> None:
+    """Parcels are keyed by commune + old commune + sheet + number, the old commune optional: a re-import whose file
+    has no old-commune column matches the parcels that have none (as the insert's duplicate check reads it)."""
+    sheet = 900 + int(uuid.uuid4().hex[:4], 16) % 90
+    commune = rows(sample_db, "SELECT commune_code FROM parcels LIMIT 1")[0][0]
+
+    def parcels(body: str, numbers: list[int]) -> Path:
+        feats = [{"type": "Feature", "geometry": _square(106.70 + 0.003 * i, 9.72),
+                  "properties": {"commune_code": commune, "map_sheet": sheet, "parcel_no": n,
+                                 "land_use_codes": "ONT", "managing_body": body}} for i, n in enumerate(numbers)]
+        path = tmp_path / f"{body}.geojson"
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}, ensure_ascii=False), "utf-8")
+        return path
+
+    try:
+        assert import_file(parcels("UBND", [1, 2]), "parcels", sample_db, ImportOptions(progress=False)).ok
+        before = table_fingerprint(sample_db, "parcels")
+        # one unknown number: nothing written, the row named
+        res = import_file(parcels("UBND xã", [1, 3]), "parcels", sample_db, ImportOptions(progress=False, mode="update"))
+        assert [(i.row, i.code) for i in res.errors] == [(2, "not_found")]
+        assert table_fingerprint(sample_db, "parcels") == before
+        res = import_file(parcels("UBND xã", [1, 2]), "parcels", sample_db,
+                          ImportOptions(progress=False, mode="update", user="parcel-re"))
+        assert res.ok and res.rows_updated == 2, [i.describe("en") for i in res.errors]
+        assert rows(sample_db, "SELECT parcel_no, managing_body, old_commune_code FROM parcels WHERE map_sheet = %s "
+                    "ORDER BY parcel_no", sheet) == [(1, "UBND xã", None), (2, "UBND xã", None)]
+        assert rows(sample_db, "SELECT count(*) FROM history WHERE layer = 'parcels' AND actor = 'import:parcel-re'"
+                    ) == [(2,)]
+    finally:
+        with psycopg.connect(sample_db) as c:
+            c.execute("DELETE FROM parcels WHERE map_sheet = %s AND commune_code = %s", [sheet, commune])
+
+
 def _officer(dsn: str) -> str:
     from layers.accounts.auth import create_key
 

@@ -34,12 +34,21 @@ def key_of(layer: Layer) -> tuple[str, ...] | None:
     return keys[0] if keys else None
 
 
+def _optional_parts(layer: Layer, key: tuple[str, ...]) -> set[str]:
+    """The parts of a composite key that may be empty (alongside required ones; a key of optional parts alone
+    is a plain UNIQUE whose empty values never match)."""
+    optional = {k for k in key if (f := layer.get_field(k)) is not None and not f.required}
+    return optional if len(optional) < len(key) else set()
+
+
 def match_rows(conn: psycopg.Connection, layer: Layer, frame: pd.DataFrame,
                key: tuple[str, ...]) -> tuple[list[int | None], dict[int, str | None]]:
     """(per row: the id of the existing feature with the row's key, or None; {id: current lifecycle state}),
     the matched rows locked FOR UPDATE."""
     n = len(frame)
-    complete = frame[list(key)].notna().all(axis=1).to_numpy() if n else np.array([], dtype=bool)
+    optional = _optional_parts(layer, key)
+    required = [k for k in key if k not in optional] or list(key)
+    complete = frame[required].notna().all(axis=1).to_numpy() if n else np.array([], dtype=bool)
     idx = [int(i) for i in np.flatnonzero(complete)]
     out: list[int | None] = [None] * n
     states: dict[int, str | None] = {}
@@ -56,8 +65,11 @@ def match_rows(conn: psycopg.Connection, layer: Layer, frame: pd.DataFrame,
         state=sql.SQL("t.{}").format(sql.Identifier(state)) if state else sql.SQL("NULL"),
         arrays=sql.SQL(", ").join(sql.SQL("%s::" + _PG.get(f.type if f else "string", "text[]")) for f in fields),
         cols=sql.SQL(", ").join(cols), t=sql.Identifier(layer.table),
-        cond=sql.SQL(" AND ").join(sql.SQL("t.{} = u.{}").format(sql.Identifier(k), c)
-                                   for k, c in zip(key, cols, strict=True)))
+        cond=sql.SQL(" AND ").join(
+            # an empty optional part (a parcel without an old commune) matches an empty one, like the insert's
+            # NULLS NOT DISTINCT check; the `=` parts keep the join hashable
+            sql.SQL("(t.{k} = u.{c} OR (t.{k} IS NULL AND u.{c} IS NULL))" if k in optional else "t.{k} = u.{c}")
+            .format(k=sql.Identifier(k), c=c) for k, c in zip(key, cols, strict=True)))
     for fid, ordinal, st in conn.execute(q, arrays).fetchall():
         out[idx[int(ordinal) - 1]] = int(fid)
         states[int(fid)] = st
@@ -73,13 +85,16 @@ def plan(conn: psycopg.Connection, layer: Layer, prepared: Prepared, mode: Mode,
         return [], [Issue(None, None, "mode", f"lớp {layer.id} không có khóa nghiệp vụ: chỉ nhập mới được (--mode insert)",
                           f"layer {layer.id} has no business key: only --mode insert is possible")]
     issues: list[Issue] = []
-    missing = [k for k in key if k not in prepared.frame.columns]
+    optional = _optional_parts(layer, key)
+    missing = [k for k in key if k not in prepared.frame.columns and k not in optional]
     if missing:
         return [], [Issue(None, k, "required", f"--mode {mode}: thiếu cột khóa {k}",
                           f"--mode {mode}: the key column {k} is missing") for k in missing]
-    ids, states = match_rows(conn, layer, prepared.frame, key)
+    # an optional key part the file does not carry is empty in every row (as the insert's duplicate check reads it)
+    frame = prepared.frame.assign(**{k: None for k in key if k not in prepared.frame.columns})
+    ids, states = match_rows(conn, layer, frame, key)
     label = " + ".join(key)
-    keys = prepared.frame[list(key)].to_numpy(dtype=object)
+    keys = frame[list(key)].to_numpy(dtype=object)
     for i, fid in enumerate(ids):
         if fid is None and mode == "update":
             val = ", ".join(str(_py(v)) for v in keys[i])
