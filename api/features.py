@@ -13,6 +13,7 @@ import datetime as dt
 import functools
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -557,21 +558,18 @@ def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> 
                             media_type="application/json")
         return Response(status_code=201, headers=headers)
 
-    async def replace(request: Request, feature_id: str, who: Principal = Depends(auth)) -> Response:
-        check_unknown(request, ())
-        fid = _feature_id(layer, feature_id)
-        body = await read_body(request, settings)
-        tag = await _write(request, writes.replace, _write_target(request), layer, fid, body, _content_crs(request),
-                           who, request.headers.get("if-match"), request_lang(request), _limits(settings))
-        return Response(status_code=204, headers={"ETag": tag})
+    def editing(write: Callable[..., Any]) -> Callable[..., Awaitable[Response]]:
+        """PUT (`writes.replace`) and PATCH (`writes.update`): the same request, under If-Match."""
+        async def edit(request: Request, feature_id: str, who: Principal = Depends(auth)) -> Response:
+            check_unknown(request, ())
+            fid = _feature_id(layer, feature_id)
+            body = await read_body(request, settings)
+            tag = await _write(request, write, _write_target(request), layer, fid, body, _content_crs(request),
+                               who, request.headers.get("if-match"), request_lang(request), _limits(settings))
+            return Response(status_code=204, headers={"ETag": tag})
+        return edit
 
-    async def update(request: Request, feature_id: str, who: Principal = Depends(auth)) -> Response:
-        check_unknown(request, ())
-        fid = _feature_id(layer, feature_id)
-        body = await read_body(request, settings)
-        tag = await _write(request, writes.update, _write_target(request), layer, fid, body, _content_crs(request),
-                           who, request.headers.get("if-match"), request_lang(request), _limits(settings))
-        return Response(status_code=204, headers={"ETag": tag})
+    replace, update = editing(writes.replace), editing(writes.update)
 
     async def delete(request: Request, feature_id: str, who: Principal = Depends(auth)) -> Response:
         check_unknown(request, ())
@@ -590,11 +588,11 @@ def add_write_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> 
     router.add_api_route(path, create, methods=["POST"], status_code=201, summary=f"{t}: create a feature",
                          dependencies=security, openapi_extra={**body_doc, "parameters": oas.CONTENT_CRS_PARAM + repair},
                          responses=created)
-    router.add_api_route(f"{path}/{{feature_id}}", replace, methods=["PUT"], status_code=204,
+    router.add_api_route(f"{path}/{{feature_id}}", replace, methods=["PUT"], status_code=204, name="replace",
                          summary=f"{t}: replace a feature (If-Match required)", dependencies=security,
                          openapi_extra={**body_doc, "parameters": oas.IF_MATCH_PARAM + oas.CONTENT_CRS_PARAM},
                          responses=oas.UPDATE_RESPONSES)
-    router.add_api_route(f"{path}/{{feature_id}}", update, methods=["PATCH"], status_code=204,
+    router.add_api_route(f"{path}/{{feature_id}}", update, methods=["PATCH"], status_code=204, name="update",
                          summary=f"{t}: update a feature (JSON merge patch, If-Match required)",
                          dependencies=security, openapi_extra={"requestBody": {"required": True, "content": {
                              "application/merge-patch+json": {"schema": {"type": "object"}}}},
