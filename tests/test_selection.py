@@ -359,3 +359,14 @@ def test_datetime_at_the_ends_of_the_calendar_is_never_a_500(client: TestClient,
     assert r.status_code in (200, 400), r.text[:300]
     if r.status_code == 400:
         assert r.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("query", ["filter=crop%20%3D", "filter=nope%20%3D%201", "filter-lang=cql2-json&filter=%7Bbad"])
+def test_a_bad_filter_names_the_parameter(client: TestClient, query: str) -> None:
+    """Every selection error names its parameter; a filter's syntax or property error too, in both languages, on
+    items and on tiles (which parse the same selection)."""
+    for path in ("/collections/growing_areas/items", "/collections/growing_areas/tiles/WebMercatorQuad/10/800/480"):
+        for lang in ("vi", "en"):
+            r = client.get(f"{path}?{query}&lang={lang}")
+            assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json")
+            assert r.json()["detail"].startswith("filter: "), r.json()

@@ -331,9 +331,11 @@ def parse_selection(layer: Layer, *, bbox: str | None = None, bbox_crs: str | No
             resolve_crs(filter_crs, "filter-crs")
         sel.filter_crs = filter_crs
         sel.filter_text = filter
-        sel.filter = parse(filter, sel.filter_lang)
-        tr = Translator(layer, filter_crs)
-        tr.predicate(sel.filter)
+        try:
+            sel.filter = parse(filter, sel.filter_lang)
+            Translator(layer, filter_crs).predicate(sel.filter)
+        except CqlError as exc:     # the message names the parameter, like every other selection error
+            raise QueryError(f"filter: {exc.vi}", f"filter: {exc.en}", exc.status) from None
     elif filter_lang is not None or filter_crs is not None:
         raise QueryError("filter-lang/filter-crs chỉ dùng kèm filter", "filter-lang/filter-crs need filter")
     if equals:
