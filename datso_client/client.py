@@ -66,6 +66,7 @@ class Client:
     def __init__(self, url: str, key: str | None = None, lang: str = "vi", timeout: float = 300.0) -> None:
         self.url = url.rstrip("/")
         self.key, self.lang, self.timeout = key, lang, timeout
+        self._arrays: dict[str, set[str]] = {}
 
     # -- HTTP ---------------------------------------------------------------------------------------------
     def _get(self, path_or_url: str, params: Mapping[str, Any] | None = None) -> tuple[bytes, dict[str, str]]:
@@ -127,8 +128,18 @@ class Client:
                 gdf = pyogrio.read_dataframe(io.BytesIO(body), fid_as_index=False)
                 if "id" in gdf.columns:
                     gdf = gdf.set_index("id")
+                for name in self._array_fields(layer) & set(gdf.columns):   # FlatGeobuf keeps arrays as JSON
+                    gdf[name] = gdf[name].map(lambda v: json.loads(v) if isinstance(v, str) else v)
                 return gdf
         return self._pages(path, {**params, "f": "json", "limit": page_size})
+
+    def _array_fields(self, layer: str) -> set[str]:
+        """The layer's array-valued fields (from its schema), so both read paths give Python lists."""
+        if layer not in self._arrays:
+            body, _ = self._get(f"/collections/{urllib.parse.quote(layer)}/schema", {"f": "json"})
+            props = json.loads(body).get("properties", {})
+            self._arrays[layer] = {k for k, v in props.items() if isinstance(v, dict) and "array" in _types(v)}
+        return self._arrays[layer]
 
     def _pages(self, path: str, params: dict[str, Any]) -> gpd.GeoDataFrame:
         features: list[dict[str, Any]] = []
@@ -425,3 +436,8 @@ def aggregate(base_url: str, layer: str, group_by: str | list[str] | None = None
               lang: str = "vi", **kwargs: Any) -> pd.DataFrame:
     """`aggregate(url, "growing_areas", "crop,status", sum="area_m2")` -> DataFrame."""
     return Client(base_url, key=key, lang=lang).aggregate(layer, group_by, **kwargs)
+
+
+def _types(schema: dict[str, Any]) -> list[str]:
+    t = schema.get("type")
+    return [t] if isinstance(t, str) else list(t) if isinstance(t, list) else []

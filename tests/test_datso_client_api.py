@@ -245,3 +245,14 @@ def test_lookup_matches_sql(live_server: Any, conn: psycopg.Connection) -> None:
     off = Client(live_server.url).lookup(100.0, 20.0)
     assert off["inside"] is False and off["growing_areas"] == []
 
+
+
+@pytest.mark.parametrize(("layer", "field"), [("auction_plots", "parcel_ids"), ("growing_areas", "markets"),
+                                              ("trace_lots", "origin_codes")])
+def test_arrays_are_lists_on_both_paths(live_server: Any, conn: psycopg.Connection, layer: str, field: str) -> None:
+    api = Client(live_server.url)
+    one, paged = api.read(layer), api.read(layer, paged=True, page_size=500)
+    truth = dict(conn.execute(f"SELECT id, {field} FROM {layer}").fetchall())
+    for frame in (one, paged):
+        got = {int(i): v for i, v in frame[field].items()}
+        assert got == {i: (list(v) if v is not None else None) for i, v in truth.items()}
