@@ -207,6 +207,9 @@ class Client:
             raise ValueError("write: gdf has no rows")
         frame = gdf.reset_index(drop=True)
         frame = frame.drop(columns=[c for c in ("id",) if c in frame.columns])   # the service assigns ids
+        for name in frame.columns:      # lists (as `read` gives array fields) travel as "VN,CN", as in a file
+            if frame[name].dtype == object and frame[name].map(lambda v: isinstance(v, list | tuple)).any():
+                frame[name] = frame[name].map(lambda v: ",".join(map(str, v)) if isinstance(v, list | tuple) else v)
         with tempfile.TemporaryDirectory(prefix="datso-client-") as tmp:
             path = Path(tmp) / f"{_safe_name(layer)}.gpkg"
             pyogrio.write_dataframe(frame, path, layer=_safe_name(layer), driver="GPKG")

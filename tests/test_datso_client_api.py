@@ -138,6 +138,16 @@ def test_write_all_or_nothing(live_server: Any, sample_db: str, officer: str) ->
         got = shapely.transform(shapely.from_wkb(bytes(wkb)),
                                 lambda xy: np.column_stack(official.transform(xy[:, 0], xy[:, 1])))
         assert got.symmetric_difference(sent).area < 0.1 and got.hausdorff_distance(sent) < 0.001   # m², m
+    # a frame as `read` gives it (lists in array fields) with the cooperative's own column names, mapped
+    other = gpd.GeoDataFrame({"cay_trong": ["coconut"], "chu_vuon": [owner + " bis"], "markets": [["VN", "JP"]]},
+                             geometry=_free_squares(sample_db, 1), crs="EPSG:4326")   # clear of the drafts too
+    report = api.write("growing_areas", other, field_map={"cay_trong": "crop", "chu_vuon": "owner"})
+    assert report["rows_written"] == 1
+    with psycopg.connect(sample_db) as c:
+        assert c.execute("SELECT crop, markets FROM growing_areas WHERE owner = %s",
+                         (owner + " bis",)).fetchall() == [("coconut", ["VN", "JP"])]
+    with pytest.raises(ValueError, match="CRS"):
+        api.write("growing_areas", gpd.GeoDataFrame({"crop": ["rice"]}, geometry=squares[:1]))
     # the same squares again overlap the drafts just written: refused, every row named, nothing more written
     after = table_fingerprint(sample_db, "growing_areas")
     with pytest.raises(DatsoError) as info:
