@@ -7,6 +7,8 @@ the growing areas' rows and shapes), lookup (= ST_Covers in SQL) and the bad inp
 from __future__ import annotations
 
 import math
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -266,3 +268,22 @@ def test_arrays_are_lists_on_both_paths(live_server: Any, conn: psycopg.Connecti
     for frame in (one, paged):
         got = {int(i): v for i, v in frame[field].items()}
         assert got == {i: (list(v) if v is not None else None) for i, v in truth.items()}
+
+
+def test_read_above_the_download_ceiling_follows_pages(sample_db: str, settings: Any,
+                                                       conn: psycopg.Connection) -> None:
+    """A service whose one-download ceiling is below the selection (413): the client pages instead, every
+    feature once, the CRS kept."""
+    from api.app import create_app
+    from layers.settings import ApiSettings
+    from tests.conftest import LiveServer, free_port
+
+    app = create_app(settings=settings, api_settings=ApiSettings(download_max_features=100), dsn=sample_db)
+    with LiveServer(app, free_port()) as srv:
+        with pytest.raises(urllib.error.HTTPError) as info:     # the ceiling is real
+            urllib.request.urlopen(f"{srv.url}/collections/auction_plots/items?f=fgb", timeout=60)  # noqa: S310
+        assert info.value.code == 413
+        gdf = Client(srv.url).read("auction_plots", crs="EPSG:9209")
+    ids = [i for (i,) in conn.execute("SELECT id FROM auction_plots ORDER BY id")]
+    assert len(ids) > 100 and gdf.index.is_unique and sorted(int(i) for i in gdf.index) == ids
+    assert gdf.crs.to_epsg() == 9209
