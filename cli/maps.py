@@ -110,44 +110,45 @@ def _raster_overlays(name: str, expression: str | None, lang: str) -> list[dict[
 
 @app.command("sample-imagery")
 def sample_imagery(
-    out: Path = typer.Option(Path(".data/imagery/sample.tif"), "--out", "-o",
-                         help="the GeoTIFF to write (its folder is DATSO_IMAGERY_DIR; the file name is the layer name)"),
+    out: Path | None = typer.Option(None, "--out", "-o",
+                                    help="the COG to write (default: the raster layer sample_s2 in DATSO_IMAGERY_DIR, "
+                                         "as `datso sample load` registers it; the file name is the layer name)"),
     bbox: str | None = typer.Option(None, "--bbox", help="minlon,minlat,maxlon,maxlat (default: the province)"),
-    width: int = typer.Option(4096, help="pixels across"),
+    width: int | None = typer.Option(None, help="pixels across (default: 30 m pixels)"),
+    seed: int = typer.Option(7, help="noise seed (the same seed gives the same image)"),
 ) -> None:
-    """Write a synthetic RGB GeoTIFF (tiled, with overviews) for the map's optional imagery layer."""
+    """Write the synthetic blue/green/red/NIR image of the sample province (the one `datso sample load` makes:
+    NDVI follows the land use) as a Cloud-Optimised GeoTIFF, optionally over another box or at another size."""
     from layers.query.selection import parse_bbox
-    from sample_data.imagery import write_sample_imagery
+    from layers.settings import ImagerySettings, get_imagery_settings
+    from layers.store import connect
+    from layers.store.rasters import NAME, RasterError
+    from sample_data.imagery import SAMPLE_RASTER, register_sample_s2
 
-    box: list[float] | None
+    box: tuple[float, float, float, float] | None = None
     if bbox:
         try:
-            box = list(parse_bbox(bbox))
+            b = parse_bbox(bbox)
         except CqlError as exc:
-            console.print(f"[red]error:[/red] {exc.en}")
+            console.print(f"[red]error:[/red] --bbox: {exc.en}")
             raise typer.Exit(2) from None
-    else:
-        box = asyncio.run(_province_bbox())
-        if box is None:
-            console.print("[red]error:[/red] no province in the database; load the sample or pass --bbox")
-            raise typer.Exit(2)
-    if not 16 <= width <= 20000:
+        box = (b[0], b[1], b[2], b[3])
+    if width is not None and not 16 <= width <= 20000:
         console.print("[red]error:[/red] --width must be between 16 and 20000")
         raise typer.Exit(2)
-    path = write_sample_imagery(out, (box[0], box[1], box[2], box[3]), width=width)
-    console.print(f"{path}: synthetic imagery over {', '.join(f'{v:.4f}' for v in box)} (served as "
-                  f"/imagery/{path.stem}/{{z}}/{{x}}/{{y}}.png when DATSO_IMAGERY_DIR={path.parent})")
-
-
-async def _province_bbox() -> list[float] | None:
-    conn = await connect_async("reader")
+    if out is not None and (out.suffix != ".tif" or not NAME.match(out.stem)):
+        console.print("[red]error:[/red] --out must be NAME.tif (NAME: lower-case letters, digits, - and _)")
+        raise typer.Exit(2)
+    settings = get_imagery_settings() if out is None else ImagerySettings(imagery_dir=out.parent)
     try:
-        row = await conn.fetchrow(
-            "SELECT ST_XMin(e) x1, ST_YMin(e) y1, ST_XMax(e) x2, ST_YMax(e) y2 FROM (SELECT ST_Extent(geom) e "
-            "FROM admin_units WHERE level = 'province' AND valid_to IS NULL) s")
-    finally:
-        await conn.close()
-    if row is None or row["x1"] is None:
-        return None
-    pad = 0.02
-    return [row["x1"] - pad, row["y1"] - pad, row["x2"] + pad, row["y2"] + pad]
+        info = register_sample_s2(connect.url("reader"), seed=seed, settings=settings,
+                                  name=SAMPLE_RASTER if out is None else out.stem, width=width, bbox=box)
+    except ValueError as exc:          # no sample province in the database
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except RasterError as exc:
+        console.print(f"[red]error:[/red] {exc.en}")
+        raise typer.Exit(1) from None
+    console.print(f"{out or info.path}: synthetic blue/green/red/nir image ({info.width}x{info.height}, "
+                  f"{info.crs}) over {', '.join(f'{v:.4f}' for v in info.bounds)}; served as /rasters/{info.name} "
+                  f"when DATSO_IMAGERY_DIR={settings.imagery_dir}")
