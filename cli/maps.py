@@ -75,7 +75,7 @@ def export(
     except (ExportError, CqlError) as exc:
         console.print(f"[red]error:[/red] {exc.message(lang)}")
         raise typer.Exit(2) from None
-    overlays = _raster_overlays(raster, raster_expression, lang) if raster else None
+    overlays = _raster_overlays(raster, raster_expression, lang, fc) if raster else None
     try:
         html = build_map(get_layer(layer), fc, lang=lang, offline=offline, basemap_url=basemap_url,
                          subtitle=description, note=plan.note_vi if lang == "vi" else plan.note_en,
@@ -90,22 +90,19 @@ def export(
                   f"{', offline' if offline else ''}{note}")
 
 
-def _raster_overlays(name: str, expression: str | None, lang: str) -> list[dict[str, Any]]:
+def _raster_overlays(name: str, expression: str | None, lang: str, fc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The raster as one embedded PNG over the exported features' extent (an HTML file has no tile server)."""
     from gis.errors import BilingualError
-    from layers.store.rasters import open_raster
-    from tiles.raster import Render, default_render, overlay_png, parse_expression
+    from layers.maps.folium_export import bounds_of
+    from tiles.raster import export_overlay
 
+    b = bounds_of(fc)
+    box = (b[0][1], b[0][0], b[1][1], b[1][0]) if b else None
     try:
-        info = open_raster(name)
-        render = (Render(expression=parse_expression(info, expression), rescale=((-1.0, 1.0),),
-                         colormap_name="rdylgn") if expression else default_render(info))
-        png, bounds = overlay_png(info, render)
+        return [export_overlay(name, expression, lang, bbox=box)]
     except BilingualError as exc:
         console.print(f"[red]error:[/red] --raster: {exc.message(lang)}")
         raise typer.Exit(2) from None
-    label = f"{name} {expression}" if expression else name
-    return [{"name": label + (" (mô phỏng)" if lang == "vi" else " (synthetic)") * info.synthetic, "png": png,
-             "bounds": bounds}]
 
 
 @app.command("sample-imagery")
