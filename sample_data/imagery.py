@@ -49,11 +49,12 @@ def ndvi_of(cls: str) -> float:
 
 
 def write_sample_s2(dsn: str, path: str | Path, resolution: float = 30.0, seed: int = 7, *,
-                    width: int | None = None, bbox: tuple[float, float, float, float] | None = None) -> Path:
+                    width: int | None = None, height: int | None = None,
+                    bbox: tuple[float, float, float, float] | None = None) -> Path:
     """Write the synthetic 4-band image of the sample province in the database at `dsn` to `path` (a tiled
     GeoTIFF in EPSG:32648; `datso raster add` / `register_sample_s2` make it a COG). It covers the province, or
-    `bbox` (lon/lat) when given; `width` (pixels across) overrides `resolution` (metres). Outside the
-    province: nodata (0)."""
+    `bbox` (lon/lat) when given; `width` (pixels across; with `height`, pixels down too) overrides
+    `resolution` (metres). Outside the province: nodata (0)."""
     import shapely
     from pyproj import Transformer
     from rasterio.features import rasterize
@@ -81,12 +82,15 @@ def write_sample_s2(dsn: str, path: str | Path, resolution: float = 30.0, seed: 
     else:
         minx, miny, maxx, maxy = shapely.bounds(prov)
     if width is not None:
-        resolution = (maxx - minx) / width
+        resx = (maxx - minx) / width
+        resy = (maxy - miny) / height if height is not None else resx
     else:
+        resx = resy = resolution
         minx, miny = np.floor(minx / resolution) * resolution, np.floor(miny / resolution) * resolution
         width = int(np.ceil((maxx - minx) / resolution))
-    height = max(1, int(np.ceil((maxy - miny) / resolution)))
-    transform = from_bounds(minx, miny, minx + width * resolution, miny + height * resolution, width, height)
+    if height is None:
+        height = max(1, int(np.ceil((maxy - miny) / resy)))
+    transform = from_bounds(minx, miny, minx + width * resx, miny + height * resy, width, height)
     names = list(S2_CLASSES)
     code = {c: i + 1 for i, c in enumerate(names)}
     shapes = [(utm(bytes(g)), code[LAND_USE_CLASS.get(u or "", "vegetation")]) for u, g in parcels if g]
@@ -95,8 +99,8 @@ def write_sample_s2(dsn: str, path: str | Path, resolution: float = 30.0, seed: 
     inside = rasterize([(prov, 1)], out_shape=(height, width), transform=transform, fill=0, dtype="uint8")
     # a river across the province (placed in the province's frame, so any box or size shows the same river)
     px0, py0, px1, py1 = shapely.bounds(prov)
-    xx = (minx + (np.arange(width) + 0.5) * resolution - px0)[None, :] / (px1 - px0)
-    yy = (miny + height * resolution - (np.arange(height) + 0.5) * resolution - py0)[:, None]
+    xx = (minx + (np.arange(width) + 0.5) * resx - px0)[None, :] / (px1 - px0)
+    yy = (miny + height * resy - (np.arange(height) + 0.5) * resy - py0)[:, None]
     yy = 1 - yy / (py1 - py0)
     river = np.abs(yy - 0.35 - 0.3 * xx - 0.04 * np.sin(xx * 12)) < 0.004
     cls[river & (cls == code["vegetation"])] = code["water"]
@@ -126,12 +130,12 @@ def write_sample_s2(dsn: str, path: str | Path, resolution: float = 30.0, seed: 
 
 
 def register_sample_s2(dsn: str, resolution: float = 30.0, seed: int = 7, settings: ImagerySettings | None = None,
-                       *, name: str = SAMPLE_RASTER, width: int | None = None,
+                       *, name: str = SAMPLE_RASTER, width: int | None = None, height: int | None = None,
                        bbox: tuple[float, float, float, float] | None = None) -> RasterInfo:
     """Generate the synthetic image and register it as the raster layer `name` (default `sample_s2`; a COG in
     the raster folder of `settings`, replaced)."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        src = write_sample_s2(dsn, Path(tmp) / "s2.tif", resolution, seed, width=width, bbox=bbox)
+        src = write_sample_s2(dsn, Path(tmp) / "s2.tif", resolution, seed, width=width, height=height, bbox=bbox)
         return add_raster(src, name, force=True, settings=settings)
