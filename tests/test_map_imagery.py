@@ -210,3 +210,23 @@ def test_cli_sample_imagery(sample_db: str, tmp_path_factory: pytest.TempPathFac
     bad = subprocess.run([sys.executable, "-m", "cli.main", "map", "sample-imagery", "--out", str(out.with_suffix(
         ".png"))], env=env, capture_output=True, text=True, timeout=60, cwd=root)
     assert bad.returncode == 2 and "--out" in bad.stderr
+
+
+def test_cli_sample_imagery_default_is_the_sample_raster(sample_db: str, tmp_path: Path) -> None:
+    """Without --out the command (re)makes the raster layer `sample_s2` in DATSO_IMAGERY_DIR, as `datso sample
+    load` does: the same generator, the same name, served at /rasters/sample_s2."""
+    import os
+    import subprocess
+    import sys
+
+    from layers.settings import ImagerySettings
+    from layers.store.rasters import open_raster
+
+    env = {**os.environ, "DATABASE_URL": sample_db, "DATSO_IMAGERY_DIR": str(tmp_path / "reg")}
+    root = Path(__file__).resolve().parent.parent
+    res = subprocess.run([sys.executable, "-m", "cli.main", "map", "sample-imagery", "--width", "300"], env=env,
+                         capture_output=True, text=True, timeout=120, cwd=root)
+    assert res.returncode == 0, res.stderr
+    info = open_raster("sample_s2", ImagerySettings(imagery_dir=tmp_path / "reg"))
+    assert info.band_names == ("blue", "green", "red", "nir") and info.synthetic and info.width == 300
+    assert "/rasters/sample_s2" in res.stderr
