@@ -122,7 +122,7 @@ def write_sample_s2(dsn: str, path: str | Path, resolution: float = 30.0, seed: 
         dst.write(data)
         for i, n in enumerate(S2_BANDS, start=1):
             dst.set_band_description(i, n)
-        dst.update_tags(SYNTHETIC="true", DEFAULT_RESCALE="0,2500",
+        dst.update_tags(SYNTHETIC="true", DEFAULT_RESCALE="0,1800",   # true colour: fields mid-green, roofs light
                         DESCRIPTION="datso synthetic Sentinel-2-like image of the sample province (not a real "
                                     "image): NDVI follows the land use of the sample parcels and growing areas",
                         DESCRIPTION_VI="Ảnh mô phỏng kiểu Sentinel-2 của tỉnh mẫu (không phải ảnh thật)")

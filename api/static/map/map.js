@@ -331,7 +331,7 @@
     RASTERS.forEach(function (r) {
       sources[r.layer] = { type: "raster", tiles: r.tiles, tileSize: 256, bounds: r.img.bounds,
                            minzoom: r.img.minzoom, maxzoom: r.img.maxzoom,
-                           attribution: r.img.synthetic ? "datso – " + t("syntheticImage") : "datso" };
+                           attribution: r.img.synthetic ? t("syntheticImage") : "" };
       layers.push({ id: r.layer, type: "raster", source: r.layer, layout: { visibility: rasterVis(r) } });
     });
     if (CONFIG.satellite) {
