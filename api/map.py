@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import asyncpg
 import orjson
@@ -30,7 +31,7 @@ from api.imagery import imagery_list
 from api.security import public_base_url
 from layers.catalog.formats import label
 from layers.catalog.registry import LAYERS, get_layer
-from layers.maps.folium_export import build_map
+from layers.maps.folium_export import bounds_of, build_map
 from layers.maps.maps import (
     build_selection,
     communes,
@@ -42,6 +43,8 @@ from layers.query.exporter import ExportError
 from layers.query.search import search
 from layers.settings import get_export_settings, get_map_settings
 from layers.store import vocab
+from layers.store.rasters import open_raster
+from tiles.raster import export_overlay, export_render, overlay_name
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -292,10 +295,37 @@ async def search_route(
 
 # -- Folium exports -----------------------------------------------------------------------------------------
 
-def render_folium(layer_id: str, fc_json: str | bytes, boundaries_json: str | bytes, **kwargs: Any) -> str:
-    """`build_map` from picklable arguments (runs in an export process, see api/offload.py)."""
-    return build_map(get_layer(layer_id), orjson.loads(fc_json), boundaries=orjson.loads(boundaries_json),
-                     **kwargs)
+def render_folium(layer_id: str, fc_json: str | bytes, boundaries_json: str | bytes,
+                  raster: tuple[str, str | None] | None = None, **kwargs: Any) -> str:
+    """`build_map` from picklable arguments (runs in an export process, see api/offload.py); `raster` (name,
+    expression) is drawn as one embedded PNG over the features' extent (an offline export)."""
+    fc = orjson.loads(fc_json)
+    if raster is not None:
+        b = bounds_of(fc)
+        kwargs["overlays"] = [export_overlay(raster[0], raster[1], kwargs.get("lang", "vi"),
+                                             bbox=(b[0][1], b[0][0], b[1][1], b[1][0]) if b else None)]
+    return build_map(get_layer(layer_id), fc, boundaries=orjson.loads(boundaries_json), **kwargs)
+
+
+def _raster_layer(query: dict[str, str], offline: bool, base: str, lang: str) -> tuple[
+        tuple[str, str | None] | None, list[dict[str, Any]] | None]:
+    """`raster` (+ `raster_expression`) of a map export, checked before any work (404 unknown raster, 400 bad
+    expression): online, a tile layer of this server's raster tiles; offline, (name, expression) for an
+    embedded PNG made in the export process."""
+    name, expr = query.get("raster"), query.get("raster_expression")
+    if not name:
+        if expr:
+            raise ExportError("raster_expression: cần raster", "raster_expression: needs raster")
+        return None, None
+    info = open_raster(name)
+    render = export_render(info, expr or None)
+    if offline:
+        return (name, expr or None), None
+    q = {} if not render.expression else {"expression": render.expression, "rescale": "-1,1",
+                                          "colormap_name": render.colormap_name}
+    url = f"{base}/rasters/{name}/tiles/{{z}}/{{x}}/{{y}}.png" + (f"?{urlencode(q)}" if q else "")
+    return None, [{"name": overlay_name(info, expr or None, lang), "tiles": url, "bounds": info.bounds,
+                   "maxzoom": info.maxzoom, "attribution": "datso (synthetic)" if info.synthetic else "datso"}]
 
 
 def _truthy(value: str | None, name: str) -> bool:
@@ -321,11 +351,12 @@ async def folium_map(request: Request, collection_id: str) -> Response:
     query = dict(request.query_params)
     offline = _truthy(query.get("offline"), "offline")
     sel = build_selection(layer, query)
+    base = public_base_url(request)
+    raster, overlays = await run_in_threadpool(_raster_layer, query, offline, base, lang)
     async with db_conn(request, "export") as conn:
         fc_json, plan = await select_features_json(conn, sel, get_export_settings())
         boundaries_json = await context_boundaries_json(conn)
     ms = get_map_settings()
-    base = public_base_url(request)
     # Folium builds the page in pure Python (~0.6-0.9 s for a big layer): an export process (or thread),
     # never the event loop; the features travel as JSON bytes. Leaflet missing for an offline export:
     # OfflineAssetsMissing, a 503 (api/errors.py)
@@ -333,7 +364,7 @@ async def folium_map(request: Request, collection_id: str) -> Response:
         request, render_folium, layer.id, fc_json, boundaries_json, lang=lang,
         offline=offline, asset_url=f"{base}/static/vendor/leaflet/", basemap_url=ms.basemap_url,
         basemap_attribution=ms.basemap_attribution, subtitle=sel.description(),
-        note=plan.note_vi if lang == "vi" else plan.note_en, compact=plan.compact)
+        note=plan.note_vi if lang == "vi" else plan.note_en, compact=plan.compact, raster=raster, overlays=overlays)
     headers = {"Content-Language": lang}
     if query.get("download"):
         headers["Content-Disposition"] = f'attachment; filename="{layer.id}.html"'

@@ -75,7 +75,7 @@ def export(
     except (ExportError, CqlError) as exc:
         console.print(f"[red]error:[/red] {exc.message(lang)}")
         raise typer.Exit(2) from None
-    overlays = _raster_overlays(raster, raster_expression, lang) if raster else None
+    overlays = _raster_overlays(raster, raster_expression, lang, fc) if raster else None
     try:
         html = build_map(get_layer(layer), fc, lang=lang, offline=offline, basemap_url=basemap_url,
                          subtitle=description, note=plan.note_vi if lang == "vi" else plan.note_en,
@@ -90,64 +90,62 @@ def export(
                   f"{', offline' if offline else ''}{note}")
 
 
-def _raster_overlays(name: str, expression: str | None, lang: str) -> list[dict[str, Any]]:
+def _raster_overlays(name: str, expression: str | None, lang: str, fc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The raster as one embedded PNG over the exported features' extent (an HTML file has no tile server)."""
     from gis.errors import BilingualError
-    from layers.store.rasters import open_raster
-    from tiles.raster import Render, default_render, overlay_png, parse_expression
+    from layers.maps.folium_export import bounds_of
+    from tiles.raster import export_overlay
 
+    b = bounds_of(fc)
+    box = (b[0][1], b[0][0], b[1][1], b[1][0]) if b else None
     try:
-        info = open_raster(name)
-        render = (Render(expression=parse_expression(info, expression), rescale=((-1.0, 1.0),),
-                         colormap_name="rdylgn") if expression else default_render(info))
-        png, bounds = overlay_png(info, render)
+        return [export_overlay(name, expression, lang, bbox=box)]
     except BilingualError as exc:
         console.print(f"[red]error:[/red] --raster: {exc.message(lang)}")
         raise typer.Exit(2) from None
-    label = f"{name} {expression}" if expression else name
-    return [{"name": label + (" (mô phỏng)" if lang == "vi" else " (synthetic)") * info.synthetic, "png": png,
-             "bounds": bounds}]
 
 
 @app.command("sample-imagery")
 def sample_imagery(
-    out: Path = typer.Option(Path(".data/imagery/sample.tif"), "--out", "-o",
-                         help="the GeoTIFF to write (its folder is DATSO_IMAGERY_DIR; the file name is the layer name)"),
+    out: Path | None = typer.Option(None, "--out", "-o",
+                                    help="the COG to write (default: the raster layer sample_s2 in DATSO_IMAGERY_DIR, "
+                                         "as `datso sample load` registers it; the file name is the layer name)"),
     bbox: str | None = typer.Option(None, "--bbox", help="minlon,minlat,maxlon,maxlat (default: the province)"),
-    width: int = typer.Option(4096, help="pixels across"),
+    width: int | None = typer.Option(None, help="pixels across (default: 30 m pixels)"),
+    seed: int = typer.Option(7, help="noise seed (the same seed gives the same image)"),
 ) -> None:
-    """Write a synthetic RGB GeoTIFF (tiled, with overviews) for the map's optional imagery layer."""
+    """Write the synthetic blue/green/red/NIR image of the sample province (the one `datso sample load` makes:
+    NDVI follows the land use) as a Cloud-Optimised GeoTIFF, optionally over another box or at another size."""
     from layers.query.selection import parse_bbox
-    from sample_data.imagery import write_sample_imagery
+    from layers.settings import ImagerySettings, get_imagery_settings
+    from layers.store import connect
+    from layers.store.rasters import NAME, RasterError
+    from sample_data.imagery import SAMPLE_RASTER, register_sample_s2
 
-    box: list[float] | None
+    box: tuple[float, float, float, float] | None = None
     if bbox:
         try:
-            box = list(parse_bbox(bbox))
+            b = parse_bbox(bbox)
         except CqlError as exc:
-            console.print(f"[red]error:[/red] {exc.en}")
+            console.print(f"[red]error:[/red] --bbox: {exc.en}")
             raise typer.Exit(2) from None
-    else:
-        box = asyncio.run(_province_bbox())
-        if box is None:
-            console.print("[red]error:[/red] no province in the database; load the sample or pass --bbox")
-            raise typer.Exit(2)
-    if not 16 <= width <= 20000:
+        box = (b[0], b[1], b[2], b[3])
+    if width is not None and not 16 <= width <= 20000:
         console.print("[red]error:[/red] --width must be between 16 and 20000")
         raise typer.Exit(2)
-    path = write_sample_imagery(out, (box[0], box[1], box[2], box[3]), width=width)
-    console.print(f"{path}: synthetic imagery over {', '.join(f'{v:.4f}' for v in box)} (served as "
-                  f"/imagery/{path.stem}/{{z}}/{{x}}/{{y}}.png when DATSO_IMAGERY_DIR={path.parent})")
-
-
-async def _province_bbox() -> list[float] | None:
-    conn = await connect_async("reader")
+    if out is not None and (out.suffix != ".tif" or not NAME.match(out.stem)):
+        console.print("[red]error:[/red] --out must be NAME.tif (NAME: lower-case letters, digits, - and _)")
+        raise typer.Exit(2)
+    settings = get_imagery_settings() if out is None else ImagerySettings(imagery_dir=out.parent)
     try:
-        row = await conn.fetchrow(
-            "SELECT ST_XMin(e) x1, ST_YMin(e) y1, ST_XMax(e) x2, ST_YMax(e) y2 FROM (SELECT ST_Extent(geom) e "
-            "FROM admin_units WHERE level = 'province' AND valid_to IS NULL) s")
-    finally:
-        await conn.close()
-    if row is None or row["x1"] is None:
-        return None
-    pad = 0.02
-    return [row["x1"] - pad, row["y1"] - pad, row["x2"] + pad, row["y2"] + pad]
+        info = register_sample_s2(connect.url("reader"), seed=seed, settings=settings,
+                                  name=SAMPLE_RASTER if out is None else out.stem, width=width, bbox=box)
+    except ValueError as exc:          # no sample province in the database
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except RasterError as exc:
+        console.print(f"[red]error:[/red] {exc.en}")
+        raise typer.Exit(1) from None
+    console.print(f"{out or info.path}: synthetic blue/green/red/nir image ({info.width}x{info.height}, "
+                  f"{info.crs}) over {', '.join(f'{v:.4f}' for v in info.bounds)}; served as /rasters/{info.name} "
+                  f"when DATSO_IMAGERY_DIR={settings.imagery_dir}")

@@ -1,8 +1,11 @@
-"""A small synthetic "satellite image" (RGB GeoTIFF, tiled, with overviews — a cloud-optimised layout) over a
-box, for the web map's optional imagery layer and its tests. Deterministic: fields in a checkerboard of
-greens and browns with a blue river band; nothing is read from a real sensor.
+"""The synthetic multispectral image of the sample province: ONE generator, used by `datso sample load` (raster
+layer `sample_s2`) and `datso map sample-imagery` (the same image at another size, box or path).
 
-    write_sample_imagery("imagery/sample.tif", (105.9, 9.55, 106.75, 10.35))
+Sentinel-2-like bands blue, green, red and NIR whose NDVI follows the land use of the sample parcels and growing
+areas, in UTM 48N, labelled synthetic in the file's tags; nothing is read from a real sensor.
+
+    register_sample_s2(dsn)                                # .data/imagery/sample_s2.tif, a COG (30 m)
+    write_sample_s2(dsn, "s2.tif", width=2048, bbox=(106.1, 9.9, 106.4, 10.2))
 """
 
 from __future__ import annotations
@@ -11,48 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.enums import Resampling
 from rasterio.transform import from_bounds
 
 from layers.settings import ImagerySettings
 from layers.store.rasters import RasterInfo, add_raster
-
-FIELD_COLOURS = np.array([[86, 130, 60], [120, 160, 70], [150, 120, 80], [70, 110, 50]], dtype=np.uint8)
-RIVER = np.array([60, 110, 170], dtype=np.uint8)
-
-
-def sample_pixels(width: int, height: int, cells: int = 24, seed: int = 7) -> np.ndarray:
-    """(3, height, width) uint8: a `cells` x `cells` checkerboard of field colours and a diagonal river."""
-    rng = np.random.default_rng(seed)
-    choice = rng.integers(0, len(FIELD_COLOURS), size=(cells, cells))
-    rows = (np.arange(height) * cells // height)[:, None]
-    cols = (np.arange(width) * cells // width)[None, :]
-    rgb = FIELD_COLOURS[choice[rows, cols]]                       # (h, w, 3)
-    yy, xx = np.mgrid[0:height, 0:width]
-    river = np.abs((yy / height) - 0.3 - 0.4 * (xx / width)) < 0.012
-    rgb[river] = RIVER
-    return np.ascontiguousarray(np.moveaxis(rgb, 2, 0))
-
-
-def write_sample_imagery(path: str | Path, bounds: tuple[float, float, float, float], width: int = 2048,
-                         height: int | None = None, crs: str = "EPSG:4326") -> Path:
-    """Write the synthetic image covering `bounds` (minx, miny, maxx, maxy in `crs`) to `path`."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if height is None:
-        height = max(1, round(width * (bounds[3] - bounds[1]) / (bounds[2] - bounds[0])))
-    data = sample_pixels(width, height)
-    profile = {
-        "driver": "GTiff", "width": width, "height": height, "count": 3, "dtype": "uint8", "crs": crs,
-        "transform": from_bounds(*bounds, width, height), "tiled": True, "blockxsize": 256, "blockysize": 256,
-        "compress": "deflate", "photometric": "RGB", "interleave": "pixel",
-    }
-    with rasterio.open(out, "w", **profile) as dst:
-        dst.write(data)
-        dst.build_overviews([2, 4, 8, 16], Resampling.average)
-        dst.update_tags(source="datso synthetic sample imagery (not a real image)")
-    return out
-
 
 # -- the synthetic multispectral image of the sample province (`datso sample load`) --------------------------
 # Sentinel-2-like surface reflectance × 10,000 (uint16) in bands blue, green, red, nir, in UTM 48N. Each land
@@ -83,9 +48,13 @@ def ndvi_of(cls: str) -> float:
     return (b[3] - b[2]) / (b[3] + b[2])
 
 
-def write_sample_s2(dsn: str, path: str | Path, resolution: float = 30.0, seed: int = 7) -> Path:
+def write_sample_s2(dsn: str, path: str | Path, resolution: float = 30.0, seed: int = 7, *,
+                    width: int | None = None, height: int | None = None,
+                    bbox: tuple[float, float, float, float] | None = None) -> Path:
     """Write the synthetic 4-band image of the sample province in the database at `dsn` to `path` (a tiled
-    GeoTIFF in EPSG:32648; `datso raster add` / `register_sample_s2` make it a COG)."""
+    GeoTIFF in EPSG:32648; `datso raster add` / `register_sample_s2` make it a COG). It covers the province, or
+    `bbox` (lon/lat) when given; `width` (pixels across; with `height`, pixels down too) overrides
+    `resolution` (metres). Outside the province: nodata (0)."""
     import shapely
     from pyproj import Transformer
     from rasterio.features import rasterize
@@ -106,18 +75,34 @@ def write_sample_s2(dsn: str, path: str | Path, resolution: float = 30.0, seed: 
         return shapely.transform(g, lambda xy: np.column_stack(to_utm.transform(xy[:, 0], xy[:, 1])))
 
     prov = utm(bytes(outline[0]))
-    minx, miny, maxx, maxy = shapely.bounds(prov)
-    minx, miny = np.floor(minx / resolution) * resolution, np.floor(miny / resolution) * resolution
-    width, height = int(np.ceil((maxx - minx) / resolution)), int(np.ceil((maxy - miny) / resolution))
-    transform = from_bounds(minx, miny, minx + width * resolution, miny + height * resolution, width, height)
+    if bbox is not None:
+        from rasterio.warp import transform_bounds
+
+        minx, miny, maxx, maxy = transform_bounds("EPSG:4326", "EPSG:32648", *bbox, densify_pts=21)
+    else:
+        minx, miny, maxx, maxy = shapely.bounds(prov)
+    if width is not None:
+        resx = (maxx - minx) / width
+        resy = (maxy - miny) / height if height is not None else resx
+    else:
+        resx = resy = resolution
+        minx, miny = np.floor(minx / resolution) * resolution, np.floor(miny / resolution) * resolution
+        width = int(np.ceil((maxx - minx) / resolution))
+    if height is None:
+        height = max(1, int(np.ceil((maxy - miny) / resy)))
+    transform = from_bounds(minx, miny, minx + width * resx, miny + height * resy, width, height)
     names = list(S2_CLASSES)
     code = {c: i + 1 for i, c in enumerate(names)}
     shapes = [(utm(bytes(g)), code[LAND_USE_CLASS.get(u or "", "vegetation")]) for u, g in parcels if g]
     shapes += [(utm(bytes(g)), code[CROP_CLASS.get(c, "orchard")]) for c, g in areas if g]
     cls = rasterize(shapes, out_shape=(height, width), transform=transform, fill=code["vegetation"], dtype="uint8")
     inside = rasterize([(prov, 1)], out_shape=(height, width), transform=transform, fill=0, dtype="uint8")
-    yy, xx = np.ogrid[0:height, 0:width]                 # a river across the province: water
-    river = np.abs(yy / height - 0.35 - 0.3 * (xx / width) - 0.04 * np.sin(xx / width * 12)) < 0.004
+    # a river across the province (placed in the province's frame, so any box or size shows the same river)
+    px0, py0, px1, py1 = shapely.bounds(prov)
+    xx = (minx + (np.arange(width) + 0.5) * resx - px0)[None, :] / (px1 - px0)
+    yy = (miny + height * resy - (np.arange(height) + 0.5) * resy - py0)[:, None]
+    yy = 1 - yy / (py1 - py0)
+    river = np.abs(yy - 0.35 - 0.3 * xx - 0.04 * np.sin(xx * 12)) < 0.004
     cls[river & (cls == code["vegetation"])] = code["water"]
     table = np.array([[0, 0, 0, 0]] + [S2_CLASSES[n] for n in names], dtype=np.float32)      # (classes+1, 4)
     rng = np.random.default_rng(seed)
@@ -137,18 +122,20 @@ def write_sample_s2(dsn: str, path: str | Path, resolution: float = 30.0, seed: 
         dst.write(data)
         for i, n in enumerate(S2_BANDS, start=1):
             dst.set_band_description(i, n)
-        dst.update_tags(SYNTHETIC="true", DEFAULT_RESCALE="0,2500",
+        dst.update_tags(SYNTHETIC="true", DEFAULT_RESCALE="0,1800",   # true colour: fields mid-green, roofs light
                         DESCRIPTION="datso synthetic Sentinel-2-like image of the sample province (not a real "
                                     "image): NDVI follows the land use of the sample parcels and growing areas",
                         DESCRIPTION_VI="Ảnh mô phỏng kiểu Sentinel-2 của tỉnh mẫu (không phải ảnh thật)")
     return out
 
 
-def register_sample_s2(dsn: str, resolution: float = 30.0, seed: int = 7,
-                       settings: ImagerySettings | None = None) -> RasterInfo:
-    """Generate the synthetic image and register it as the raster layer `sample_s2` (a COG, replaced)."""
+def register_sample_s2(dsn: str, resolution: float = 30.0, seed: int = 7, settings: ImagerySettings | None = None,
+                       *, name: str = SAMPLE_RASTER, width: int | None = None, height: int | None = None,
+                       bbox: tuple[float, float, float, float] | None = None) -> RasterInfo:
+    """Generate the synthetic image and register it as the raster layer `name` (default `sample_s2`; a COG in
+    the raster folder of `settings`, replaced)."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        src = write_sample_s2(dsn, Path(tmp) / "s2.tif", resolution, seed)
-        return add_raster(src, SAMPLE_RASTER, force=True, settings=settings)
+        src = write_sample_s2(dsn, Path(tmp) / "s2.tif", resolution, seed, width=width, height=height, bbox=bbox)
+        return add_raster(src, name, force=True, settings=settings)

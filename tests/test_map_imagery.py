@@ -1,5 +1,5 @@
 """Imagery tiles: a synthetic GeoTIFF registered in DATSO_IMAGERY_DIR is served as WebMercatorQuad PNG tiles
-(rasterio WarpedVRT); pixels are checked against an independent computation (pyproj inverse Web Mercator +
+(rio-tiler); pixels are checked against an independent computation (pyproj inverse Web Mercator +
 the image's own pixel array); bad requests give problem+json; the web map shows the layer."""
 
 from __future__ import annotations
@@ -12,19 +12,49 @@ from typing import Any
 import morecantile
 import numpy as np
 import pytest
+import rasterio
 from conftest import LiveServer, free_port
 from fastapi.testclient import TestClient
 from map_browser_util import PageLog, chromium, screenshot
 from pyproj import Transformer
+from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
+from rasterio.transform import from_bounds
 
 from layers.settings import get_imagery_settings
-from sample_data.imagery import sample_pixels, write_sample_imagery
 
 BOUNDS = (105.85, 9.55, 106.75, 10.35)
 WIDTH = 1800
 TMS = morecantile.tms.get("WebMercatorQuad")
+FIELD_COLOURS = np.array([[86, 130, 60], [120, 160, 70], [150, 120, 80], [70, 110, 50]], dtype=np.uint8)
+RIVER = np.array([60, 110, 170], dtype=np.uint8)
+
+
+def sample_pixels(width: int, height: int, cells: int = 24, seed: int = 7) -> np.ndarray:
+    """(3, height, width) uint8: a `cells` x `cells` checkerboard of field colours and a diagonal river (a test
+    image whose every pixel is known; the sample province's own image is sample_data/imagery.py)."""
+    rng = np.random.default_rng(seed)
+    choice = rng.integers(0, len(FIELD_COLOURS), size=(cells, cells))
+    rows = (np.arange(height) * cells // height)[:, None]
+    cols = (np.arange(width) * cells // width)[None, :]
+    rgb = FIELD_COLOURS[choice[rows, cols]]                       # (h, w, 3)
+    yy, xx = np.mgrid[0:height, 0:width]
+    river = np.abs((yy / height) - 0.3 - 0.4 * (xx / width)) < 0.012
+    rgb[river] = RIVER
+    return np.ascontiguousarray(np.moveaxis(rgb, 2, 0))
+
+
+def write_sample_imagery(path: Path, bounds: tuple[float, float, float, float], width: int) -> Path:
+    """The checkerboard as an RGB GeoTIFF in EPSG:4326 (tiled, with overviews) covering `bounds`."""
+    height = max(1, round(width * (bounds[3] - bounds[1]) / (bounds[2] - bounds[0])))
+    profile = {"driver": "GTiff", "width": width, "height": height, "count": 3, "dtype": "uint8",
+               "crs": "EPSG:4326", "transform": from_bounds(*bounds, width, height), "tiled": True,
+               "blockxsize": 256, "blockysize": 256, "compress": "deflate", "photometric": "RGB"}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(sample_pixels(width, height))
+        dst.build_overviews([2, 4, 8, 16], Resampling.average)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -142,17 +172,22 @@ def test_map_shows_imagery_offline(make_app: Any) -> None:
 
 
 def test_cli_sample_imagery(sample_db: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`datso map sample-imagery` writes the sample province's multi-band image (the generator of `datso sample
+    load`: blue, green, red, NIR, NDVI following the land use), here 1,024 px across, as a COG."""
     import os
     import subprocess
     import sys
 
-    import rasterio
+    from rasterio.warp import transform_bounds
+
+    from layers.store.rasters import is_cog
+    from sample_data.imagery import S2_BANDS
 
     out = tmp_path_factory.mktemp("cli") / "prov.tif"
     env = {**os.environ, "DATABASE_URL": sample_db}
     root = Path(__file__).resolve().parent.parent
     res = subprocess.run([sys.executable, "-m", "cli.main", "map", "sample-imagery", "--out", str(out), "--width",
-                          "256"], env=env, capture_output=True, text=True, timeout=60, cwd=root)
+                          "1024"], env=env, capture_output=True, text=True, timeout=120, cwd=root)
     assert res.returncode == 0, res.stderr
     import psycopg
 
@@ -161,9 +196,37 @@ def test_cli_sample_imagery(sample_db: str, tmp_path_factory: pytest.TempPathFac
                                    "ST_Extent(geom) e FROM admin_units WHERE level = 'province' "
                                    "AND valid_to IS NULL) s").fetchone()
     with rasterio.open(out) as src:
-        assert src.count == 3 and src.width == 256 and src.overviews(1)
-        b = src.bounds
-        assert b.left < x1 and b.bottom < y1 and b.right > x2 and b.top > y2
+        assert src.count == 4 and list(src.descriptions) == S2_BANDS and src.width == 1024 and src.overviews(1)
+        assert src.tags()["SYNTHETIC"] == "true" and src.dtypes[0] == "uint16"
+        b = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
+        assert b[0] <= x1 + 0.01 and b[1] <= y1 + 0.01 and b[2] >= x2 - 0.01 and b[3] >= y2 - 0.01
+        red, nir = src.read(3).astype(float), src.read(4).astype(float)
+    assert is_cog(out)
+    ndvi = (nir - red)[red > 0] / (nir + red)[red > 0]
+    assert ndvi.min() < 0 < 0.6 < ndvi.max()              # water and dense vegetation both there
     bad = subprocess.run([sys.executable, "-m", "cli.main", "map", "sample-imagery", "--out", str(out), "--bbox",
                           "1,2"], env=env, capture_output=True, text=True, timeout=60, cwd=root)
     assert bad.returncode == 2 and "bbox" in bad.stderr
+    bad = subprocess.run([sys.executable, "-m", "cli.main", "map", "sample-imagery", "--out", str(out.with_suffix(
+        ".png"))], env=env, capture_output=True, text=True, timeout=60, cwd=root)
+    assert bad.returncode == 2 and "--out" in bad.stderr
+
+
+def test_cli_sample_imagery_default_is_the_sample_raster(sample_db: str, tmp_path: Path) -> None:
+    """Without --out the command (re)makes the raster layer `sample_s2` in DATSO_IMAGERY_DIR, as `datso sample
+    load` does: the same generator, the same name, served at /rasters/sample_s2."""
+    import os
+    import subprocess
+    import sys
+
+    from layers.settings import ImagerySettings
+    from layers.store.rasters import open_raster
+
+    env = {**os.environ, "DATABASE_URL": sample_db, "DATSO_IMAGERY_DIR": str(tmp_path / "reg")}
+    root = Path(__file__).resolve().parent.parent
+    res = subprocess.run([sys.executable, "-m", "cli.main", "map", "sample-imagery", "--width", "300"], env=env,
+                         capture_output=True, text=True, timeout=120, cwd=root)
+    assert res.returncode == 0, res.stderr
+    info = open_raster("sample_s2", ImagerySettings(imagery_dir=tmp_path / "reg"))
+    assert info.band_names == ("blue", "green", "red", "nir") and info.synthetic and info.width == 300
+    assert "/rasters/sample_s2" in res.stderr

@@ -300,3 +300,51 @@ def test_imagery_routes_still_serve_rasters(rclient: TestClient) -> None:
     assert names == ["geo", "ndvi", "vn"]
     img = png(rclient.get(f"/imagery/ndvi/{TILE.z}/{TILE.x}/{TILE.y}.png"))
     assert img.shape[:2] == (256, 256)
+
+
+@pytest.mark.parametrize("path, status, needle", [
+    ("/rasters/nope", 404, "nope"),
+    ("/rasters/nope/tiles/14/1/1.png", 404, "nope"),
+    ("/rasters/ndvi/tiles/30/1/1.png", 404, "Zoom 30"),
+    ("/rasters/ndvi/tiles/14/99999/1.png", 404, "14/99999/1"),
+    ("/rasters/ndvi/tiles/14/1/-1.png", 404, "14/1/-1"),
+    ("/rasters/ndvi/tiles/z/1/1.png", 400, "z"),
+    ("/rasters/ndvi/tiles/14/1/1.5.png", 400, "y"),
+    ("/rasters/ndvi/tiles/14/1/1.gif", 404, "gif"),
+])
+def test_bad_tiles_say_what_is_wrong(rclient: TestClient, path: str, status: int, needle: str) -> None:
+    """Unknown raster and bad z/x/y: a 4xx problem+json whose detail names the raster or the tile, in English
+    on request and Vietnamese by default."""
+    r = rclient.get(path, params={"lang": "en"})
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert needle in r.json()["detail"], r.json()
+    vi = rclient.get(path)
+    assert vi.status_code == status and vi.json()["detail"] != r.json()["detail"]
+
+
+def test_unreadable_file_in_the_raster_folder(rclient: TestClient) -> None:
+    """A damaged file in the raster folder: left out of /rasters, and asking for it by name is a 422
+    problem+json saying the file cannot be read (not a 500)."""
+    folder = get_imagery_settings().imagery_dir
+    broken = folder / "broken.tif"
+    broken.write_bytes(b"II*\x00" + b"\x00" * 64)          # a TIFF header and nothing else
+    try:
+        assert [r["name"] for r in rclient.get("/rasters").json()["rasters"]] == ["geo", "ndvi", "vn"]
+        for path in ("/rasters/broken", "/rasters/broken/tilejson.json", "/rasters/broken/tiles/14/1/1.png"):
+            r = rclient.get(path, params={"lang": "en"})
+            assert r.status_code == 422, r.text
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert "cannot be read" in r.json()["detail"]
+    finally:
+        broken.unlink()
+
+
+def test_cli_raster_add_bad_file(tmp_path: Path) -> None:
+    junk = tmp_path / "scan.tif"
+    junk.write_bytes(b"not a tiff at all")
+    env = {**os.environ, "DATSO_IMAGERY_DIR": str(tmp_path / "reg")}
+    res = subprocess.run([sys.executable, "-m", "cli.main", "raster", "add", str(junk), "--name", "scan"], env=env,
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert res.returncode == 1 and "scan.tif" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "reg" / "scan.tif").exists()

@@ -311,3 +311,46 @@ def test_folium_export_with_raster_overlay_offline(zclient: TestClient, sample_d
                           "--raster", "nope", "--out", str(tmp_path / "x.html")], env=env, capture_output=True,
                          text=True, timeout=120, cwd=ROOT)
     assert bad.returncode == 2 and "nope" in bad.stderr
+
+
+def test_folium_route_with_raster_tiles_and_offline_png(zclient: TestClient) -> None:
+    """`/maps/{id}.html?raster=…`: online, a Leaflet tile layer of this server's raster tiles (which answer);
+    offline, one embedded PNG over the features' extent and nothing fetched; bad raster/expression: 4xx."""
+    import base64
+    import re
+
+    from PIL import Image
+
+    params = {"filter": "crop = 'rice'", "raster": "sample_s2", "raster_expression": "(b4-b3)/(b4+b3)"}
+    r = zclient.get("/maps/growing_areas.html", params=params)
+    assert r.status_code == 200, r.text
+    m = re.search(r'tileLayer\(\s*"(http://testserver/rasters/sample_s2/tiles/\{z\}/\{x\}/\{y\}\.png\?[^"]+)"',
+                  r.text)
+    assert m is not None and "colormap_name=rdylgn" in m.group(1)
+    assert "sample_s2 (b4-b3)/(b4+b3) (m\\u00f4 ph\\u1ecfng)" in r.text          # named in the layer control
+    import morecantile
+
+    t = morecantile.tms.get("WebMercatorQuad").tile(106.3, 10.0, 12)
+    url = m.group(1).replace("\\u0026", "&")         # a JS string literal in the page: & written as \u0026
+    tile = zclient.get(url.split("testserver", 1)[1].replace("{z}/{x}/{y}", f"12/{t.x}/{t.y}"))
+    assert tile.status_code == 200 and tile.headers["content-type"] == "image/png", (url, tile.text)
+    plain = zclient.get("/maps/growing_areas.html", params={"raster": "sample_s2", "lang": "en"})
+    assert re.search(r'tileLayer\(\s*"http://testserver/rasters/sample_s2/tiles/\{z\}/\{x\}/\{y\}\.png"', plain.text)
+    assert "sample_s2 (synthetic)" in plain.text
+
+    off = zclient.get("/maps/growing_areas.html", params={**params, "offline": "true"})
+    assert off.status_code == 200, off.text
+    png = re.search(r'"data:image/png;base64,([A-Za-z0-9+/=]+)"', off.text)
+    assert png is not None and "imageOverlay" in off.text and "tileLayer(" not in off.text
+    img = np.asarray(Image.open(io.BytesIO(base64.b64decode(png.group(1)))).convert("RGBA"))
+    assert max(img.shape[:2]) == 1024 and (img[..., 3] > 0).mean() > 0.3
+    assert not re.search(r'(src|href)="https?://', off.text)
+
+    for bad, status, needle in (({"raster": "nope"}, 404, "nope"),
+                                ({"raster": "sample_s2", "raster_expression": "b9-b1"}, 400, "b9"),
+                                ({"raster_expression": "b1"}, 400, "raster"),
+                                ({"raster": "sample_s2", "raster_expression": "__import__('os')", "offline": "true"},
+                                 400, "expression")):
+        e = zclient.get("/maps/growing_areas.html", params={**bad, "lang": "en"})
+        assert e.status_code == status, e.text
+        assert e.headers["content-type"].startswith("application/problem+json") and needle in e.json()["detail"]

@@ -192,5 +192,38 @@ def overlay_png(img: RasterInfo, render: Render | None = None, max_size: int = 1
     return bytes(data.render(img_format="PNG", colormap=colormap)), (lon0, lat0, lon1, lat1)
 
 
-__all__ = ["overlay_png", "FORMATS", "NAME", "Imagery", "ImageryError", "Render", "check_tile", "default_render", "list_imagery",
+def overlay_name(info: RasterInfo, expression: str | None, lang: str) -> str:
+    """The layer-control name of a raster in a map export: its name and expression, "(mô phỏng)" or
+    "(synthetic)" when the raster is synthetic."""
+    label = f"{info.name} {expression}" if expression else info.name
+    return label + (" (mô phỏng)" if lang == "vi" else " (synthetic)") * info.synthetic
+
+
+def export_render(info: RasterInfo, expression: str | None) -> Render:
+    """How a map export draws a raster: an expression (NDVI and the like) rescaled -1..1 with RdYlGn, else the
+    raster's true colour (`default_render`). A bad expression: RasterError 400."""
+    if expression:
+        return Render(expression=parse_expression(info, expression), rescale=((-1.0, 1.0),), colormap_name="rdylgn")
+    return default_render(info)
+
+
+def export_overlay(name: str, expression: str | None = None, lang: str = "vi",
+                   bbox: tuple[float, float, float, float] | None = None, max_size: int = 1024) -> dict[str, object]:
+    """A raster as ONE embedded PNG for an offline map export (no tile server behind an HTML file): the part
+    under `bbox` (lon/lat, e.g. the exported features' extent; the whole raster without it), at most `max_size`
+    pixels a side. {name, png, bounds}. Unknown raster 404, bad expression 400 (RasterError)."""
+    info = open_raster(name)
+    render = export_render(info, expression)
+    box = info.bounds
+    if bbox is not None:
+        w, s, e, n = bbox
+        pad = max(e - w, n - s) * 0.05 + 0.002
+        cut = (max(w - pad, box[0]), max(s - pad, box[1]), min(e + pad, box[2]), min(n + pad, box[3]))
+        if cut[0] < cut[2] and cut[1] < cut[3]:
+            box = cut
+    png, bounds = overlay_png(info, render, max_size=max_size, bbox=box)
+    return {"name": overlay_name(info, expression, lang), "png": png, "bounds": bounds}
+
+
+__all__ = ["export_overlay", "export_render", "overlay_name", "overlay_png", "FORMATS", "NAME", "Imagery", "ImageryError", "Render", "check_tile", "default_render", "list_imagery",
            "open_imagery", "parse_colormap", "parse_expression", "parse_rescale", "render_tile"]

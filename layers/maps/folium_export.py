@@ -10,6 +10,11 @@ Folium loads Leaflet, jQuery, Bootstrap and Font Awesome from CDNs by default. O
 are inlined as data: URIs from the copy vendored from the npm package (`layers/maps/vendor/leaflet`), and the
 resulting file makes no network request at all; otherwise they are linked from `asset_url` (datso's own
 `/static/vendor/leaflet/`) or, without one, from jsDelivr.
+
+Raster layers (`overlays`): an online export draws the server's raster tiles (`/rasters/NAME/tiles/...`, sharp
+at every zoom, but only while that server is reachable). An offline file cannot carry a tile pyramid: it embeds
+ONE PNG of at most 1024 pixels a side over the exported features' extent (base64, typically a few hundred KB),
+so zooming in past that resolution shows blurred pixels, and the image is frozen as it was at export time.
 """
 
 from __future__ import annotations
@@ -168,7 +173,8 @@ def build_map(layer: Layer, fc: dict[str, Any], *, lang: str = "vi", offline: bo
               boundaries: dict[str, Any] | None = None, compact: bool = False,
               overlays: list[dict[str, Any]] | None = None) -> str:
     """The HTML of a Folium map of `fc` (a GeoJSON FeatureCollection of `layer`'s public fields); `overlays`:
-    raster images ({name, png (bytes, embedded), bounds (w, s, e, n)}) under the features."""
+    raster layers under the features: {name, png (bytes, embedded: works offline), bounds (w, s, e, n)} or
+    {name, tiles (an XYZ URL of the server's raster tiles), bounds, maxzoom, attribution}."""
     display, shown = display_collection(layer, fc, lang, compact)
     bounds = bounds_of(fc)
     # many features: Leaflet's canvas renderer instead of one SVG path each (46,000 parcels open in 17 s, not 21)
@@ -194,8 +200,15 @@ def build_map(layer: Layer, fc: dict[str, Any], *, lang: str = "vi", offline: bo
                                       if f["properties"].get("level") == "commune" else None},
             interactive=False, control=True, zoom_on_click=False,
         ).add_to(m)
-    for ov in overlays or []:     # an embedded PNG (data: URL): works offline, no tile server needed
+    for ov in overlays or []:
         w, s_, e, n = ov["bounds"]
+        if "tiles" in ov:         # the server's raster tiles (online: sharp at every zoom)
+            folium.raster_layers.TileLayer(
+                ov["tiles"], attr=str(ov.get("attribution", "datso")), name=ov["name"], overlay=True, control=True,
+                opacity=float(ov.get("opacity", 0.85)), max_zoom=22, max_native_zoom=int(ov.get("maxzoom", 18)),
+                bounds=[[s_, w], [n, e]]).add_to(m)
+            continue
+        # an embedded PNG (data: URL): works offline, no tile server needed
         folium.raster_layers.ImageOverlay(
             "data:image/png;base64," + base64.b64encode(ov["png"]).decode("ascii"), bounds=[[s_, w], [n, e]],
             name=ov["name"], opacity=float(ov.get("opacity", 0.85)), interactive=False, cross_origin=False,

@@ -22,7 +22,7 @@ from layers.settings import ExportSettings, get_export_settings
 from layers.store.sql import quote_ident as _q
 
 NON_FILTER_PARAMS = frozenset({"bbox", "bbox-crs", "filter", "filter-lang", "filter-crs", "datetime", "lang", "f", "offline",
-                               "limit", "title", "download"})
+                               "limit", "title", "download", "raster", "raster_expression"})
 
 
 def build_selection(layer: Layer, query: Mapping[str, str]) -> Selection:

@@ -41,7 +41,9 @@
       hereParcel: "Thửa đất", hereCommune: "Xã/phường hiện nay", hereAdmin: "Đơn vị hành chính", hereOldCommune: "Trước 01/07/2025",
       herePlan: "Quy hoạch sử dụng đất", herePrice: "Giá đất (đồng/m²)", hereAuction: "Lô đấu giá",
       hereGrowing: "Vùng trồng", hereUnavailable: "Chưa tra cứu được thông tin tại điểm này ({msg}).",
-      filtersClose: "Xem bản đồ"
+      filtersClose: "Xem bản đồ",
+      imageryChoice: "Ảnh hiển thị", imageryTrue: "Ảnh màu thực", imageryNdvi: "Chỉ số thực vật NDVI",
+      syntheticImage: "ảnh tổng hợp (synthetic)", ndviLow: "nước, đất trống", ndviHigh: "cây xanh tốt"
     },
     en: {
       title: "Land auction map", skip: "Skip to search", searchLabel: "Search plots",
@@ -75,7 +77,9 @@
       hereParcel: "Parcel", hereCommune: "Commune/ward now", hereAdmin: "Administrative unit", hereOldCommune: "Before 1 July 2025",
       herePlan: "Land-use plan", herePrice: "Land price (VND/m²)", hereAuction: "Auction plot",
       hereGrowing: "Growing area", hereUnavailable: "Could not look up this point ({msg}).",
-      filtersClose: "Show the map"
+      filtersClose: "Show the map",
+      imageryChoice: "Image shown", imageryTrue: "True colour", imageryNdvi: "Vegetation index (NDVI)",
+      syntheticImage: "synthetic image", ndviLow: "water, bare soil", ndviHigh: "dense vegetation"
     }
   };
 
@@ -89,12 +93,23 @@
   var LAND_USES = {};
   CONFIG.landUses.forEach(function (u) { LAND_USES[u.code] = u.name; });
 
+  /* every registered raster as an image choice: its true colour and, with red and NIR bands, its NDVI (RdYlGn);
+   * one MapLibre layer each ("imagery" is the first), one shown at a time under the vector layers */
+  var RASTERS = [];
+  (CONFIG.imagery || []).forEach(function (img) {
+    RASTERS.push({ key: img.name, kind: "true", tiles: img.tiles, img: img });
+    if (img.ndvi) RASTERS.push({ key: img.name + ".ndvi", kind: "ndvi", tiles: img.ndvi, img: img });
+  });
+  RASTERS.forEach(function (r, i) { r.layer = i === 0 ? "imagery" : "imagery-" + i; });
+  function rasterByKey(key) { return RASTERS.filter(function (r) { return r.key === key; })[0] || null; }
+
   var state = {
     lang: CONFIG.lang === "en" ? "en" : "vi",
     statuses: AUCTION_STATUSES.slice(), parcelStatuses: PARCEL_STATUSES.slice(),
     visible: { admin_units: true, parcels: true, auction_plots: true, basemap: !!CONFIG.basemap, satellite: false,
                imagery: !!(CONFIG.imagery && CONFIG.imagery.length) },
-    commune: "", use: "", pmin: null, pmax: null, from: "", to: "", plot: null, parcel: null, view: null
+    commune: "", use: "", pmin: null, pmax: null, from: "", to: "", plot: null, parcel: null, view: null,
+    raster: RASTERS.length ? RASTERS[0].key : ""
   };
 
   function hasImagery() { return !!(CONFIG.imagery && CONFIG.imagery.length); }
@@ -197,6 +212,8 @@
     if (lang === "en" || lang === "vi") state.lang = lang;
     var hide = params.get("hide");
     if (hide) hide.split(",").forEach(function (k) { if (k in state.visible) state.visible[k] = false; });
+    var img = params.get("img");
+    if (img) { if (rasterByKey(img)) state.raster = img; else bad.push("img"); }
     var show = params.get("show");
     if (show) show.split(",").forEach(function (k) { if (k in state.visible) state.visible[k] = true; });
   }
@@ -216,6 +233,7 @@
     });
     if (hidden.length) q.set("hide", hidden.join(","));
     if (state.visible.satellite && CONFIG.satellite) q.set("show", "satellite");
+    if (RASTERS.length && state.raster !== RASTERS[0].key) q.set("img", state.raster);
     if (state.plot) q.set("plot", state.plot);
     if (state.parcel) q.set("parcel", state.parcel);
     if (state.lang !== "vi") q.set("lang", state.lang);
@@ -310,13 +328,12 @@
       layers.push({ id: "basemap", type: "raster", source: "basemap",
                     layout: { visibility: state.visible.basemap ? "visible" : "none" } });
     }
-    if (hasImagery()) {
-      var img = CONFIG.imagery[0];
-      sources.imagery = { type: "raster", tiles: img.tiles, tileSize: 256, bounds: img.bounds,
-                          minzoom: img.minzoom, maxzoom: img.maxzoom };
-      layers.push({ id: "imagery", type: "raster", source: "imagery",
-                    layout: { visibility: state.visible.imagery ? "visible" : "none" } });
-    }
+    RASTERS.forEach(function (r) {
+      sources[r.layer] = { type: "raster", tiles: r.tiles, tileSize: 256, bounds: r.img.bounds,
+                           minzoom: r.img.minzoom, maxzoom: r.img.maxzoom,
+                           attribution: r.img.synthetic ? t("syntheticImage") : "" };
+      layers.push({ id: r.layer, type: "raster", source: r.layer, layout: { visibility: rasterVis(r) } });
+    });
     if (CONFIG.satellite) {
       sources.satellite = { type: "raster", tiles: [CONFIG.satellite.url], tileSize: 256, maxzoom: CONFIG.satellite.maxzoom,
                             attribution: CONFIG.satellite.attribution || "" };
@@ -339,7 +356,7 @@
     var halo = { "text-halo-color": "#ffffff", "text-halo-width": 1.6 };
     layers.push(
       { id: "admin-province-fill", type: "fill", source: ADMIN, "source-layer": ADMIN, filter: provinceFilter,
-        paint: { "fill-color": "#fbfaf4", "fill-opacity": 0.85 } },
+        paint: { "fill-color": "#fbfaf4", "fill-opacity": provinceOpacity() } },
       { id: "parcels-fill", type: "fill", source: PARCELS, "source-layer": PARCELS, minzoom: par.minzoom,
         filter: parcelFilter(), layout: { visibility: vis(PARCELS) },
         paint: { "fill-color": colourExpr(par), "fill-opacity": 0.35 } },
@@ -391,6 +408,12 @@
              sources: sources, layers: layers };
   }
 
+  /* a raster is drawn when imagery is on and it is the chosen image; the province's pale fill (a plain
+   * background for the plots) then steps aside so the image shows through */
+  function rasterVis(r) { return state.visible.imagery && state.raster === r.key ? "visible" : "none"; }
+  function imageryShown() { return hasImagery() && state.visible.imagery && !!rasterByKey(state.raster); }
+  function provinceOpacity() { return imageryShown() ? 0 : 0.85; }
+
   var map = null;
   var AUCTION_LAYER_IDS = ["auction-fill", "auction-line"];
   var AUCTION_FILTERED = ["auction-fill", "auction-line", "auction-label"];
@@ -413,12 +436,15 @@
     var groups = { admin_units: ["admin-commune", "admin-province", "admin-commune-label"],
                    parcels: ["parcels-fill", "parcels-line", "parcels-selected", "parcels-label"],
                    auction_plots: ["auction-fill", "auction-line", "auction-selected", "auction-label"],
-                   basemap: ["basemap"], imagery: ["imagery"], satellite: ["satellite"] };
+                   basemap: ["basemap"], satellite: ["satellite"] };
     Object.keys(groups).forEach(function (k) {
       groups[k].forEach(function (id) {
         if (map.getLayer(id)) map.setLayoutProperty(id, "visibility", state.visible[k] ? "visible" : "none");
       });
     });
+    RASTERS.forEach(function (r) { if (map.getLayer(r.layer)) map.setLayoutProperty(r.layer, "visibility", rasterVis(r)); });
+    syncImageryControls();
+    if (map.getLayer("admin-province-fill")) map.setPaintProperty("admin-province-fill", "fill-opacity", provinceOpacity());
   }
 
   /* -- notices --------------------------------------------------------------------------------------- */
@@ -459,6 +485,7 @@
       ls.appendChild(checkbox("layer-" + k, t("layer_" + k), state.visible[k], null, function (on) {
         state.visible[k] = on; applyVisibility(); writeHash();
       }));
+      if (k === "imagery") ls.appendChild(imageryChoices());
     });
     var sf = el("status-filter");
     Array.prototype.slice.call(sf.querySelectorAll("label")).forEach(function (n) { n.remove(); });
@@ -482,6 +509,55 @@
           applyStyleFilters(); writeHash();
         }));
     });
+  }
+  /* the image choices: a radio per raster and rendering (true colour, NDVI), the synthetic ones labelled so */
+  function rasterLabel(r) {
+    var multi = (CONFIG.imagery || []).length > 1;
+    return t(r.kind === "ndvi" ? "imageryNdvi" : "imageryTrue") + (multi ? " – " + r.img.name : "");
+  }
+  function imageryChoices() {
+    var fs = document.createElement("fieldset");
+    fs.className = "legend imagery-choices";
+    fs.id = "imagery-choices";
+    var lg = document.createElement("legend");
+    lg.textContent = t("imageryChoice");
+    fs.appendChild(lg);
+    RASTERS.forEach(function (r) {
+      var label = document.createElement("label"), input = document.createElement("input");
+      input.type = "radio"; input.name = "imagery-choice"; input.value = r.key;
+      input.id = "img-" + r.key.replace(/[^a-z0-9_-]/gi, "-");
+      input.checked = state.raster === r.key;
+      input.addEventListener("change", function () {
+        if (!input.checked) return;
+        state.raster = r.key; applyVisibility(); writeHash();
+      });
+      label.appendChild(input);
+      var span = document.createElement("span");
+      span.textContent = rasterLabel(r);
+      label.appendChild(span);
+      if (r.img.synthetic) {
+        var tag = document.createElement("span");
+        tag.className = "synthetic-tag";
+        tag.textContent = t("syntheticImage");
+        label.appendChild(tag);
+      }
+      fs.appendChild(label);
+    });
+    var leg = document.createElement("div");
+    leg.className = "ndvi-legend"; leg.id = "ndvi-legend";
+    leg.innerHTML = '<span class="ndvi-ramp" aria-hidden="true"></span><span class="ndvi-ends"><span>−1 · ' +
+      escapeHtml(t("ndviLow")) + "</span><span>" + escapeHtml(t("ndviHigh")) + " · 1</span></span>";
+    fs.appendChild(leg);
+    syncImageryControls(fs);
+    return fs;
+  }
+  /* the choices are usable while imagery is on; the NDVI colour ramp shows while NDVI is drawn */
+  function syncImageryControls(fs) {
+    fs = fs || el("imagery-choices");
+    if (!fs) return;
+    fs.disabled = !state.visible.imagery;
+    var cur = rasterByKey(state.raster), leg = fs.querySelector(".ndvi-legend");
+    if (leg) leg.hidden = !(cur && cur.kind === "ndvi" && state.visible.imagery);
   }
   function fillSelects() {
     var cs = el("f-commune");
