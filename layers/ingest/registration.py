@@ -3,7 +3,7 @@
 What a layer does is declared by its `Layer.registration` (`layers/catalog/lifecycle.py` `Registration`); the
 thresholds, patterns and provinces come from `RegistrationSettings` (a `Policy` here). Every face calls these
 functions: API create/update (`layers/ingest/writes.py`) and file imports (`layers/ingest/importer.py`, the
-upload endpoint and `datso import --register`).
+upload endpoint and `datso import`, which registers by default; `--bulk` is the way around).
 
 - A new feature is a draft without a code: a status other than the draft state, or a code, is refused.
 - `check_batch` checks new or changed geometries column-wise (an import of thousands of rows runs a handful of
@@ -422,15 +422,18 @@ def check_batch(conn: psycopg.Connection, layer: Layer, frame: pd.DataFrame, geo
                 i, j = idx[int(a)], idx[int(b)]
                 m2 = geo.area_m2(shapely.intersection(arr[i], arr[j]))
                 if m2 > policy.overlap_tolerance_m2:
-                    seen.setdefault(j, []).append((f"dòng/row {first_row + i}", m2))
+                    seen.setdefault(j, []).append((f"\0{first_row + i}", m2))     # a row of the batch
             for j, conflicts in seen.items():
                 issues.append(_overlap_issue(first_row + j, conflicts))
     return issues
 
 
 def _overlap_issue(row: int, conflicts: list[tuple[str, float]]) -> Issue:
-    vi = ", ".join(f"{c} ({_fmt_m2(m2)})" for c, m2 in conflicts)
-    en = ", ".join(f"{c} ({m2:,.0f} m²)" for c, m2 in conflicts)
+    def name(c: str, lang: str) -> str:      # a code, a draft's "#id (draft)" or a row of the batch ("\0<row>")
+        return (f"dòng {c[1:]}" if lang == "vi" else f"row {c[1:]}") if c.startswith("\0") else c
+
+    vi = ", ".join(f"{name(c, 'vi')} ({_fmt_m2(m2)})" for c, m2 in conflicts)
+    en = ", ".join(f"{name(c, 'en')} ({m2:,.0f} m²)" for c, m2 in conflicts)
     return _issue(row, "geometry", "overlap", f"chồng lấn với {vi}", f"overlaps {en}")
 
 
