@@ -820,10 +820,12 @@
           el("div", { "class": "when", text: fmtDateTime(e.at) + (e.actor ? " · " + t("by") + " " + e.actor : "") }),
           el("div", { "class": "what", text: act })
         ]);
-        if (e.reason) {      /* a transition without a reason is recorded as "draft → active": shown with labels */
-          var m = /^(\w+) → (\w+)$/.exec(e.reason), a = m && stateOf(m[1]), b = m && stateOf(m[2]);
-          li.appendChild(el("div", { "class": "reason", text: a && b ? L(a) + " → " + L(b) : t("reason") + ": " + e.reason }));
+        var tr = e.transition, moved = tr ? tr.fromLabel + " → " + tr.toLabel : null;
+        if (tr) {            /* the status change, with the page's labels (the raw codes are in e.transition) */
+          var a = stateOf(tr.from), b = stateOf(tr.to);
+          li.appendChild(el("div", { "class": "reason", text: (a ? L(a) : tr.fromLabel || "—") + " → " + (b ? L(b) : tr.toLabel || "—") }));
         }
+        if (e.reason && e.reason !== moved) li.appendChild(el("div", { "class": "reason", text: t("reason") + ": " + e.reason }));
         var blank = function (v) { return v === null || v === undefined || v === "" || (Array.isArray(v) && !v.length); };
         var created = e.action === "insert";
         var rows = (e.changes || []).filter(function (c) {
