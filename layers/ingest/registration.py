@@ -227,7 +227,7 @@ def _min_area_ha(layer: Layer, policy: Policy, crop: Any, markets: Any) -> tuple
 
 
 _COMMUNES = sql.SQL("""
-WITH u AS (SELECT ord, ST_SetSRID(ST_GeomFromWKB(decode(h, 'hex')), 4326) AS geom
+WITH u AS MATERIALIZED (SELECT ord, ST_SetSRID(ST_GeomFromWKB(decode(h, 'hex')), 4326) AS geom
            FROM unnest(string_to_array(%s::text, ',')) WITH ORDINALITY AS u(h, ord))
 SELECT u.ord, a.code, a.parent_code, a.name,
        CASE WHEN GeometryType(u.geom) NOT IN ('POLYGON', 'MULTIPOLYGON') THEN 0
@@ -284,7 +284,7 @@ def _overlaps(conn: psycopg.Connection, layer: Layer, states: tuple[str, ...], g
     lc = layer.lifecycle
     assert lc is not None
     q = sql.SQL("""
-WITH u AS (SELECT ord, ST_SetSRID(ST_GeomFromWKB(decode(h, 'hex')), 4326) AS geom
+WITH u AS MATERIALIZED (SELECT ord, ST_SetSRID(ST_GeomFromWKB(decode(h, 'hex')), 4326) AS geom
            FROM unnest(string_to_array(%s::text, ',')) WITH ORDINALITY AS u(h, ord))
 SELECT u.ord, t.{id}, t.{code}, t.{status}, m2 FROM u
 JOIN {t} t ON ST_Intersects(t.{geom}, u.geom) AND t.{status} = ANY(%s) AND t.{id} <> ALL(%s)
