@@ -456,3 +456,31 @@ def test_csv_types_dates_json_and_attributes_only(io_db: str, tmp_path: Path) ->
     pd.DataFrame({"commune_code": ["86001"], "map_sheet": [40], "parcel_no": [1]}).to_csv(no_geom, index=False)
     res = refused(io_db, "parcels", no_geom, crs="EPSG:4326")
     assert res.errors[0].code == "file" and "--wkt-field" in res.errors[0].message("en")
+
+
+def test_import_pauses_the_cyclic_gc_and_restores_it(tmp_path: Path) -> None:
+    """import_file runs with Python's cyclic GC paused (a full collection in a long-lived server process was a
+    fifth of a 5,000-row registration import) and restores it as it was, also when the import is refused."""
+    import gc
+
+    seen: list[bool] = []
+
+    class Probe(dict):  # type: ignore[type-arg]
+        def keys(self) -> Any:       # read by parse_field_map (dict(...)) while the import runs
+            seen.append(gc.isenabled())
+            return super().keys()
+
+        def __iter__(self) -> Any:   # (so that dict() takes the keys() path)
+            return iter(super().keys())
+
+    missing = tmp_path / "none.geojson"
+    assert gc.isenabled()
+    res = import_file(missing, "parcels", "postgresql://unused", ImportOptions(field_map=Probe(a="b"), progress=False))
+    assert not res.ok and res.errors[0].code == "file"
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        import_file(missing, "parcels", "postgresql://unused", ImportOptions(field_map=Probe(a="b"), progress=False))
+        assert seen == [False, False] and not gc.isenabled()          # left disabled, as it was
+    finally:
+        gc.enable()
