@@ -113,7 +113,7 @@ def _codes(body: dict[str, Any], name: str) -> list[str] | None:
     return value
 
 
-def _visible(who: Principal, user: User, places: dict[str, str] | None = None) -> bool:
+def _visible(who: Principal, user: User, places: dict[str, str | None] | None = None) -> bool:
     """A province-scoped admin manages users inside their own provinces only: staff by their scope, producers and
     packers by the provinces of their areas / houses (`places`: code -> province; an unknown place: national
     admins only)."""
@@ -125,7 +125,7 @@ def _visible(who: Principal, user: User, places: dict[str, str] | None = None) -
     return not user.national and set(user.provinces) <= who.provinces
 
 
-async def _places(request: Request, who: Principal, found: list[User]) -> dict[str, str] | None:
+async def _places(request: Request, who: Principal, found: list[User]) -> dict[str, str | None] | None:
     trace = [u for u in found if u.role in TRACE_ROLES]
     if who.national or not trace:
         return None
@@ -234,7 +234,7 @@ async def create_user(request: Request, who: Principal = Depends(require_admin))
     _within(who, national, provinces)
     if role in TRACE_ROLES and not who.national:       # their areas / houses must lie in the admin's provinces
         places = await _run(users.code_provinces, _target(request), areas, facilities)
-        outside = sorted(c for c in [*areas, *facilities] if places.get(c) not in who.provinces)
+        outside = sorted(c for c in [*areas, *facilities] if c in places and places[c] not in who.provinces)
         if outside:
             raise Problem(403, f"{', '.join(outside)} nằm ngoài phạm vi của bạn ({who.scope_text('vi')})",
                           f"{', '.join(outside)} lie outside your scope ({who.scope_text('en')})",

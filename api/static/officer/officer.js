@@ -33,6 +33,28 @@
     clear: { vi: "Xóa", en: "Clear" },
     done: { vi: "Xong", en: "Done" },
     loading: { vi: "Đang tải…", en: "Loading…" },
+    usersTab: { vi: "Người dùng", en: "Users" },
+    newUser: { vi: "Tạo người dùng", en: "New user" },
+    displayName: { vi: "Họ tên", en: "Full name" },
+    role: { vi: "Vai trò", en: "Role" },
+    roleProducer: { vi: "Nhà sản xuất", en: "Producer" },
+    rolePacker: { vi: "Cơ sở đóng gói", en: "Packer" },
+    provincesField: { vi: "Mã tỉnh (cách nhau bằng dấu phẩy)", en: "Province codes (comma-separated)" },
+    communesField: { vi: "Mã xã (không bắt buộc)", en: "Commune codes (optional)" },
+    areasField: { vi: "Mã vùng trồng của họ (cách nhau bằng dấu phẩy)", en: "Their growing-area codes (comma-separated)" },
+    facilitiesField: { vi: "Mã cơ sở đóng gói của họ (cách nhau bằng dấu phẩy)", en: "Their packing-house codes (comma-separated)" },
+    passwordOptional: { vi: "Mật khẩu đăng nhập (không bắt buộc)", en: "Sign-in password (optional)" },
+    createUser: { vi: "Tạo người dùng", en: "Create user" },
+    keyOnce: { vi: "Khóa API của {name} — chỉ hiện một lần, hãy sao chép và trao cho họ:", en: "{name}'s API key — shown once; copy it and hand it over:" },
+    scope: { vi: "Phạm vi", en: "Scope" },
+    userActive: { vi: "Đang hoạt động", en: "Active" },
+    userDisabled: { vi: "Đã vô hiệu hóa", en: "Disabled" },
+    disableUser: { vi: "Vô hiệu hóa", en: "Disable" },
+    confirmDisable: { vi: "Bấm lần nữa để xác nhận", en: "Click again to confirm" },
+    userDisabledToast: { vi: "Đã vô hiệu hóa {name}: mọi khóa của họ ngừng hoạt động.", en: "{name} disabled: all their keys stop working." },
+    areasLabel: { vi: "Vùng trồng", en: "Growing areas" },
+    facilitiesLabel: { vi: "Cơ sở đóng gói", en: "Packing houses" },
+    keysCount: { vi: "{n} khóa", en: "{n} keys" },
     empty: { vi: "Không có đối tượng nào khớp bộ lọc.", en: "Nothing matches the filters." },
     noCode: { vi: "Chưa có mã (nháp)", en: "No code yet (draft)" },
     pageInfo: { vi: "{a}–{b} / {n}", en: "{a}–{b} of {n}" },
@@ -358,6 +380,7 @@
       renderTabs(); fillFilters(); renderList(); renderCounts(S.counts);
       if (S.view === "detail" && S.selected) renderDetail();
       if (S.view === "register") renderRegister();
+      if (S.view === "users") renderUsers();
     }
   }
   $("lang-switch").addEventListener("click", function () {
@@ -568,12 +591,18 @@
     var nav = clear($("tabs"));
     CONFIG.layers.forEach(function (layer) {
       nav.appendChild(el("button", { type: "button", "class": "tab", role: "tab", "data-layer": layer.id,
-        "aria-selected": String(layer.id === S.layer.id), text: L(layer), onclick: function () {
-          if (S.layer.id === layer.id) { showView("list"); return; }
+        "aria-selected": String(S.view !== "users" && layer.id === S.layer.id), text: L(layer), onclick: function () {
+          if (S.layer.id === layer.id) { showView("list"); renderTabs(); return; }
           S.layer = layer; S.filters = { status: "", crop: "", commune: "" }; S.offset = 0; S.selected = null;
-          paintStatus(); fillFilters(); renderTabs(); showView("list"); loadList();
+          paintStatus(); fillFilters(); showView("list"); renderTabs(); loadList();
         } }));
     });
+    if (S.user && S.user.role === "admin") {      /* user administration (GET/POST/PATCH /admin/users) */
+      nav.appendChild(el("button", { type: "button", "class": "tab", role: "tab", "data-view": "users",
+        "aria-selected": String(S.view === "users"), text: t("usersTab"), onclick: function () {
+          showView("users"); renderTabs(); renderUsers();
+        } }));
+    }
   }
   function fillSelect(sel, options, value) {
     clear(sel);
@@ -684,11 +713,103 @@
 
   function showView(v) {
     S.view = v;
-    ["list", "detail", "register"].forEach(function (x) { $("view-" + x).hidden = x !== v; });
+    ["list", "detail", "register", "users"].forEach(function (x) { $("view-" + x).hidden = x !== v; });
     if (v !== "register") { stopDraw(); S.candidate = null; setData("candidate", null); setData("conflicts", null); }
     if (v !== "detail") { setData("before", null); }
-    $("legend").hidden = v === "list";
+    $("legend").hidden = v === "list" || v === "users";
     if (v === "list") { setData("selected", null); S.selected = null; renderList(); }
+  }
+
+  /* -- users (admins): officers, admins, producers and packers --------------------------------------------------- */
+  var ROLE_KEYS = { officer: "roleOfficer", admin: "roleAdmin", producer: "roleProducer", packer: "rolePacker" };
+  function codesOf(v) { return (v || "").split(/[,;\s]+/).filter(function (x) { return x; }); }
+  function userScope(u) {
+    var sc = u.scope || {};
+    if (u.role === "producer") return t("areasLabel") + ": " + (sc.areas || []).join(", ");
+    if (u.role === "packer") return t("facilitiesLabel") + ": " + (sc.facilities || []).join(", ");
+    if (sc.national) return t("national");
+    var s = t("province") + " " + (sc.provinces || []).join(", ");
+    if ((sc.communes || []).length) s += " (" + t("commune") + " " + sc.communes.join(", ") + ")";
+    return s;
+  }
+  function renderUsers() {
+    var box = clear($("users"));
+    var form = el("form", { id: "user-form", "class": "action-form", novalidate: true });
+    var role = el("select", { id: "u-role" }, ["officer", "admin", "producer", "packer"].map(function (r) {
+      return el("option", { value: r, text: t(ROLE_KEYS[r]) });
+    }));
+    var boxes = {
+      staff: [inputField("u-provinces", t("provincesField"), el("input", { id: "u-provinces", autocomplete: "off" }), true),
+              inputField("u-communes", t("communesField"), el("input", { id: "u-communes", autocomplete: "off" }))],
+      producer: [inputField("u-areas", t("areasField"), el("input", { id: "u-areas", autocomplete: "off" }), true)],
+      packer: [inputField("u-facilities", t("facilitiesField"), el("input", { id: "u-facilities", autocomplete: "off" }), true)]
+    };
+    function sync() {
+      var r = role.value, kind = r === "producer" || r === "packer" ? r : "staff";
+      Object.keys(boxes).forEach(function (k) { boxes[k].forEach(function (b) { b.hidden = k !== kind; }); });
+    }
+    role.addEventListener("change", sync);
+    form.appendChild(el("h3", { text: t("newUser") }));
+    form.appendChild(inputField("u-name", t("userName"), el("input", { id: "u-name", required: true, autocomplete: "off", maxlength: "100" }), true));
+    form.appendChild(inputField("u-display", t("displayName"), el("input", { id: "u-display", autocomplete: "off", maxlength: "200" })));
+    form.appendChild(inputField("u-role", t("role"), role, true));
+    boxes.staff.concat(boxes.producer, boxes.packer).forEach(function (b) { form.appendChild(b); });
+    form.appendChild(inputField("u-password", t("passwordOptional"), el("input", { id: "u-password", type: "password", autocomplete: "new-password" })));
+    var msg = el("div", { id: "user-msg", "aria-live": "polite" });
+    form.appendChild(el("button", { type: "submit", "class": "btn primary", id: "u-create", text: t("createUser") }));
+    form.appendChild(msg);
+    sync();
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var r = role.value, body = { name: $("u-name").value.trim(), role: r };
+      if ($("u-display").value.trim()) body.display_name = $("u-display").value.trim();
+      if (r === "producer") body.areas = codesOf($("u-areas").value);
+      else if (r === "packer") body.facilities = codesOf($("u-facilities").value);
+      else { body.provinces = codesOf($("u-provinces").value); body.communes = codesOf($("u-communes").value); }
+      if ($("u-password").value) body.password = $("u-password").value;
+      clear(msg);
+      api("POST", "/admin/users", { json: body }).then(function (res) {
+        if (!res.ok) { msg.appendChild(problemBox(res)); return; }
+        msg.appendChild(el("div", { "class": "key-once", role: "status" }, [
+          el("p", { text: t("keyOnce", { name: res.data.user.name }) }), el("code", { id: "new-key", text: res.data.key })]));
+        ["u-name", "u-display", "u-provinces", "u-communes", "u-areas", "u-facilities", "u-password"].forEach(function (id) { $(id).value = ""; });
+        refreshUsers();
+      });
+    });
+    box.appendChild(form);
+    box.appendChild(el("div", { id: "users-list" }));
+    refreshUsers();
+  }
+  function refreshUsers() {
+    var list = clear($("users-list"));
+    list.appendChild(el("p", { "class": "hint", text: t("loading") }));
+    api("GET", "/admin/users").then(function (res) {
+      clear(list);
+      if (!res.ok) { list.appendChild(problemBox(res)); return; }
+      var rows = (res.data.users || []).map(function (u) {
+        var off = u.status !== "active";
+        var btn = off || (S.user && u.name === S.user.name) ? null : el("button", { type: "button", "class": "btn danger small",
+          "data-disable": u.name, text: t("disableUser"), onclick: function (e) {
+            var b = e.currentTarget;
+            if (b.getAttribute("data-armed") !== "1") { b.setAttribute("data-armed", "1"); b.textContent = t("confirmDisable"); return; }
+            api("PATCH", "/admin/users/" + encodeURIComponent(u.name), { json: { disabled: true }, type: "application/merge-patch+json" })
+              .then(function (r2) {
+                if (!r2.ok) { toast(problemText(r2)); return; }
+                toast(t("userDisabledToast", { name: u.name })); refreshUsers();
+              });
+          } });
+        return el("tr", { "data-user": u.name, "class": off ? "off" : null }, [
+          el("td", {}, [el("strong", { text: u.name }), u.display_name ? el("div", { "class": "hint", text: u.display_name }) : null]),
+          el("td", { text: t(ROLE_KEYS[u.role] || "role") }),
+          el("td", { text: userScope(u) }),
+          el("td", {}, [el("span", { text: off ? t("userDisabled") : t("userActive") }),
+                        el("div", { "class": "hint", text: t("keysCount", { n: u.active_keys || 0 }) })]),
+          el("td", {}, [btn])]);
+      });
+      list.appendChild(el("div", { "class": "table-wrap" }, [el("table", { "class": "records users" }, [
+        el("thead", {}, [el("tr", {}, [t("userName"), t("role"), t("scope"), t("status"), ""].map(function (h) { return el("th", { text: h }); }))]),
+        el("tbody", {}, rows)])]));
+    });
   }
 
   /* -- detail, lifecycle actions ------------------------------------------------------------------------------ */
