@@ -7,6 +7,9 @@
 - `/admin/users…` (admins only: 401 anonymous, 403 officers): list, create (the first API key is in the
   answer, once), read, change (JSON merge patch: disabled, scope, role, display name, password), new keys. An
   admin with a province scope sees and manages only users inside that scope and cannot grant more than it.
+  Producers and packers (traceability accounts, scoped by growing-area / packing-house codes, as `datso users
+  create NAME --role producer --area CODE`) are listed, created and disabled here too; for a province-scoped
+  admin their place is the province of the communes of those areas / houses.
 
 The work is done by `layers.accounts.users` (argon2, SHA-256 hashes) on the primary, in a thread.
 """
@@ -26,7 +29,7 @@ from api.errors import Problem
 from api.features import read_body
 from api.security import client_ip, too_many
 from layers.accounts import users
-from layers.accounts.principal import Principal
+from layers.accounts.principal import ALL_ROLES, TRACE_ROLES, Principal
 from layers.accounts.users import SESSION_PREFIX, AccountError, User
 
 router = APIRouter()
@@ -34,11 +37,14 @@ SECURITY = [Depends(bearer_scheme), Depends(api_key_scheme)]
 _NO_STORE = {"Cache-Control": "no-store"}
 
 _STR = {"type": "string"}
+_CODES = {"type": "array", "items": _STR}
 _SCOPE = {"type": "object", "properties": {"national": {"type": "boolean"},
                                             "provinces": {"type": "array", "items": _STR},
-                                            "communes": {"type": "array", "items": _STR}}}
+                                            "communes": {"type": "array", "items": _STR},
+                                            "areas": _CODES, "facilities": _CODES}}
+_ROLE = {"type": "string", "enum": list(ALL_ROLES)}
 _USER = {"type": "object", "required": ["name", "role", "scope", "status"], "properties": {
-    "name": _STR, "display_name": {"type": ["string", "null"]}, "role": {"type": "string", "enum": ["officer", "admin"]},
+    "name": _STR, "display_name": {"type": ["string", "null"]}, "role": _ROLE,
     "scope": _SCOPE, "status": {"type": "string", "enum": ["active", "disabled"]},
     "has_password": {"type": "boolean"}, "active_keys": {"type": "integer"},
     "created_at": {"type": ["string", "null"]}, "disabled_at": {"type": ["string", "null"]}}}
@@ -51,11 +57,12 @@ _KEY = {"type": "object", "required": ["key_name", "key"], "properties": {"key_n
 _LOGIN_BODY = {"type": "object", "required": ["name", "password"],
                "properties": {"name": _STR, "password": {"type": "string", "format": "password"}}}
 _USER_BODY = {"type": "object", "required": ["name", "role"], "properties": {
-    "name": _STR, "role": {"type": "string", "enum": ["officer", "admin"]}, "display_name": _STR,
+    "name": _STR, "role": _ROLE, "display_name": _STR,
     "provinces": {"type": "array", "items": _STR}, "communes": {"type": "array", "items": _STR},
+    "areas": _CODES, "facilities": _CODES,            # a producer's growing-area codes, a packer's packing houses
     "national": {"type": "boolean"}, "password": {"type": "string", "format": "password"}}}
 _PATCH_BODY = {"type": "object", "properties": {
-    "disabled": {"type": "boolean"}, "role": {"type": "string", "enum": ["officer", "admin"]},
+    "disabled": {"type": "boolean"}, "role": {"type": "string", "enum": ["officer", "admin"]},  # staff only
     "display_name": _STR, "provinces": {"type": "array", "items": _STR},
     "communes": {"type": "array", "items": _STR}, "national": {"type": "boolean"},
     "password": {"type": "string", "format": "password"}}}
@@ -106,9 +113,24 @@ def _codes(body: dict[str, Any], name: str) -> list[str] | None:
     return value
 
 
-def _visible(who: Principal, user: User) -> bool:
-    """A province-scoped admin manages users inside their own provinces only."""
-    return who.national or (not user.national and set(user.provinces) <= who.provinces)
+def _visible(who: Principal, user: User, places: dict[str, str | None] | None = None) -> bool:
+    """A province-scoped admin manages users inside their own provinces only: staff by their scope, producers and
+    packers by the provinces of their areas / houses (`places`: code -> province; an unknown place: national
+    admins only)."""
+    if who.national:
+        return True
+    if user.role in TRACE_ROLES:
+        codes = [*user.areas, *user.facilities]
+        return bool(codes) and places is not None and all(places.get(c) in who.provinces for c in codes)
+    return not user.national and set(user.provinces) <= who.provinces
+
+
+async def _places(request: Request, who: Principal, found: list[User]) -> dict[str, str | None] | None:
+    trace = [u for u in found if u.role in TRACE_ROLES]
+    if who.national or not trace:
+        return None
+    return dict(await _run(users.code_provinces, _target(request), [a for u in trace for a in u.areas],
+                           [f for u in trace for f in u.facilities]))
 
 
 def _within(who: Principal, national: bool | None, provinces: list[str] | None) -> None:
@@ -125,7 +147,7 @@ async def _run(fn: Any, *args: Any, **kw: Any) -> Any:
 
 async def _user_for(request: Request, who: Principal, name: str) -> User:
     user: User = await _run(users.get_user, _target(request), name)
-    if not _visible(who, user):   # as if it did not exist: a scoped admin learns nothing about other provinces
+    if not _visible(who, user, await _places(request, who, [user])):   # as if it did not exist: a scoped admin learns nothing about other provinces
         raise AccountError(f"Không có người dùng '{name}'", f"No user named '{name}'", 404, "name")
     return user
 
@@ -189,7 +211,8 @@ async def me(request: Request, who: Principal = Depends(require_user)) -> Respon
                        **oas.problems(401, 403, 429, 503)})
 async def list_users(request: Request, who: Principal = Depends(require_admin)) -> Response:
     found: list[User] = await _run(users.list_users, _target(request))
-    return _json({"users": [u.as_dict() for u in found if _visible(who, u)]})
+    places = await _places(request, who, found)
+    return _json({"users": [u.as_dict() for u in found if _visible(who, u, places)]})
 
 
 @router.post("/admin/users", summary="Create a user (admins); the answer holds their first API key, once",
@@ -206,12 +229,21 @@ async def create_user(request: Request, who: Principal = Depends(require_admin))
         if body.get(f) is None:
             raise Problem(422, f"Thiếu {f}", f"Missing {f}", errors=[{"field": f, "message": "required"}])
     provinces, communes = _codes(body, "provinces") or [], _codes(body, "communes") or []
+    areas, facilities = _codes(body, "areas") or [], _codes(body, "facilities") or []
     national = bool(_typed(body, "national", bool, "true/false", "true or false"))
     _within(who, national, provinces)
+    if role in TRACE_ROLES and not who.national:       # their areas / houses must lie in the admin's provinces
+        places = await _run(users.code_provinces, _target(request), areas, facilities)
+        outside = sorted(c for c in [*areas, *facilities] if c in places and places[c] not in who.provinces)
+        if outside:
+            raise Problem(403, f"{', '.join(outside)} nằm ngoài phạm vi của bạn ({who.scope_text('vi')})",
+                          f"{', '.join(outside)} lie outside your scope ({who.scope_text('en')})",
+                          field="areas" if role == "producer" else "facilities")
     created: users.Created = await _run(
         users.create_user, _target(request), name, role, provinces, communes, national,
         _typed(body, "display_name", str, "một chuỗi", "a string"), _typed(body, "password", str, "một chuỗi",
-                                                                             "a string"))
+                                                                             "a string"),
+        areas=areas, facilities=facilities)
     return _json({"user": created.user.as_dict(), "key_name": created.key_name, "key": created.key}, 201,
                  {"Location": f"/admin/users/{created.user.name}"})
 
@@ -228,7 +260,16 @@ async def get_user(request: Request, name: str, who: Principal = Depends(require
               responses={**oas.ok_json(_USER), **oas.problems(400, 401, 403, 404, 413, 415, 422, 429, 503)})
 async def patch_user(request: Request, name: str, who: Principal = Depends(require_admin)) -> Response:
     body = _object(await read_body(request, request.app.state.api_settings), set(_PATCH_BODY["properties"]))
-    await _user_for(request, who, name)
+    target = await _user_for(request, who, name)
+    if body.get("role") is not None and (target.role in TRACE_ROLES or body.get("role") in TRACE_ROLES):
+        raise Problem(422, "Không đổi vai trò giữa cán bộ/quản trị và nhà sản xuất/cơ sở đóng gói (phạm vi khác "
+                           "nhau): tạo người dùng mới và vô hiệu hóa người cũ",
+                      "A role cannot change between officer/admin and producer/packer (their scopes differ): create "
+                      "a new user and disable the old one", field="role", value=body.get("role"))
+    if target.role in TRACE_ROLES and any(body.get(f) is not None for f in ("provinces", "communes", "national")):
+        raise Problem(422, f"Người dùng vai trò {target.role} có phạm vi theo mã vùng/cơ sở, không theo tỉnh/xã",
+                      f"A {target.role} is scoped by area/house codes, not provinces or communes",
+                      field="provinces")
     if name == who.name and body.get("disabled") is True:
         raise Problem(409, "Không thể tự vô hiệu hóa tài khoản của mình", "You cannot disable your own account")
     provinces, communes = _codes(body, "provinces"), _codes(body, "communes")

@@ -42,7 +42,11 @@ HISTORY = oas.component("History", {"type": "object", "required": ["featureId", 
     "numberReturned": {"type": "integer"}, "links": oas.LINKS,
     "entries": {"type": "array", "items": {"type": "object", "properties": {
         "at": {"type": "string"}, "action": {"type": "string", "enum": ["insert", "update", "delete"]},
-        "actor": {"type": "string"}, "reason": {"type": ["string", "null"]}, "geometryChanged": {"type": "boolean"},
+        "actor": {"type": "string"}, "reason": {"type": ["string", "null"]}, "recordedReason": {"type": "string"},
+        "transition": {"type": "object", "properties": {
+            "field": {"type": "string"}, "from": {"type": ["string", "null"]}, "to": {"type": ["string", "null"]},
+            "fromLabel": {"type": "string"}, "toLabel": {"type": "string"}}},
+        "geometryChanged": {"type": "boolean"},
         "geometryBefore": _ANY, "geometryAfter": _ANY,
         "changes": {"type": "array", "items": {"type": "object", "properties": {
             "field": {"type": "string"}, "title": {"type": "string"}, "before": _ANY, "after": _ANY}}}}}}}})
@@ -75,7 +79,13 @@ def _entry_json(layer: Layer, e: hist.Entry, lang: str) -> dict[str, Any]:
     d: dict[str, Any] = {"at": _iso(e.at), "action": e.action}
     if e.actor is not None:
         d["actor"] = e.actor
-    d["reason"] = e.reason
+    d["reason"] = hist.reason_text(layer, e.reason, lang)        # in words, with the lifecycle's labels
+    if e.reason != d["reason"]:
+        d["recordedReason"] = e.reason                              # as stored (raw state codes)
+    if e.transition is not None:
+        fld, old, new = e.transition
+        d["transition"] = {"field": fld, "from": old, "to": new, "fromLabel": hist.state_label(layer, old, lang),
+                           "toLabel": hist.state_label(layer, new, lang)}
     d["changes"] = [{"field": c.name, "title": hist.title(layer, c.name, lang), "before": c.before,
                      "after": c.after} for c in e.changes]
     d["geometryChanged"] = e.geometry_changed
@@ -124,6 +134,7 @@ def _history_routes(router: APIRouter, layer: Layer, settings: ApiSettings) -> N
                 request, "features_history.html", title=f"{layer.title(lang)} #{fid}: {heading}",
                 vn_tz=dt.timezone(dt.timedelta(hours=7)), layer=layer,
                 fid=fid, doc=doc, entries=page.entries, shown=lambda n, v: hist.shown(layer, n, v, lang),
+                reason=lambda r: hist.reason_text(layer, r, lang), state=lambda c: hist.state_label(layer, c, lang),
                 field_title=lambda n: hist.title(layer, n, lang),
                 maps_json=orjson.dumps(maps).decode().replace("</", "<\\/"),
                 next=nxt and nxt + "&f=html", prev=prv and prv + "&f=html")

@@ -99,7 +99,7 @@ def add_import_route(router: APIRouter, layer: Layer, settings: ApiSettings) -> 
                               f"Unknown form field(s): {', '.join(unknown)}", field=unknown[0])
             opts = ImportOptions(crs=fields.get("crs") or None, field_map=fields.get("field_map") or None,
                                  source_layer=fields.get("layer") or None, repair=repair, user=who.actor, principal=who, lang=lang,
-                                 progress=False, register=True,
+                                 progress=False,
                                  policy=registration.Policy.from_settings(settings))
             result = await run_in_threadpool(import_file, file, layer.id, request.app.state.write_pool.dsn, opts)
         finally:

@@ -9,8 +9,8 @@ with gaps, half active with codes, half drafts), so the overlap check has 100,00
 1. `--posts` sequential POST /collections/growing_areas/items of 1 ha rice areas in the gaps, through a real
    uvicorn on `--port` (every one 201, each one checked against the 100,000): p50/p95/p99 latency; and the same
    number of POSTs overlapping an existing area (409);
-2. a GeoPackage of `--rows` areas in other gaps imported with the registration checks (`import_file(...,
-   register=True)`, what the upload endpoint runs): areas/s, and the same file through the upload endpoint.
+2. a GeoPackage of `--rows` areas in other gaps imported with the registration checks (`import_file(...)`,
+   which registers by default, as the upload endpoint does): areas/s, and the same file through the upload endpoint.
 Not a timed test: numbers go to docs/benchmarks.md.
 """
 
@@ -140,7 +140,7 @@ def main() -> int:
                 gdf.to_file(path, layer="vung_trong", engine="pyogrio")
                 t = time.perf_counter()
                 if name == "import_file":
-                    res = import_file(path, "growing_areas", dsn, ImportOptions(register=True, progress=False,
+                    res = import_file(path, "growing_areas", dsn, ImportOptions(progress=False,
                                                                                 user="bench"))
                     written, errors = res.rows_written, len(res.errors)
                 else:

@@ -26,8 +26,12 @@ def import_cmd(
     y_field: str | None = typer.Option(None, "--y-field", help="CSV column with Y"),
     wkt_field: str | None = typer.Option(None, "--wkt-field", help="CSV column with WKT geometry"),
     repair: bool = typer.Option(False, "--repair", help="repair invalid geometries (make_valid) with a warning"),
-    register: bool = typer.Option(False, "--register", help="as the upload endpoint: new drafts with the "
-                                  "registration checks (area, commune, province, overlaps) of growing areas/packing houses"),
+    register: bool = typer.Option(False, "--register", hidden=True,
+                                  help="the default for registered layers (kept for older scripts)"),
+    bulk: bool = typer.Option(False, "--bulk", help="BULK, for migrating legacy registers only: growing areas/"
+                              "packing houses written as in the file (statuses, codes), bypassing the registration "
+                              "workflow (drafts, minimum area, commune, province, overlaps); still validated and "
+                              "audited. Without it these layers are registered as by the upload endpoint"),
     report: Path | None = typer.Option(None, "--report", help="write every issue to this CSV"),
     lang: str = typer.Option("vi", "--lang", help="vi | en"),
     user: str | None = typer.Option(None, "--user", help="actor recorded in the history (default: OS user)"),
@@ -39,17 +43,24 @@ def import_cmd(
                                                  help="',' or '.': how the file writes decimals (1.250 is refused "
                                                       "as ambiguous without it)"),
 ) -> None:
-    """Import a file into a layer: every row is checked; all rows are written in one transaction, or none."""
+    """Import a file into a layer: every row is checked; all rows are written in one transaction, or none.
+
+    Growing areas and packing houses (layers with a registration) are registered as the upload endpoint does:
+    new drafts without codes, with every registration check. --bulk writes them as in the file instead."""
     from layers.accounts.users import AccountError, principal_for
-    from layers.ingest.importer import ImportOptions, import_file
+    from layers.ingest.importer import BULK_NOTE, ImportOptions, import_file
 
     opts = ImportOptions(crs=crs, field_map=field_map, source_layer=source_layer, encoding=encoding,
                          swap_xy=swap_xy, x_field=x_field, y_field=y_field, wkt_field=wkt_field, repair=repair,
-                         lang=lang, report=report, register=register,
+                         lang=lang, report=report, bulk=bulk,
                          mode=mode, decimal_separator=decimal_separator)
     if user:
         opts.user = user
     vi = lang == "vi"
+    if register and bulk:
+        console.print(f"[red]{'lỗi' if vi else 'error'}:[/red] " + (
+            "--register và --bulk loại trừ nhau" if vi else "--register and --bulk exclude each other"))
+        raise typer.Exit(2)
     if as_user:
         try:
             opts.principal = principal_for(connect.url("writer"), as_user)
@@ -57,8 +68,9 @@ def import_cmd(
             console.print(f"[red]{'lỗi' if vi else 'error'}:[/red] --as: {exc.message(lang)}")
             raise typer.Exit(1) from None
     result = import_file(file, layer, connect.url("writer"), opts)
-    for note_vi, note_en in result.notes:
-        console.print(f"[dim]{note_vi if vi else note_en}[/dim]")
+    for note in result.notes:
+        style = "bold yellow" if note == BULK_NOTE else "dim"
+        console.print(f"[{style}]{note[0] if vi else note[1]}[/{style}]")
     for w in result.warnings[:MAX_SHOWN]:
         console.print(f"[yellow]{'cảnh báo' if vi else 'warning'}:[/yellow] {file.name}: {w.describe(lang)}")
     if not result.ok:
@@ -73,6 +85,8 @@ def import_cmd(
     msg = (f"Đã nhập {result.rows_written} dòng vào {layer} trong {result.seconds:.1f} s "
            f"({result.rate:,.0f} dòng/s)" if vi else
            f"imported {result.rows_written} rows into {layer} in {result.seconds:.1f} s ({result.rate:,.0f} rows/s)")
+    if BULK_NOTE in result.notes:
+        msg += " — nhập hàng loạt (--bulk), không qua đăng ký" if vi else " — bulk (--bulk), not registered"
     if mode != "insert":
         msg += (f"; {result.rows_updated} dòng cập nhật đối tượng đã có" if vi
                 else f"; {result.rows_updated} updated existing features")

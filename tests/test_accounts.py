@@ -311,6 +311,74 @@ def test_province_admin_stays_inside_their_province(http: httpx.Client, sample_d
     assert ok.status_code == 201, ok.text
 
 
+def test_admin_lists_creates_and_disables_producers_and_packers(http: httpx.Client, sample_db: str,
+                                                                national_admin: str) -> None:
+    """Producer/packer accounts are managed over /admin/users as with `datso users create NAME --role producer
+    --area CODE`: listed with their role and scope (codes), created (first key once, it works for /auth/me),
+    disabled (every key stops); a province admin sees and creates only those whose areas/houses lie in their
+    provinces; bad codes and role changes name the field."""
+    with psycopg.connect(sample_db) as c:
+        area = c.execute("SELECT g.code FROM growing_areas g JOIN admin_units a ON a.code = g.commune_code AND "
+                         "a.level = 'commune' AND a.scheme = '2025' AND a.parent_code = '86' WHERE g.code IS NOT NULL "
+                         "ORDER BY g.code LIMIT 1").fetchone()[0]  # type: ignore[index]
+        house = c.execute("SELECT code FROM packing_facilities WHERE code IS NOT NULL AND commune_code IN (SELECT code "
+                          "FROM admin_units WHERE level = 'commune' AND scheme = '2025' AND parent_code = '86') "
+                          "ORDER BY code LIMIT 1").fetchone()[0]  # type: ignore[index]
+        elsewhere = f"PHC-ELSEWHERE-{uuid.uuid4().hex[:6]}"      # a house whose commune is no 2025 commune of 86
+        c.execute("INSERT INTO packing_facilities (code, name, commune_code, status, geom) VALUES "
+                  "(%s, 'Kho ngoài tỉnh', '99999', 'draft', ST_SetSRID(ST_MakePoint(106.3, 10.2), 4326))", [elsewhere])
+    try:
+        h = bearer(national_admin)
+        producer, packer = uid("nong-dan"), uid("dong-goi")
+        r = http.post("/admin/users", headers=h, json={"name": producer, "role": "producer", "areas": [area],
+                                                       "display_name": "Hộ ông Ba"})
+        assert r.status_code == 201, r.text
+        assert r.json()["user"]["role"] == "producer" and r.json()["user"]["scope"]["areas"] == [area]
+        # the key is known (an officer route answers 403 for a producer's role, not 401)
+        assert "producer" in problem(http.get("/auth/me?lang=en", headers=bearer(r.json()["key"])), 403)["detail"]
+        r = http.post("/admin/users", headers=h, json={"name": packer, "role": "packer", "facilities": [house]})
+        assert r.status_code == 201, r.text
+        packer_key = r.json()["key"]
+        problem(http.get("/auth/me", headers=bearer(packer_key)), 403)
+        listed = {u["name"]: u for u in http.get("/admin/users", headers=h).json()["users"]}
+        assert listed[producer]["role"] == "producer" and listed[producer]["scope"]["areas"] == [area]
+        assert listed[packer]["role"] == "packer" and listed[packer]["scope"]["facilities"] == [house]
+        assert listed[producer]["status"] == "active" and listed[producer]["active_keys"] == 1
+        # bad input names the field; nothing created
+        for body, fld in (({"name": uid("p"), "role": "producer"}, "areas"),
+                          ({"name": uid("p"), "role": "producer", "areas": ["VN-NO-SUCH-AREA"]}, "areas"),
+                          ({"name": uid("p"), "role": "producer", "facilities": [house]}, "areas"),
+                          ({"name": uid("p"), "role": "packer", "facilities": ["PHC-NO-SUCH"]}, "facilities"),
+                          ({"name": uid("p"), "role": "grower", "areas": [area]}, "role")):
+            bad = problem(http.post("/admin/users?lang=en", headers=h, json=body), 422)
+            assert bad["errors"][0]["field"] == fld, (body, bad)
+            assert body["name"] not in {u["name"] for u in http.get("/admin/users", headers=h).json()["users"]}
+        # a producer stays a producer (their scope is codes): a role change or a province scope is refused
+        assert problem(http.patch(f"/admin/users/{producer}", headers=h, json={"role": "officer"}), 422)[
+            "field"] == "role"
+        assert problem(http.patch(f"/admin/users/{producer}", headers=h, json={"provinces": ["86"]}), 422)[
+            "field"] == "provinces"
+        # a province admin (86): sees and creates producers/packers of 86 only
+        scoped = bearer(create_user(sample_db, uid("padmin"), "admin", provinces=["86"]).key)
+        outsider = uid("dong-goi-ngoai")
+        http.post("/admin/users", headers=h, json={"name": outsider, "role": "packer", "facilities": [elsewhere]})
+        seen = {u["name"] for u in http.get("/admin/users", headers=scoped).json()["users"]}
+        assert {producer, packer} <= seen and outsider not in seen
+        problem(http.get(f"/admin/users/{outsider}", headers=scoped), 404)
+        denied = problem(http.post("/admin/users?lang=en", headers=scoped,
+                                   json={"name": uid("x"), "role": "packer", "facilities": [elsewhere]}), 403)
+        assert elsewhere in denied["detail"] and denied["field"] == "facilities"
+        ok = http.post("/admin/users", headers=scoped, json={"name": uid("p86"), "role": "producer", "areas": [area]})
+        assert ok.status_code == 201, ok.text
+        # disable: every key of the packer stops at once
+        d = http.patch(f"/admin/users/{packer}", headers=scoped, json={"disabled": True})
+        assert d.status_code == 200 and d.json()["status"] == "disabled" and d.json()["active_keys"] == 0
+        problem(http.get("/auth/me", headers=bearer(packer_key)), 401)         # was 403: a known key of a packer
+    finally:
+        with psycopg.connect(sample_db) as c:
+            c.execute("DELETE FROM packing_facilities WHERE code = %s", [elsewhere])
+
+
 # -- migration of existing keys --------------------------------------------------------------------------------
 
 @pytest.fixture()

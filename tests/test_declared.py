@@ -178,7 +178,7 @@ def test_importer_computes_only_declared_fields(sample_db: str, tmp_path: Path,
     plain = replace(layer, fields=tuple(replace(f, computed=None) for f in layer.fields))
     monkeypatch.setitem(LAYERS, "growing_areas", plain)
     res = import_file(_growing_geojson(tmp_path, "VN-DECL-IMP-1"), "growing_areas", sample_db,
-                      ImportOptions(crs="EPSG:4326", lang="en"))
+                      ImportOptions(crs="EPSG:4326", lang="en", bulk=True))
     assert res.rows_written == 0
     assert [(i.field, i.code) for i in res.errors] == [("area_m2", "required")]
     assert not any("computed" in en for _, en in res.notes)

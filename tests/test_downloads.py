@@ -369,7 +369,8 @@ def test_round_trip_keeps_every_type(sample_db: str, scratch_db: str, tmp_path: 
     with psycopg.connect(scratch_db) as c:
         c.execute(f"DELETE FROM {layer.table}")  # noqa: S608
     back = import_file(first.path, layer_id, scratch_db,
-                       ImportOptions(progress=False, crs="OGC:CRS84" if fmt == "csv" else None))
+                       ImportOptions(progress=False, crs="OGC:CRS84" if fmt == "csv" else None,
+                                     bulk=True))
     assert back.ok, [i.describe("en") for i in back.errors][:5]
     assert back.rows_written == len(before)
     after = db_rows(scratch_db, layer_id)
@@ -409,7 +410,7 @@ def test_http_download_imports_back(client: TestClient, sample_db: str, scratch_
     path = save(r.content, tmp_path, fmt)
     with psycopg.connect(scratch_db) as c:
         c.execute(f"DELETE FROM {layer.table}")  # noqa: S608
-    back = import_file(path, layer.id, scratch_db, ImportOptions(progress=False))
+    back = import_file(path, layer.id, scratch_db, ImportOptions(progress=False, bulk=True))
     assert back.ok, [i.describe("en") for i in back.errors][:5]
     after = db_rows(scratch_db, layer.id)
     public = {f.name for f in layer.public_fields}

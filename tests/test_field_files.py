@@ -69,13 +69,13 @@ def test_vietnamese_crop_labels_in_import_and_api(sample_db: str, tmp_path: Path
                                                 area(f"VN-FF-{tag}-2", crop="sau rieng"),
                                                 area(f"VN-FF-{tag}-3", crop="SẦU RIÊNG"),
                                                 area(f"VN-FF-{tag}-4", crop="Thanh Long", markets="VN; trung quoc")])
-    p = run(sample_db, str(path), "--layer", "growing_areas", "--user", "field-test")
+    p = run(sample_db, str(path), "--layer", "growing_areas", "--user", "field-test", "--bulk")
     assert p.returncode == 0, p.stderr
     got = rows(sample_db, "SELECT crop, markets FROM growing_areas WHERE code LIKE %s ORDER BY code", f"VN-FF-{tag}-%")
     assert got == [("durian", []), ("durian", []), ("durian", []), ("dragon_fruit", ["VN", "CN"])]
     # an unknown crop: the message lists codes and Vietnamese labels, nothing written
     bad = areas_file(tmp_path / "bad.geojson", [area(f"VN-FF-{tag}-5", crop="sầu đâu")])
-    p = run(sample_db, str(bad), "--layer", "growing_areas")
+    p = run(sample_db, str(bad), "--layer", "growing_areas", "--bulk")
     assert p.returncode == 1 and "durian (Sầu riêng)" in p.stderr and "dòng 1" in p.stderr
     assert not rows(sample_db, "SELECT 1 FROM growing_areas WHERE code = %s", f"VN-FF-{tag}-5")
     # the API: a query parameter by label, a write by label
@@ -93,19 +93,19 @@ def test_number_formats_and_the_ambiguous_case(sample_db: str, tmp_path: Path, c
     ok = areas_file(tmp_path / "n.geojson", [area(f"VN-NUM-{tag}-1", area_m2="41.250,5", expected_yield_t="12,5"),
                                              area(f"VN-NUM-{tag}-2", area_m2="1.250.000"),
                                              area(f"VN-NUM-{tag}-3", area_m2="41,250.5")])
-    p = run(sample_db, str(ok), "--layer", "growing_areas")
+    p = run(sample_db, str(ok), "--layer", "growing_areas", "--bulk")
     assert p.returncode == 0, p.stderr
     got = rows(sample_db, "SELECT area_m2::float8, expected_yield_t::float8 FROM growing_areas WHERE code LIKE %s "
                "ORDER BY code", f"VN-NUM-{tag}-%")
     assert got == [(41250.5, 12.5), (1250000.0, None), (41250.5, None)]
     amb = areas_file(tmp_path / "a.geojson", [area(f"VN-NUM-{tag}-4", area_m2="41.250")])
     before = table_fingerprint(sample_db, "growing_areas")
-    p = run(sample_db, str(amb), "--layer", "growing_areas", "--lang", "en")
+    p = run(sample_db, str(amb), "--layer", "growing_areas", "--lang", "en", "--bulk")
     assert p.returncode == 1
     assert "'41.250' is ambiguous: 41250" in p.stderr and "41.25 " in p.stderr and "row 1" in p.stderr
     assert table_fingerprint(sample_db, "growing_areas") == before
     # declared: the file writes decimals with a comma, so 41.250 is 41250
-    p = run(sample_db, str(amb), "--layer", "growing_areas", "--decimal-separator", ",")
+    p = run(sample_db, str(amb), "--layer", "growing_areas", "--decimal-separator", ",", "--bulk")
     assert p.returncode == 0, p.stderr
     assert rows(sample_db, "SELECT area_m2::float8 FROM growing_areas WHERE code = %s",
                 f"VN-NUM-{tag}-4") == [(41250.0,)]
@@ -126,15 +126,15 @@ def test_update_and_upsert_by_business_key(sample_db: str, tmp_path: Path, clien
     tag = uuid.uuid4().hex[:6]
     codes = [f"VN-UPD-{tag}-{i}" for i in range(3)]
     first = areas_file(tmp_path / "f.geojson", [area(c, status="active") for c in codes[:2]], x0=106.75)
-    assert import_file(first, "growing_areas", sample_db, ImportOptions(progress=False, user="t")).ok
+    assert import_file(first, "growing_areas", sample_db, ImportOptions(progress=False, user="t", bulk=True)).ok
     ids = dict(rows(sample_db, "SELECT code, id FROM growing_areas WHERE code LIKE %s", f"VN-UPD-{tag}-%"))
     # default insert: the re-import is refused as duplicates
-    res = import_file(first, "growing_areas", sample_db, ImportOptions(progress=False))
+    res = import_file(first, "growing_areas", sample_db, ImportOptions(progress=False, bulk=True))
     assert not res.ok and {i.code for i in res.errors} == {"duplicate_in_db"}
     # update: only the file's columns change (owner, a new boundary), audited with the actor
     upd = areas_file(tmp_path / "u.geojson", [{"code": codes[0], "owner": "Chủ mới"},
                                               {"code": codes[1], "owner": "Chủ mới 2"}], x0=106.751)
-    p = run(sample_db, str(upd), "--layer", "growing_areas", "--mode", "update", "--user", "re-import")
+    p = run(sample_db, str(upd), "--layer", "growing_areas", "--mode", "update", "--user", "re-import", "--bulk")
     assert p.returncode == 0, p.stderr
     assert "2 dòng cập nhật" in p.stdout
     got = rows(sample_db, "SELECT owner, status, crop FROM growing_areas WHERE code = ANY(%s) ORDER BY code", codes)
@@ -147,16 +147,16 @@ def test_update_and_upsert_by_business_key(sample_db: str, tmp_path: Path, clien
     # all or nothing: an unknown key in update mode, or a forbidden transition, refuses the whole file
     before = table_fingerprint(sample_db, "growing_areas")
     bad = areas_file(tmp_path / "b.geojson", [{"code": codes[0], "owner": "X"}, {"code": "VN-NO-SUCH", "owner": "Y"}])
-    res = import_file(bad, "growing_areas", sample_db, ImportOptions(progress=False, mode="update", lang="en"))
+    res = import_file(bad, "growing_areas", sample_db, ImportOptions(progress=False, mode="update", lang="en", bulk=True))
     assert [(i.row, i.code) for i in res.errors] == [(2, "not_found")]
     back = areas_file(tmp_path / "t.geojson", [{"code": codes[0], "status": "draft"}])
-    res = import_file(back, "growing_areas", sample_db, ImportOptions(progress=False, mode="update"))
+    res = import_file(back, "growing_areas", sample_db, ImportOptions(progress=False, mode="update", bulk=True))
     assert [(i.row, i.field, i.code) for i in res.errors] == [(1, "status", "transition")]
     assert "'active' sang 'draft'" in res.errors[0].message("vi")
     assert table_fingerprint(sample_db, "growing_areas") == before
     # upsert: the existing one updated, the new one inserted (the file is complete)
     ups = areas_file(tmp_path / "s.geojson", [area(codes[1], owner="Chủ ba"), area(codes[2])], x0=106.76)
-    res = import_file(ups, "growing_areas", sample_db, ImportOptions(progress=False, mode="upsert", user="ups"))
+    res = import_file(ups, "growing_areas", sample_db, ImportOptions(progress=False, mode="upsert", user="ups", bulk=True))
     assert res.ok, [i.describe("en") for i in res.errors]
     assert (res.rows_written, res.rows_updated) == (2, 1)
     assert rows(sample_db, "SELECT code, owner FROM growing_areas WHERE code = ANY(%s) ORDER BY code", codes[1:]) == \

@@ -106,6 +106,9 @@ def test_history_after_a_sequence_of_edits(client: TestClient, officer: str, sam
     assert {c["field"]: c["after"] for c in suspend["changes"]} == {"status": "suspended",
                                                                    "status_reason": "Phát hiện ruồi đục quả"}
     assert suspend["reason"] == "Phát hiện ruồi đục quả"
+    assert "recordedReason" not in suspend                    # a person's reason is served as written
+    assert suspend["transition"] == {"field": "status", "from": "active", "to": "suspended", "fromLabel": "Còn hiệu lực",
+                                     "toLabel": "Tạm đình chỉ"}
     assert full["entries"][0]["at"] >= full["entries"][-1]["at"]
     # the public view: public fields, the reason, no actor
     public = client.get(f"/collections/growing_areas/items/{fid}/history").json()
@@ -129,6 +132,45 @@ def test_history_after_a_sequence_of_edits(client: TestClient, officer: str, sam
     # the item links to its history
     links = client.get(f"/collections/growing_areas/items/{fid}").json()["links"]
     assert any(link["rel"] == "version-history" for link in links)
+
+
+def test_transition_and_expiry_reasons_read_with_labels(client: TestClient, officer: str, sample_db: str) -> None:
+    """The reasons the service writes itself (`draft → active` for a transition without a reason, `valid_to <
+    today` for an expiry) are served in words with the lifecycle's labels, Vietnamese first and English with
+    lang=en; the recorded text and the raw state codes keep their own fields; the HTML page shows the labels."""
+    from layers.ingest.registration import expire_all
+
+    fid, tag, _, _ = _area(client, officer, sample_db)
+    tag = _patch(client, officer, fid, tag, {"properties": {"status": "active", **DECISION}})
+    url = f"/collections/growing_areas/items/{fid}/history"
+    vi = client.get(url, headers=h(officer)).json()["entries"][0]
+    assert vi["reason"] == "Nháp → Còn hiệu lực" and vi["recordedReason"] == "draft → active"
+    assert vi["transition"] == {"field": "status", "from": "draft", "to": "active", "fromLabel": "Nháp",
+                                "toLabel": "Còn hiệu lực"}
+    en = client.get(url + "?lang=en").json()["entries"][0]           # the public view too
+    assert en["reason"] == "Draft → Active" and en["recordedReason"] == "draft → active"
+    assert (en["transition"]["from"], en["transition"]["to"], en["transition"]["toLabel"]) == ("draft", "active",
+                                                                                               "Active")
+    # an expiry: the validity end moved to the past behind the API's back, then the expiry job
+    with psycopg.connect(sample_db) as c:
+        c.execute("UPDATE growing_areas SET valid_from = current_date - 30, valid_to = current_date - 1 "
+                  "WHERE id = %s", [fid])
+    assert expire_all(sample_db)["growing_areas"] >= 1
+    vi = client.get(url, headers=h(officer)).json()["entries"][0]
+    assert vi["actor"] == "system:expiry" and vi["recordedReason"] == "valid_to < today"
+    assert vi["reason"] == "Hết hiệu lực tự động: đã qua ngày “Hiệu lực đến”"
+    assert (vi["transition"]["from"], vi["transition"]["to"]) == ("active", "expired")
+    en = client.get(url, params={"lang": "en"}, headers=h(officer)).json()["entries"][0]
+    assert en["reason"] == "Expired automatically: the “Valid to” date has passed"
+    assert en["transition"]["fromLabel"] == "Active" and en["transition"]["toLabel"] == "Expired"
+    # the HTML page: labels, never the raw codes of an automatic reason
+    page = client.get(url + "?f=html").text
+    assert "Nháp → Còn hiệu lực" in page and "Còn hiệu lực → Hết hiệu lực" in page
+    assert "Hết hiệu lực tự động: đã qua ngày “Hiệu lực đến”" in page
+    assert "draft → active" not in page and "valid_to &lt; today" not in page and "valid_to < today" not in page
+    page = client.get(url + "?f=html&lang=en").text
+    assert "Draft → Active" in page and "Active → Expired" in page and "the “Valid to” date has passed" in page
+    assert "draft → active" not in page and "valid_to &lt; today" not in page
 
 
 def test_non_public_fields_only_for_officers(client: TestClient, officer: str, sample_db: str) -> None:

@@ -170,7 +170,7 @@ def test_geojson_lonlat_growing_areas(io_db: str, tmp_path: Path) -> None:
                        "commune_code": "86001", "markets": "CN;US", "standard": "VietGAP", "status": "active",
                        "valid_from": "01/07/2025"})
     path = write(df, geoms, tmp_path / "vung.geojson", crs="EPSG:4326", driver="GeoJSON")
-    res = imported(io_db, "growing_areas", path)
+    res = imported(io_db, "growing_areas", path, bulk=True)
     assert any("area_m2" in en for _, en in res.notes)         # computed (geodesic) when the file has none
     with psycopg.connect(io_db) as c:
         rows = c.execute("SELECT code, markets, valid_from::text, owner, area_m2::float8, "
@@ -187,7 +187,7 @@ def test_kml_points_packing_facilities(io_db: str, tmp_path: Path) -> None:
     df = pd.DataFrame({"code": [f"PHC-KML-{i}" for i in range(3)], "name": ["Cơ sở đóng gói Mỏ Cày"] * 3,
                        "commune_code": "86001", "status": "active"})
     path = write(df, pts, tmp_path / "phc.kml", crs="EPSG:4326", driver="KML")
-    imported(io_db, "packing_facilities", path)
+    imported(io_db, "packing_facilities", path, bulk=True)
     with psycopg.connect(io_db) as c:
         rows = c.execute("SELECT code, name, ST_X(geom), ST_Y(geom) FROM packing_facilities "
                          "WHERE code LIKE 'PHC-KML-%%' ORDER BY code").fetchall()
@@ -220,9 +220,9 @@ def test_csv_xy_swapped_vn2000_points(io_db: str, tmp_path: Path) -> None:
                        "X": north, "Y": east})
     path = tmp_path / "toa_do.csv"
     df.to_csv(path, index=False, sep=";")
-    bad = refused(io_db, "packing_facilities", path, crs="vn2000:ben-tre", swap_xy=False)
+    bad = refused(io_db, "packing_facilities", path, crs="vn2000:ben-tre", swap_xy=False, bulk=True)
     assert {i.code for i in bad.errors} == {"outside_vietnam"} and bad.errors[0].row == 1
-    res = imported(io_db, "packing_facilities", path, crs="vn2000:ben-tre")
+    res = imported(io_db, "packing_facilities", path, crs="vn2000:ben-tre", bulk=True)
     assert any("X/Y" in en for _, en in res.notes)
     with psycopg.connect(io_db) as c:
         rows = c.execute("SELECT ST_X(ST_Transform(geom, %s)), ST_Y(ST_Transform(geom, %s)) FROM "
@@ -323,7 +323,7 @@ def test_duplicate_codes_in_file_and_in_database_refused(io_db: str, tmp_path: P
     gdf = pd.DataFrame({"code": ["PHC-DUP", "PHC-DUP"], "name": "a", "commune_code": "86001"})
     p2 = write(gdf, [shapely.Point(106.3, 10.2), shapely.Point(106.31, 10.2)], tmp_path / "d.geojson",
                crs="EPSG:4326", driver="GeoJSON")
-    res = refused(io_db, "packing_facilities", p2)
+    res = refused(io_db, "packing_facilities", p2, bulk=True)
     assert [(e.row, e.field, e.code) for e in res.errors] == [(2, "code", "duplicate_in_batch")]
 
 
@@ -391,7 +391,7 @@ def test_cross_field_database_rule_names_row_and_field(io_db: str, tmp_path: Pat
     df = pd.DataFrame({"code": [f"VN-BT-RULE-{i}" for i in range(3)], "crop": "durian", "owner": OWNER,
                        "commune_code": "86001", "status": ["active", "active", "suspended"]})
     path = write(df, geoms, tmp_path / "rule.geojson", crs="EPSG:4326", driver="GeoJSON")
-    res = refused(io_db, "growing_areas", path)
+    res = refused(io_db, "growing_areas", path, bulk=True)
     assert [(e.row, e.field, e.code) for e in res.errors] == [(3, "status_reason", "rule")]
     assert "lý do" in res.errors[0].message("vi")
 
@@ -410,7 +410,7 @@ def test_validate_records_api(io_db: str, tmp_path: Path) -> None:
         assert prepared.records()[0]["markets"] == ["CN", "EU"] and prepared.records()[0]["status"] == "draft"
     path = write(pd.DataFrame([rec | {"markets": "CN,EU"}]), [pt], tmp_path / "one.geojson", crs="EPSG:4326",
                  driver="GeoJSON")
-    imported(io_db, "packing_facilities", path)
+    imported(io_db, "packing_facilities", path, bulk=True)
     with psycopg.connect(io_db) as c:
         row = c.execute("SELECT id FROM packing_facilities WHERE code = 'PHC-API-1'").fetchone()
         assert row is not None
@@ -456,3 +456,31 @@ def test_csv_types_dates_json_and_attributes_only(io_db: str, tmp_path: Path) ->
     pd.DataFrame({"commune_code": ["86001"], "map_sheet": [40], "parcel_no": [1]}).to_csv(no_geom, index=False)
     res = refused(io_db, "parcels", no_geom, crs="EPSG:4326")
     assert res.errors[0].code == "file" and "--wkt-field" in res.errors[0].message("en")
+
+
+def test_import_pauses_the_cyclic_gc_and_restores_it(tmp_path: Path) -> None:
+    """import_file runs with Python's cyclic GC paused (a full collection in a long-lived server process was a
+    fifth of a 5,000-row registration import) and restores it as it was, also when the import is refused."""
+    import gc
+
+    seen: list[bool] = []
+
+    class Probe(dict):  # type: ignore[type-arg]
+        def keys(self) -> Any:       # read by parse_field_map (dict(...)) while the import runs
+            seen.append(gc.isenabled())
+            return super().keys()
+
+        def __iter__(self) -> Any:   # (so that dict() takes the keys() path)
+            return iter(super().keys())
+
+    missing = tmp_path / "none.geojson"
+    assert gc.isenabled()
+    res = import_file(missing, "parcels", "postgresql://unused", ImportOptions(field_map=Probe(a="b"), progress=False))
+    assert not res.ok and res.errors[0].code == "file"
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        import_file(missing, "parcels", "postgresql://unused", ImportOptions(field_map=Probe(a="b"), progress=False))
+        assert seen == [False, False] and not gc.isenabled()          # left disabled, as it was
+    finally:
+        gc.enable()

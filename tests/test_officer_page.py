@@ -408,3 +408,80 @@ def test_phone_and_tablet(browser: Any, live_server: LiveServer, officer: str, s
         assert aborted == [] and log.console_errors() == []
     finally:
         ctx.close()
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_admin_manages_producers_and_packers_on_the_page(browser: Any, live_server: LiveServer, sample_db: str,
+                                                        width: int) -> None:
+    """An admin's "Người dùng" tab: every user with role and scope (producers/packers by their codes), a producer
+    created as `datso users create NAME --role producer --area CODE` does (the key shown once, and it is a key of
+    that user), then disabled (two clicks); an officer has no such tab."""
+    import uuid
+
+    admin = f"quantri_{width}_{uuid.uuid4().hex[:6]}"
+    create_user(sample_db, admin, "admin", ["86"], [], False, "Lê Văn Quản", PASSWORD)
+    with psycopg.connect(sample_db) as c:
+        area = c.execute("SELECT g.code FROM growing_areas g JOIN admin_units a ON a.code = g.commune_code AND "
+                         "a.level = 'commune' AND a.scheme = '2025' AND a.parent_code = '86' "
+                         "WHERE g.code IS NOT NULL ORDER BY g.code LIMIT 1").fetchone()[0]  # type: ignore[index]
+    producer = f"nongdan_{width}_{uuid.uuid4().hex[:6]}"
+    ctx, page, log, aborted = open_page(browser, live_server, width=width, height=900)
+    try:
+        sign_in(page, admin)
+        page.click("[data-view=users]")
+        page.wait_for_selector("#users-list table", timeout=20000)
+        # a producer: the province fields give way to the area codes
+        page.select_option("#u-role", "producer")
+        assert page.is_hidden("#u-provinces") and page.is_visible("#u-areas")
+        page.fill("#u-name", producer)
+        page.fill("#u-display", "Hộ ông Năm")
+        page.fill("#u-areas", "VN-KHONG-CO")                # an unknown code: the problem names it
+        page.click("#u-create")
+        page.wait_for_selector("#user-msg .error", timeout=15000)
+        assert "VN-KHONG-CO" in page.inner_text("#user-msg")
+        page.fill("#u-areas", area)
+        page.click("#u-create")
+        page.wait_for_selector("#new-key", timeout=15000)
+        key = page.inner_text("#new-key").strip()
+        assert producer in page.inner_text("#user-msg") and "chỉ hiện một lần" in page.inner_text("#user-msg")
+        row = f"tr[data-user='{producer}']"
+        page.wait_for_selector(row, timeout=15000)
+        text = page.inner_text(row)
+        assert "Nhà sản xuất" in text and area in text and "Đang hoạt động" in text and "Hộ ông Năm" in text
+        shot(page, f"officer-users-created-vi-{width}.png")
+        with psycopg.connect(sample_db) as c:
+            got = c.execute("SELECT u.role, u.areas FROM users u WHERE u.name = %s", [producer]).fetchone()
+            assert got == ("producer", [area])
+            assert c.execute("SELECT count(*) FROM api_keys k JOIN users u ON u.id = k.user_id WHERE u.name = %s "
+                             "AND k.key_hash IS NOT NULL AND k.revoked_at IS NULL", [producer]).fetchone() == (1,)
+        from layers.accounts.users import hash_secret
+        with psycopg.connect(sample_db) as c:
+            owner = c.execute("SELECT u.name FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = %s",
+                              [hash_secret(key)]).fetchone()
+        assert owner == (producer,)                  # the key shown is that user's
+        # disable: the first click asks again, the second disables every key
+        button = f"{row} [data-disable]"
+        page.click(button)
+        assert "Bấm lần nữa" in page.inner_text(button)
+        page.click(button)
+        page.wait_for_function(f"() => /Đã vô hiệu hóa/.test(document.querySelector(\"{row}\")?.textContent || '')",
+                               timeout=15000)
+        with psycopg.connect(sample_db) as c:
+            assert c.execute("SELECT disabled_at IS NOT NULL FROM users WHERE name = %s", [producer]).fetchone() == (True,)
+        page.click("#lang-switch")                   # English: the same view, relabelled
+        page.wait_for_selector("#users-list table", timeout=20000)
+        page.wait_for_function(f"() => /Producer/.test(document.querySelector(\"{row}\")?.textContent || '')",
+                               timeout=15000)
+        assert "Disabled" in page.inner_text(row) and page.inner_text("[data-view=users]") == "Users"
+        shot(page, f"officer-users-disabled-en-{width}.png")
+        assert all("422" in e for e in log.console_errors()) and aborted == []       # the unknown code's 422
+    finally:
+        ctx.close()
+    # an officer sees no users tab
+    officer = _user(sample_db, f"canbo_nousers_{width}")
+    ctx, page, log, aborted = open_page(browser, live_server, width=width)
+    try:
+        sign_in(page, officer)
+        assert page.query_selector("[data-view=users]") is None
+    finally:
+        ctx.close()

@@ -243,7 +243,7 @@ def test_imports_go_to_the_primary(dbs: dict[str, Any], tmp_path: Path) -> None:
                            geometry=[shapely.box(106.40, 10.10, 106.405, 10.105)], crs="EPSG:4326")
     path = tmp_path / "vung.geojson"
     gdf.to_file(path, driver="GeoJSON")
-    p = datso(dbs, "import", str(path), "--layer", "growing_areas", "--user", "seam-test")
+    p = datso(dbs, "import", str(path), "--layer", "growing_areas", "--user", "seam-test", "--bulk")
     assert p.returncode == 0, p.stdout + p.stderr
     assert len(rows(dbs["primary"], "SELECT id FROM growing_areas WHERE code = %s", code)) == 1
     assert rows(dbs["replica"], "SELECT id FROM growing_areas WHERE code = %s", code) == []

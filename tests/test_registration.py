@@ -21,6 +21,7 @@ import httpx
 import psycopg
 import pytest
 import shapely
+import shapely.affinity
 from fastapi.testclient import TestClient
 from shapely.geometry import Polygon, box, mapping, shape
 
@@ -566,14 +567,81 @@ def test_upload_size_is_bounded(sample_db: str, settings: Settings, officer: str
 
 
 def test_bulk_import_cannot_store_an_active_area_without_code(sample_db: str, spots: Spots, tmp_path: Path) -> None:
-    """The administrator's bulk path (no --register) keeps statuses and codes from the file, but the database
+    """The administrator's bulk path (--bulk) keeps statuses and codes from the file, but the database
     still refuses a non-draft without a code, naming the field."""
     from layers.ingest.importer import ImportOptions, import_file
 
     path = tmp_path / "bulk.geojson"
     path.write_bytes(_fc([square(*spots.take()[1:], 120)], **{"0": {"status": "active", "commune_code": "29000"}}))
     before = table_fingerprint(sample_db, "growing_areas")
-    res = import_file(path, "growing_areas", sample_db, ImportOptions(lang="en", progress=False))
+    res = import_file(path, "growing_areas", sample_db, ImportOptions(lang="en", progress=False, bulk=True))
     assert res.rows_written == 0 and [(e.row, e.field, e.code) for e in res.errors] == [(1, "code", "rule")]
     assert "granted at activation" in res.errors[0].message("en")
     assert table_fingerprint(sample_db, "growing_areas") == before
+
+
+def _datso_import(dsn: str, *args: str) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": dsn, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    return subprocess.run([str(Path(sys.executable).with_name("datso")), "import", *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_import_registers_by_default(sample_db: str, spots: Spots, tmp_path: Path) -> None:
+    """`datso import` of a registered layer runs the upload's registration path (drafts, every check, all or
+    nothing, the row report); `--bulk` is the explicit, announced way around; other layers are unchanged."""
+    polys = [square(*spots.take()[1:], 120) for _ in range(2)]
+    # a file as an old register writes it: a status and a code on the first row -> refused, row and field named
+    legacy = tmp_path / "legacy.geojson"
+    legacy.write_bytes(_fc(polys, **{"0": {"status": "active", "code": "VN-86-OLD-001"}}))
+    before = table_fingerprint(sample_db, "growing_areas")
+    p = _datso_import(sample_db, str(legacy), "--layer", "growing_areas", "--lang", "en")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "row 1" in p.stderr and "status" in p.stderr and "code" in p.stderr and "draft" in p.stderr
+    assert "Nothing was written" in p.stderr
+    assert table_fingerprint(sample_db, "growing_areas") == before
+    # an area overlapping the first row of the same file: the registration's overlap check names the row
+    clash = tmp_path / "clash.geojson"
+    clash.write_bytes(_fc([polys[0], shapely.affinity.translate(polys[0], 0.0003, 0)]))
+    p = _datso_import(sample_db, str(clash), "--layer", "growing_areas", "--lang", "en")
+    assert p.returncode == 1 and "row 2" in p.stderr and "overlaps row 1" in p.stderr, p.stderr
+    assert table_fingerprint(sample_db, "growing_areas") == before
+    # re-import by code is the bulk path only
+    p = _datso_import(sample_db, str(legacy), "--layer", "growing_areas", "--mode", "update", "--lang", "en")
+    assert p.returncode == 1 and "--bulk" in p.stderr and "mode" in p.stderr
+    # the same file without status/code: drafts without codes, commune derived, area computed
+    plain = tmp_path / "plain.geojson"
+    plain.write_bytes(_fc(polys))
+    p = _datso_import(sample_db, str(plain), "--layer", "growing_areas", "--user", "cli-reg")
+    assert p.returncode == 0, p.stderr
+    assert "hàng loạt" not in p.stdout + p.stderr
+    with psycopg.connect(sample_db) as c:
+        got = c.execute("SELECT status, code, commune_code, area_m2::float8, ST_Area(geom::geography) "
+                        "FROM growing_areas WHERE id IN (SELECT feature_id FROM history WHERE layer = 'growing_areas' "
+                        "AND actor = 'import:cli-reg') ORDER BY id").fetchall()
+    assert [(s, code) for s, code, *_ in got] == [("draft", None), ("draft", None)]
+    assert all(commune and abs(a - geog) < 0.01 for _, _, commune, a, geog in got)
+    # --bulk: the legacy file is written as given, and the output says so (highlighted note and summary line)
+    moved = [shapely.affinity.translate(p_, 0.0, 0.004) for p_ in polys]
+    legacy.write_bytes(_fc(moved, **{"1": {"status": "active", "code": "VN-86-BULK-X", "commune_code": got[0][2]}}))
+    before2 = table_fingerprint(sample_db, "growing_areas")
+    p = _datso_import(sample_db, str(legacy), "--layer", "growing_areas", "--bulk", "--lang", "en")
+    assert p.returncode == 1 and "row 1, field commune_code" in p.stderr       # still validated
+    assert "BULK IMPORT (--bulk)" in p.stderr and table_fingerprint(sample_db, "growing_areas") == before2
+    code = f"VN-86-BULK-{uuid.uuid4().hex[:4]}"
+    legacy.write_bytes(_fc(moved, **{"0": {"status": "draft", "commune_code": got[0][2]},
+                                     "1": {"status": "active", "code": code, "commune_code": got[0][2],
+                                           "valid_from": "2026-01-01", "valid_to": "2031-01-01"}}))
+    p = _datso_import(sample_db, str(legacy), "--layer", "growing_areas", "--bulk", "--lang", "en", "--user", "bulk")
+    assert p.returncode == 0, p.stderr
+    assert "BULK IMPORT (--bulk)" in p.stderr and "bypassing the registration workflow" in p.stderr
+    assert "bulk (--bulk), not registered" in p.stdout
+    with psycopg.connect(sample_db) as c:       # written as given, and audited with the actor
+        assert c.execute("SELECT status FROM growing_areas WHERE code = %s", [code]).fetchall() == [("active",)]
+        assert c.execute("SELECT count(*) FROM history WHERE layer = 'growing_areas' AND actor = 'import:bulk'"
+                         ).fetchone() == (2,)
+    p = _datso_import(sample_db, str(legacy), "--layer", "growing_areas", "--bulk", "--register")
+    assert p.returncode == 2 and "--register" in p.stderr

@@ -306,6 +306,21 @@ def principal_for(target: Target, name: str) -> Principal:
     return user.principal
 
 
+def code_provinces(target: Target, areas: Iterable[str], facilities: Iterable[str]) -> dict[str, str | None]:
+    """{growing-area or packing-house code: its province} (by the feature's 2025 commune; a producer's or
+    packer's place for a province-scoped admin); None for a known code whose commune is not a 2025 commune.
+    Codes that are not known are left out."""
+    a, f = sorted(set(areas)), sorted(set(facilities))
+    if not a and not f:
+        return {}
+    q = ("SELECT x.code, min(u.parent_code) FROM (SELECT code, commune_code FROM growing_areas WHERE code = ANY(%s) "
+         "UNION ALL SELECT code, commune_code FROM packing_facilities WHERE code = ANY(%s)) x "
+         "LEFT JOIN admin_units u ON u.code = x.commune_code AND u.level = 'commune' AND u.scheme = %s "
+         "GROUP BY x.code")
+    with _connect(target) as conn:
+        return {str(c): str(p) if p else None for c, p in conn.execute(q, [a, f, PROVINCE_SCHEME]).fetchall()}
+
+
 def list_users(target: Target) -> list[User]:
     with _connect(target) as conn:
         return [_user(r) for r in conn.execute(_USER_SQL + "ORDER BY u.name").fetchall()]
@@ -422,6 +437,6 @@ def principal_from_row(row: Any) -> Principal:
                      facilities=frozenset(row[8] or ()) if len(row) > 8 else frozenset())
 
 
-__all__ = ["LOOKUP_SQL", "AccountError", "Created", "User", "create_user", "disable_user", "get_user",
+__all__ = ["code_provinces", "LOOKUP_SQL", "AccountError", "Created", "User", "create_user", "disable_user", "get_user",
            "hash_secret", "list_users", "login", "logout", "new_key", "principal_for", "principal_from_row",
            "update_user"]

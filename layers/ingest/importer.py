@@ -6,16 +6,25 @@ If any row has an error nothing is written and `result.issues` (and the optional
 file, row, field and why, in Vietnamese or English. Otherwise all rows are written in ONE transaction with
 COPY (geometry as hex EWKB), with `datso.actor = 'import:<user>'` set locally so the audit trigger records
 who imported. Reading and reprojection are in `gis.io`, the checks in `layers.ingest.validation`.
+
+A layer that declares a Registration (growing areas, packing houses) is imported through the registration
+workflow by default, exactly as the upload endpoint does (`layers.ingest.registration`: new drafts without codes,
+area, minimum, commune, province and overlaps under the layer's lock, all rows or none). `ImportOptions(bulk=True)`
+(`datso import --bulk`) is the old path, for migrating legacy registers: statuses and codes as in the file, still
+validated, scoped and audited, with a note in the result saying so; `--mode update|upsert` is only offered there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gc
 import getpass
 import re
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +53,17 @@ from layers.ingest.writes import Writer
 from layers.store.connect import connect
 
 CHUNK = 25_000
+BULK_NOTE = ("NHẬP HÀNG LOẠT (--bulk): các dòng được ghi như trong tệp (trạng thái, mã), không qua quy trình đăng ký "
+             "(bản nháp, diện tích tối thiểu, xã, tỉnh, chồng lấn); vẫn kiểm tra dữ liệu và ghi lịch sử. Chỉ dùng để "
+             "chuyển sổ đăng ký cũ",
+             "BULK IMPORT (--bulk): rows written as given (statuses, codes), bypassing the registration workflow "
+             "(drafts, minimum area, commune, province, overlaps); still validated and audited. Only for migrating "
+             "legacy registers")
+REGISTERED_MODE_VI = ("--mode {mode}: lớp {layer} được đăng ký theo quy trình (bản nháp, cấp mã khi kích hoạt); nhập "
+                      "lại theo mã chỉ có ở đường nhập hàng loạt (--bulk) của sổ đăng ký cũ; sửa từng vùng bằng PATCH")
+REGISTERED_MODE_EN = ("--mode {mode}: layer {layer} is registered through its workflow (drafts, codes granted at "
+                      "activation); a re-import by code is only the bulk path of legacy registers (--bulk); change "
+                      "single features with PATCH")
 
 
 @dataclass
@@ -65,7 +85,11 @@ class ImportOptions:
     lang: str = "vi"
     report: Path | None = None
     progress: bool | None = None          # None: a progress bar when stderr is a terminal
-    register: bool = False                # registration checks of the layer (drafts, area, commune, overlaps)
+    # A layer that declares a Registration (growing areas, packing houses) is imported as the upload endpoint
+    # does: new drafts with every registration check (area, minimum, commune, province, overlaps). `bulk=True`
+    # is the way around, for migrating legacy registers: rows (statuses, codes) written as given, still
+    # validated and audited, with a note saying so. No effect on layers without a Registration.
+    bulk: bool = False
     policy: Any = None                    # their registration.Policy (None: from the settings)
     mode: str = "insert"                  # insert | update | upsert by the business key (layers/ingest/upsert.py)
     decimal_separator: str | None = None  # "," or ".": how the file writes decimals (None: refuse ambiguous 1.250)
@@ -262,8 +286,38 @@ def write_report(path: Path, file: str, issues: list[Issue], lang: str) -> None:
             w.writerow([file, "" if i.row is None else i.row, i.field or "", i.severity, i.code, i.message(lang)])
 
 
+_GC_LOCK = threading.Lock()
+_GC_HOLDERS = [0, False]         # imports running with the cyclic GC paused; whether it was enabled before
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while an import runs (reference counting still frees everything
+    an import makes; it makes no cycles worth collecting). A 5,000-row import allocates enough small objects to
+    trigger ~70 collections, and in a long-lived process (the API server, ~350,000 tracked objects) a full one
+    took a fifth of the import (bench/registration.py). Re-enabled when the last concurrent import ends, and only
+    if it was enabled."""
+    with _GC_LOCK:
+        if _GC_HOLDERS[0] == 0:
+            _GC_HOLDERS[1] = gc.isenabled()
+            gc.disable()
+        _GC_HOLDERS[0] += 1
+    try:
+        yield
+    finally:
+        with _GC_LOCK:
+            _GC_HOLDERS[0] -= 1
+            if _GC_HOLDERS[0] == 0 and _GC_HOLDERS[1]:
+                gc.enable()
+
+
 def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOptions | None = None) -> ImportResult:
     """Import a file into a layer: everything or nothing (see module doc). Never raises for bad input."""
+    with _cyclic_gc_paused():
+        return _import_file(path, layer_id, dsn, options)
+
+
+def _import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOptions | None = None) -> ImportResult:
     opts = options or ImportOptions()
     t0 = time.perf_counter()
     p = Path(path)
@@ -311,7 +365,10 @@ def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOption
                              f"ignored columns that are not layer fields: {', '.join(ignored)}"))
     frame = data.frame[list(mapping)].rename(columns=mapping)
     geometry = data.geometry
-    if opts.register and opts.repair and layer.registration is not None:     # area and commune of the repaired shape
+    registering = layer.registration is not None and not opts.bulk
+    if layer.registration is not None and opts.bulk:
+        result.notes.append(BULK_NOTE)
+    if registering and opts.repair:     # area and commune of the repaired shape
         geometry, repaired = registration.repair_batch(geometry)
         result.issues.extend(repaired)
     computed_areas = None          # reused by the registration checks
@@ -327,10 +384,13 @@ def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOption
                                    "là ',' hoặc '.'", "--mode is insert, update or upsert; --decimal-separator is "
                                    "',' or '.'"))
         return done()
+    if registering and opts.mode != "insert":
+        result.issues.append(Issue(None, "mode", "options", REGISTERED_MODE_VI.format(layer=layer.id, mode=opts.mode),
+                                   REGISTERED_MODE_EN.format(layer=layer.id, mode=opts.mode)))
+        return done()
     by_key = opts.mode != "insert"
     try:
         with connect("writer", dsn=dsn) as conn, decimal_separator(opts.decimal_separator):
-            registering = opts.register and layer.registration is not None
             if registering:      # under the layer's registration lock until the COPY commits
                 registration.lock(conn, layer)
                 frame, pre, hits = registration.precheck_batch(conn, layer, frame, geometry)

@@ -5,12 +5,16 @@ sourcing links, a link change made of a DELETE and an INSERT) are merged, the ea
 `after` of each field.
 
 The public view shows the registry's public fields and relations (`LayerField.public`) and no actor; the full
-view (officers, admins) every registry field and the actor. The history of a deleted feature is still served
+view (officers, admins) every registry field and the actor. A reason the service wrote itself (a transition
+without a reason, recorded as `draft → active`; an expiry, recorded as `valid_to < today`) is read back in words
+with the lifecycle's labels (`reason_text`); the recorded text and the raw state codes stay available
+(`Entry.reason`, `Entry.transition`). The history of a deleted feature is still served
 (the ids of deleted features keep their history); an id that never existed is None (a 404).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +43,7 @@ class Entry:
     geometry_changed: bool = False
     geometry_before: Any = None          # GeoJSON (dict) or None
     geometry_after: Any = None
+    transition: tuple[str, Any, Any] | None = None     # (status field, before, after) when the status changed
 
 
 @dataclass
@@ -102,9 +107,39 @@ def _merge(layer: Layer, rows: list[asyncpg.Record], full: bool) -> Entry:
         touched = {c.name for c in changes}
         if lc.field in touched or lc.reason_field in touched:
             reason = after.get(lc.reason_field) if action != "delete" else before.get(lc.reason_field)
+    moved = next((c for c in changes if lc is not None and c.name == lc.field), None)
     return Entry(at=first["at"], action=action, actor=first["actor"] if full else None, reason=reason,
                  changes=changes, geometry_changed=saw_geom and geom_before != geom_after,
-                 geometry_before=_json(geom_before), geometry_after=_json(geom_after))
+                 geometry_before=_json(geom_before), geometry_after=_json(geom_after),
+                 transition=(moved.name, moved.before, moved.after) if moved is not None else None)
+
+
+_MOVE = re.compile(r"^(\S+) → (\S+)$")          # registration.check_update: a transition without a reason
+_PAST = re.compile(r"^(\w+) < today$")           # registration.expire_due: the validity end has passed
+
+
+def state_label(layer: Layer, code: Any, lang: str) -> str:
+    """A lifecycle state as people read it (its label), the code itself when it is not a state."""
+    lc = layer.lifecycle
+    state = next((st for st in lc.states if st.code == code), None) if lc is not None else None
+    return state.label(lang) if state is not None else ("" if code is None else str(code))
+
+
+def reason_text(layer: Layer, reason: str | None, lang: str) -> str | None:
+    """The recorded reason in words: the service's own reasons (`draft → active`, `valid_to < today`) with the
+    lifecycle's labels and the field's title in `lang`; a person's reason as written."""
+    if not reason:
+        return reason
+    lc = layer.lifecycle
+    m = _MOVE.match(reason)
+    if m and lc is not None and m.group(1) in lc.codes and m.group(2) in lc.codes:
+        return f"{state_label(layer, m.group(1), lang)} → {state_label(layer, m.group(2), lang)}"
+    m = _PAST.match(reason)
+    if m and layer.get_field(m.group(1)) is not None:
+        name = title(layer, m.group(1), lang)
+        return (f"Hết hiệu lực tự động: đã qua ngày “{name}”" if lang == "vi"
+                else f"Expired automatically: the “{name}” date has passed")
+    return reason
 
 
 async def fetch_history(conn: asyncpg.Connection, layer: Layer, fid: int, *, full: bool, limit: int,
@@ -147,4 +182,4 @@ def title(layer: Layer, name: str, lang: str) -> str:
     return name
 
 
-__all__ = ["Change", "Entry", "HistoryPage", "fetch_history", "shown", "title"]
+__all__ = ["Change", "Entry", "HistoryPage", "fetch_history", "reason_text", "shown", "state_label", "title"]

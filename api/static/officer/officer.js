@@ -9,77 +9,137 @@
   var ORIGIN = window.location.origin;
   var PAGE = 20;
 
+  /* every message once, Vietnamese and English side by side (t() falls back to Vietnamese, then the key) */
   var TEXT = {
-    vi: {
-      title: "Mã số vùng trồng — cán bộ", signInHeading: "Đăng nhập",
-      signInHint: "Dành cho cán bộ Chi cục Trồng trọt và Bảo vệ thực vật.", userName: "Tên đăng nhập",
-      password: "Mật khẩu", signIn: "Đăng nhập", signOut: "Đăng xuất", signingIn: "Đang đăng nhập…",
-      missingCredentials: "Nhập tên đăng nhập và mật khẩu.", newItem: "+ Đăng ký mới", refresh: "Làm mới",
-      status: "Trạng thái", crop: "Cây trồng", commune: "Xã", all: "Tất cả", prev: "‹ Trước", next: "Sau ›",
-      back: "‹ Danh sách", undo: "Hoàn tác", clear: "Xóa", done: "Xong", loading: "Đang tải…",
-      empty: "Không có đối tượng nào khớp bộ lọc.", noCode: "Chưa có mã (nháp)", pageInfo: "{a}–{b} / {n}",
-      roleOfficer: "Cán bộ", roleAdmin: "Quản trị", national: "Toàn quốc", province: "Tỉnh", communes: "xã",
-      scopeLabel: "Phạm vi", fields: "Thông tin", actions: "Thao tác", history: "Lịch sử",
-      grant: "Cấp mã", reactivate: "Khôi phục hiệu lực", renew: "Cấp lại (hết hiệu lực)", suspend: "Tạm đình chỉ",
-      revoke: "Thu hồi", confirm: "Xác nhận", cancel: "Hủy", reason: "Lý do", reasonRequired: "Cần nhập lý do.",
-      decisionNo: "Số quyết định", decisionDate: "Ngày quyết định", validTo: "Hiệu lực đến (không bắt buộc)",
-      decisionRequired: "Cần số và ngày quyết định.", noActions: "Không còn thao tác nào cho trạng thái này.",
-      granted: "Đã cấp mã {code}.", changed: "Đã chuyển sang “{s}”.", stale: "Có người vừa sửa đối tượng này; đã tải lại, hãy thử lại.",
-      historyEmpty: "Chưa có thay đổi nào.", showBefore: "Xem ranh giới cũ", hideBefore: "Ẩn ranh giới cũ",
-      actCreate: "Tạo mới", actUpdate: "Sửa", actDelete: "Xóa", by: "bởi", geometryChanged: "Ranh giới thay đổi",
-      registerHeading: "Đăng ký mới: {layer}", modeDraw: "Vẽ trên bản đồ", modeUpload: "Tải tệp ranh giới",
-      drawStart: "Vẽ ranh giới", drawAgain: "Vẽ lại", drawPoint: "Chọn vị trí",
-      drawHintPolygon: "Nhấn lên bản đồ để thêm đỉnh (ít nhất 3), rồi bấm Xong.",
-      drawHintPoint: "Nhấn lên bản đồ để chọn vị trí.", noGeometry: "Chưa có ranh giới.",
-      geomArea: "Ranh giới: {n} đỉnh, diện tích ≈ {m2} m² ({ha} ha)", geomPoint: "Vị trí: {lat}, {lon}",
-      minimum: "Tối thiểu cho {crop}: {ha} ha", belowMinimum: "Nhỏ hơn diện tích tối thiểu ({ha} ha).",
-      submitDraft: "Kiểm tra và tạo bản nháp", submitting: "Đang kiểm tra…", created: "Đã tạo bản nháp #{id}.",
-      uploadFile: "Tệp ranh giới", uploadHint: "Shapefile nén (.zip), GeoPackage (.gpkg), GeoJSON, KML. Mọi dòng được kiểm tra; có lỗi thì không ghi dòng nào.",
-      crsLabel: "Hệ tọa độ (nếu tệp không ghi rõ)", upload: "Tải lên và kiểm tra", uploaded: "Đã nhập {n} vùng nháp từ tệp.",
-      chooseFile: "Chọn một tệp.", pickFile: "Chọn tệp…", noFile: "Chưa chọn tệp", preview: "Xem trước: {n} đối tượng từ tệp.", warnings: "Cảnh báo",
-      conflictsWith: "Chồng lấn với (tô đỏ trên bản đồ):", view: "Xem", autoCommune: "(tự xác định theo vị trí)",
-      computed: "tính từ ranh giới nếu để trống", row: "dòng", field: "trường", repairOffer: "Dùng hình học đã sửa ({m2} m²)",
-      network: "Không kết nối được máy chủ. Kiểm tra mạng rồi thử lại.", sessionEnded: "Phiên đăng nhập đã hết; hãy đăng nhập lại.",
-      add: "+ Thêm", save: "Lưu", recordsEmpty: "Chưa có bản ghi.", recordSaved: "Đã lưu bản ghi.",
-      legendCandidate: "Ranh giới đang đăng ký", legendConflict: "Vùng chồng lấn", legendBefore: "Ranh giới cũ",
-      months: "tháng (vd. 1,2,3)", yes: "Có", no: "Không", selectHint: "Chọn một vùng trong danh sách hoặc trên bản đồ.",
-      total: "Tất cả", relationCodes: "Mã các vùng trồng (mỗi dòng một mã)"
-    },
-    en: {
-      title: "Growing-area codes — officer", signInHeading: "Sign in",
-      signInHint: "For officers of the provincial Plant Protection Sub-Department.", userName: "User name",
-      password: "Password", signIn: "Sign in", signOut: "Sign out", signingIn: "Signing in…",
-      missingCredentials: "Enter your user name and password.", newItem: "+ Register new", refresh: "Refresh",
-      status: "Status", crop: "Crop", commune: "Commune", all: "All", prev: "‹ Previous", next: "Next ›",
-      back: "‹ List", undo: "Undo", clear: "Clear", done: "Done", loading: "Loading…",
-      empty: "Nothing matches the filters.", noCode: "No code yet (draft)", pageInfo: "{a}–{b} of {n}",
-      roleOfficer: "Officer", roleAdmin: "Admin", national: "National", province: "Province", communes: "communes",
-      scopeLabel: "Scope", fields: "Details", actions: "Actions", history: "History",
-      grant: "Grant code", reactivate: "Reactivate", renew: "Renew (expired)", suspend: "Suspend",
-      revoke: "Revoke", confirm: "Confirm", cancel: "Cancel", reason: "Reason", reasonRequired: "A reason is required.",
-      decisionNo: "Decision no.", decisionDate: "Decision date", validTo: "Valid to (optional)",
-      decisionRequired: "The decision number and date are required.", noActions: "No action left for this status.",
-      granted: "Code {code} granted.", changed: "Moved to “{s}”.", stale: "Someone changed this meanwhile; reloaded, please try again.",
-      historyEmpty: "No change yet.", showBefore: "Show old boundary", hideBefore: "Hide old boundary",
-      actCreate: "Created", actUpdate: "Changed", actDelete: "Deleted", by: "by", geometryChanged: "Boundary changed",
-      registerHeading: "Register: {layer}", modeDraw: "Draw on the map", modeUpload: "Upload a boundary file",
-      drawStart: "Draw the boundary", drawAgain: "Draw again", drawPoint: "Pick the location",
-      drawHintPolygon: "Tap the map to add vertices (3 or more), then Done.",
-      drawHintPoint: "Tap the map to pick the location.", noGeometry: "No boundary yet.",
-      geomArea: "Boundary: {n} vertices, area ≈ {m2} m² ({ha} ha)", geomPoint: "Location: {lat}, {lon}",
-      minimum: "Minimum for {crop}: {ha} ha", belowMinimum: "Below the minimum area ({ha} ha).",
-      submitDraft: "Check and create the draft", submitting: "Checking…", created: "Draft #{id} created.",
-      uploadFile: "Boundary file", uploadHint: "Zipped Shapefile (.zip), GeoPackage (.gpkg), GeoJSON, KML. Every row is checked; if one fails nothing is written.",
-      crsLabel: "Coordinate system (if the file does not say)", upload: "Upload and check", uploaded: "{n} draft areas imported from the file.",
-      chooseFile: "Choose a file.", pickFile: "Choose a file…", noFile: "No file chosen", preview: "Preview: {n} features in the file.", warnings: "Warnings",
-      conflictsWith: "Overlaps (red on the map):", view: "View", autoCommune: "(derived from the location)",
-      computed: "computed from the boundary when empty", row: "row", field: "field", repairOffer: "Use the repaired geometry ({m2} m²)",
-      network: "Cannot reach the server. Check the network and try again.", sessionEnded: "Your session has ended; please sign in again.",
-      add: "+ Add", save: "Save", recordsEmpty: "No records yet.", recordSaved: "Record saved.",
-      legendCandidate: "Boundary being registered", legendConflict: "Overlapping area", legendBefore: "Old boundary",
-      months: "months (e.g. 1,2,3)", yes: "Yes", no: "No", selectHint: "Pick an area in the list or on the map.",
-      total: "All", relationCodes: "Growing-area codes (one per line)"
-    }
+    title: { vi: "Mã số vùng trồng — cán bộ", en: "Growing-area codes — officer" },
+    signInHeading: { vi: "Đăng nhập", en: "Sign in" },
+    signInHint: { vi: "Dành cho cán bộ Chi cục Trồng trọt và Bảo vệ thực vật.", en: "For officers of the provincial Plant Protection Sub-Department." },
+    userName: { vi: "Tên đăng nhập", en: "User name" },
+    password: { vi: "Mật khẩu", en: "Password" },
+    signIn: { vi: "Đăng nhập", en: "Sign in" },
+    signOut: { vi: "Đăng xuất", en: "Sign out" },
+    signingIn: { vi: "Đang đăng nhập…", en: "Signing in…" },
+    missingCredentials: { vi: "Nhập tên đăng nhập và mật khẩu.", en: "Enter your user name and password." },
+    newItem: { vi: "+ Đăng ký mới", en: "+ Register new" },
+    refresh: { vi: "Làm mới", en: "Refresh" },
+    status: { vi: "Trạng thái", en: "Status" },
+    crop: { vi: "Cây trồng", en: "Crop" },
+    commune: { vi: "Xã", en: "Commune" },
+    all: { vi: "Tất cả", en: "All" },
+    prev: { vi: "‹ Trước", en: "‹ Previous" },
+    next: { vi: "Sau ›", en: "Next ›" },
+    back: { vi: "‹ Danh sách", en: "‹ List" },
+    undo: { vi: "Hoàn tác", en: "Undo" },
+    clear: { vi: "Xóa", en: "Clear" },
+    done: { vi: "Xong", en: "Done" },
+    loading: { vi: "Đang tải…", en: "Loading…" },
+    usersTab: { vi: "Người dùng", en: "Users" },
+    newUser: { vi: "Tạo người dùng", en: "New user" },
+    displayName: { vi: "Họ tên", en: "Full name" },
+    role: { vi: "Vai trò", en: "Role" },
+    roleProducer: { vi: "Nhà sản xuất", en: "Producer" },
+    rolePacker: { vi: "Cơ sở đóng gói", en: "Packer" },
+    provincesField: { vi: "Mã tỉnh (cách nhau bằng dấu phẩy)", en: "Province codes (comma-separated)" },
+    communesField: { vi: "Mã xã (không bắt buộc)", en: "Commune codes (optional)" },
+    areasField: { vi: "Mã vùng trồng của họ (cách nhau bằng dấu phẩy)", en: "Their growing-area codes (comma-separated)" },
+    facilitiesField: { vi: "Mã cơ sở đóng gói của họ (cách nhau bằng dấu phẩy)", en: "Their packing-house codes (comma-separated)" },
+    passwordOptional: { vi: "Mật khẩu đăng nhập (không bắt buộc)", en: "Sign-in password (optional)" },
+    createUser: { vi: "Tạo người dùng", en: "Create user" },
+    keyOnce: { vi: "Khóa API của {name} — chỉ hiện một lần, hãy sao chép và trao cho họ:", en: "{name}'s API key — shown once; copy it and hand it over:" },
+    scope: { vi: "Phạm vi", en: "Scope" },
+    userActive: { vi: "Đang hoạt động", en: "Active" },
+    userDisabled: { vi: "Đã vô hiệu hóa", en: "Disabled" },
+    disableUser: { vi: "Vô hiệu hóa", en: "Disable" },
+    confirmDisable: { vi: "Bấm lần nữa để xác nhận", en: "Click again to confirm" },
+    userDisabledToast: { vi: "Đã vô hiệu hóa {name}: mọi khóa của họ ngừng hoạt động.", en: "{name} disabled: all their keys stop working." },
+    areasLabel: { vi: "Vùng trồng", en: "Growing areas" },
+    facilitiesLabel: { vi: "Cơ sở đóng gói", en: "Packing houses" },
+    keysCount: { vi: "{n} khóa", en: "{n} keys" },
+    empty: { vi: "Không có đối tượng nào khớp bộ lọc.", en: "Nothing matches the filters." },
+    noCode: { vi: "Chưa có mã (nháp)", en: "No code yet (draft)" },
+    pageInfo: { vi: "{a}–{b} / {n}", en: "{a}–{b} of {n}" },
+    roleOfficer: { vi: "Cán bộ", en: "Officer" },
+    roleAdmin: { vi: "Quản trị", en: "Admin" },
+    national: { vi: "Toàn quốc", en: "National" },
+    province: { vi: "Tỉnh", en: "Province" },
+    communes: { vi: "xã", en: "communes" },
+    scopeLabel: { vi: "Phạm vi", en: "Scope" },
+    fields: { vi: "Thông tin", en: "Details" },
+    actions: { vi: "Thao tác", en: "Actions" },
+    history: { vi: "Lịch sử", en: "History" },
+    grant: { vi: "Cấp mã", en: "Grant code" },
+    reactivate: { vi: "Khôi phục hiệu lực", en: "Reactivate" },
+    renew: { vi: "Cấp lại (hết hiệu lực)", en: "Renew (expired)" },
+    suspend: { vi: "Tạm đình chỉ", en: "Suspend" },
+    revoke: { vi: "Thu hồi", en: "Revoke" },
+    confirm: { vi: "Xác nhận", en: "Confirm" },
+    cancel: { vi: "Hủy", en: "Cancel" },
+    reason: { vi: "Lý do", en: "Reason" },
+    reasonRequired: { vi: "Cần nhập lý do.", en: "A reason is required." },
+    decisionNo: { vi: "Số quyết định", en: "Decision no." },
+    decisionDate: { vi: "Ngày quyết định", en: "Decision date" },
+    validTo: { vi: "Hiệu lực đến (không bắt buộc)", en: "Valid to (optional)" },
+    decisionRequired: { vi: "Cần số và ngày quyết định.", en: "The decision number and date are required." },
+    noActions: { vi: "Không còn thao tác nào cho trạng thái này.", en: "No action left for this status." },
+    granted: { vi: "Đã cấp mã {code}.", en: "Code {code} granted." },
+    changed: { vi: "Đã chuyển sang “{s}”.", en: "Moved to “{s}”." },
+    stale: { vi: "Có người vừa sửa đối tượng này; đã tải lại, hãy thử lại.", en: "Someone changed this meanwhile; reloaded, please try again." },
+    historyEmpty: { vi: "Chưa có thay đổi nào.", en: "No change yet." },
+    showBefore: { vi: "Xem ranh giới cũ", en: "Show old boundary" },
+    hideBefore: { vi: "Ẩn ranh giới cũ", en: "Hide old boundary" },
+    actCreate: { vi: "Tạo mới", en: "Created" },
+    actUpdate: { vi: "Sửa", en: "Changed" },
+    actDelete: { vi: "Xóa", en: "Deleted" },
+    by: { vi: "bởi", en: "by" },
+    geometryChanged: { vi: "Ranh giới thay đổi", en: "Boundary changed" },
+    registerHeading: { vi: "Đăng ký mới: {layer}", en: "Register: {layer}" },
+    modeDraw: { vi: "Vẽ trên bản đồ", en: "Draw on the map" },
+    modeUpload: { vi: "Tải tệp ranh giới", en: "Upload a boundary file" },
+    drawStart: { vi: "Vẽ ranh giới", en: "Draw the boundary" },
+    drawAgain: { vi: "Vẽ lại", en: "Draw again" },
+    drawPoint: { vi: "Chọn vị trí", en: "Pick the location" },
+    drawHintPolygon: { vi: "Nhấn lên bản đồ để thêm đỉnh (ít nhất 3), rồi bấm Xong.", en: "Tap the map to add vertices (3 or more), then Done." },
+    drawHintPoint: { vi: "Nhấn lên bản đồ để chọn vị trí.", en: "Tap the map to pick the location." },
+    noGeometry: { vi: "Chưa có ranh giới.", en: "No boundary yet." },
+    geomArea: { vi: "Ranh giới: {n} đỉnh, diện tích ≈ {m2} m² ({ha} ha)", en: "Boundary: {n} vertices, area ≈ {m2} m² ({ha} ha)" },
+    geomPoint: { vi: "Vị trí: {lat}, {lon}", en: "Location: {lat}, {lon}" },
+    minimum: { vi: "Tối thiểu cho {crop}: {ha} ha", en: "Minimum for {crop}: {ha} ha" },
+    belowMinimum: { vi: "Nhỏ hơn diện tích tối thiểu ({ha} ha).", en: "Below the minimum area ({ha} ha)." },
+    submitDraft: { vi: "Kiểm tra và tạo bản nháp", en: "Check and create the draft" },
+    submitting: { vi: "Đang kiểm tra…", en: "Checking…" },
+    created: { vi: "Đã tạo bản nháp #{id}.", en: "Draft #{id} created." },
+    uploadFile: { vi: "Tệp ranh giới", en: "Boundary file" },
+    uploadHint: { vi: "Shapefile nén (.zip), GeoPackage (.gpkg), GeoJSON, KML. Mọi dòng được kiểm tra; có lỗi thì không ghi dòng nào.", en: "Zipped Shapefile (.zip), GeoPackage (.gpkg), GeoJSON, KML. Every row is checked; if one fails nothing is written." },
+    crsLabel: { vi: "Hệ tọa độ (nếu tệp không ghi rõ)", en: "Coordinate system (if the file does not say)" },
+    upload: { vi: "Tải lên và kiểm tra", en: "Upload and check" },
+    uploaded: { vi: "Đã nhập {n} vùng nháp từ tệp.", en: "{n} draft areas imported from the file." },
+    chooseFile: { vi: "Chọn một tệp.", en: "Choose a file." },
+    pickFile: { vi: "Chọn tệp…", en: "Choose a file…" },
+    noFile: { vi: "Chưa chọn tệp", en: "No file chosen" },
+    preview: { vi: "Xem trước: {n} đối tượng từ tệp.", en: "Preview: {n} features in the file." },
+    warnings: { vi: "Cảnh báo", en: "Warnings" },
+    conflictsWith: { vi: "Chồng lấn với (tô đỏ trên bản đồ):", en: "Overlaps (red on the map):" },
+    view: { vi: "Xem", en: "View" },
+    autoCommune: { vi: "(tự xác định theo vị trí)", en: "(derived from the location)" },
+    computed: { vi: "tính từ ranh giới nếu để trống", en: "computed from the boundary when empty" },
+    row: { vi: "dòng", en: "row" },
+    field: { vi: "trường", en: "field" },
+    repairOffer: { vi: "Dùng hình học đã sửa ({m2} m²)", en: "Use the repaired geometry ({m2} m²)" },
+    network: { vi: "Không kết nối được máy chủ. Kiểm tra mạng rồi thử lại.", en: "Cannot reach the server. Check the network and try again." },
+    sessionEnded: { vi: "Phiên đăng nhập đã hết; hãy đăng nhập lại.", en: "Your session has ended; please sign in again." },
+    add: { vi: "+ Thêm", en: "+ Add" },
+    save: { vi: "Lưu", en: "Save" },
+    recordsEmpty: { vi: "Chưa có bản ghi.", en: "No records yet." },
+    recordSaved: { vi: "Đã lưu bản ghi.", en: "Record saved." },
+    legendCandidate: { vi: "Ranh giới đang đăng ký", en: "Boundary being registered" },
+    legendConflict: { vi: "Vùng chồng lấn", en: "Overlapping area" },
+    legendBefore: { vi: "Ranh giới cũ", en: "Old boundary" },
+    months: { vi: "tháng (vd. 1,2,3)", en: "months (e.g. 1,2,3)" },
+    yes: { vi: "Có", en: "Yes" },
+    no: { vi: "Không", en: "No" },
+    selectHint: { vi: "Chọn một vùng trong danh sách hoặc trên bản đồ.", en: "Pick an area in the list or on the map." },
+    total: { vi: "Tất cả", en: "All" },
+    relationCodes: { vi: "Mã các vùng trồng (mỗi dòng một mã)", en: "Growing-area codes (one per line)" }
   };
 
   var savedLang = null;
@@ -96,7 +156,7 @@
   } catch (e) { S.token = null; }
 
   function t(key, vars) {
-    var s = (TEXT[S.lang] && TEXT[S.lang][key]) || TEXT.vi[key] || key;
+    var m = TEXT[key], s = m ? (m[S.lang] || m.vi || key) : key;
     if (vars) Object.keys(vars).forEach(function (k) { s = s.split("{" + k + "}").join(String(vars[k])); });
     return s;
   }
@@ -320,6 +380,7 @@
       renderTabs(); fillFilters(); renderList(); renderCounts(S.counts);
       if (S.view === "detail" && S.selected) renderDetail();
       if (S.view === "register") renderRegister();
+      if (S.view === "users") renderUsers();
     }
   }
   $("lang-switch").addEventListener("click", function () {
@@ -530,12 +591,18 @@
     var nav = clear($("tabs"));
     CONFIG.layers.forEach(function (layer) {
       nav.appendChild(el("button", { type: "button", "class": "tab", role: "tab", "data-layer": layer.id,
-        "aria-selected": String(layer.id === S.layer.id), text: L(layer), onclick: function () {
-          if (S.layer.id === layer.id) { showView("list"); return; }
+        "aria-selected": String(S.view !== "users" && layer.id === S.layer.id), text: L(layer), onclick: function () {
+          if (S.layer.id === layer.id) { showView("list"); renderTabs(); return; }
           S.layer = layer; S.filters = { status: "", crop: "", commune: "" }; S.offset = 0; S.selected = null;
-          paintStatus(); fillFilters(); renderTabs(); showView("list"); loadList();
+          paintStatus(); fillFilters(); showView("list"); renderTabs(); loadList();
         } }));
     });
+    if (S.user && S.user.role === "admin") {      /* user administration (GET/POST/PATCH /admin/users) */
+      nav.appendChild(el("button", { type: "button", "class": "tab", role: "tab", "data-view": "users",
+        "aria-selected": String(S.view === "users"), text: t("usersTab"), onclick: function () {
+          showView("users"); renderTabs(); renderUsers();
+        } }));
+    }
   }
   function fillSelect(sel, options, value) {
     clear(sel);
@@ -646,11 +713,103 @@
 
   function showView(v) {
     S.view = v;
-    ["list", "detail", "register"].forEach(function (x) { $("view-" + x).hidden = x !== v; });
+    ["list", "detail", "register", "users"].forEach(function (x) { $("view-" + x).hidden = x !== v; });
     if (v !== "register") { stopDraw(); S.candidate = null; setData("candidate", null); setData("conflicts", null); }
     if (v !== "detail") { setData("before", null); }
-    $("legend").hidden = v === "list";
+    $("legend").hidden = v === "list" || v === "users";
     if (v === "list") { setData("selected", null); S.selected = null; renderList(); }
+  }
+
+  /* -- users (admins): officers, admins, producers and packers --------------------------------------------------- */
+  var ROLE_KEYS = { officer: "roleOfficer", admin: "roleAdmin", producer: "roleProducer", packer: "rolePacker" };
+  function codesOf(v) { return (v || "").split(/[,;\s]+/).filter(function (x) { return x; }); }
+  function userScope(u) {
+    var sc = u.scope || {};
+    if (u.role === "producer") return t("areasLabel") + ": " + (sc.areas || []).join(", ");
+    if (u.role === "packer") return t("facilitiesLabel") + ": " + (sc.facilities || []).join(", ");
+    if (sc.national) return t("national");
+    var s = t("province") + " " + (sc.provinces || []).join(", ");
+    if ((sc.communes || []).length) s += " (" + t("commune") + " " + sc.communes.join(", ") + ")";
+    return s;
+  }
+  function renderUsers() {
+    var box = clear($("users"));
+    var form = el("form", { id: "user-form", "class": "action-form", novalidate: true });
+    var role = el("select", { id: "u-role" }, ["officer", "admin", "producer", "packer"].map(function (r) {
+      return el("option", { value: r, text: t(ROLE_KEYS[r]) });
+    }));
+    var boxes = {
+      staff: [inputField("u-provinces", t("provincesField"), el("input", { id: "u-provinces", autocomplete: "off" }), true),
+              inputField("u-communes", t("communesField"), el("input", { id: "u-communes", autocomplete: "off" }))],
+      producer: [inputField("u-areas", t("areasField"), el("input", { id: "u-areas", autocomplete: "off" }), true)],
+      packer: [inputField("u-facilities", t("facilitiesField"), el("input", { id: "u-facilities", autocomplete: "off" }), true)]
+    };
+    function sync() {
+      var r = role.value, kind = r === "producer" || r === "packer" ? r : "staff";
+      Object.keys(boxes).forEach(function (k) { boxes[k].forEach(function (b) { b.hidden = k !== kind; }); });
+    }
+    role.addEventListener("change", sync);
+    form.appendChild(el("h3", { text: t("newUser") }));
+    form.appendChild(inputField("u-name", t("userName"), el("input", { id: "u-name", required: true, autocomplete: "off", maxlength: "100" }), true));
+    form.appendChild(inputField("u-display", t("displayName"), el("input", { id: "u-display", autocomplete: "off", maxlength: "200" })));
+    form.appendChild(inputField("u-role", t("role"), role, true));
+    boxes.staff.concat(boxes.producer, boxes.packer).forEach(function (b) { form.appendChild(b); });
+    form.appendChild(inputField("u-password", t("passwordOptional"), el("input", { id: "u-password", type: "password", autocomplete: "new-password" })));
+    var msg = el("div", { id: "user-msg", "aria-live": "polite" });
+    form.appendChild(el("button", { type: "submit", "class": "btn primary", id: "u-create", text: t("createUser") }));
+    form.appendChild(msg);
+    sync();
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var r = role.value, body = { name: $("u-name").value.trim(), role: r };
+      if ($("u-display").value.trim()) body.display_name = $("u-display").value.trim();
+      if (r === "producer") body.areas = codesOf($("u-areas").value);
+      else if (r === "packer") body.facilities = codesOf($("u-facilities").value);
+      else { body.provinces = codesOf($("u-provinces").value); body.communes = codesOf($("u-communes").value); }
+      if ($("u-password").value) body.password = $("u-password").value;
+      clear(msg);
+      api("POST", "/admin/users", { json: body }).then(function (res) {
+        if (!res.ok) { msg.appendChild(problemBox(res)); return; }
+        msg.appendChild(el("div", { "class": "key-once", role: "status" }, [
+          el("p", { text: t("keyOnce", { name: res.data.user.name }) }), el("code", { id: "new-key", text: res.data.key })]));
+        ["u-name", "u-display", "u-provinces", "u-communes", "u-areas", "u-facilities", "u-password"].forEach(function (id) { $(id).value = ""; });
+        refreshUsers();
+      });
+    });
+    box.appendChild(form);
+    box.appendChild(el("div", { id: "users-list" }));
+    refreshUsers();
+  }
+  function refreshUsers() {
+    var list = clear($("users-list"));
+    list.appendChild(el("p", { "class": "hint", text: t("loading") }));
+    api("GET", "/admin/users").then(function (res) {
+      clear(list);
+      if (!res.ok) { list.appendChild(problemBox(res)); return; }
+      var rows = (res.data.users || []).map(function (u) {
+        var off = u.status !== "active";
+        var btn = off || (S.user && u.name === S.user.name) ? null : el("button", { type: "button", "class": "btn danger small",
+          "data-disable": u.name, text: t("disableUser"), onclick: function (e) {
+            var b = e.currentTarget;
+            if (b.getAttribute("data-armed") !== "1") { b.setAttribute("data-armed", "1"); b.textContent = t("confirmDisable"); return; }
+            api("PATCH", "/admin/users/" + encodeURIComponent(u.name), { json: { disabled: true }, type: "application/merge-patch+json" })
+              .then(function (r2) {
+                if (!r2.ok) { toast(problemText(r2)); return; }
+                toast(t("userDisabledToast", { name: u.name })); refreshUsers();
+              });
+          } });
+        return el("tr", { "data-user": u.name, "class": off ? "off" : null }, [
+          el("td", {}, [el("strong", { text: u.name }), u.display_name ? el("div", { "class": "hint", text: u.display_name }) : null]),
+          el("td", { text: t(ROLE_KEYS[u.role] || "role") }),
+          el("td", { text: userScope(u) }),
+          el("td", {}, [el("span", { text: off ? t("userDisabled") : t("userActive") }),
+                        el("div", { "class": "hint", text: t("keysCount", { n: u.active_keys || 0 }) })]),
+          el("td", {}, [btn])]);
+      });
+      list.appendChild(el("div", { "class": "table-wrap" }, [el("table", { "class": "records users" }, [
+        el("thead", {}, [el("tr", {}, [t("userName"), t("role"), t("scope"), t("status"), ""].map(function (h) { return el("th", { text: h }); }))]),
+        el("tbody", {}, rows)])]));
+    });
   }
 
   /* -- detail, lifecycle actions ------------------------------------------------------------------------------ */
@@ -820,10 +979,12 @@
           el("div", { "class": "when", text: fmtDateTime(e.at) + (e.actor ? " · " + t("by") + " " + e.actor : "") }),
           el("div", { "class": "what", text: act })
         ]);
-        if (e.reason) {      /* a transition without a reason is recorded as "draft → active": shown with labels */
-          var m = /^(\w+) → (\w+)$/.exec(e.reason), a = m && stateOf(m[1]), b = m && stateOf(m[2]);
-          li.appendChild(el("div", { "class": "reason", text: a && b ? L(a) + " → " + L(b) : t("reason") + ": " + e.reason }));
+        var tr = e.transition, moved = tr ? tr.fromLabel + " → " + tr.toLabel : null;
+        if (tr) {            /* the status change, with the page's labels (the raw codes are in e.transition) */
+          var a = stateOf(tr.from), b = stateOf(tr.to);
+          li.appendChild(el("div", { "class": "reason", text: (a ? L(a) : tr.fromLabel || "—") + " → " + (b ? L(b) : tr.toLabel || "—") }));
         }
+        if (e.reason && e.reason !== moved) li.appendChild(el("div", { "class": "reason", text: t("reason") + ": " + e.reason }));
         var blank = function (v) { return v === null || v === undefined || v === "" || (Array.isArray(v) && !v.length); };
         var created = e.action === "insert";
         var rows = (e.changes || []).filter(function (c) {
