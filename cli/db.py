@@ -57,6 +57,11 @@ def status() -> None:
         return
     st = pgcluster.status(s)
     print(st)
+    if st.tcp_auth == "trust":
+        console.print("[yellow]this cluster trusts every TCP connection from 127.0.0.1 (made before datso asked "
+                      "for a password).[/yellow] To require scram-sha-256: set a password (ALTER ROLE postgres "
+                      f"PASSWORD '...'), write it alone to {s.pg_password_file} (chmod 600), change the `host` "
+                      "lines of pg_hba.conf from trust to scram-sha-256 and reload (docs/operations.md).")
     if not st.running:
         raise typer.Exit(1)
 

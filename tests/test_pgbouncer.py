@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -50,9 +50,12 @@ def pgbouncer(sample_db: str) -> Iterator[int]:
 
 def _run_pgbouncer(d: Path, target: Any) -> Iterator[int]:
     d.chmod(0o755)     # PgBouncer runs as postgres when the tests run as root; pytest's tmp dirs are 0700
+    # a server that asks for a password (the embedded cluster's scram-sha-256 over TCP) gets it from the
+    # forwarding line; clients authenticate to PgBouncer itself (trust, 127.0.0.1 only)
+    secret = f" password={unquote(target.password)}" if target.password else ""
     (d / "userlist.txt").write_text('"postgres" ""\n')
     (d / "pgbouncer.ini").write_text(f"""[databases]
-* = host={target.hostname} port={target.port}
+* = host={target.hostname} port={target.port}{secret}
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = {PORT}
