@@ -195,6 +195,10 @@ class PoolSettings(BaseSettings):
     db_min_connections: int = Field(default=1, description="connections the read pool keeps open")
     db_max_connections: int = Field(default=10, description="largest size of the read pool per worker")
     db_connect_timeout: float = Field(default=3.0, description="seconds to connect to the database before a 503")
+    db_read_max_lag: float = Field(default=30.0, ge=0, description="seconds a read replica "
+                                   "(DATSO_DATABASE_READ_URL) may lag behind before reads go to the primary")
+    db_read_check_interval: float = Field(default=2.0, gt=0, description="seconds between checks of the read "
+                                          "replica's lag; reads stay on the primary this long after it failed")
     db_acquire_timeout: float = Field(default=10.0, description="seconds waiting for a free pooled connection "
                                                                 "before a 503")
 

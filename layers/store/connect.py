@@ -60,8 +60,12 @@ def listen_url(primary: str, settings: Settings | None = None) -> str:
     return primary
 
 
-def _pooled(settings: Settings | None) -> bool:
+def pooled(settings: Settings | None = None) -> bool:
+    """Whether the database URLs go through PgBouncer in transaction mode (`DATSO_DATABASE_POOLER`)."""
     return (settings or get_settings()).database_pooler
+
+
+_pooled = pooled
 
 
 def sqlalchemy_url(settings: Settings | None = None, dbname: str | None = None) -> str:
@@ -73,6 +77,12 @@ def sqlalchemy_connect_args(sa_url: str) -> dict[str, str]:
     """Alembic's engine `connect_args`: the session named `datso-migrate` (unless its URL names one)."""
     return {"application_name": application_name("migrate", sa_url.replace("postgresql+psycopg://",
                                                                            "postgresql://", 1))}
+
+
+# a statement_timeout for the current transaction only: what survives PgBouncer in transaction mode, which
+# drops the startup `options` / `server_settings` that carry it otherwise (1.18: ignore_startup_parameters)
+LOCAL_TIMEOUT = "SELECT set_config('statement_timeout', $1, true)"
+LOCAL_TIMEOUT_PSYCOPG = "SELECT set_config('statement_timeout', %s, true)"
 
 
 def session_settings(statement_timeout_ms: int | None = None) -> dict[str, str]:
@@ -134,11 +144,13 @@ async def connect_async(role: Role, *, dsn: str | None = None, settings: Setting
 
 
 async def async_pool(role: Role, *, dsn: str | None = None, settings: Settings | None = None,
-                     statement_timeout_ms: int | None = None, **kwargs: Any) -> asyncpg.Pool:
+                     statement_timeout_ms: int | None = None, name: str | None = None,
+                     **kwargs: Any) -> asyncpg.Pool:
     """An asyncpg pool for `role` (or to `dsn`) with the session settings; `kwargs` go to
-    `asyncpg.create_pool` (sizes, timeout, init, ...)."""
+    `asyncpg.create_pool` (sizes, timeout, init, ...). `name` names its sessions (`datso-<name>`)."""
     target = dsn or url(role, settings)
-    named = {"application_name": application_name(role, target), **session_settings(statement_timeout_ms)}
+    named = {"application_name": application_name(name or role, target),
+             **session_settings(statement_timeout_ms)}
     if _pooled(settings):
         kwargs.setdefault("statement_cache_size", 0)
     return await asyncpg.create_pool(target, server_settings=named, **kwargs)
