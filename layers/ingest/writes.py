@@ -114,9 +114,16 @@ class WritePool:
         except psycopg_pool.PoolTimeout as exc:       # nothing to connect to within `timeout`
             raise DatabaseDown(str(exc)) from exc
         try:
-            if self.local_timeout is not None:
+            if self.local_timeout is None:
+                yield conn
+            else:
+                # the transaction opened here is the caller's: its `with conn.transaction()` becomes a savepoint,
+                # so it is committed here when the block ends without error (an explicit commit()/rollback()
+                # of the caller has already ended it)
                 conn.execute(connect.LOCAL_TIMEOUT_PSYCOPG, (self.local_timeout,))
-            yield conn
+                yield conn
+                if conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:
+                    conn.commit()
         finally:
             self._pool.putconn(conn)     # rolled back if left in a transaction, dropped if broken
         self.writes += 1

@@ -67,11 +67,13 @@ class Status:
     data_dir: Path
     port: int
     tcp_auth: str = ""   # pg_hba.conf's method for 127.0.0.1 ("scram-sha-256", "trust", ...); "" unknown
+    standby: bool = False
 
     def __str__(self) -> str:
         state = "running" if self.running else ("stopped" if self.initialised else "not initialised")
         auth = f", TCP auth {self.tcp_auth}" if self.tcp_auth else ""
-        return f"embedded PostgreSQL {state}: data {self.data_dir}, port {self.port}{auth}"
+        kind = "embedded PostgreSQL hot standby" if self.standby else "embedded PostgreSQL"
+        return f"{kind} {state}: data {self.data_dir}, port {self.port}{auth}"
 
 
 def status(settings: Settings) -> Status:
@@ -81,7 +83,8 @@ def status(settings: Settings) -> Status:
     if initialised:
         res = _run([str(find_pg_bin(settings) / "pg_ctl"), "-D", str(data), "status"])
         running = res.returncode == 0
-    return Status(initialised, running, data, settings.pg_port, tcp_auth(data) if initialised else "")
+    return Status(initialised, running, data, settings.pg_port, tcp_auth(data) if initialised else "",
+                  is_standby(data))
 
 
 _HBA_HOST = re.compile(r"^\s*host\S*\s+\S+\s+\S+\s+(127\.0\.0\.1/32|127\.0\.0\.1\s+255\S*)\s+(\S+)")
@@ -167,8 +170,44 @@ def start(settings: Settings) -> Status:
         if res.returncode != 0:
             log = (data / "server.log").read_text(errors="replace")[-2000:] if (data / "server.log").exists() else ""
             raise ClusterError(f"pg_ctl start failed:\n{res.stdout}\n{res.stderr}\n{log}")
-    ensure_database(settings, settings.db_name)
+    if is_standby(settings.pg_data):     # a replica is read-only: it has every database of its primary
+        wait_ready(url("writer", settings, dbname="postgres"))
+    else:
+        ensure_database(settings, settings.db_name)
     return status(settings)
+
+
+def is_standby(data: Path) -> bool:
+    """A hot standby (made by `make_replica`: pg_basebackup -R wrote standby.signal)."""
+    return (data / "standby.signal").exists()
+
+
+def make_replica(primary: Settings, replica: Settings) -> None:
+    """A streaming hot standby of the running embedded cluster `primary` in `replica`'s data folder, with
+    `pg_basebackup -R` (PostgreSQL's own tool: it copies the cluster and writes `primary_conninfo` and
+    `standby.signal`); the password file is copied too (the standby shares the primary's roles). Start it with
+    `start(replica)` (its port: `replica.pg_port`)."""
+    data = replica.pg_data
+    if (data / "PG_VERSION").exists():
+        raise ClusterError(f"{data} already holds a cluster")
+    if not status(primary).running:
+        raise ClusterError(f"the primary ({primary.pg_data}) is not running")
+    if data.exists() and any(data.iterdir()):
+        raise ClusterError(f"{data} is not empty")
+    _prepare_dir(data)
+    env = {**os.environ, "PGAPPNAME": "datso-basebackup"}
+    secret = primary.pg_password()
+    if secret:
+        env["PGPASSWORD"] = secret
+    cmd = [str(find_pg_bin(primary) / "pg_basebackup"), "-D", str(data), "-R", "-X", "stream", "-c", "fast",
+           "-h", "127.0.0.1", "-p", str(primary.pg_port), "-U", "postgres", "--no-password"]
+    res = subprocess.run(_as_owner(cmd), capture_output=True, text=True, check=False, env=env)
+    if res.returncode != 0:
+        raise ClusterError(f"pg_basebackup failed:\n{res.stdout}\n{res.stderr}")
+    for leftover in ("server.log", "postmaster.opts"):
+        (data / leftover).unlink(missing_ok=True)
+    if secret and replica.pg_password_file != primary.pg_password_file:
+        _write_private(replica.pg_password_file, secret + "\n")
 
 
 def stop(settings: Settings) -> Status:
