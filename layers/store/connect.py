@@ -16,7 +16,8 @@ statements (a transaction's next statement may run on another server connection)
 `listen_url()` (`DATSO_DATABASE_LISTEN_URL`, a direct connection; LISTEN needs one session).
 Every session runs with `layers.settings.API_SESSION_SETTINGS` (jit off, no parallel workers) plus, when the
 caller gives one, its request class's `statement_timeout`: as libpq `options` (psycopg) or asyncpg
-`server_settings`. A caller that already knows its address (a test's database, `--db`, the DSN handed to a
+`server_settings`. PgBouncer 1.18 drops those startup settings, so through it the API also sets its timeouts per
+transaction (`LOCAL_TIMEOUT`: api/db.py for reads, the write pool of layers/ingest/writes.py for writes). A caller that already knows its address (a test's database, `--db`, the DSN handed to a
 library function) passes it as `dsn`; the role then only documents intent.
 """
 
