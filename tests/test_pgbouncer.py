@@ -50,12 +50,14 @@ def pgbouncer(sample_db: str) -> Iterator[int]:
 
 def _run_pgbouncer(d: Path, target: Any) -> Iterator[int]:
     d.chmod(0o755)     # PgBouncer runs as postgres when the tests run as root; pytest's tmp dirs are 0700
-    # a server that asks for a password (the embedded cluster's scram-sha-256 over TCP) gets it from the
-    # forwarding line; clients authenticate to PgBouncer itself (trust, 127.0.0.1 only)
-    secret = f" password={unquote(target.password)}" if target.password else ""
-    (d / "userlist.txt").write_text('"postgres" ""\n')
+    # a server that asks for a password (the embedded cluster's scram-sha-256 over TCP): PgBouncer logs in with
+    # the auth_file's plain-text password of the client's user; clients authenticate to PgBouncer itself (trust,
+    # 127.0.0.1 only)
+    secret = unquote(target.password) if target.password else ""
+    (d / "userlist.txt").write_text(f'"postgres" "{secret}"\n')
+    (d / "userlist.txt").chmod(0o600)
     (d / "pgbouncer.ini").write_text(f"""[databases]
-* = host={target.hostname} port={target.port}{secret}
+* = host={target.hostname} port={target.port}
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = {PORT}
