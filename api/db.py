@@ -198,11 +198,17 @@ class Database:
         the primary's current position); decide where reads go until the next check."""
         writes = r.writes
         now = time.monotonic()
-        try:
-            needed = None
-            if writes > r.confirmed:
+        needed = None
+        if writes > r.confirmed:
+            try:
                 async with (await self._primary()).acquire(timeout=self.timeout) as conn:
                     needed = await conn.fetchval("SELECT pg_current_wal_lsn()::text")
+            except (asyncpg.PostgresError, DatabaseUnavailable, *_CONNECT_ERRORS, *CLIENT_ERRORS) as exc:
+                # the primary cannot say where it is: the replica is then the only place to read at all, and
+                # these writes are not waited for (no check per read against a primary that is down)
+                log.warning("primary unavailable for the read-your-writes check: %s", exc)
+                r.confirmed = max(r.confirmed, writes)
+        try:
             pool = await self._replica()
             async with pool.acquire(timeout=self.timeout) as conn:
                 state = await conn.fetchrow(_REPLICA_STATE)
