@@ -42,9 +42,10 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     primary = connect.url("writer", s, primary=dsn)    # `dsn`, else DATABASE_URL / the embedded cluster
     db = Database(connect.url("reader", s, primary=dsn), a.db_min_connections, a.db_max_connections,
                   a.db_connect_timeout, a.read_statement_timeout, a.export_statement_timeout, a.db_acquire_timeout,
-                  primary=primary)
+                  primary=primary, max_lag=a.db_read_max_lag, check_interval=a.db_read_check_interval,
+                  pooled=s.database_pooler)
     write_pool = WritePool(primary, a.write_pool_min_size, a.write_pool_max_size, a.db_connect_timeout,
-                           a.write_statement_timeout_ms)    # opened by the first write
+                           a.write_statement_timeout_ms, on_write=db.note_write)    # opened by the first write
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -102,6 +102,7 @@ def add_import_route(router: APIRouter, layer: Layer, settings: ApiSettings) -> 
                                  progress=False,
                                  policy=registration.Policy.from_settings(settings))
             result = await run_in_threadpool(import_file, file, layer.id, request.app.state.write_pool.dsn, opts)
+            request.app.state.db.note_write()      # a read replica must replay it before this worker reads there
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         report = {"file": result.file, "rows_read": result.rows_read, "rows_written": result.rows_written,

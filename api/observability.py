@@ -90,17 +90,39 @@ class _StateCollector(Collector):
         self.app = app
 
     def collect(self) -> Iterator[Any]:
-        size = GaugeMetricFamily("datso_db_pool_connections", "asyncpg pool connections open", labels=["pool"])
-        idle = GaugeMetricFamily("datso_db_pool_idle", "asyncpg pool connections idle (free)", labels=["pool"])
-        cap = GaugeMetricFamily("datso_db_pool_max", "asyncpg pool maximum size", labels=["pool"])
+        size = GaugeMetricFamily("datso_db_pool_connections", "Database pool connections open (asyncpg read "
+                                 "pools, psycopg write pool)", labels=["pool"])
+        idle = GaugeMetricFamily("datso_db_pool_idle", "Database pool connections idle (free)", labels=["pool"])
+        cap = GaugeMetricFamily("datso_db_pool_max", "Database pool maximum size", labels=["pool"])
+        waiting = GaugeMetricFamily("datso_db_pool_waiting", "Requests waiting for a connection of the write pool",
+                                    labels=["pool"])
         db = getattr(self.app.state, "db", None)
-        for name, attr in (("read", "_pool"), ("primary", "_primary_pool")):
+        for name, attr in (("read", "_pool"), ("primary", "_primary_pool"), ("read_fallback", "_fallback_pool")):
             pool = getattr(db, attr, None)
             if pool is not None:
                 size.add_metric([name], pool.get_size())
                 idle.add_metric([name], pool.get_idle_size())
                 cap.add_metric([name], pool.get_max_size())
-        yield from (size, idle, cap)
+        writes = getattr(self.app.state, "write_pool", None)
+        stats = writes.stats() if writes is not None else {}
+        if stats:
+            size.add_metric(["write"], stats.get("pool_size", 0))
+            idle.add_metric(["write"], stats.get("pool_available", 0))
+            cap.add_metric(["write"], stats.get("pool_max", 0))
+            waiting.add_metric(["write"], stats.get("requests_waiting", 0))
+        yield from (size, idle, cap, waiting)
+        routing = getattr(db, "routing", None)
+        if routing is not None:     # a read replica (DATSO_DATABASE_READ_URL): where reads go and why
+            on = GaugeMetricFamily("datso_db_read_replica_in_use", "1 while reads go to the replica, 0 while they "
+                                   "go to the primary", labels=["reason"])
+            on.add_metric([routing.reason], 1.0 if routing.use_replica else 0.0)
+            lag = GaugeMetricFamily("datso_db_read_replica_lag_seconds", "Replica lag at the last check")
+            lag.add_metric([], routing.lag)
+            falls = CounterMetricFamily("datso_db_read_fallbacks", "Checks that sent reads to the primary",
+                                        labels=["reason"])
+            for reason, n in routing.fallbacks.items():
+                falls.add_metric([reason], n)
+            yield from (on, lag, falls)
         svc = getattr(self.app.state, "tile_service", None)
         cache = getattr(svc, "cache", None)
         stats = getattr(cache, "stats", None)
@@ -174,6 +196,9 @@ async def metrics(request: Request) -> Response:
 _TABLES = ("SELECT relname, n_tup_ins, n_live_tup FROM pg_stat_user_tables "
            "WHERE schemaname = 'public' AND relname = ANY($1::text[]) ORDER BY relname")
 
+_IMPORTS = ("SELECT layer, outcome, count(*) AS runs, sum(rows_written) AS written, sum(rows_read) AS read "
+            "FROM import_runs GROUP BY layer, outcome ORDER BY layer, outcome")
+
 
 async def _table_metrics(request: Request) -> bytes:
     """Rows inserted (imports and API writes; PostgreSQL's statistics since their last reset, shared by every
@@ -184,18 +209,31 @@ async def _table_metrics(request: Request) -> bytes:
                                  "writes, pg_stat_user_tables.n_tup_ins since the statistics reset)",
                                  labels=["table"])
     live = GaugeMetricFamily("datso_table_rows", "Live rows per layer table (estimate)", labels=["table"])
+    runs = CounterMetricFamily("datso_import_runs", "Imports by layer and outcome (ok, refused, database), from "
+                               "every process: the API's uploads and `datso import` (table import_runs)",
+                               labels=["layer", "outcome"])
+    written = CounterMetricFamily("datso_import_rows_written", "Rows written by imports, by layer and outcome",
+                                  labels=["layer", "outcome"])
+    read = CounterMetricFamily("datso_import_rows_read", "Rows read from imported files, by layer and outcome",
+                               labels=["layer", "outcome"])
     try:
         async with request.app.state.db.connection() as conn:
             rows = await conn.fetch(_TABLES, sorted({layer.table for layer in LAYERS.values()}))
+            imports = await conn.fetch(_IMPORTS) if await conn.fetchval(
+                "SELECT to_regclass('public.import_runs') IS NOT NULL") else []
     except Exception:  # noqa: BLE001 - metrics must not fail because the database does
         return b""
     for r in rows:
         inserted.add_metric([r["relname"]], r["n_tup_ins"])
         live.add_metric([r["relname"]], r["n_live_tup"])
+    for r in imports:
+        runs.add_metric([r["layer"], r["outcome"]], r["runs"])
+        written.add_metric([r["layer"], r["outcome"]], r["written"])
+        read.add_metric([r["layer"], r["outcome"]], r["read"])
 
     class _Once(Collector):
         def collect(self) -> Iterator[Any]:
-            yield from (inserted, live)
+            yield from (inserted, live, runs, written, read)
 
     registry.register(_Once())
     return generate_latest(registry)

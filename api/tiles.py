@@ -87,7 +87,7 @@ async def service(app: FastAPI) -> TileService:
             db = app.state.db
             # tiles read from the read pool; the invalidation LISTEN goes to the primary, where the triggers'
             # NOTIFYs are sent (a replica does not relay them)
-            svc = TileService(connect.listen_url(db.primary), db.pool, tile_settings(app),
+            svc = TileService(connect.listen_url(db.primary), db.acquire, tile_settings(app),
                               replica=db.dsn != db.primary)
             await svc.start()
             app.state.tile_service = svc

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import time
@@ -26,6 +25,8 @@ from typing import Any
 import asyncpg
 
 from layers.query.search import search
+from layers.settings import get_settings
+from layers.store import connect
 
 
 def _strip(text: str) -> str:
@@ -60,9 +61,8 @@ async def _queries(conn: asyncpg.Connection) -> list[tuple[str, str]]:
 
 
 async def main(dbname: str, runs: int) -> list[dict[str, Any]]:
-    base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5433/datso")
-    dsn = base.rsplit("/", 1)[0] + "/" + dbname
-    conn = await asyncpg.connect(dsn)
+    dsn = get_settings().dsn(dbname)       # DATABASE_URL, else the embedded cluster (with its password)
+    conn = await connect.connect_async("reader", dsn=dsn)
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     try:
         parcels = await conn.fetchval("SELECT count(*) FROM parcels")

@@ -57,6 +57,11 @@ def status() -> None:
         return
     st = pgcluster.status(s)
     print(st)
+    if st.tcp_auth == "trust":
+        console.print("[yellow]this cluster trusts every TCP connection from 127.0.0.1 (made before datso asked "
+                      "for a password).[/yellow] To require scram-sha-256: set a password (ALTER ROLE postgres "
+                      f"PASSWORD '...'), write it alone to {s.pg_password_file} (chmod 600), change the `host` "
+                      "lines of pg_hba.conf from trust to scram-sha-256 and reload (docs/operations.md).")
     if not st.running:
         raise typer.Exit(1)
 
@@ -153,3 +158,32 @@ def roles(create: bool = typer.Option(False, "--create", help="create the roles 
         print(f"# migrations (datso db migrate): DATABASE_URL={urls['owner']}")
     console.print("passwords are shown once; require them with scram-sha-256 lines in pg_hba.conf "
                   "(docs/operations.md)")
+
+
+replica_app = typer.Typer(help="A streaming read replica (hot standby) of the embedded cluster.",
+                          no_args_is_help=True)
+app.add_typer(replica_app, name="replica")
+
+
+@replica_app.command("create")
+def replica_create(data: Path = typer.Option(..., "--data", help="folder of the replica (its cluster goes in "
+                                                                 "DATA/pg, like DATSO_DATA_DIR)"),
+                   port: int = typer.Option(..., "--port", help="TCP port of the replica on 127.0.0.1"),
+                   start_it: bool = typer.Option(True, "--start/--no-start", help="start it at once")) -> None:
+    """Make a hot standby of the running embedded cluster with pg_basebackup -R and print its read URL."""
+    s = get_settings()
+    if not s.embedded:
+        _fail("DATABASE_URL is set: make the replica of that server with pg_basebackup -R yourself "
+              "(docs/operations.md, 'A streaming read replica')")
+    if port == s.pg_port:
+        _fail(f"--port {port} is the primary's port")
+    replica = s.model_copy(update={"data_dir": data, "pg_port": port})
+    try:
+        pgcluster.make_replica(s, replica)
+        if start_it:
+            console.print(str(pgcluster.start(replica)))
+    except pgcluster.ClusterError as exc:
+        _fail(str(exc))
+        return
+    print(f"DATSO_DATABASE_READ_URL={replica.dsn()}")
+    console.print(f"manage it with: DATSO_DATA_DIR={data} DATSO_PG_PORT={port} datso db start|stop|status")

@@ -33,6 +33,7 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import orjson
 from pydantic import AliasChoices, Field, field_validator, model_validator
@@ -98,7 +99,22 @@ class Settings(BaseSettings):
                 base, _, query = url.partition("?")
                 url = base.rsplit("/", 1)[0] + "/" + dbname + (("?" + query) if query else "")
             return url
-        return f"postgresql://postgres@127.0.0.1:{self.pg_port}/{dbname or self.db_name}"
+        secret = self.pg_password()
+        auth = f"postgres:{quote(secret, safe='')}" if secret else "postgres"
+        return f"postgresql://{auth}@127.0.0.1:{self.pg_port}/{dbname or self.db_name}"
+
+    @property
+    def pg_password_file(self) -> Path:
+        """Where the embedded cluster keeps the superuser's password (0600, next to `pg/`)."""
+        return (self.data_dir / "pg-password").resolve()
+
+    def pg_password(self) -> str | None:
+        """The embedded cluster's password (scram-sha-256 over TCP), or None for a cluster made before datso
+        required one (it trusts 127.0.0.1; `datso db status` says how to switch)."""
+        try:
+            return self.pg_password_file.read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
 
 
 @lru_cache
@@ -179,6 +195,10 @@ class PoolSettings(BaseSettings):
     db_min_connections: int = Field(default=1, description="connections the read pool keeps open")
     db_max_connections: int = Field(default=10, description="largest size of the read pool per worker")
     db_connect_timeout: float = Field(default=3.0, description="seconds to connect to the database before a 503")
+    db_read_max_lag: float = Field(default=30.0, ge=0, description="seconds a read replica "
+                                   "(DATSO_DATABASE_READ_URL) may lag behind before reads go to the primary")
+    db_read_check_interval: float = Field(default=2.0, gt=0, description="seconds between checks of the read "
+                                          "replica's lag; reads stay on the primary this long after it failed")
     db_acquire_timeout: float = Field(default=10.0, description="seconds waiting for a free pooled connection "
                                                                 "before a 503")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -140,3 +141,82 @@ def test_metrics_count_rows_inserted_per_layer_table(client: TestClient, conn: p
     assert row is not None and row[0] > 0
     # the sample load's COPY counts as inserts (imports use the same COPY path)
     assert inserted["parcels"] >= row[0]
+
+
+def _value(samples: dict[str, list[Any]], name: str, **labels: str) -> float:
+    return sum(s.value for s in samples.get(name, []) if all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def test_metrics_count_imports_of_every_process(client: TestClient, sample_db: str, tmp_path: Path) -> None:
+    """Import counts come from the import_runs table, so an upload through the API (this process) and a
+    `datso import` in another process are both counted, by layer and outcome, rows and runs."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    import geopandas as gpd
+    import shapely
+
+    from layers.accounts.auth import create_key
+    from tests.conftest import rows_removed_after
+
+    before = _samples(client)
+    n = 4
+    gdf = gpd.GeoDataFrame({
+        "commune_code": ["86001"] * n, "map_sheet": [9871] * n, "parcel_no": list(range(1, n + 1)),
+        "address": ["Số 2 ấp Phú Hưng"] * n, "area_m2": [225.0] * n, "land_use_codes": ["ONT"] * n,
+        "status": ["managed"] * n},
+        geometry=[shapely.box(106.3 + i * 0.0002, 10.0, 106.3 + i * 0.0002 + 0.00015, 10.00015)
+                  for i in range(n)], crs="EPSG:4326")
+    path = tmp_path / "thua.gpkg"
+    gdf.to_file(path)
+    key = create_key(sample_db, f"metrics-{uuid.uuid4().hex[:8]}", "officer")
+    bad = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [106.3, 10.0]},
+         "properties": {"crop": "pomelo", "owner": "Hộ thử"}}] * 3}     # points, where polygons are required
+    root = Path(__file__).resolve().parents[1]
+    with rows_removed_after(sample_db, ("parcels",)):
+        env = {**os.environ, "DATABASE_URL": sample_db, "PYTHONPATH": str(root)}
+        done = subprocess.run([sys.executable, "-m", "cli.main", "import", str(path), "--layer", "parcels"],
+                              env=env, cwd=root, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        refused = client.post("/collections/growing_areas/imports", params={"lang": "en"},
+                              headers={"Authorization": f"Bearer {key}"},
+                              files={"file": ("vung.geojson", json.dumps(bad).encode())})
+        assert refused.status_code == 422, refused.text
+    after = _samples(client)
+
+    def moved(name: str, **labels: str) -> float:
+        return _value(after, name, **labels) - _value(before, name, **labels)
+
+    assert moved("datso_import_runs_total", layer="parcels", outcome="ok") == 1          # the CLI's process
+    assert moved("datso_import_rows_written_total", layer="parcels", outcome="ok") == n
+    assert moved("datso_import_rows_read_total", layer="parcels", outcome="ok") == n
+    assert moved("datso_import_runs_total", layer="growing_areas", outcome="refused") == 1  # this process
+    assert moved("datso_import_rows_written_total", layer="growing_areas", outcome="refused") == 0
+    assert moved("datso_import_rows_read_total", layer="growing_areas", outcome="refused") == 3
+
+
+def test_metrics_write_pool(client: TestClient, sample_db: str) -> None:
+    """The write pool (psycopg, opened by the first write) is reported next to the read pool."""
+    import uuid
+
+    from layers.accounts.auth import create_key
+
+    key = create_key(sample_db, f"metrics-{uuid.uuid4().hex[:8]}", "officer")
+    r = client.get("/collections/auction_plots/items", params={"limit": 1})
+    fid = r.json()["features"][0]["id"]
+    url = f"/collections/auction_plots/items/{fid}"
+    got = client.get(url)
+    address = got.json()["properties"]["address"]          # written back unchanged: a write all the same
+    same = client.patch(url, json={"properties": {"address": address}}, headers={"Authorization": f"Bearer {key}", "If-Match": got.headers["etag"],
+                                               "Content-Type": "application/merge-patch+json"})
+    assert same.status_code in (200, 204), same.text
+    after = _samples(client)
+    pools = {s.labels["pool"]: s.value for s in after["datso_db_pool_connections"]}
+    cap = {s.labels["pool"]: s.value for s in after["datso_db_pool_max"]}
+    assert "read" in pools and "write" in pools
+    assert pools["write"] >= 1 and cap["write"] == client.app.state.api_settings.write_pool_max_size  # type: ignore[attr-defined]
+    assert _value(after, "datso_db_pool_waiting", pool="write") == 0

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -50,7 +50,12 @@ def pgbouncer(sample_db: str) -> Iterator[int]:
 
 def _run_pgbouncer(d: Path, target: Any) -> Iterator[int]:
     d.chmod(0o755)     # PgBouncer runs as postgres when the tests run as root; pytest's tmp dirs are 0700
-    (d / "userlist.txt").write_text('"postgres" ""\n')
+    # a server that asks for a password (the embedded cluster's scram-sha-256 over TCP): PgBouncer logs in with
+    # the auth_file's plain-text password of the client's user; clients authenticate to PgBouncer itself (trust,
+    # 127.0.0.1 only)
+    secret = unquote(target.password) if target.password else ""
+    (d / "userlist.txt").write_text(f'"postgres" "{secret}"\n')
+    (d / "userlist.txt").chmod(0o600)
     (d / "pgbouncer.ini").write_text(f"""[databases]
 * = host={target.hostname} port={target.port}
 [pgbouncer]
@@ -287,3 +292,55 @@ def test_no_prepared_statement_clashes_under_concurrency(pgbouncer: int, sample_
 
     assert with_pooler(True) == 0
     assert with_pooler(False) > 0
+
+
+def test_statement_timeouts_survive_pgbouncer(pgbouncer: int, sample_db: str, settings: Settings) -> None:
+    """PgBouncer 1.18 drops the startup `options` that carry each request class's statement_timeout; with
+    DATSO_DATABASE_POOLER the seam sets it per transaction instead (SET LOCAL). A read blocked past its limit
+    (items, a tile, a raw pg_sleep) is cancelled: 503 problem+json with Retry-After, promptly, not hung."""
+    import psycopg
+
+    from api.app import create_app
+    from layers.settings import ApiSettings
+
+    via = _via(sample_db, pgbouncer)
+    with psycopg.connect(via) as plain:        # the negative control: what a session gets through PgBouncer
+        assert plain.execute("SHOW statement_timeout").fetchone() == ("0",)
+    os.environ["DATSO_DATABASE_POOLER"] = "true"
+    get_settings.cache_clear()
+    try:
+        s = Settings().model_copy(update={"database_url": via, "database_listen_url": sample_db})
+        app = create_app(settings=s, dsn=via, api_settings=ApiSettings(read_statement_timeout=1.0, retry_after=3))
+
+        async def slow() -> None:
+            async with app.state.db.connection() as conn:
+                await conn.execute("SELECT pg_sleep(30)")
+
+        async def read_limit() -> str:
+            async with app.state.db.connection() as conn:
+                return str(await conn.fetchval("SHOW statement_timeout"))
+
+        app.add_api_route("/__test/slow", slow)
+        app.add_api_route("/__test/limit", read_limit)
+        with TestClient(app) as c:
+            assert c.get("/__test/limit").json() == "1s"
+            with app.state.write_pool.connection() as conn:
+                assert conn.execute("SHOW statement_timeout").fetchone() == ("15s",)
+            tile, _ = _tile_of(c, "parcels")
+            faces = ["/__test/slow", "/collections/parcels/items?limit=1&lang=en", tile]
+            with psycopg.connect(sample_db) as lock:          # direct: hold parcels for the whole block
+                lock.execute("LOCK TABLE parcels IN ACCESS EXCLUSIVE MODE")
+                c.app.state.tile_service.cache.clear()  # type: ignore[attr-defined]
+                for face in faces:
+                    t0 = time.monotonic()
+                    r = c.get(face)
+                    took = time.monotonic() - t0
+                    assert r.status_code == 503, (face, r.status_code, r.text[:300])
+                    assert r.headers["content-type"].startswith("application/problem+json"), face
+                    assert r.headers["retry-after"] == "3"
+                    assert took < 10, (face, took)                  # cancelled at ~1 s, not held for 30
+            assert "time limit" in c.get("/__test/slow", params={"lang": "en"}).json()["detail"]
+            assert c.get("/collections/parcels/items", params={"limit": 1}).status_code == 200
+    finally:
+        os.environ.pop("DATSO_DATABASE_POOLER", None)
+        get_settings.cache_clear()

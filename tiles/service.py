@@ -3,7 +3,8 @@ invalidation listener. The API and the seeder call it; it knows no HTTP."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import asyncpg
@@ -16,7 +17,8 @@ from tiles.filters import TileFilter
 from tiles.invalidate import Invalidator
 from tiles.tms import TileID
 
-PoolGetter = Callable[[], Awaitable[asyncpg.Pool]]
+# a read connection, given an acquire timeout (api.db.Database.acquire: routed to the replica or the primary)
+Acquire = Callable[[float], AbstractAsyncContextManager[asyncpg.Connection]]
 
 
 @dataclass
@@ -49,12 +51,12 @@ class TileResult:
 
 
 class TileService:
-    def __init__(self, dsn: str, pool: PoolGetter, settings: TileSettings, acquire_timeout: float = 10.0,
+    def __init__(self, dsn: str, acquire: Acquire, settings: TileSettings, acquire_timeout: float = 10.0,
                  replica: bool = False) -> None:
-        """`dsn`: the primary (the invalidation LISTEN); `pool`: where tiles are read (`replica`: not the
+        """`dsn`: the primary (the invalidation LISTEN); `acquire`: where tiles are read (`replica`: not the
         primary, so a tile is cached only once the replica has replayed every notified edit)."""
         self.settings = settings
-        self._pool = pool
+        self._acquire = acquire
         self.acquire_timeout = acquire_timeout   # a busy pool: wait this long, then TimeoutError (503)
         self.cache: TileCache | None = None
         self.invalidator: Invalidator | None = None
@@ -82,11 +84,10 @@ class TileService:
             if hit is not None:
                 return TileResult.of_entry(hit)
         epoch = self.invalidator.epoch(ids) if self.invalidator is not None else ()
-        pool = await self._pool()
         data: bytes | None = None
         fresh = True
         try:
-            async with pool.acquire(timeout=self.acquire_timeout) as conn:
+            async with self._acquire(self.acquire_timeout) as conn:
                 if self.invalidator is not None and self.invalidator.replica:
                     fresh = await self.invalidator.fresh(conn)
                 data = await mvt.build(conn, layers, tile, self.settings, tile_filter)

@@ -38,7 +38,7 @@ from psycopg import sql
 from gis import geometry as geo
 from gis.io import DataFileError, read_vector
 from gis.writers import dbf_names
-from layers.catalog.registry import SCOPE_GEOMETRY, Layer, UnknownLayer, get_layer
+from layers.catalog.registry import LAYERS, SCOPE_GEOMETRY, Layer, UnknownLayer, get_layer
 from layers.ingest import registration, upsert
 from layers.ingest.rules import rule_for
 from layers.ingest.validation import (
@@ -311,6 +311,23 @@ def _cyclic_gc_paused() -> Iterator[None]:
                 gc.enable()
 
 
+def record_run(dsn: str, result: ImportResult, actor: str) -> None:
+    """One row in `import_runs` (migration 0013) for this import and its outcome: ok, refused (the file or its
+    rows) or database (unreachable). Best effort: an import whose database is gone cannot record itself, and a
+    database not yet migrated to 0013 has nowhere to record it."""
+    if result.layer not in LAYERS:      # a bounded label set: unknown layer names are not recorded
+        return
+    codes = {i.code for i in result.errors}
+    outcome = "ok" if result.ok else "database" if "database" in codes else "refused"
+    try:
+        with connect("writer", dsn=dsn, connect_timeout=5) as conn:
+            conn.execute("INSERT INTO import_runs (layer, outcome, rows_read, rows_written, seconds, actor) "
+                         "VALUES (%s, %s, %s, %s, %s, %s)",
+                         (result.layer, outcome, result.rows_read, result.rows_written, result.seconds, actor))
+    except psycopg.Error:
+        pass
+
+
 def import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOptions | None = None) -> ImportResult:
     """Import a file into a layer: everything or nothing (see module doc). Never raises for bad input."""
     with _cyclic_gc_paused():
@@ -328,13 +345,12 @@ def _import_file(path: str | Path, layer_id: str, dsn: str, options: ImportOptio
         result.issues.sort(key=lambda i: (i.row is not None, i.row or 0))      # file-level first, then by row
         if opts.report:
             write_report(Path(opts.report), p.name, result.issues, opts.lang)
+        record_run(dsn, result, opts.principal.actor if opts.principal is not None else f"import:{opts.user}")
         return result
 
     try:
         layer = get_layer(layer_id)
     except UnknownLayer as exc:
-        from layers.catalog.registry import LAYERS
-
         result.issues.append(Issue(None, None, "unknown_layer",
                                    f"không có lớp {layer_id!r}; các lớp: {', '.join(LAYERS)}", str(exc)))
         return done()

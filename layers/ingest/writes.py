@@ -15,7 +15,7 @@ database that cannot be reached raises `DatabaseDown` (the API answers 503 with 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -88,8 +88,14 @@ class WritePool:
     settings and a `statement_timeout` for writes (layers.store.connect: always the primary)."""
 
     def __init__(self, dsn: str, min_size: int = 0, max_size: int = 4, timeout: float = 3.0,
-                 statement_timeout_ms: int = 15_000, reconnect_timeout: float = 5.0) -> None:
+                 statement_timeout_ms: int = 15_000, reconnect_timeout: float = 5.0,
+                 on_write: Callable[[], None] | None = None) -> None:
         self.dsn, self.timeout = dsn, timeout
+        # through PgBouncer in transaction mode the startup `options` are dropped: each use then opens its
+        # transaction with the write statement_timeout (SET LOCAL)
+        self.local_timeout = str(statement_timeout_ms) if connect.pooled() else None
+        self.on_write = on_write     # told after each use that ended without error (a read replica's routing)
+        self.writes = 0
         self._pool = connect.sync_pool("writer", dsn=dsn, min_size=min_size, max_size=max_size, timeout=timeout,
                                        statement_timeout_ms=statement_timeout_ms,
                                        reconnect_timeout=reconnect_timeout, name="datso-writes")
@@ -108,9 +114,26 @@ class WritePool:
         except psycopg_pool.PoolTimeout as exc:       # nothing to connect to within `timeout`
             raise DatabaseDown(str(exc)) from exc
         try:
-            yield conn
+            if self.local_timeout is None:
+                yield conn
+            else:
+                # the transaction opened here is the caller's: its `with conn.transaction()` becomes a savepoint,
+                # so it is committed here when the block ends without error (an explicit commit()/rollback()
+                # of the caller has already ended it)
+                conn.execute(connect.LOCAL_TIMEOUT_PSYCOPG, (self.local_timeout,))
+                yield conn
+                if conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:
+                    conn.commit()
         finally:
             self._pool.putconn(conn)     # rolled back if left in a transaction, dropped if broken
+        self.writes += 1
+        if self.on_write is not None:
+            self.on_write()
+
+    def stats(self) -> dict[str, int]:
+        """psycopg_pool's counters (pool_size, pool_available, pool_max, requests_waiting, ...); {} before the
+        first write opened the pool."""
+        return self._pool.get_stats() if self._opened else {}
 
     def close(self) -> None:
         if self._opened:

@@ -16,7 +16,8 @@ statements (a transaction's next statement may run on another server connection)
 `listen_url()` (`DATSO_DATABASE_LISTEN_URL`, a direct connection; LISTEN needs one session).
 Every session runs with `layers.settings.API_SESSION_SETTINGS` (jit off, no parallel workers) plus, when the
 caller gives one, its request class's `statement_timeout`: as libpq `options` (psycopg) or asyncpg
-`server_settings`. A caller that already knows its address (a test's database, `--db`, the DSN handed to a
+`server_settings`. PgBouncer 1.18 drops those startup settings, so through it the API also sets its timeouts per
+transaction (`LOCAL_TIMEOUT`: api/db.py for reads, the write pool of layers/ingest/writes.py for writes). A caller that already knows its address (a test's database, `--db`, the DSN handed to a
 library function) passes it as `dsn`; the role then only documents intent.
 """
 
@@ -60,8 +61,12 @@ def listen_url(primary: str, settings: Settings | None = None) -> str:
     return primary
 
 
-def _pooled(settings: Settings | None) -> bool:
+def pooled(settings: Settings | None = None) -> bool:
+    """Whether the database URLs go through PgBouncer in transaction mode (`DATSO_DATABASE_POOLER`)."""
     return (settings or get_settings()).database_pooler
+
+
+_pooled = pooled
 
 
 def sqlalchemy_url(settings: Settings | None = None, dbname: str | None = None) -> str:
@@ -73,6 +78,12 @@ def sqlalchemy_connect_args(sa_url: str) -> dict[str, str]:
     """Alembic's engine `connect_args`: the session named `datso-migrate` (unless its URL names one)."""
     return {"application_name": application_name("migrate", sa_url.replace("postgresql+psycopg://",
                                                                            "postgresql://", 1))}
+
+
+# a statement_timeout for the current transaction only: what survives PgBouncer in transaction mode, which
+# drops the startup `options` / `server_settings` that carry it otherwise (1.18: ignore_startup_parameters)
+LOCAL_TIMEOUT = "SELECT set_config('statement_timeout', $1, true)"
+LOCAL_TIMEOUT_PSYCOPG = "SELECT set_config('statement_timeout', %s, true)"
 
 
 def session_settings(statement_timeout_ms: int | None = None) -> dict[str, str]:
@@ -134,11 +145,13 @@ async def connect_async(role: Role, *, dsn: str | None = None, settings: Setting
 
 
 async def async_pool(role: Role, *, dsn: str | None = None, settings: Settings | None = None,
-                     statement_timeout_ms: int | None = None, **kwargs: Any) -> asyncpg.Pool:
+                     statement_timeout_ms: int | None = None, name: str | None = None,
+                     **kwargs: Any) -> asyncpg.Pool:
     """An asyncpg pool for `role` (or to `dsn`) with the session settings; `kwargs` go to
-    `asyncpg.create_pool` (sizes, timeout, init, ...)."""
+    `asyncpg.create_pool` (sizes, timeout, init, ...). `name` names its sessions (`datso-<name>`)."""
     target = dsn or url(role, settings)
-    named = {"application_name": application_name(role, target), **session_settings(statement_timeout_ms)}
+    named = {"application_name": application_name(name or role, target),
+             **session_settings(statement_timeout_ms)}
     if _pooled(settings):
         kwargs.setdefault("statement_cache_size", 0)
     return await asyncpg.create_pool(target, server_settings=named, **kwargs)

@@ -17,7 +17,9 @@ from sqlalchemy import (
     Computed,
     Date,
     DateTime,
+    Float,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     MetaData,
@@ -568,6 +570,26 @@ class History(Base):
     __table_args__ = (
         CheckConstraint(_in("action", vocab.HISTORY_ACTIONS), name="action"),
         Index("ix_history_layer_feature", "layer", "feature_id"),
+    )
+
+
+class ImportRun(Base):
+    """One import (API upload, `datso import`, the sample load) and its outcome, recorded by every process;
+    `/metrics` counts them at scrape time (migration 0013)."""
+
+    __tablename__ = "import_runs"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    layer: Mapped[str] = mapped_column(String(40))
+    outcome: Mapped[str] = mapped_column(String(12))
+    rows_read: Mapped[int] = mapped_column(Integer)
+    rows_written: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)
+    actor: Mapped[str] = mapped_column(Text)
+    __table_args__ = (
+        CheckConstraint("outcome IN ('ok', 'refused', 'database')", name="outcome"),
+        CheckConstraint("rows_read >= 0 AND rows_written >= 0", name="rows"),
+        Index("ix_import_runs_layer_outcome", "layer", "outcome"),
     )
 
 

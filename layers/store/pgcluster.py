@@ -2,6 +2,12 @@
 
 The cluster lives in `<data_dir>/pg` with its unix socket in the same folder and TCP on 127.0.0.1.
 `initdb` and `pg_ctl` refuse to run as root, so as root they run as the `postgres` user (runuser).
+
+A new cluster asks for a password over TCP (`scram-sha-256`): `init` generates one into
+`<data_dir>/pg-password` (mode 0600) and `Settings.dsn()` puts it in the URL it derives, so nothing else changes.
+The unix socket (in `<data_dir>/pg`, reachable only by who can enter that 0700 folder) stays `trust` for the
+operator. A cluster made before this (no password file, `trust` on 127.0.0.1) keeps working unchanged;
+`tcp_auth` tells which it is and `datso db status` says how to switch (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -9,6 +15,8 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import re
+import secrets
 import shutil
 import subprocess
 import time
@@ -58,10 +66,14 @@ class Status:
     running: bool
     data_dir: Path
     port: int
+    tcp_auth: str = ""   # pg_hba.conf's method for 127.0.0.1 ("scram-sha-256", "trust", ...); "" unknown
+    standby: bool = False
 
     def __str__(self) -> str:
         state = "running" if self.running else ("stopped" if self.initialised else "not initialised")
-        return f"embedded PostgreSQL {state}: data {self.data_dir}, port {self.port}"
+        auth = f", TCP auth {self.tcp_auth}" if self.tcp_auth else ""
+        kind = "embedded PostgreSQL hot standby" if self.standby else "embedded PostgreSQL"
+        return f"{kind} {state}: data {self.data_dir}, port {self.port}{auth}"
 
 
 def status(settings: Settings) -> Status:
@@ -71,7 +83,24 @@ def status(settings: Settings) -> Status:
     if initialised:
         res = _run([str(find_pg_bin(settings) / "pg_ctl"), "-D", str(data), "status"])
         running = res.returncode == 0
-    return Status(initialised, running, data, settings.pg_port)
+    return Status(initialised, running, data, settings.pg_port, tcp_auth(data) if initialised else "",
+                  is_standby(data))
+
+
+_HBA_HOST = re.compile(r"^\s*host\S*\s+\S+\s+\S+\s+(127\.0\.0\.1/32|127\.0\.0\.1\s+255\S*)\s+(\S+)")
+
+
+def tcp_auth(data: Path) -> str:
+    """The authentication method pg_hba.conf gives TCP connections from 127.0.0.1 (its first matching line)."""
+    try:
+        text = (data / "pg_hba.conf").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        m = _HBA_HOST.match(line)
+        if m:
+            return m.group(2)
+    return ""
 
 
 def _prepare_dir(data: Path) -> None:
@@ -88,13 +117,35 @@ def _prepare_dir(data: Path) -> None:
     os.chmod(data, 0o700)
 
 
+def _write_private(path: Path, text: str, owner_postgres: bool = False) -> None:
+    """Write `text` to `path` readable by its owner only (0600 from the start, no window)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+    if owner_postgres and os.geteuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
 def init(settings: Settings) -> None:
     data = settings.pg_data
     if (data / "PG_VERSION").exists():
         return
     _prepare_dir(data)
-    res = _run([str(find_pg_bin(settings) / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                "-E", "UTF8", "--locale=C.UTF-8"])
+    secret = settings.pg_password()
+    if secret is None:
+        secret = secrets.token_urlsafe(24)
+        _write_private(settings.pg_password_file, secret + "\n")
+    pwfile = data.parent / "initdb-pwfile"   # initdb (as postgres) reads it; removed at once
+    _write_private(pwfile, secret + "\n", owner_postgres=True)
+    try:
+        res = _run([str(find_pg_bin(settings) / "initdb"), "-D", str(data), "-U", "postgres",
+                    "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
+                    "-E", "UTF8", "--locale=C.UTF-8"])
+    finally:
+        pwfile.unlink(missing_ok=True)
     if res.returncode != 0:
         raise ClusterError(f"initdb failed:\n{res.stdout}\n{res.stderr}")
     with open(data / "postgresql.conf", "a", encoding="utf-8") as f:
@@ -119,8 +170,44 @@ def start(settings: Settings) -> Status:
         if res.returncode != 0:
             log = (data / "server.log").read_text(errors="replace")[-2000:] if (data / "server.log").exists() else ""
             raise ClusterError(f"pg_ctl start failed:\n{res.stdout}\n{res.stderr}\n{log}")
-    ensure_database(settings, settings.db_name)
+    if is_standby(settings.pg_data):     # a replica is read-only: it has every database of its primary
+        wait_ready(url("writer", settings, dbname="postgres"))
+    else:
+        ensure_database(settings, settings.db_name)
     return status(settings)
+
+
+def is_standby(data: Path) -> bool:
+    """A hot standby (made by `make_replica`: pg_basebackup -R wrote standby.signal)."""
+    return (data / "standby.signal").exists()
+
+
+def make_replica(primary: Settings, replica: Settings) -> None:
+    """A streaming hot standby of the running embedded cluster `primary` in `replica`'s data folder, with
+    `pg_basebackup -R` (PostgreSQL's own tool: it copies the cluster and writes `primary_conninfo` and
+    `standby.signal`); the password file is copied too (the standby shares the primary's roles). Start it with
+    `start(replica)` (its port: `replica.pg_port`)."""
+    data = replica.pg_data
+    if (data / "PG_VERSION").exists():
+        raise ClusterError(f"{data} already holds a cluster")
+    if not status(primary).running:
+        raise ClusterError(f"the primary ({primary.pg_data}) is not running")
+    if data.exists() and any(data.iterdir()):
+        raise ClusterError(f"{data} is not empty")
+    _prepare_dir(data)
+    env = {**os.environ, "PGAPPNAME": "datso-basebackup"}
+    secret = primary.pg_password()
+    if secret:
+        env["PGPASSWORD"] = secret
+    cmd = [str(find_pg_bin(primary) / "pg_basebackup"), "-D", str(data), "-R", "-X", "stream", "-c", "fast",
+           "-h", "127.0.0.1", "-p", str(primary.pg_port), "-U", "postgres", "--no-password"]
+    res = subprocess.run(_as_owner(cmd), capture_output=True, text=True, check=False, env=env)
+    if res.returncode != 0:
+        raise ClusterError(f"pg_basebackup failed:\n{res.stdout}\n{res.stderr}")
+    for leftover in ("server.log", "postmaster.opts"):
+        (data / leftover).unlink(missing_ok=True)
+    if secret and replica.pg_password_file != primary.pg_password_file:
+        _write_private(replica.pg_password_file, secret + "\n")
 
 
 def stop(settings: Settings) -> Status:

@@ -10,7 +10,7 @@ trusted superuser; an operator who wants the API to run with less creates these 
   superuser by default; `--owner` hands every table and sequence to a `<prefix>_owner` role made for that).
 
 Passwords are stored as SCRAM-SHA-256 (`password_encryption`, PostgreSQL's default since 14); whether the server
-asks for them is pg_hba.conf's job (`host ... scram-sha-256` in production; the embedded cluster trusts 127.0.0.1).
+asks for them is pg_hba.conf's job (`host ... scram-sha-256`, as a new embedded cluster has for 127.0.0.1).
 """
 
 from __future__ import annotations
