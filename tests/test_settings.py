@@ -45,7 +45,9 @@ DATSO_MAP_PRECISION
 # `DATSO_…` words in code and docs that are not environment variables
 NOT_SETTINGS = {"DATSO_SRID_BASE",   # gis/crs.py: the base of datso's custom SRIDs
                 # test-only knobs sizing the long write fuzz (tests/test_write_fuzz.py, docs/reliability.md)
-                "DATSO_FUZZ_PER_FIELD", "DATSO_FUZZ_EXAMPLES", "DATSO_FUZZ_DB", "DATSO_TEST_DB", "DATSO_CORPUS_DB"}
+                "DATSO_FUZZ_PER_FIELD", "DATSO_FUZZ_EXAMPLES", "DATSO_FUZZ_DB", "DATSO_TEST_DB", "DATSO_CORPUS_DB",
+                # the notebooks' (the HTTP client's) service address and key, read by the notebooks, not the server
+                "DATSO_URL", "DATSO_KEY"}
 
 
 def _fields() -> list[tuple[type[BaseSettings], str, FieldInfo]]:
