@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import openapi as oas
 from api.errors import Problem, request_lang
-from api.params import check_unknown
+from api.params import _int, check_unknown
 from api.security import public_base_url
 from layers.catalog.registry import LAYERS, Layer
 from layers.query import selection, zonal
@@ -34,6 +34,7 @@ router = APIRouter(tags=["Ảnh / Rasters"])
 CACHE = "public, max-age=3600"
 TILE_PARAMS = frozenset({"bidx", "expression", "rescale", "colormap_name"})
 STATS_PARAMS = frozenset({"raster", "band", "expression"})
+PAGE_PARAMS = frozenset({"limit", "offset"})
 SELECTION_PARAMS = frozenset({"bbox", "bbox-crs", "datetime", "filter", "filter-lang", "filter-crs"})
 
 
@@ -185,7 +186,8 @@ def _check_f(f: str | None) -> None:
         raise Problem(400, f"f: định dạng '{f[:10]}' không có (json, csv)", f"f: no format '{f[:10]}' (json, csv)")
 
 
-def _stats_response(request: Request, body: dict[str, Any], rows: list[dict[str, Any]]) -> Response:
+def _stats_response(request: Request, body: dict[str, Any], rows: list[dict[str, Any]],
+                    headers: dict[str, str] | None = None) -> Response:
     f = request.query_params.get("f")
     if f == "csv":
         out = io.StringIO()
@@ -193,8 +195,11 @@ def _stats_response(request: Request, body: dict[str, Any], rows: list[dict[str,
         w.writeheader()
         w.writerows(rows)
         return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="stats-{body["raster"]}.csv"'})
-    return _json(request, body)
+                        headers={"Content-Disposition": f'attachment; filename="stats-{body["raster"]}.csv"',
+                                 **(headers or {})})
+    r = _json(request, body)
+    r.headers.update(headers or {})
+    return r
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}/stats",
@@ -215,7 +220,7 @@ async def feature_stats(request: Request, collection_id: str, feature_id: str,
 
     def work() -> tuple[RasterInfo, zonal.What, list[dict[str, Any]]]:
         info, what = _what(request)
-        ids, geoms = zonal.fetch_features(dsn, layer, None, 1, feature_id=fid)
+        ids, geoms, _ = zonal.fetch_features(dsn, layer, None, 1, feature_id=fid)
         if not ids:
             raise Problem(404, f"Lớp '{layer.id}' không có đối tượng '{fid}'", f"Collection '{layer.id}' has no "
                           f"feature '{fid}'")
@@ -233,9 +238,14 @@ async def feature_stats(request: Request, collection_id: str, feature_id: str,
 async def selection_stats(request: Request, collection_id: str,
                           raster: str = STATS_QUERY["raster"], band: str | None = STATS_QUERY["band"],
                           expression: str | None = STATS_QUERY["expression"],
-                          f: str | None = STATS_QUERY["f"]) -> Response:
+                          f: str | None = STATS_QUERY["f"],
+                          limit: str | None = Query(None, description="a page of at most this many features, "
+                                                    "ordered by id (at most DATSO_RASTER_STATS_MAX_FEATURES); "
+                                                    "without it the whole selection or 413"),
+                          offset: str | None = Query(None, description="with limit: the page's first feature "
+                                                     "(0-based); the answer links the next page")) -> Response:
     layer = _layer(collection_id)
-    check_unknown(request, STATS_PARAMS | SELECTION_PARAMS | {q.name for q in layer.queryables})
+    check_unknown(request, STATS_PARAMS | SELECTION_PARAMS | PAGE_PARAMS | {q.name for q in layer.queryables})
     _check_f(f)
     get = {n: _single(request, n) for n in SELECTION_PARAMS}
     equals = {q.name: v for q in layer.queryables if (v := _single(request, q.name)) is not None}
@@ -243,14 +253,31 @@ async def selection_stats(request: Request, collection_id: str,
                                     equals=equals, filter=get["filter"], filter_lang=get["filter-lang"],
                                     filter_crs=get["filter-crs"])
     dsn = request.app.state.db.dsn
-    limit = get_imagery_settings().raster_stats_max_features
+    most = get_imagery_settings().raster_stats_max_features
+    # without limit: the whole selection or 413; with limit (at most the ceiling): a page, ordered by id
+    paged = _single(request, "limit") is not None
+    if not paged and _single(request, "offset") is not None:
+        raise Problem(400, "offset: chỉ dùng kèm limit", "offset: needs limit")
+    size = _int("limit", _single(request, "limit"), most, 1, most)
+    start = _int("offset", _single(request, "offset"), 0, 0, 1_000_000_000)
 
-    def work() -> tuple[RasterInfo, zonal.What, list[dict[str, Any]]]:
+    def work() -> tuple[RasterInfo, zonal.What, list[dict[str, Any]], bool]:
         info, what = _what(request)
-        ids, geoms = zonal.fetch_features(dsn, layer, None if sel.empty else sel, limit)
-        return info, what, zonal.zonal(info, ids, geoms, what)
+        ids, geoms, more = zonal.fetch_features(dsn, layer, None if sel.empty else sel, size, offset=start,
+                                                paged=paged)
+        return info, what, zonal.zonal(info, ids, geoms, what), more
 
-    info, what, rows = await run_in_threadpool(work)
-    body = {"collection": layer.id, "raster": info.name, "measure": what.label, "crs": info.crs,
-            "synthetic": info.synthetic, "numberReturned": len(rows), "features": rows}
-    return _stats_response(request, body, rows)
+    info, what, rows, more = await run_in_threadpool(work)
+    body: dict[str, Any] = {"collection": layer.id, "raster": info.name, "measure": what.label, "crs": info.crs,
+                            "synthetic": info.synthetic, "numberReturned": len(rows), "features": rows}
+    headers: dict[str, str] = {}
+    if paged:
+        u = f"{public_base_url(request)}/collections/{layer.id}/stats"
+        pairs = [(k, v) for k, v in request.query_params.multi_items() if k != "offset"]
+        links = [{"rel": "self", "type": "application/json", "href": f"{u}?{urlencode(request.query_params.multi_items())}"}]
+        if more:
+            nxt = f"{u}?{urlencode([*pairs, ('offset', str(start + size))])}"
+            links.append({"rel": "next", "type": "application/json", "href": nxt})
+            headers["Link"] = f'<{nxt}>; rel="next"'
+        body["links"] = links
+    return _stats_response(request, body, rows, headers)

@@ -84,7 +84,7 @@ def stats(layer: str = typer.Option(..., "--layer", "-l", help="the vector layer
             sel = parse_selection(lay, bbox=bbox, filter=filter_)
         except BilingualError as exc:
             _fail(f"--filter/--bbox: {exc.en}")
-        ids, geoms = fetch_features(connect.url("reader"), lay, None if sel.empty else sel, max_features)
+        ids, geoms, _ = fetch_features(connect.url("reader"), lay, None if sel.empty else sel, max_features)
         rows = zonal(info, ids, geoms, what)
     except BilingualError as exc:
         _fail(exc)

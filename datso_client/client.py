@@ -250,11 +250,13 @@ class Client:
               expression: str | None = None, bbox: Any = None, bbox_crs: Any = None,
               filter: str | None = None, filter_lang: str | None = None,  # noqa: A002
               datetime: str | None = None, where: Mapping[str, Any] | None = None,
-              features: bool = False) -> pd.DataFrame:
+              features: bool = False, page_size: int = 1000) -> pd.DataFrame:
         """Zonal statistics of `raster` per feature of `layer` (partial pixels weighed by their coverage):
         a DataFrame indexed by feature id with count (covered pixels), mean, min, max, std, p10, p50, p90.
 
-        `fid`: one feature; otherwise the selection (`bbox`, `filter`, `where`, `datetime`, as `read`).
+        `fid`: one feature; otherwise the selection (`bbox`, `filter`, `where`, `datetime`, as `read`), asked
+        for `page_size` features at a time (the service's `limit`/`offset` pages, followed to the end), so a
+        selection above the service's ceiling per request is not refused.
         `band`: an index or a band name (default 1); `expression`: band math such as `(b4-b3)/(b4+b3)` or
         with the raster's band names, `(nir-red)/(nir+red)`. `features=True` joins the features themselves
         (properties and geometry, lon/lat): a GeoDataFrame ready for a map. `.attrs` holds the raster, the
@@ -265,13 +267,21 @@ class Client:
                                   "expression": expression, "f": "json"}
         if fid is None:
             params.update(self._selection(bbox, bbox_crs, filter, filter_lang, datetime, where))
-            path = f"/collections/{urllib.parse.quote(layer)}/stats"
+            params["limit"] = str(page_size)
+            url: str | None = f"/collections/{urllib.parse.quote(layer)}/stats"
+            rows: list[dict[str, Any]] = []
+            while url is not None:
+                body, _ = self._get(url, params)
+                doc = json.loads(body)
+                rows.extend(doc["features"])
+                url = next((ln["href"] for ln in doc.get("links", []) if ln.get("rel") == "next"), None)
+                params = {}     # the next link carries every parameter
         else:
             params["lang"] = self.lang
             path = f"/collections/{urllib.parse.quote(layer)}/items/{urllib.parse.quote(str(fid))}/stats"
-        body, _ = self._get(path, params)
-        doc = json.loads(body)
-        rows = doc["features"] if fid is None else [{k: doc.get(k) for k in ("id", *STATS)}]
+            body, _ = self._get(path, params)
+            doc = json.loads(body)
+            rows = [{k: doc.get(k) for k in ("id", *STATS)}]
         df = pd.DataFrame(rows, columns=["id", *STATS]).set_index("id")
         df = df.astype({k: "float64" for k in STATS})
         meta = {k: doc.get(k) for k in ("collection", "raster", "measure", "crs", "synthetic")}

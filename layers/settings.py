@@ -404,7 +404,8 @@ class ImagerySettings(BaseSettings):
     imagery_minzoom: int = Field(default=8, description="lowest zoom of imagery tiles")
     imagery_maxzoom: int = Field(default=19, description="highest zoom of imagery tiles")
     raster_stats_max_features: int = Field(default=5000, ge=1, description="most features one zonal-statistics "
-                                           "request measures (/collections/{id}/stats; more: 413)")
+                                           "request measures (/collections/{id}/stats; more: 413, or pages "
+                                           "with limit= up to this and offset=)")
 
 
 @lru_cache

@@ -287,3 +287,55 @@ def test_read_above_the_download_ceiling_follows_pages(sample_db: str, settings:
     ids = [i for (i,) in conn.execute("SELECT id FROM auction_plots ORDER BY id")]
     assert len(ids) > 100 and gdf.index.is_unique and sorted(int(i) for i in gdf.index) == ids
     assert gdf.crs.to_epsg() == 9209
+
+
+def test_stats_above_the_ceiling_come_in_pages(live_server: Any, sample_db: str, conn: psycopg.Connection,
+                                               imagery: Any) -> None:
+    """Above DATSO_RASTER_STATS_MAX_FEATURES the whole selection is a 413 that says how to page; the service's
+    `limit`/`offset` pages give every feature once in id order with `next` links; the client follows them, and its
+    table equals the in-process statistics of the whole layer."""
+    import json
+
+    from layers.catalog.registry import get_layer
+    from layers.query.zonal import What, fetch_features, zonal
+
+    ceiling = 40
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DATSO_RASTER_STATS_MAX_FEATURES", str(ceiling))
+    get_imagery_settings.cache_clear()
+    base = f"{live_server.url}/collections/growing_areas/stats?raster=sample_s2&band=4"
+    try:
+        ids = [i for (i,) in conn.execute("SELECT id FROM growing_areas ORDER BY id")]
+        assert len(ids) > 2 * ceiling
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"{base}&lang=en", timeout=60)  # noqa: S310 - the test server
+        assert info.value.code == 413 and "limit=" in json.loads(info.value.read())["detail"]
+        url: str | None = f"{base}&limit={ceiling}"
+        paged: list[int] = []
+        pages = 0
+        while url is not None:
+            with urllib.request.urlopen(url, timeout=120) as r:  # noqa: S310
+                doc = json.loads(r.read())
+            assert doc["numberReturned"] == len(doc["features"]) <= ceiling
+            paged += [f["id"] for f in doc["features"]]
+            url = next((ln["href"] for ln in doc["links"] if ln["rel"] == "next"), None)
+            pages += 1
+        assert paged == ids and pages == math.ceil(len(ids) / ceiling)
+        for bad, param in (("limit=0", "limit"), (f"limit={ceiling + 1}", "limit"), ("limit=abc", "limit"),
+                           ("offset=5", "offset"), ("limit=5&offset=-1", "offset")):
+            with pytest.raises(urllib.error.HTTPError) as info:
+                urllib.request.urlopen(f"{base}&{bad}&lang=en", timeout=60)  # noqa: S310
+            assert info.value.code == 400, bad
+            assert param in json.loads(info.value.read())["detail"], bad
+        df = Client(live_server.url).stats("growing_areas", "sample_s2", band=4, page_size=ceiling)
+    finally:
+        mp.undo()
+        get_imagery_settings.cache_clear()
+    assert list(df.index) == ids
+    whole_ids, geoms, more = fetch_features(sample_db, get_layer("growing_areas"), None, 1_000_000)
+    truth = {r["id"]: r for r in zonal(imagery, whole_ids, geoms, What(band=4))}
+    assert not more and set(truth) == set(ids)
+    for fid in ids:
+        for col in ("count", "mean", "max"):
+            want = truth[fid][col]
+            assert (want is None and math.isnan(df.loc[fid, col])) or df.loc[fid, col] == pytest.approx(want, rel=1e-9)

@@ -208,7 +208,7 @@ def test_sample_image_ndvi_follows_land_use(zclient: TestClient, sample_db: str)
         with psycopg.connect(sample_db) as c:
             ids = [r[0] for r in c.execute("SELECT id FROM parcels WHERE land_use_codes[1] = ANY(%s)",
                                            (list(codes),)).fetchall()]
-        got, geoms = fetch_features(sample_db, parcels, None, 100_000)
+        got, geoms, _ = fetch_features(sample_db, parcels, None, 100_000)
         pick = np.isin(got, ids)
         rows = zonal(info, list(np.array(got)[pick]), geoms[pick], What(expression="(b4-b3)/(b4+b3)"))
         f = [x for x in rows if x["count"]]

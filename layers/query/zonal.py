@@ -56,9 +56,12 @@ class What:
 
 
 def fetch_features(dsn: str, layer: Layer, sel: Selection | None, limit: int,
-                   feature_id: int | None = None) -> tuple[list[int], np.ndarray]:
-    """Ids and EPSG:4326 geometries of the selection (or of one feature), ordered by id; more than `limit`
-    features: TooManyFeatures (413) before any raster is read."""
+                   feature_id: int | None = None, offset: int = 0,
+                   paged: bool = False) -> tuple[list[int], np.ndarray, bool]:
+    """(ids, EPSG:4326 geometries, whether more follow) of the selection (or of one feature), ordered by id.
+
+    Unpaged, more than `limit` features is TooManyFeatures (413) before any raster is read; `paged`: the page of
+    at most `limit` features from `offset`, and whether another page follows."""
     params: dict[str, Any] = {}
     where: sql.Composable
     if feature_id is not None:
@@ -70,19 +73,23 @@ def fetch_features(dsn: str, layer: Layer, sel: Selection | None, limit: int,
         params.update(tr.named_params())
     else:
         where = sql.SQL("TRUE")
-    query = sql.SQL("SELECT t.{id}, ST_AsBinary(t.{g}) FROM {table} t WHERE {where} ORDER BY t.{id} LIMIT {n}").format(
+    query = sql.SQL("SELECT t.{id}, ST_AsBinary(t.{g}) FROM {table} t WHERE {where} ORDER BY t.{id} "
+                    "LIMIT {n} OFFSET {o}").format(
         id=sql.Identifier(layer.id_column), g=sql.Identifier(layer.geometry_column),
-        table=sql.Identifier(layer.table), where=where, n=sql.Literal(limit + 1))
+        table=sql.Identifier(layer.table), where=where, n=sql.Literal(limit + 1), o=sql.Literal(offset))
     with connect("reader", dsn=dsn) as conn:
         rows = conn.execute(query, params).fetchall()
-    if len(rows) > limit:
-        raise TooManyFeatures(f"Quá nhiều đối tượng cho thống kê (tối đa {limit}); hãy lọc bớt (filter=, bbox=)",
+    more = len(rows) > limit
+    if more and not paged:
+        raise TooManyFeatures(f"Quá nhiều đối tượng cho thống kê (tối đa {limit}); hãy lọc bớt (filter=, bbox=) "
+                              "hoặc lấy từng trang (limit=, offset=)",
                               f"Too many features for statistics (at most {limit}); narrow the selection "
-                              "(filter=, bbox=)")
+                              "(filter=, bbox=) or take it page by page (limit=, offset=)")
+    rows = rows[:limit]
     ids = [int(r[0]) for r in rows]
     wkb = np.array([None if r[1] is None else bytes(r[1]) for r in rows], dtype=object)
     geoms = shapely.from_wkb(wkb) if len(wkb) else np.array([], dtype=object)
-    return ids, np.asarray(geoms, dtype=object)
+    return ids, np.asarray(geoms, dtype=object), more
 
 
 def to_raster_crs(info: RasterInfo, geoms: np.ndarray) -> np.ndarray:
