@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import accounts, aggregates, dashboard, errors, health, observability, offload, security
 from api import admin as admin_api
+from api import crs as crs_api
 from api import epcis as epcis_api
 from api import features as features_api
 from api import history as history_api
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.include_router(officer_api.router)         # /officer, the officer page
     app.include_router(imagery_api.router)
     app.include_router(lookup_api.router)         # GET /lookup: what applies at a point
+    app.include_router(crs_api.router)            # GET /crs: the published CRSs' definitions (WKT2)
     app.include_router(dashboard.router)         # /dashboard
     app.include_router(rasters_api.router)       # /rasters, zonal /collections/{id}/stats
     # Leaflet is vendored next to the Folium export that inlines it; served at the same URL as the rest

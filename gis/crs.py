@@ -309,6 +309,15 @@ def frame_crs(text: str | int | CrsDef) -> CRS:
     return EpsgBoundCRS(out.to_wkt()) if out.is_bound else out
 
 
+def definition(d: CrsDef) -> dict[str, object]:
+    """What a client needs to reproject exactly as datso does (`GET /crs`): the identifiers and the WKT2 of
+    `output_crs` - for VN-2000 bound to WGS 84 by the official Helmert, so pyproj/geopandas `to_crs()` with it
+    is the official shift, not PROJ's pick (EPSG:6959, ~0.8 m off in the south)."""
+    out = output_crs(d)
+    return {"key": d.key, "uri": d.uri, "name": d.name, "epsg": d.epsg, "boundToWgs84": bool(out.is_bound),
+            "wkt": out.to_wkt("WKT2_2019"), "proj": d.proj}
+
+
 def geojson_crs(d: CrsDef) -> dict[str, object] | None:
     """The legacy GeoJSON (2008) `crs` member for output in `d`, the one GDAL/geopandas read
     (`{"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::9210"}}`); None for CRS84 (RFC 7946's

@@ -71,8 +71,42 @@ def test_read_vn2000_alias_every_feature_once(live_server: Any, conn: psycopg.Co
     wkb = conn.execute("SELECT ST_AsBinary(ST_PointOnSurface(geom)) FROM growing_areas WHERE id = %s",
                        (fid,)).fetchone()[0]
     p = shapely.from_wkb(bytes(wkb))
-    x, y = Transformer.from_crs("EPSG:4326", "EPSG:9210", always_xy=True).transform(p.x, p.y)
+    x, y = transformer("EPSG:4326", "EPSG:9210").transform(p.x, p.y)     # the official Decision 05/2007 shift
     assert gdf.geometry[gdf.index.astype(int) == fid].iloc[0].distance(shapely.Point(x, y)) < 1.0
+    # the frame carries the service's definition (/crs): back to WGS 84 with it is exact (plain EPSG:9210: 0.8 m)
+    assert gdf.crs.is_bound
+    wkb = conn.execute("SELECT ST_AsBinary(geom) FROM growing_areas WHERE id = %s", (fid,)).fetchone()[0]
+    back = gdf[gdf.index.astype(int) == fid].to_crs(4326).geometry.iloc[0]
+    assert shapely.hausdorff_distance(back, shapely.from_wkb(bytes(wkb))) < 1e-8     # degrees: ~1 mm
+
+
+def test_crs_definitions_give_the_official_shift(live_server: Any) -> None:
+    """`/crs` publishes every CRS the service takes with its WKT2; VN-2000 is bound to WGS 84 by the official
+    Helmert, so a client reprojecting with it agrees with the service to 1 mm, where plain EPSG:9210 is ~0.8 m
+    off. `Client.crs` is that definition, with `to_epsg()` answering the code."""
+    import json
+
+    from layers.query.selection import published_crs
+
+    with urllib.request.urlopen(f"{live_server.url}/crs", timeout=60) as r:  # noqa: S310 - the test server
+        listed = json.loads(r.read())["crs"]
+    assert [d["uri"] for d in listed] == [c.uri for c in published_crs()]
+    api = Client(live_server.url, lang="en")
+    official = api.crs("vn2000:ben-tre")
+    assert official.is_bound and official.to_epsg() == 9210 and api.crs("EPSG:9210").to_epsg() == 9210
+    lon, lat = 106.3, 10.2
+    want = transformer("EPSG:4326", "EPSG:9210").transform(lon, lat)
+    got = Transformer.from_crs(CRS.from_epsg(4326), official, always_xy=True).transform(lon, lat)
+    plain = Transformer.from_crs(CRS.from_epsg(4326), CRS.from_epsg(9210), always_xy=True).transform(lon, lat)
+    assert math.dist(got, want) < 1e-3 and math.dist(plain, want) > 0.5
+    assert not api.crs("EPSG:4326").is_bound
+    for bad, status in (("crs=EPSG:2154", 400), ("crs=nope", 400), ("other=1", 400)):
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"{live_server.url}/crs?{bad}&lang=en", timeout=60)  # noqa: S310
+        assert info.value.code == status and info.value.headers["content-type"].startswith("application/problem")
+    with pytest.raises(DatsoError) as err:
+        api.crs("EPSG:2154")
+    assert err.value.status == 400 and "crs" in str(err.value)
 
 
 # -- writes --------------------------------------------------------------------------------------------------
@@ -148,6 +182,14 @@ def test_write_all_or_nothing(live_server: Any, sample_db: str, officer: str) ->
     with psycopg.connect(sample_db) as c:
         assert c.execute("SELECT crop, markets FROM growing_areas WHERE owner = %s",
                          (owner + " bis",)).fetchall() == [("coconut", ["VN", "JP"])]
+    # a WGS 84 frame the analyst reprojects with the service's definition (Client.crs) lands where it was, to
+    # ~1 mm (with plain to_crs("EPSG:9210") it would land ~0.8 m away)
+    here = _free_squares(sample_db, 1)
+    local = gpd.GeoDataFrame({"crop": ["pomelo"], "owner": [owner + " ter"]}, geometry=here, crs="EPSG:4326")
+    assert api.write("growing_areas", local.to_crs(api.crs("vn2000:ben-tre")))["rows_written"] == 1
+    with psycopg.connect(sample_db) as c:
+        (wkb,) = c.execute("SELECT ST_AsBinary(geom) FROM growing_areas WHERE owner = %s", (owner + " ter",)).fetchone()
+    assert shapely.hausdorff_distance(shapely.from_wkb(bytes(wkb)), here[0]) < 1e-8
     with pytest.raises(ValueError, match="CRS"):
         api.write("growing_areas", gpd.GeoDataFrame({"crop": ["rice"]}, geometry=squares[:1]))
     # the same squares again overlap the drafts just written: refused, every row named, nothing more written
