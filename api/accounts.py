@@ -24,7 +24,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api import openapi as oas
-from api.auth import api_key_scheme, bearer_scheme, bearer_secret, require_admin, require_user
+from api.auth import api_key_scheme, bearer_scheme, bearer_secret, require_admin, require_roles
 from api.errors import Problem
 from api.features import read_body
 from api.security import client_ip, too_many
@@ -32,6 +32,7 @@ from layers.accounts import users
 from layers.accounts.principal import ALL_ROLES, TRACE_ROLES, Principal
 from layers.accounts.users import SESSION_PREFIX, AccountError, User
 
+require_account = require_roles(ALL_ROLES)     # any signed-in account, producers and packers included
 router = APIRouter()
 SECURITY = [Depends(bearer_scheme), Depends(api_key_scheme)]
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -189,7 +190,7 @@ async def login(request: Request) -> Response:
 
 @router.post("/auth/logout", summary="Sign out: the session token stops working", dependencies=SECURITY,
              status_code=204, responses={204: {"description": "Signed out"}, **oas.problems(400, 401, 429, 503)})
-async def logout(request: Request, who: Principal = Depends(require_user)) -> Response:
+async def logout(request: Request, who: Principal = Depends(require_account)) -> Response:
     secret = bearer_secret(request) or ""
     if who.via != "session" or not secret.startswith(SESSION_PREFIX):
         raise Problem(400, "Đây là khóa API, không phải phiên đăng nhập; thu hồi khóa bằng datso keys revoke",
@@ -200,7 +201,8 @@ async def logout(request: Request, who: Principal = Depends(require_user)) -> Re
 
 @router.get("/auth/me", summary="Who am I: name, role, scope", dependencies=SECURITY,
             responses={**oas.ok_json(_ME), **oas.problems(401, 429, 503)})
-async def me(request: Request, who: Principal = Depends(require_user)) -> Response:
+async def me(request: Request, who: Principal = Depends(require_account)) -> Response:
+    """Any signed-in account, producers and packers included (their scope: area / facility codes)."""
     return _json({**who.as_dict(), "via": who.via})
 
 

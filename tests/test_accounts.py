@@ -334,12 +334,14 @@ def test_admin_lists_creates_and_disables_producers_and_packers(http: httpx.Clie
                                                        "display_name": "Hộ ông Ba"})
         assert r.status_code == 201, r.text
         assert r.json()["user"]["role"] == "producer" and r.json()["user"]["scope"]["areas"] == [area]
-        # the key is known (an officer route answers 403 for a producer's role, not 401)
-        assert "producer" in problem(http.get("/auth/me?lang=en", headers=bearer(r.json()["key"])), 403)["detail"]
+        # the key works: /auth/me says who, with the producer's scope (area codes)
+        me = http.get("/auth/me", headers=bearer(r.json()["key"]))
+        assert me.status_code == 200 and me.json()["role"] == "producer" and me.json()["scope"]["areas"] == [area]
         r = http.post("/admin/users", headers=h, json={"name": packer, "role": "packer", "facilities": [house]})
         assert r.status_code == 201, r.text
         packer_key = r.json()["key"]
-        problem(http.get("/auth/me", headers=bearer(packer_key)), 403)
+        me = http.get("/auth/me", headers=bearer(packer_key))
+        assert me.status_code == 200 and me.json()["role"] == "packer" and me.json()["scope"]["facilities"] == [house]
         listed = {u["name"]: u for u in http.get("/admin/users", headers=h).json()["users"]}
         assert listed[producer]["role"] == "producer" and listed[producer]["scope"]["areas"] == [area]
         assert listed[packer]["role"] == "packer" and listed[packer]["scope"]["facilities"] == [house]
@@ -373,7 +375,7 @@ def test_admin_lists_creates_and_disables_producers_and_packers(http: httpx.Clie
         # disable: every key of the packer stops at once
         d = http.patch(f"/admin/users/{packer}", headers=scoped, json={"disabled": True})
         assert d.status_code == 200 and d.json()["status"] == "disabled" and d.json()["active_keys"] == 0
-        problem(http.get("/auth/me", headers=bearer(packer_key)), 401)         # was 403: a known key of a packer
+        problem(http.get("/auth/me", headers=bearer(packer_key)), 401)         # was 200: a known key of a packer
     finally:
         with psycopg.connect(sample_db) as c:
             c.execute("DELETE FROM packing_facilities WHERE code = %s", [elsewhere])
