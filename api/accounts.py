@@ -24,7 +24,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api import openapi as oas
-from api.auth import api_key_scheme, bearer_scheme, bearer_secret, require_admin, require_roles
+from api.auth import api_key_scheme, bearer_scheme, bearer_secret, require_account, require_admin
 from api.errors import Problem
 from api.features import read_body
 from api.security import client_ip, too_many
@@ -32,7 +32,6 @@ from layers.accounts import users
 from layers.accounts.principal import ALL_ROLES, TRACE_ROLES, Principal
 from layers.accounts.users import SESSION_PREFIX, AccountError, User
 
-require_account = require_roles(ALL_ROLES)     # any signed-in account, producers and packers included
 router = APIRouter()
 SECURITY = [Depends(bearer_scheme), Depends(api_key_scheme)]
 _NO_STORE = {"Cache-Control": "no-store"}

@@ -4,7 +4,8 @@ hash together with its user (disabled users and expired sessions match nothing).
 
 The dependencies return a `layers.accounts.principal.Principal` (name, role, provinces, communes, national,
 actor): `require_roles(roles)` for writes (401 anonymous with `WWW-Authenticate: Bearer`, 403 for a role that
-may not write), `require_user` (any signed-in user), `require_admin` (admins only). `current_principal` gives
+may not write), `require_account` (any signed-in account, producers and packers too), `require_admin`
+(admins only). `current_principal` gives
 None for anonymous requests (public reads stay anonymous). Wrong secrets are counted per client IP
 (`DATSO_RATE_LIMIT_AUTH_FAILURES`): over the limit, a 429 with `Retry-After` before any lookup.
 """
@@ -19,7 +20,7 @@ from starlette.exceptions import HTTPException
 
 from api.errors import Problem, request_lang
 from api.security import RateLimits, client_ip, too_many
-from layers.accounts.principal import ROLES, Principal
+from layers.accounts.principal import ALL_ROLES, Principal
 from layers.accounts.users import LOOKUP_SQL, hash_secret, principal_from_row
 
 # declared for the OpenAPI document (security schemes); the dependency reads the headers itself
@@ -88,5 +89,5 @@ def require_roles(roles: tuple[str, ...]) -> Callable[[Request], Awaitable[Princ
     return dependency
 
 
-require_user = require_roles(ROLES)
+require_account = require_roles(ALL_ROLES)
 require_admin = require_roles(("admin",))
