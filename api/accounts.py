@@ -65,6 +65,7 @@ _PATCH_BODY = {"type": "object", "properties": {
     "disabled": {"type": "boolean"}, "role": {"type": "string", "enum": ["officer", "admin"]},  # staff only
     "display_name": _STR, "provinces": {"type": "array", "items": _STR},
     "communes": {"type": "array", "items": _STR}, "national": {"type": "boolean"},
+    "areas": _CODES, "facilities": _CODES,            # a producer's / packer's codes, replaced as a whole
     "password": {"type": "string", "format": "password"}}}
 
 
@@ -139,6 +140,18 @@ def _within(who: Principal, national: bool | None, provinces: list[str] | None) 
     if national or (provinces is not None and not set(provinces) <= who.provinces):
         raise Problem(403, f"Không thể cấp phạm vi vượt quá phạm vi của bạn ({who.scope_text('vi')})",
                       f"You cannot grant a scope beyond your own ({who.scope_text('en')})")
+
+
+async def _codes_within(request: Request, who: Principal, role: str, areas: list[str], facilities: list[str]) -> None:
+    """A province-scoped admin gives a producer / packer only areas / houses inside the admin's provinces."""
+    if who.national:
+        return
+    places = await _run(users.code_provinces, _target(request), areas, facilities)
+    outside = sorted(c for c in [*areas, *facilities] if c in places and places[c] not in who.provinces)
+    if outside:
+        raise Problem(403, f"{', '.join(outside)} nằm ngoài phạm vi của bạn ({who.scope_text('vi')})",
+                      f"{', '.join(outside)} lie outside your scope ({who.scope_text('en')})",
+                      field="areas" if role == "producer" else "facilities")
 
 
 async def _run(fn: Any, *args: Any, **kw: Any) -> Any:
@@ -233,13 +246,8 @@ async def create_user(request: Request, who: Principal = Depends(require_admin))
     areas, facilities = _codes(body, "areas") or [], _codes(body, "facilities") or []
     national = bool(_typed(body, "national", bool, "true/false", "true or false"))
     _within(who, national, provinces)
-    if role in TRACE_ROLES and not who.national:       # their areas / houses must lie in the admin's provinces
-        places = await _run(users.code_provinces, _target(request), areas, facilities)
-        outside = sorted(c for c in [*areas, *facilities] if c in places and places[c] not in who.provinces)
-        if outside:
-            raise Problem(403, f"{', '.join(outside)} nằm ngoài phạm vi của bạn ({who.scope_text('vi')})",
-                          f"{', '.join(outside)} lie outside your scope ({who.scope_text('en')})",
-                          field="areas" if role == "producer" else "facilities")
+    if role in TRACE_ROLES:
+        await _codes_within(request, who, role, areas, facilities)
     created: users.Created = await _run(
         users.create_user, _target(request), name, role, provinces, communes, national,
         _typed(body, "display_name", str, "một chuỗi", "a string"), _typed(body, "password", str, "một chuỗi",
@@ -255,7 +263,7 @@ async def get_user(request: Request, name: str, who: Principal = Depends(require
     return _json((await _user_for(request, who, name)).as_dict())
 
 
-@router.patch("/admin/users/{name}", summary="Change a user (admins): disable, scope, role, password",
+@router.patch("/admin/users/{name}", summary="Change a user (admins): disable, scope (provinces, or a producer's / packer's codes), role, password",
               dependencies=SECURITY, openapi_extra=_body(_PATCH_BODY, ("application/merge-patch+json",
                                                                         "application/json")),
               responses={**oas.ok_json(_USER), **oas.problems(400, 401, 403, 404, 413, 415, 422, 429, 503)})
@@ -271,6 +279,13 @@ async def patch_user(request: Request, name: str, who: Principal = Depends(requi
         raise Problem(422, f"Người dùng vai trò {target.role} có phạm vi theo mã vùng/cơ sở, không theo tỉnh/xã",
                       f"A {target.role} is scoped by area/house codes, not provinces or communes",
                       field="provinces")
+    areas, facilities = _codes(body, "areas"), _codes(body, "facilities")
+    if target.role not in TRACE_ROLES and (areas is not None or facilities is not None):
+        raise Problem(422, f"Người dùng vai trò {target.role} có phạm vi theo tỉnh/xã, không theo mã vùng/cơ sở",
+                      f"A {target.role} is scoped by provinces and communes, not area/house codes",
+                      field="areas" if areas is not None else "facilities")
+    if target.role in TRACE_ROLES and (areas is not None or facilities is not None):
+        await _codes_within(request, who, target.role, areas or [], facilities or [])
     if name == who.name and body.get("disabled") is True:
         raise Problem(409, "Không thể tự vô hiệu hóa tài khoản của mình", "You cannot disable your own account")
     provinces, communes = _codes(body, "provinces"), _codes(body, "communes")
@@ -282,7 +297,7 @@ async def patch_user(request: Request, name: str, who: Principal = Depends(requi
         role=_typed(body, "role", str, "một chuỗi", "a string"),
         display_name=_typed(body, "display_name", str, "một chuỗi", "a string"),
         national=national, provinces=provinces, communes=communes,
-        password=_typed(body, "password", str, "một chuỗi", "a string"))
+        password=_typed(body, "password", str, "một chuỗi", "a string"), areas=areas, facilities=facilities)
     return _json(user.as_dict())
 
 

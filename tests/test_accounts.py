@@ -318,9 +318,10 @@ def test_admin_lists_creates_and_disables_producers_and_packers(http: httpx.Clie
     disabled (every key stops); a province admin sees and creates only those whose areas/houses lie in their
     provinces; bad codes and role changes name the field."""
     with psycopg.connect(sample_db) as c:
-        area = c.execute("SELECT g.code FROM growing_areas g JOIN admin_units a ON a.code = g.commune_code AND "
-                         "a.level = 'commune' AND a.scheme = '2025' AND a.parent_code = '86' WHERE g.code IS NOT NULL "
-                         "ORDER BY g.code LIMIT 1").fetchone()[0]  # type: ignore[index]
+        area, area2 = [r[0] for r in c.execute(
+            "SELECT g.code FROM growing_areas g JOIN admin_units a ON a.code = g.commune_code AND "
+            "a.level = 'commune' AND a.scheme = '2025' AND a.parent_code = '86' WHERE g.code IS NOT NULL "
+            "ORDER BY g.code LIMIT 2").fetchall()]
         house = c.execute("SELECT code FROM packing_facilities WHERE code IS NOT NULL AND commune_code IN (SELECT code "
                           "FROM admin_units WHERE level = 'commune' AND scheme = '2025' AND parent_code = '86') "
                           "ORDER BY code LIMIT 1").fetchone()[0]  # type: ignore[index]
@@ -337,6 +338,7 @@ def test_admin_lists_creates_and_disables_producers_and_packers(http: httpx.Clie
         # the key works: /auth/me says who, with the producer's scope (area codes)
         me = http.get("/auth/me", headers=bearer(r.json()["key"]))
         assert me.status_code == 200 and me.json()["role"] == "producer" and me.json()["scope"]["areas"] == [area]
+        producer_key = r.json()["key"]
         r = http.post("/admin/users", headers=h, json={"name": packer, "role": "packer", "facilities": [house]})
         assert r.status_code == 201, r.text
         packer_key = r.json()["key"]
@@ -360,6 +362,20 @@ def test_admin_lists_creates_and_disables_producers_and_packers(http: httpx.Clie
             "field"] == "role"
         assert problem(http.patch(f"/admin/users/{producer}", headers=h, json={"provinces": ["86"]}), 422)[
             "field"] == "provinces"
+        # a producer's codes change as a whole (each checked), at once for their keys; staff take no codes
+        r = http.patch(f"/admin/users/{producer}", headers=h, json={"areas": [area2]})
+        assert r.status_code == 200, r.text
+        assert r.json()["scope"]["areas"] == [area2]
+        assert http.get("/auth/me", headers=bearer(producer_key)).json()["scope"]["areas"] == [area2]
+        for body, fld in (({"areas": []}, "areas"), ({"areas": ["VN-NO-SUCH-AREA"]}, "areas"),
+                          ({"facilities": [house]}, "areas")):
+            bad = problem(http.patch(f"/admin/users/{producer}?lang=en", headers=h, json=body), 422)
+            assert fld in (bad.get("field"), *(e["field"] for e in bad.get("errors", []))), (body, bad)
+        assert http.get("/auth/me", headers=bearer(producer_key)).json()["scope"]["areas"] == [area2]
+        staff = uid("staff")
+        http.post("/admin/users", headers=h, json={"name": staff, "role": "officer", "provinces": ["86"]})
+        assert problem(http.patch(f"/admin/users/{staff}?lang=en", headers=h, json={"areas": [area]}), 422)[
+            "field"] == "areas"
         # a province admin (86): sees and creates producers/packers of 86 only
         scoped = bearer(create_user(sample_db, uid("padmin"), "admin", provinces=["86"]).key)
         outsider = uid("dong-goi-ngoai")
@@ -370,6 +386,9 @@ def test_admin_lists_creates_and_disables_producers_and_packers(http: httpx.Clie
         denied = problem(http.post("/admin/users?lang=en", headers=scoped,
                                    json={"name": uid("x"), "role": "packer", "facilities": [elsewhere]}), 403)
         assert elsewhere in denied["detail"] and denied["field"] == "facilities"
+        moved = problem(http.patch(f"/admin/users/{packer}?lang=en", headers=scoped, json={"facilities": [elsewhere]}),
+                        403)       # nor move one of theirs there
+        assert elsewhere in moved["detail"] and moved["field"] == "facilities"
         ok = http.post("/admin/users", headers=scoped, json={"name": uid("p86"), "role": "producer", "areas": [area]})
         assert ok.status_code == 201, ok.text
         # disable: every key of the packer stops at once

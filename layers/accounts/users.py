@@ -164,12 +164,16 @@ def check_trace_scope(conn: psycopg.Connection, role: str, areas: Iterable[str],
     codes = sorted({str(c).strip() for c in (areas if role == "producer" else facilities) if str(c).strip()})
     other = [c for c in (facilities if role == "producer" else areas) if str(c).strip()]
     fld, table = ("areas", "growing_areas") if role == "producer" else ("facilities", "packing_facilities")
-    opt = "--area" if role == "producer" else "--facility"
+    opt = "areas, --area" if role == "producer" else "facilities, --facility"
+    wrong = "facilities, --facility" if role == "producer" else "areas, --area"
     if other:
-        raise AccountError(f"Vai trò {role} không nhận {'--facility' if role == 'producer' else '--area'}",
-                           f"A {role} takes no {'--facility' if role == 'producer' else '--area'}", 422, fld)
+        raise AccountError(f"Vai trò {role} không nhận mã {'cơ sở đóng gói' if role == 'producer' else 'vùng trồng'}"
+                           f" ({wrong})", f"A {role} takes no {'packing-house' if role == 'producer' else 'area'} "
+                           f"codes ({wrong})", 422, fld)
     if not codes:
-        raise AccountError(f"Cần ít nhất một mã ({opt})", f"At least one code is needed ({opt})", 422, fld)
+        raise AccountError(f"Cần ít nhất một mã {'vùng trồng' if role == 'producer' else 'cơ sở đóng gói'} ({opt})",
+                           f"At least one {'growing-area' if role == 'producer' else 'packing-house'} code is needed "
+                           f"({opt})", 422, fld)
     known = {r[0] for r in conn.execute(f"SELECT code FROM {table} WHERE code = ANY(%s)",  # noqa: S608 - fixed names
                                         [codes]).fetchall()}
     missing = [c for c in codes if c not in known]
@@ -334,9 +338,11 @@ def disable_user(target: Target, name: str) -> User:
 def update_user(target: Target, name: str, disabled: bool | None = None, role: str | None = None,
                 display_name: str | None = None, national: bool | None = None,
                 provinces: Iterable[str] | None = None, communes: Iterable[str] | None = None,
-                password: str | None = None) -> User:
+                password: str | None = None, areas: Iterable[str] | None = None,
+                facilities: Iterable[str] | None = None) -> User:
     """Change a user. Disabling revokes every key and session at once; enabling again does not bring keys back
-    (make a new one). A scope change applies to the next request of every key and session of the user."""
+    (make a new one). A scope change applies to the next request of every key and session of the user; a
+    producer's `areas` / a packer's `facilities` replace the codes they had (each checked, at least one)."""
     with _connect(target) as conn:
         uid, cur_role, _ = _user_row(conn, name, lock=True)
         row = conn.execute("SELECT national, provinces, communes FROM users WHERE id = %s", [uid]).fetchone()
@@ -350,6 +356,10 @@ def update_user(target: Target, name: str, disabled: bool | None = None, role: s
             conn.execute("UPDATE users SET role = %s, national = %s, provinces = %s, communes = %s WHERE id = %s",
                          [new_role, scope.national, list(scope.provinces), list(scope.communes), uid])
             conn.execute("UPDATE api_keys SET role = %s WHERE user_id = %s", [new_role, uid])
+        if (areas is not None or facilities is not None) and cur_role in TRACE_ROLES:
+            codes = check_trace_scope(conn, cur_role, areas or (), facilities or ())
+            conn.execute("UPDATE users SET areas = %s, facilities = %s WHERE id = %s",
+                         [list(codes.areas), list(codes.facilities), uid])
         if display_name is not None:
             conn.execute("UPDATE users SET display_name = %s WHERE id = %s", [display_name.strip() or None, uid])
         if password is not None:
