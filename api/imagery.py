@@ -1,5 +1,6 @@
 """Raster imagery tiles (`/imagery/{name}/{z}/{x}/{y}.png`) and their list (`/imagery`): thin routes over
-`tiles.raster` (GeoTIFF/COG files registered in `DATSO_IMAGERY_DIR`, reprojected with rasterio's WarpedVRT)."""
+`tiles.raster` (GeoTIFF/COG files registered in `DATSO_IMAGERY_DIR`, drawn by rio-tiler). The list is also the
+web map's image choices (true colour, and NDVI where a raster has red and NIR bands)."""
 
 from __future__ import annotations
 
